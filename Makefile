@@ -1,0 +1,49 @@
+# chromosched: `make demo` runs the main job on the bundled demo data, `make test` runs the tests.
+# Both run `make setup` first, which is idempotent and returns in about a second when nothing changed.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := demo
+
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+# Debian packages the pipeline and its tests call: Beagle 5.4 (brings OpenJDK), bcftools, tabix/bgzip, plink2.
+APT_PACKAGES := beagle bcftools tabix plink2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SCHEDULER_SOURCES := scheduler/pyproject.toml $(shell find scheduler/src -type f \( -name '*.py' -o -name '*.tsv' -o -name '*.json' \) -not -path '*.egg-info*')
+PYTEST_ARGS ?=
+
+.PHONY: setup system-packages demo test clean
+
+setup: system-packages $(VENV)/.installed
+
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# Pinned Python dependencies (requirements.txt is a full pin of the tested environment).
+$(VENV)/.requirements: requirements.txt
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade "pip>=24"
+	$(VENV)/bin/python -m pip install -q -r requirements.txt
+	touch $@
+
+# The plugin is installed as a regular package: Snakemake's plugin discovery may miss editable installs.
+$(VENV)/.installed: $(VENV)/.requirements $(SCHEDULER_SOURCES)
+	$(VENV)/bin/python -m pip install -q --no-deps --no-build-isolation --force-reinstall ./scheduler
+	rm -rf scheduler/build
+	touch $@
+
+demo: setup
+	chromosched --version
+
+test: setup
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .snakemake results logs resources/demo benchmarks/out
