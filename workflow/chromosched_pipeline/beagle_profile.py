@@ -351,7 +351,7 @@ def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
         if len(attempts) >= max_runs:
             status = "imprecise"
             break
-        half = math.sqrt(1 + rtol)
+        half = (1 + rtol) ** 0.45  # a little inside sqrt: the integer rounding widens the pair
         straddle = []
         if predicted is not None:  # two probes straddling the prediction, the upper one first
             straddle = [h for h in (int(math.ceil(predicted * half)), int(math.floor(predicted / half)))
@@ -394,17 +394,19 @@ class GcCalibration:
 # A tiny launcher between us and java. Linux keeps the parent's RSS high-water mark in a child's
 # ru_maxrss across (v)fork + exec, so wait4 on a child of this (large) Python process reports at
 # least our own peak; java started by a small launcher reports its own. It also enforces the
-# wall-clock limit (SIGKILL -> exit 137, which run_beagle classifies as killed).
+# wall-clock limit (SIGKILL -> exit 137, which run_beagle classifies as killed), and takes java down
+# with it when the profiler is killed.
 _LAUNCHER = """
 import json, os, signal, subprocess, sys, time
 limit, report, cmd = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
+parent = os.getppid()
 child = subprocess.Popen(cmd)
 deadline, killed = time.monotonic() + limit, False
 while True:
     pid, status, usage = os.wait4(child.pid, os.WNOHANG)
     if pid:
         break
-    if time.monotonic() > deadline:
+    if time.monotonic() > deadline or os.getppid() != parent:  # over time, or the profiler died
         os.kill(child.pid, signal.SIGKILL)
         killed = True
         pid, status, usage = os.wait4(child.pid, 0)
