@@ -8,7 +8,7 @@ the teacher's surface rather than on the few hundred noisy measurements.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -25,15 +25,41 @@ def feature_ranges(X: np.ndarray) -> np.ndarray:
     return np.column_stack([X.min(axis=0), X.max(axis=0)])
 
 
-def sample_synthetic(specs: Sequence[FeatureSpec], ranges: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` feature vectors drawn over ``ranges`` (a scrambled Sobol sample: even coverage)."""
+def sample_synthetic(specs: Sequence[FeatureSpec], ranges: np.ndarray, n: int, seed: int,
+                     ratio_limits: Mapping[tuple[str, str], tuple[float, float]] | None = None) -> np.ndarray:
+    """``n`` feature vectors drawn over ``ranges`` (scrambled Sobol points: even coverage).
+
+    ``ratio_limits`` keeps only vectors whose ratio of two features lies in the measured range (e.g.
+    array density ``target_variants / ref_variants``: a target can never have more markers than the
+    reference), so the teacher is not asked about combinations it never saw.
+    """
     import warnings
 
     from scipy.stats import qmc
 
-    with warnings.catch_warnings():  # Sobol prefers powers of two; any n is fine for our use
-        warnings.simplefilter("ignore")
-        u = qmc.Sobol(d=len(specs), scramble=True, seed=seed).random(n)
+    names = [s.name for s in specs]
+    sampler = qmc.Sobol(d=len(specs), scramble=True, seed=seed)
+    kept: list[np.ndarray] = []
+    total = 0
+    for _ in range(50):
+        with warnings.catch_warnings():  # Sobol prefers powers of two; any n is fine for our use
+            warnings.simplefilter("ignore")
+            u = sampler.random(max(n, 256))
+        block = _map_unit(specs, ranges, u)
+        for (num, den), (lo, hi) in (ratio_limits or {}).items():
+            r = block[:, names.index(num)] / np.maximum(block[:, names.index(den)], 1e-12)
+            block = block[(r >= lo) & (r <= hi)]
+        kept.append(block)
+        total += len(block)
+        if total >= n:
+            break
+    out = np.concatenate(kept)[:n]
+    if len(out) < n:
+        raise ChromoschedError(f"could not draw {n} synthetic vectors within the measured ratios {ratio_limits}")
+    return out
+
+
+def _map_unit(specs: Sequence[FeatureSpec], ranges: np.ndarray, u: np.ndarray) -> np.ndarray:
     out = np.empty_like(u)
     for i, spec in enumerate(specs):
         lo, hi = float(ranges[i, 0]), float(ranges[i, 1])
@@ -56,13 +82,25 @@ class Distillation:
 
 
 def distill(teacher: RamTeacher, ranges: np.ndarray, engine: SymbolicEngine, budget: SearchBudget,
-            n_synthetic: int = 4096, seed: int = 0) -> Distillation:
-    """Fit the engine to teacher labels on synthetic vectors; return the (checked, simplified) formula."""
+            n_synthetic: int = 4096, seed: int = 0,
+            ratio_limits: Mapping[tuple[str, str], tuple[float, float]] | None = None,
+            target_scale: str = "linear") -> Distillation:
+    """Fit the engine to teacher labels on synthetic vectors; return the (checked, simplified) formula.
+
+    ``target_scale="log"`` fits ``log(MB)`` (relative errors, always-positive ``exp(...)`` formula);
+    ``"linear"`` fits MB directly (absolute errors: the large jobs, which matter most, dominate).
+    """
+    if target_scale not in ("linear", "log"):
+        raise ChromoschedError(f"--sr-target must be linear or log, not {target_scale!r}")
     specs = teacher.features
     names = [s.name for s in specs]
-    X = sample_synthetic(specs, ranges, n_synthetic, seed)
+    X = sample_synthetic(specs, ranges, n_synthetic, seed, ratio_limits)
     y = teacher.predict(X)
-    text = engine.fit(X, y, names, budget, seed)
+    if target_scale == "log":
+        text = engine.fit(X, np.log(y), names, budget, seed)
+        text = f"exp({SafeExpression(text, names, source=f'{engine.name} output').text})"
+    else:
+        text = engine.fit(X, y, names, budget, seed)
     expression = SafeExpression(text, names, source=f"{engine.name} output")
     expression = simplified(expression, check=X)
     pred = expression.evaluate_matrix(X)

@@ -21,6 +21,8 @@ from .runs import file_sha256, read_runs, select_split
 from .teacher import RamTeacher, _pearson
 
 TOOLS = {"beagle": (BEAGLE_FEATURES, BEAGLE_TARGET, "minimum Java heap (-Xmx) with which Beagle succeeds")}
+#: feature ratios that synthetic vectors keep within their measured range (see distill.sample_synthetic)
+RATIOS = {"beagle": [("target_variants", "ref_variants")]}
 
 
 def _stderr(message: str) -> None:
@@ -58,7 +60,7 @@ def split_calibration(n: int, fraction: float, seed: int, minimum: int) -> tuple
 
 def fit_prior(runs_path: str | Path, *, engine: str = "operon", level: float = 0.9, seed: int = 0,
               budget: SearchBudget | str = "default", n_synthetic: int = 4096, calibration_fraction: float = 0.3,
-              tool: str = "beagle", teacher_file: str | None = None,
+              tool: str = "beagle", teacher_file: str | None = None, sr_target: str = "linear",
               progress: Callable[[str], None] = _stderr) -> FittedPrior:
     """Fit teacher, formula and calibration maps on the ``fit`` split of ``runs_path``."""
     if tool not in TOOLS:
@@ -82,8 +84,13 @@ def fit_prior(runs_path: str | Path, *, engine: str = "operon", level: float = 0
     teacher.fit(X[train], y[train])
 
     ranges = feature_ranges(X[train])
+    ratio_limits = {}
+    for num, den in RATIOS.get(tool, []):
+        r = X[train, names.index(num)] / X[train, names.index(den)]
+        ratio_limits[(num, den)] = (float(r.min()), float(r.max()))
     progress(f"distilling with {sr.name} on {n_synthetic} synthetic vectors (budget {budget})")
-    result = distill(teacher, ranges, sr, budget, n_synthetic=n_synthetic, seed=seed)
+    result = distill(teacher, ranges, sr, budget, n_synthetic=n_synthetic, seed=seed, ratio_limits=ratio_limits,
+                     target_scale=sr_target)
     progress(f"formula: {result.expression.text}")
     progress(f"formula vs teacher on synthetic vectors: Pearson r = {result.synthetic_pearson:.4f}")
 
@@ -125,8 +132,9 @@ def fit_prior(runs_path: str | Path, *, engine: str = "operon", level: float = 0
                  "formula_pearson_calibration_runs": round(_pearson(pred_cal, y[cal]), 4)},
         provenance={"runs_file": str(runs_path), "runs_sha256": file_sha256(runs_path),
                     "n_fit_runs": int(len(y)), "n_teacher_runs": int(len(train)), "n_calibration_runs": int(len(cal)),
-                    "engine": sr.name, "engine_output": result.engine_text, "budget": budget.__dict__,
-                    "n_synthetic": result.n_synthetic, "seed": int(seed),
+                    "engine": sr.name, "engine_output": result.engine_text, "sr_target": sr_target, "budget": budget.__dict__,
+                    "n_synthetic": result.n_synthetic, "synthetic_ratio_limits": {f"{a}/{b}": [round(lo, 6), round(hi, 6)] for (a, b), (lo, hi) in ratio_limits.items()},
+                    "seed": int(seed),
                     "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
                     "versions": _versions(sr)},
         source="fitted prior",
