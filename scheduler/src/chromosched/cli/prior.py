@@ -23,6 +23,8 @@ def register(commands, simulate) -> None:
     fit.add_argument("--budget", default="default", help="search budget preset: tiny, small, default")
     fit.add_argument("--synthetic", type=int, default=4096, help="synthetic feature vectors for distillation")
     fit.add_argument("--tool", default="beagle", help="which tool's features (beagle)")
+    fit.add_argument("--sr-target", default="linear", choices=["linear", "log"],
+                     help="fit the formula to MB (linear, default) or to log MB (formula = exp(...))")
     fit.set_defaults(func=_fit)
 
     predict = sub.add_parser("predict", help="raw and calibrated prediction (MB) for one job")
@@ -49,7 +51,8 @@ def _fit(args) -> int:
         raise ChromoschedError(f"--out {out}: the prior file must end in .json")
     teacher_name = f"{out.stem}.teacher.joblib"
     fitted = fit_prior(args.runs, engine=args.engine, level=args.level, seed=args.seed, budget=args.budget,
-                       n_synthetic=args.synthetic, tool=args.tool, teacher_file=teacher_name)
+                       n_synthetic=args.synthetic, tool=args.tool, teacher_file=teacher_name,
+                       sr_target=args.sr_target)
     atomic_write_bytes(out.parent / teacher_name, fitted.teacher_bytes)
     fitted.prior.save(out)
     print(f"wrote {out} and {out.parent / teacher_name}", file=sys.stderr)
