@@ -1,0 +1,48 @@
+# Per chromosome: Beagle 5.4 with -Xmx derived from this attempt's mem_mb resource (resources are
+# re-evaluated on retry, params are not), nthreads={threads}, ##contig lines restored.
+
+
+rule impute:
+    input:
+        gt="results/prepared/{chrom}/target.vcf.gz",
+        gt_index="results/prepared/{chrom}/target.vcf.gz.tbi",
+        ref=PIPE.panel,
+        ref_index=PIPE.panel_index,
+        map="results/prepared/{chrom}/genetic.map",
+    output:
+        vcf="results/imputed/{chrom}.vcf.gz",
+        tbi="results/imputed/{chrom}.vcf.gz.tbi",
+    params:
+        beagle=PIPE.beagle_arguments(),
+    log:
+        main="logs/impute/{chrom}.log",
+        attempts="logs/impute/{chrom}.attempts.jsonl",
+    benchmark:
+        "results/benchmarks/impute/{chrom}.tsv"
+    threads: res.threads("impute")
+    resources:
+        mem_mb=res.mem_mb("impute"),
+        runtime=res.runtime("impute"),
+    conda:
+        "../envs/beagle.yaml"
+    shell:
+        "python -m chromosched_pipeline.beagle --gt {input.gt} --ref {input.ref} --map {input.map}"
+        " --out {output.vcf} --mem-mb {resources.mem_mb} --threads {threads} {params.beagle}"
+        " --attempts {log.attempts} 2> {log.main}"
+
+
+rule imputation_quality:
+    input:
+        vcf="results/imputed/{chrom}.vcf.gz",
+    output:
+        dr2="results/quality/{chrom}.dr2.tsv",
+    log:
+        "logs/imputation_quality/{chrom}.log",
+    resources:
+        mem_mb=res.mem_mb("imputation_quality"),
+        runtime=res.runtime("imputation_quality"),
+    conda:
+        "../envs/bcftools.yaml"
+    shell:
+        "bcftools query -f '%CHROM\\t%POS\\t%INFO/AF\\t%INFO/DR2\\n' {input.vcf} > {output.dr2}.tmp 2> {log}"
+        " && mv {output.dr2}.tmp {output.dr2}"
