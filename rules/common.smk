@@ -28,6 +28,7 @@ res.configure(
         overlap_cm=PIPE.beagle.get("overlap"),
         threads=PIPE.raw["threads"],
         memory_budget_mb=PIPE.memory_budget_mb,
+        overrides=PIPE.raw["resources"],
     )
 )
 

@@ -14,9 +14,11 @@ rule impute:
         tbi="results/imputed/{chrom}.vcf.gz.tbi",
     params:
         beagle=PIPE.beagle_arguments(),
-    log:
-        main="logs/impute/{chrom}.log",
+        # One JSON line per attempt (outcome, mem_mb, heap, peak RSS). Not a log: directive,
+        # because Snakemake deletes a failed job's logs before the retry; this history must stay.
         attempts="logs/impute/{chrom}.attempts.jsonl",
+    log:
+        "logs/impute/{chrom}.log",
     benchmark:
         "results/benchmarks/impute/{chrom}.tsv"
     threads: res.threads("impute")
@@ -28,7 +30,7 @@ rule impute:
     shell:
         "python -m chromosched_pipeline.beagle --gt {input.gt} --ref {input.ref} --map {input.map}"
         " --out {output.vcf} --mem-mb {resources.mem_mb} --threads {threads} {params.beagle}"
-        " --attempts {log.attempts} 2> {log.main}"
+        " --attempts {params.attempts} 2> {log}"
 
 
 rule imputation_quality:

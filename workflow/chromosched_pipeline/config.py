@@ -211,14 +211,6 @@ def _check_inputs(pc: PipelineConfig) -> None:
         return checked[path]
 
     for chrom in pc.chromosomes:
-        target = pc.target_vcf(chrom)
-        target_contigs = contigs_of(target, "target.vcf")
-        if not target_contigs:
-            raise ChromoschedError(f"{src}: target.vcf {target}: no variant records (empty VCF)")
-        if indexed_contigs(target) is not None and match_contig(chrom, target_contigs) is None:
-            raise ChromoschedError(
-                f"{src}: chromosomes: {chrom} has no records in target.vcf {target} (it has: {_preview(target_contigs)})"
-            )
         panel = pc.panel(chrom)
         if not Path(panel).is_file():
             raise ChromoschedError(f"{src}: chromosomes: {chrom} is not in the reference panel {panel} (file not found)")
@@ -239,6 +231,14 @@ def _check_inputs(pc: PipelineConfig) -> None:
                 raise ChromoschedError(f"{src}: reference.map {genetic_map}: file is empty")
             if match_contig(chrom, [first]) is None:
                 raise ChromoschedError(f"{src}: reference.map {genetic_map}: is for chromosome {first}, not {chrom}")
+        target = pc.target_vcf(chrom)
+        target_contigs = contigs_of(target, "target.vcf")
+        if not target_contigs:
+            raise ChromoschedError(f"{src}: target.vcf {target}: no variant records (empty VCF)")
+        if indexed_contigs(target) is not None and match_contig(chrom, target_contigs) is None:
+            raise ChromoschedError(
+                f"{src}: chromosomes: {chrom} has no records in target.vcf {target} (it has: {_preview(target_contigs)})"
+            )
         truth = pc.truth(chrom)
         if truth:
             _require_file(truth, "truth", src)

@@ -25,6 +25,7 @@ The built-in :class:`HeuristicModel` (documented numbers, not learned):
   thread, x3 safety, at least 5 minutes.
 * the Python steps (prepare, prs, report): a fixed base for the interpreter and libraries plus a
   term in the input size when it is known (0 while it is not).
+* ``resources: {<rule>: {mem_mb, runtime}}`` in the config replaces the first attempt's numbers.
 * retries: memory and runtime double with every attempt (``x 2**(attempt-1)``);
   memory is capped at the configured ``memory_budget_mb``.
 """
@@ -106,6 +107,7 @@ class PipelineFacts:
     overlap_cm: float | None = 2.0
     threads: Mapping[str, int] | None = None
     memory_budget_mb: int | None = None
+    overrides: Mapping[str, Mapping[str, int]] | None = None  # rule -> {mem_mb, runtime} for attempt 1
 
 
 class HeuristicModel:
@@ -170,8 +172,11 @@ class HeuristicModel:
         else:
             base, per_mb = PYTHON_STEP_MEMORY.get(job.rule, DEFAULT_STEP)
             mem, runtime = base + per_mb * job.input_mb, 5 + job.input_mb / 100
+        fixed = (self.facts.overrides or {}).get(job.rule, {})
+        mem = fixed.get("mem_mb", mem)
+        runtime = fixed.get("runtime", runtime)
         scale = 2 ** max(0, job.attempt - 1)
-        mem = int(math.ceil(mem * scale / 16) * 16)
+        mem = int(math.ceil(mem * scale))
         if self.facts.memory_budget_mb:
             mem = min(mem, int(self.facts.memory_budget_mb))
         return ResourceRequest(mem_mb=mem, runtime=int(math.ceil(runtime * scale)), threads=threads)
