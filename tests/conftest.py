@@ -62,7 +62,9 @@ def run_snakemake(workdir, config: dict, *args: str, timeout: int = 600) -> subp
     snakemake = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
     cmd = [snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "config.yaml"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    # Rules call `python`: make it this interpreter's environment whatever PATH the tests got.
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=env)
 
 
 @pytest.fixture(scope="session")

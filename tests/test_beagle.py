@@ -168,3 +168,33 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
                         "--mem-mb", "500", "--threads", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"beagle: error: target VCF {missing}: file not found"]
+
+
+@needs_beagle
+def test_sigterm_stops_beagle_and_removes_temporaries(chrom21, tmp_path):
+    # Snakemake stops a job with SIGTERM: the wrapper must kill Java and leave no files behind.
+    import subprocess
+
+    gt, ref, gmap = chrom21
+    out_dir = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chromosched_pipeline.beagle", "--gt", str(gt), "--ref", str(ref), "--map", str(gmap),
+         "--out", str(out_dir / "chr21.vcf.gz"), "--mem-mb", "300", "--threads", "1", "--burnin", "30", "--iterations", "60"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 20
+    while time.time() < deadline and not (out_dir.exists() and any(out_dir.iterdir())):
+        time.sleep(0.05)  # Beagle has started writing its temporary output
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    time.sleep(0.2)
+    assert list(out_dir.iterdir()) == []
+    leftover = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, str(out_dir))]
+    assert leftover == []
+
+
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        return text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

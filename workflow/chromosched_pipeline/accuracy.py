@@ -18,7 +18,7 @@ from cyvcf2 import VCF
 
 from chromosched.errors import ChromoschedError
 
-from .vcfio import write_text_atomic
+from .vcfio import exit_on_sigterm, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ def dosage_r2(imputed: str | Path, truth: str | Path, min_maf: float = 0.05) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    exit_on_sigterm()
     p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.accuracy", description=__doc__.splitlines()[0])
     p.add_argument("--imputed", required=True, type=Path, nargs="+", help="imputed VCF(s) with FORMAT/DS")
     p.add_argument("--truth", required=True, type=Path, nargs="+", help="truth VCF(s), same order as --imputed")

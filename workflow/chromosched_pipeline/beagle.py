@@ -46,6 +46,7 @@ from typing import IO, Sequence
 from chromosched.errors import ChromoschedError
 
 from .vcfio import (
+    exit_on_sigterm,
     check_bgzf_complete,
     header_contig_lengths,
     read_header_lines,
@@ -366,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    exit_on_sigterm()
     args = build_parser().parse_args(argv)
     params = BeagleParams(args.window, args.overlap, args.burnin, args.iterations, args.ne, args.seed)
     try:

@@ -190,7 +190,8 @@ def load_pipeline_config(
 
 def _require_file(path: str | None, what: str, source: str) -> None:
     if path and not Path(path).is_file():
-        raise ChromoschedError(f"{source}: {what} {path}: file not found")
+        hint = " (run `make demo` to generate the demo data)" if "resources/demo/" in str(path) else ""
+        raise ChromoschedError(f"{source}: {what} {path}: file not found{hint}")
 
 
 def _check_inputs(pc: PipelineConfig) -> None:
@@ -213,7 +214,8 @@ def _check_inputs(pc: PipelineConfig) -> None:
     for chrom in pc.chromosomes:
         panel = pc.panel(chrom)
         if not Path(panel).is_file():
-            raise ChromoschedError(f"{src}: chromosomes: {chrom} is not in the reference panel {panel} (file not found)")
+            hint = "; run `make demo` to generate the demo data" if "resources/demo/" in panel else ""
+            raise ChromoschedError(f"{src}: chromosomes: {chrom} is not in the reference panel {panel} (file not found{hint})")
         if not _existing_index(panel):
             raise ChromoschedError(f"{src}: reference.panel {panel}: no .tbi or .csi index (run: tabix -p vcf {panel})")
         panel_contigs = contigs_of(panel, "reference.panel")

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from chromosched.errors import ChromoschedError  # noqa: E402
 from chromosched.genomes import canonical_chrom  # noqa: E402
 
-from .vcfio import atomic_outputs, write_text_atomic  # noqa: E402
+from .vcfio import atomic_outputs, exit_on_sigterm, write_text_atomic  # noqa: E402
 
 
 def _save(fig: plt.Figure, out: str | Path) -> None:
@@ -198,6 +198,7 @@ def imputation_quality(dr2_files: Sequence[str | Path], out_png: str | Path) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    exit_on_sigterm()
     p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.plots", description="Report figures and tables.")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("prs")

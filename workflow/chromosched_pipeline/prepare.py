@@ -28,6 +28,7 @@ import pysam
 from chromosched.errors import ChromoschedError
 
 from .vcfio import (
+    exit_on_sigterm,
     check_bgzf_complete,
     header_contig_lengths,
     indexed_contigs,
@@ -227,6 +228,7 @@ def prepare_chromosome(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    exit_on_sigterm()
     p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.prepare", description=__doc__.splitlines()[0])
     p.add_argument("--chrom", required=True)
     p.add_argument("--target", required=True, help="target VCF (bgzipped; indexed or not)")

@@ -45,7 +45,7 @@ from cyvcf2 import VCF
 from chromosched.errors import ChromoschedError
 from chromosched.genomes import canonical_chrom
 
-from .vcfio import check_bgzf_complete, write_text_atomic
+from .vcfio import check_bgzf_complete, exit_on_sigterm, write_text_atomic
 
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
 STATUSES = ("matched", "flipped", "absent", "allele_mismatch")
@@ -371,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    exit_on_sigterm()
     args = build_parser().parse_args(argv)
     try:
         if args.command == "score":

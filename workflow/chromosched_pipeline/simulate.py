@@ -44,7 +44,7 @@ import numpy as np
 from chromosched.errors import ChromoschedError
 from chromosched.genomes import canonical_chrom, genome_lengths
 
-from .vcfio import read_header_lines, write_bgzipped_vcf, write_text_atomic
+from .vcfio import exit_on_sigterm, read_header_lines, write_bgzipped_vcf, write_text_atomic
 
 POPULATIONS: tuple[str, ...] = ("YRI", "CEU", "CHB", "ADMIX")
 GENERATION_YEARS = 25
@@ -575,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    exit_on_sigterm()
     args = build_parser().parse_args(argv)
     manifest = args.out / "manifest.json"
     wanted = {

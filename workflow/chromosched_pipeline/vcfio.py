@@ -56,6 +56,15 @@ def atomic_outputs(*paths: str | os.PathLike, suffixes: Sequence[str] | None = N
         raise
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (how Snakemake and batch systems stop a job) into SystemExit, so that
+    :func:`atomic_outputs` and other ``finally`` blocks remove temporaries and child processes."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a small text file atomically."""
     with atomic_outputs(path) as (tmp,):
