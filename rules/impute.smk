@@ -46,5 +46,7 @@ rule imputation_quality:
     conda:
         "../envs/bcftools.yaml"
     shell:
-        "bcftools query -f '%CHROM\\t%POS\\t%INFO/AF\\t%INFO/DR2\\n' {input.vcf} > {output.dr2}.tmp 2> {log}"
+        # written under a temporary name and renamed, so a killed job leaves no partial table
+        "trap 'rm -f {output.dr2}.tmp' EXIT;"
+        " bcftools query -f '%CHROM\\t%POS\\t%INFO/AF\\t%INFO/DR2\\n' -o {output.dr2}.tmp {input.vcf} 2> {log}"
         " && mv {output.dr2}.tmp {output.dr2}"
