@@ -39,8 +39,15 @@ $(VENV)/.installed: $(VENV)/.requirements $(SCHEDULER_SOURCES)
 	rm -rf scheduler/build
 	touch $@
 
+# The demo: simulate the cohort into resources/demo/ (skipped when its manifest matches), run the
+# pipeline on all 22 chromosomes with the local profile, build the report.
+DEMO_CORES ?= $(shell nproc)
 demo: setup
-	chromosched --version
+	PYTHONPATH=$(CURDIR)/workflow $(BIN)/python -m chromosched_pipeline.simulate --out resources/demo --if-missing
+	$(BIN)/snakemake --profile profiles/local --cores $(DEMO_CORES)
+	$(BIN)/snakemake --report results/report.html
+	@echo "PRS table: $(CURDIR)/results/prs/prs.tsv"
+	@echo "report:    $(CURDIR)/results/report.html"
 
 test: setup
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)

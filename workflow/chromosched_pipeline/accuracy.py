@@ -18,6 +18,8 @@ from cyvcf2 import VCF
 
 from chromosched.errors import ChromoschedError
 
+from .vcfio import exit_on_sigterm, write_text_atomic
+
 
 @dataclass(frozen=True)
 class ImputationAccuracy:
@@ -86,19 +88,36 @@ def dosage_r2(imputed: str | Path, truth: str | Path, min_maf: float = 0.05) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    exit_on_sigterm()
     p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.accuracy", description=__doc__.splitlines()[0])
     p.add_argument("--imputed", required=True, type=Path, nargs="+", help="imputed VCF(s) with FORMAT/DS")
     p.add_argument("--truth", required=True, type=Path, nargs="+", help="truth VCF(s), same order as --imputed")
     p.add_argument("--min-maf", type=float, default=0.05, help="only variants with true MAF >= this (default 0.05)")
+    p.add_argument("--out", type=Path, default=None, help="write a TSV (one row per file plus 'all') instead of JSON on stdout")
     args = p.parse_args(argv)
     if len(args.imputed) != len(args.truth):
         print("accuracy: error: give one --truth per --imputed", file=sys.stderr)
         return 2
     rows = []
-    for imp, tru in zip(args.imputed, args.truth):
-        acc = dosage_r2(imp, tru, args.min_maf)
-        rows.append({"imputed": str(imp), **asdict(acc)})
-    print(json.dumps(rows, indent=2))
+    try:
+        for imp, tru in zip(args.imputed, args.truth):
+            acc = dosage_r2(imp, tru, args.min_maf)
+            rows.append({"imputed": str(imp), **asdict(acc)})
+    except (ChromoschedError, OSError) as exc:
+        print(f"accuracy: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    if args.out is None:
+        print(json.dumps(rows, indent=2))
+        return 0
+    lines = ["imputed\tn_variants\tmean_r2\tmedian_r2\tpooled_r2\tmin_maf"]
+    for r in rows:
+        lines.append(f"{r['imputed']}\t{r['n_variants']}\t{r['mean_r2']:.4f}\t{r['median_r2']:.4f}\t{r['pooled_r2']:.4f}\t{r['min_maf']}")
+    n = sum(r["n_variants"] for r in rows)
+    if n:
+        mean = sum(r["mean_r2"] * r["n_variants"] for r in rows if r["n_variants"]) / n
+        lines.append(f"all\t{n}\t{mean:.4f}\t\t\t{args.min_maf}")
+    write_text_atomic(args.out, "\n".join(lines) + "\n")
+    print(f"accuracy: mean dosage r2 {mean if n else float('nan'):.4f} over {n} variants with MAF >= {args.min_maf}", file=sys.stderr)
     return 0
 
 

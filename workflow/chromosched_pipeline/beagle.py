@@ -46,6 +46,7 @@ from typing import IO, Sequence
 from chromosched.errors import ChromoschedError
 
 from .vcfio import (
+    exit_on_sigterm,
     check_bgzf_complete,
     header_contig_lengths,
     read_header_lines,
@@ -57,8 +58,9 @@ from .vcfio import (
 # ~60-100 MB for Beagle 5.4 on OpenJDK 17 at small heaps; GC bookkeeping grows with the heap.
 JVM_OVERHEAD_MB = 100
 JVM_OVERHEAD_FRACTION = 0.05
-# Smallest heap we ever pass: Beagle's own baseline is ~25 MB before any data.
-HEAP_FLOOR_MB = 32
+# Smallest heap we ever pass: enough for the JVM to start (OpenJDK 17 refuses -Xmx2m). Beagle
+# itself needs more, so a grant this small fails fast with a heap OOM and the retry gets more.
+HEAP_FLOOR_MB = 4
 DEFAULT_JAR = Path("/usr/share/beagle/beagle.jar")
 OOM_MARKER = "Terminating due to java.lang.OutOfMemoryError"
 OOM_EXIT_CODE = 3  # what -XX:+ExitOnOutOfMemoryError exits with
@@ -66,10 +68,9 @@ KILLED_EXIT_CODE = 137  # 128 + SIGKILL, as shells and Slurm report a killed job
 
 
 def heap_mb_for(mem_mb: int | float) -> int:
-    """The ``-Xmx`` (MB) for a job granted ``mem_mb``: ``mem_mb - 100 - 5% of mem_mb``, at least 32.
+    """The ``-Xmx`` (MB) for a job granted ``mem_mb``: ``mem_mb - 100 - 5% of mem_mb``, at least 4.
 
-    Example: 1024 -> 873, 4096 -> 3791, 200 -> 90, 100 -> 32 (the floor; such a job may exceed
-    its grant by the JVM overhead).
+    Example: 1024 -> 872, 4096 -> 3791, 200 -> 90, 100 -> 4 (the floor).
     """
     mem = float(mem_mb)
     return max(HEAP_FLOOR_MB, int(mem - JVM_OVERHEAD_MB - JVM_OVERHEAD_FRACTION * mem))
@@ -366,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    exit_on_sigterm()
     args = build_parser().parse_args(argv)
     params = BeagleParams(args.window, args.overlap, args.burnin, args.iterations, args.ne, args.seed)
     try:

@@ -44,7 +44,7 @@ import numpy as np
 from chromosched.errors import ChromoschedError
 from chromosched.genomes import canonical_chrom, genome_lengths
 
-from .vcfio import read_header_lines, write_bgzipped_vcf, write_text_atomic
+from .vcfio import exit_on_sigterm, read_header_lines, write_bgzipped_vcf, write_text_atomic
 
 POPULATIONS: tuple[str, ...] = ("YRI", "CEU", "CHB", "ADMIX")
 GENERATION_YEARS = 25
@@ -236,7 +236,7 @@ def simulate_chromosome(
     out_dir: str | Path,
     n_ref: int = 500,
     n_target: int = 100,
-    array_density: float = 0.2,
+    array_density: float = 0.3,
     missing_rate: float = 0.01,
     seed: int = 1,
     score_fraction: float = 0.02,
@@ -467,7 +467,7 @@ def simulate_cohort(
     chromosomes: Sequence[str] | None = None,
     n_ref: int = 500,
     n_target: int = 100,
-    array_density: float = 0.2,
+    array_density: float = 0.3,
     missing_rate: float = 0.01,
     seed: int = 1,
     contig_style: str = "chr",
@@ -565,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chromosomes", nargs="+", default=None, help="chromosomes to simulate (default: all 22 autosomes)")
     p.add_argument("--n-ref", type=int, default=500, help="reference panel samples (default 500)")
     p.add_argument("--n-target", type=int, default=100, help="target samples (default 100)")
-    p.add_argument("--array-density", type=float, default=0.2, help="fraction of common panel SNPs on the array (default 0.2)")
+    p.add_argument("--array-density", type=float, default=0.3, help="fraction of common panel SNPs on the array (default 0.3)")
     p.add_argument("--missing-rate", type=float, default=0.01, help="fraction of missing target calls (default 0.01)")
     p.add_argument("--seed", type=int, default=1, help="master random seed (default 1)")
     p.add_argument("--contig-style", choices=["chr", "plain"], default="chr", help="contig names in panel and map: chr1 or 1")
@@ -575,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    exit_on_sigterm()
     args = build_parser().parse_args(argv)
     manifest = args.out / "manifest.json"
     wanted = {

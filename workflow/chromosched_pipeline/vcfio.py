@@ -56,17 +56,32 @@ def atomic_outputs(*paths: str | os.PathLike, suffixes: Sequence[str] | None = N
         raise
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (how Snakemake and batch systems stop a job) into SystemExit, so that
+    :func:`atomic_outputs` and other ``finally`` blocks remove temporaries and child processes."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a small text file atomically."""
     with atomic_outputs(path) as (tmp,):
         tmp.write_text(text)
 
 
-def write_bgzipped_vcf(path: str | os.PathLike, header_lines: Iterable[str], records: Iterable[str]) -> int:
+def write_bgzipped_vcf(
+    path: str | os.PathLike,
+    header_lines: Iterable[str],
+    records: Iterable[str],
+    empty_error: str | None = None,
+) -> int:
     """Write a bgzipped, tabix-indexed VCF atomically (``path`` and ``path.tbi``).
 
     ``header_lines`` are full lines without newline, ending with the ``#CHROM`` line; ``records``
     are tab-separated record lines without newline, sorted by position. Returns the record count.
+    With ``empty_error``, zero records raise ChromoschedError(empty_error) and nothing is written.
     """
     path = Path(path)
     index = Path(f"{path}.tbi")
@@ -83,6 +98,8 @@ def write_bgzipped_vcf(path: str | os.PathLike, header_lines: Iterable[str], rec
                     buffer.clear()
             if buffer:
                 out.write(("\n".join(buffer) + "\n").encode())
+        if n == 0 and empty_error:
+            raise ChromoschedError(empty_error)
         pysam.tabix_index(str(tmp), preset="vcf", force=True, index=str(tmp_index))
     return n
 
@@ -191,3 +208,71 @@ def map_contigs(path: str | os.PathLike) -> list[str]:
     except OSError as exc:
         raise ChromoschedError(f"genetic map {path}: cannot read ({exc.strerror})") from None
     return list(seen)
+
+
+def indexed_record_counts(path: str | os.PathLike) -> dict[str, int] | None:
+    """Records per contig from the statistics htslib stores in a .tbi/.csi index, without
+    reading the VCF; None when there is no index or it carries no statistics.
+
+    The counts live in each reference's pseudo-bin (tabix: bin 37450; CSI: the bin after the
+    last real one) as (n_mapped, n_unmapped).
+    """
+    import struct
+
+    path = str(path)
+    for suffix, kind in ((".tbi", "tbi"), (".csi", "csi")):
+        if os.path.exists(path + suffix):
+            index, fmt = path + suffix, kind
+            break
+    else:
+        return None
+    try:
+        with gzip.open(index, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError):
+        return None
+    off = 0
+
+    def take(fmt_: str):
+        nonlocal off
+        values = struct.unpack_from("<" + fmt_, data, off)
+        off += struct.calcsize("<" + fmt_)
+        return values
+
+    try:
+        if fmt == "tbi":
+            if data[:4] != b"TBI\x01":
+                return None
+            off = 4
+            n_ref, _f, _cs, _cb, _ce, _meta, _skip, l_nm = take("8i")
+            names = data[off : off + l_nm].split(b"\x00")[:n_ref]
+            off += l_nm
+            pseudo = 37450
+        else:
+            if data[:4] != b"CSI\x01":
+                return None
+            off = 4
+            _min_shift, depth, l_aux = take("3i")
+            aux = data[off : off + l_aux]
+            off += l_aux
+            (n_ref,) = take("i")
+            # VCF CSI indexes made by bcftools carry tabix-style names in aux after 28 bytes.
+            names = aux[28:].split(b"\x00")[:n_ref] if l_aux > 28 else [b"%d" % i for i in range(n_ref)]
+            pseudo = ((1 << ((depth + 1) * 3)) - 1) // 7 + 1
+        counts: dict[str, int] = {}
+        for r in range(n_ref):
+            (n_bin,) = take("i")
+            for _ in range(n_bin):
+                if fmt == "tbi":
+                    bin_, n_chunk = take("Ii")
+                else:
+                    bin_, _loff, n_chunk = take("IQi")
+                chunks = take(f"{2 * n_chunk}Q") if n_chunk else ()
+                if bin_ == pseudo and n_chunk == 2:
+                    counts[names[r].decode()] = int(chunks[2])
+            if fmt == "tbi":
+                (n_intv,) = take("i")
+                off += 8 * n_intv
+    except struct.error:
+        return None
+    return counts or None

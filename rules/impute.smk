@@ -1,0 +1,52 @@
+# Per chromosome: Beagle 5.4 with -Xmx derived from this attempt's mem_mb resource (resources are
+# re-evaluated on retry, params are not), nthreads={threads}, ##contig lines restored.
+
+
+rule impute:
+    input:
+        gt="results/prepared/{chrom}/target.vcf.gz",
+        gt_index="results/prepared/{chrom}/target.vcf.gz.tbi",
+        ref=PIPE.panel,
+        ref_index=PIPE.panel_index,
+        map="results/prepared/{chrom}/genetic.map",
+    output:
+        vcf="results/imputed/{chrom}.vcf.gz",
+        tbi="results/imputed/{chrom}.vcf.gz.tbi",
+    params:
+        beagle=PIPE.beagle_arguments(),
+        # One JSON line per attempt (outcome, mem_mb, heap, peak RSS). Not a log: directive,
+        # because Snakemake deletes a failed job's logs before the retry; this history must stay.
+        attempts="logs/impute/{chrom}.attempts.jsonl",
+    log:
+        "logs/impute/{chrom}.log",
+    benchmark:
+        "results/benchmarks/impute/{chrom}.tsv"
+    threads: res.threads("impute")
+    resources:
+        mem_mb=res.mem_mb("impute"),
+        runtime=res.runtime("impute"),
+    conda:
+        "../envs/beagle.yaml"
+    shell:
+        "python -m chromosched_pipeline.beagle --gt {input.gt} --ref {input.ref} --map {input.map}"
+        " --out {output.vcf} --mem-mb {resources.mem_mb} --threads {threads} {params.beagle}"
+        " --attempts {params.attempts} 2> {log}"
+
+
+rule imputation_quality:
+    input:
+        vcf="results/imputed/{chrom}.vcf.gz",
+    output:
+        dr2="results/quality/{chrom}.dr2.tsv",
+    log:
+        "logs/imputation_quality/{chrom}.log",
+    resources:
+        mem_mb=res.mem_mb("imputation_quality"),
+        runtime=res.runtime("imputation_quality"),
+    conda:
+        "../envs/bcftools.yaml"
+    shell:
+        # written under a temporary name and renamed, so a killed job leaves no partial table
+        "trap 'rm -f {output.dr2}.tmp' EXIT;"
+        " bcftools query -f '%CHROM\\t%POS\\t%INFO/AF\\t%INFO/DR2\\n' -o {output.dr2}.tmp {input.vcf} 2> {log}"
+        " && mv {output.dr2}.tmp {output.dr2}"

@@ -1,0 +1,101 @@
+# Figures and tables for `snakemake --report`: PRS distribution, per-job runtime and peak memory
+# (from the benchmark files of the rules above), imputation quality and, with a truth, accuracy.
+
+
+rule plot_prs:
+    input:
+        prs="results/prs/prs.tsv",
+        groups=PIPE.sample_groups or [],
+    output:
+        report(
+            "results/report/prs_distribution.png",
+            caption="report/prs_distribution.rst",
+            category="Polygenic risk score",
+        ),
+    params:
+        groups=lambda wildcards, input: f"--groups {input.groups}" if input.groups else "",
+    log:
+        "logs/plot_prs.log",
+    resources:
+        mem_mb=res.mem_mb("plot_prs"),
+        runtime=res.runtime("plot_prs"),
+    conda:
+        "../envs/python.yaml"
+    shell:
+        "python -m chromosched_pipeline.plots prs --prs {input.prs} {params.groups} --out {output} 2> {log}"
+
+
+rule job_resources:
+    input:
+        # The jobs' final outputs: their benchmark files exist once these do.
+        expand("results/prs/partial/{chrom}.tsv", chrom=CHROMS),
+    output:
+        tsv=report(
+            "results/report/job_resources.tsv",
+            caption="report/job_resources_table.rst",
+            category="Runtime and memory",
+        ),
+        png=report(
+            "results/report/job_resources.png",
+            caption="report/job_resources.rst",
+            category="Runtime and memory",
+        ),
+    params:
+        benchmarks=expand(
+            "results/benchmarks/{rule}/{chrom}.tsv",
+            rule=["prepare_target", "impute", "prs_partial"],
+            chrom=CHROMS,
+        ),
+        attempts=expand("logs/impute/{chrom}.attempts.jsonl", chrom=CHROMS),
+    log:
+        "logs/job_resources.log",
+    resources:
+        mem_mb=res.mem_mb("job_resources"),
+        runtime=res.runtime("job_resources"),
+    conda:
+        "../envs/python.yaml"
+    shell:
+        "python -m chromosched_pipeline.plots resources --benchmarks {params.benchmarks}"
+        " --attempts {params.attempts} --out-tsv {output.tsv} --out-png {output.png} 2> {log}"
+
+
+rule plot_imputation_quality:
+    input:
+        expand("results/quality/{chrom}.dr2.tsv", chrom=CHROMS),
+    output:
+        report(
+            "results/report/imputation_quality.png",
+            caption="report/imputation_quality.rst",
+            category="Imputation",
+        ),
+    log:
+        "logs/plot_imputation_quality.log",
+    resources:
+        mem_mb=res.mem_mb("plot_imputation_quality"),
+        runtime=res.runtime("plot_imputation_quality"),
+    conda:
+        "../envs/python.yaml"
+    shell:
+        "python -m chromosched_pipeline.plots quality --dr2 {input} --out {output} 2> {log}"
+
+
+rule imputation_accuracy:
+    input:
+        imputed=expand("results/imputed/{chrom}.vcf.gz", chrom=CHROMS),
+        truth=[PIPE.truth(c) for c in CHROMS] if PIPE.raw.get("truth") else [],
+    output:
+        report(
+            "results/report/imputation_accuracy.tsv",
+            caption="report/imputation_accuracy.rst",
+            category="Imputation",
+        ),
+    log:
+        "logs/imputation_accuracy.log",
+    resources:
+        mem_mb=res.mem_mb("imputation_accuracy"),
+        runtime=res.runtime("imputation_accuracy"),
+    conda:
+        "../envs/python.yaml"
+    shell:
+        "python -m chromosched_pipeline.accuracy --imputed {input.imputed} --truth {input.truth}"
+        " --out {output} 2> {log}"
