@@ -29,8 +29,8 @@ Minimum heap, by bracketed bisection on ``-Xmx`` (with ``-XX:+ExitOnOutOfMemoryE
     2. Every run logs GC (``-Xlog:gc``); the largest heap occupancy after a collection in the first,
        generous success is a live-set estimate ``g``; measured minimum heaps were 0.75-1.3x of it, and
        ``log(min heap) ~ log(g)`` fitted on the finished rows (``GcCalibration``) predicts the minimum.
-       Two probes straddling that prediction (+-4.5 %) bracket it when it is good; otherwise steps
-       of x1.09 outward until bracketed.
+       Two probes straddling that prediction (+-4 %) bracket it when it is good; otherwise galloping
+       down (steps x1.09, x1.19, x1.41, x2, ...) until a failure brackets it.
     3. Geometric bisection between the largest failing and the smallest succeeding heap until they
        are within 9 % or 2 MB. ``min_heap_mb`` is the smallest heap that succeeded (an upper bound
        on the true minimum, within 9 %: conservative for a prior).
@@ -310,7 +310,7 @@ def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
     1. ``first_probe``, doubled until Beagle succeeds (the first success is the "generous" run).
     2. From that run's GC live-set estimate ``g``, a predicted minimum ``p = predict_from_gc(g)``;
        probes at ``p * (1 + rtol/2)`` and ``p / (1 + rtol/2)`` bracket it in two runs when the
-       prediction is good, steps of ``1 + rtol`` outward otherwise.
+       prediction is good; otherwise galloping down (steps of ``(1 + rtol)^(2^k)``) to a failure.
     3. Geometric bisection until the bracket is within ``rtol`` (relative) or ``atol`` MB.
     """
     attempts: list[Attempt] = []
@@ -322,6 +322,7 @@ def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
     heap = int(max(floor_mb, math.ceil(first_probe)))
     timeout = default_timeout_s
     status = "ok"
+    down_steps = 0
     while True:
         attempt = run_at(heap, timeout)
         attempts.append(attempt)
@@ -358,8 +359,9 @@ def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
                         if h < hi and (lo is None or h > lo) and not any(a.heap_mb == h for a in attempts)]
         if straddle:
             heap = straddle[0]
-        elif lo is None:
-            heap = int(math.floor(hi / (1 + rtol)))
+        elif lo is None:  # galloping down: steps of 1.09, 1.19, 1.41, 2, ... until a failure
+            down_steps += 1
+            heap = int(math.floor(hi / (1 + rtol) ** (2 ** (down_steps - 1))))
         else:
             heap = int(round(math.sqrt(lo * hi)))
         heap = max(floor_mb, heap, (lo or 0) + 1)
