@@ -201,3 +201,21 @@ def test_shipped_beagle_prior_is_packaged_identically_and_loads():
     assert data["provenance"]["runs_sha256"] == file_sha256(REPO / "config" / "priors" / "beagle_runs.tsv")
     assert data["teacher"]["sha256"]
     assert (REPO / "config" / "priors" / data["teacher"]["file"]).is_file()
+
+
+def test_beagle_features_maps_a_job_onto_the_profiled_chromosome(fitted):
+    from chromosched.prior import beagle_features
+
+    _, _, out = fitted
+    prior = load_prior(out)
+    prior.provenance["profile_genetic_length_cm"] = 14.0
+    lo, hi = prior.feature_ranges["window_cm"]
+    job = dict(threads=2, target_variants=3000, target_samples=100, ref_variants=17000, ref_samples=500)
+    # Beagle's defaults fill unset parameters; a 40 cM window on a 3 cM chromosome = the whole chromosome
+    whole = beagle_features(prior, **job, chrom_cm=3.0)
+    assert whole["burnin"] == 3 and whole["iterations"] == 12
+    assert whole["window_cm"] == pytest.approx(min(hi, 12.0))
+    # half of a 20 cM chromosome per window -> half of the profiled one
+    half = beagle_features(prior, **job, window_cm=8.0, overlap_cm=2.0, chrom_cm=20.0)
+    assert half["window_cm"] == pytest.approx(max(lo, 0.5 * 14.0 - 2.0))
+    assert set(whole) == set(NAMES)

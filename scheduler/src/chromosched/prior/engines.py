@@ -74,7 +74,7 @@ class OperonEngine(SymbolicEngine):
         from pyoperon.sklearn import SymbolicRegressor
 
         model = SymbolicRegressor(
-            allowed_symbols="add,sub,mul,div,constant,variable,sqrt,log",
+            allowed_symbols="add,sub,mul,div,constant,variable,sqrt,log,square,fmin,fmax",
             objectives=["r2", "length"],
             generations=budget.generations,
             population_size=budget.population,
@@ -89,7 +89,9 @@ class OperonEngine(SymbolicEngine):
             random_state=int(seed),
         )
         model.fit(np.asarray(X, float), np.asarray(y, float))
-        return model.get_model_string(model.model_, 10, list(names))
+        # operon prints powers (square) as `x ^ 2`; our grammar spells it `**` (this is the engine's
+        # own output, parsed and checked by SafeExpression afterwards)
+        return model.get_model_string(model.model_, 10, list(names)).replace("^", "**")
 
 
 class GplearnEngine(SymbolicEngine):

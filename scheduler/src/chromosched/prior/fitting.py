@@ -78,7 +78,8 @@ def fit_prior(runs_path: str | Path, *, engine: str = "operon", level: float = 0
     train, cal = split_calibration(len(y), calibration_fraction, seed, minimum=min_bin_size(max(LEVELS)))
     progress(f"{len(y)} fit runs from {runs_path}: {len(train)} for the teacher, {len(cal)} for calibration")
 
-    teacher = RamTeacher(specs, seed=seed)
+    profile_cm = runs_genetic_length_cm(runs_path) if tool == "beagle" else None
+    teacher = RamTeacher(specs, seed=seed, window_share=profile_cm)
     score = teacher.cross_validate(X[train], y[train])
     progress(f"teacher cross-validated Pearson r = {score.cv_pearson:.4f} ({score.folds}-fold)")
     teacher.fit(X[train], y[train])
@@ -125,7 +126,8 @@ def fit_prior(runs_path: str | Path, *, engine: str = "operon", level: float = 0
         feature_ranges={n: [float(lo), float(hi)] for n, (lo, hi) in zip(names, ranges)},
         jvm_overhead_mb=overhead,
         teacher={"file": teacher_name, "sha256": hashlib.sha256(teacher_bytes).hexdigest(),
-                 "model": "VotingRegressor(RandomForest, HistGradientBoosting, GradientBoosting) on log target, log sizes",
+                 "model": "VotingRegressor(RandomForest, HistGradientBoosting, GradientBoosting) on log target, log sizes"
+                          + (", markers per window" if profile_cm else ""),
                  "cv_pearson": round(score.cv_pearson, 4), "cv_pearson_log": round(score.cv_pearson_log, 4),
                  "cv_folds": score.folds},
         quality={"formula_vs_teacher_pearson_synthetic": round(result.synthetic_pearson, 4),
@@ -134,12 +136,26 @@ def fit_prior(runs_path: str | Path, *, engine: str = "operon", level: float = 0
                     "n_fit_runs": int(len(y)), "n_teacher_runs": int(len(train)), "n_calibration_runs": int(len(cal)),
                     "engine": sr.name, "engine_output": result.engine_text, "sr_target": sr_target, "budget": budget.__dict__,
                     "n_synthetic": result.n_synthetic, "synthetic_ratio_limits": {f"{a}/{b}": [round(lo, 6), round(hi, 6)] for (a, b), (lo, hi) in ratio_limits.items()},
-                    "seed": int(seed),
+                    "seed": int(seed), "profile_genetic_length_cm": profile_cm,
                     "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
                     "versions": _versions(sr)},
         source="fitted prior",
     )
     return FittedPrior(prior=prior, teacher=teacher, teacher_bytes=teacher_bytes)
+
+
+def runs_genetic_length_cm(path: str | Path) -> float | None:
+    """The profiled chromosome's genetic length from the runs table's comment lines, if recorded."""
+    import re
+
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.startswith("#"):
+                return None
+            match = re.search(r"genetic length ([0-9.]+) cM", line)
+            if match:
+                return float(match.group(1))
+    return None
 
 
 def teacher_path(prior: Prior, prior_path: str | Path) -> Path:

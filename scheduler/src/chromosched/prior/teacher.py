@@ -52,11 +52,18 @@ def single_threaded():
 
 
 class RamTeacher:
-    """Tree-ensemble regressor of a positive target (MB) on positive features."""
+    """Tree-ensemble regressor of a positive target (MB) on positive features.
 
-    def __init__(self, features: Sequence[FeatureSpec], seed: int = 0):
+    ``window_share``: for Beagle, the genetic length (cM) of the profiled chromosome; the teacher then
+    also sees the markers per window, ``variants x min(1, (window_cm + 2) / length)`` (2 cM = Beagle's
+    overlap), times the target samples and threads, on a log scale: memory follows markers per window,
+    and trees cannot multiply.
+    """
+
+    def __init__(self, features: Sequence[FeatureSpec], seed: int = 0, window_share: float | None = None):
         self.features = tuple(features)
         self.seed = int(seed)
+        self.window_share = float(window_share) if window_share else None
         self.model = None
 
     # -- transforms ----------------------------------------------------------------------------
@@ -72,6 +79,16 @@ class RamTeacher:
             else:
                 cols.append(X[:, i])
         cols.extend(a + b for a, b in combinations(logs, 2))
+        names = [f.name for f in self.features]
+        if self.window_share and {"window_cm", "ref_variants", "target_variants", "target_samples", "threads"} <= set(names):
+            col = {n: X[:, names.index(n)] for n in names}
+            share = np.minimum(1.0, (col["window_cm"] + 2.0) / self.window_share)
+            ref_w = np.log(np.maximum(col["ref_variants"] * share, 1e-9))
+            tgt_w = np.log(np.maximum(col["target_variants"] * share, 1e-9))
+            samples = np.log(np.maximum(col["target_samples"], 1e-9))
+            threads = np.log(np.maximum(col["threads"], 1e-9))
+            cols.extend([ref_w, tgt_w, ref_w + samples, tgt_w + samples, tgt_w + samples + threads,
+                         ref_w + samples + threads])
         return np.column_stack(cols)
 
     def _estimator(self):
@@ -122,8 +139,8 @@ class RamTeacher:
         import joblib
 
         buffer = io.BytesIO()
-        joblib.dump({"features": [f.to_dict() for f in self.features], "seed": self.seed, "model": self.model},
-                    buffer, compress=3)
+        joblib.dump({"features": [f.to_dict() for f in self.features], "seed": self.seed,
+                     "window_share": self.window_share, "model": self.model}, buffer, compress=3)
         return buffer.getvalue()
 
     @classmethod
@@ -139,6 +156,7 @@ class RamTeacher:
         if digest != expected_sha256:
             raise ChromoschedError(f"{path}: teacher artefact hash {digest[:12]}... does not match the prior's {str(expected_sha256)[:12]}...; refusing to load it")
         state = joblib.load(io.BytesIO(data))
-        teacher = cls([FeatureSpec.from_dict(f, str(path)) for f in state["features"]], seed=state["seed"])
+        teacher = cls([FeatureSpec.from_dict(f, str(path)) for f in state["features"]], seed=state["seed"],
+                      window_share=state.get("window_share"))
         teacher.model = state["model"]
         return teacher
