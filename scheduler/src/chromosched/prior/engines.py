@@ -24,17 +24,22 @@ ENGINES = ("operon", "pysr", "gplearn")
 
 @dataclass(frozen=True)
 class SearchBudget:
-    """How hard an engine searches (generations, population, expression size, wall-clock cap)."""
+    """How hard an engine searches (generations, population, expression size, wall-clock cap).
+
+    Operon stops at ``generations`` or at ``4 x generations x population`` evaluations (residual and
+    Jacobian evaluations of its local search count), whichever comes first: deterministic for a seed.
+    ``max_time_s`` is only a safety cap (wall clock, so it would make a loaded machine's result differ).
+    """
 
     generations: int = 300
     population: int = 800
     max_length: int = 40
-    max_time_s: int = 300
+    max_time_s: int = 3600
 
     @classmethod
     def preset(cls, name: str) -> "SearchBudget":
-        presets = {"tiny": cls(generations=15, population=100, max_length=20, max_time_s=20),
-                   "small": cls(generations=80, population=300, max_length=30, max_time_s=60),
+        presets = {"tiny": cls(generations=15, population=100, max_length=20, max_time_s=60),
+                   "small": cls(generations=80, population=300, max_length=30, max_time_s=600),
                    "default": cls()}
         if name not in presets:
             raise ChromoschedError(f"--budget: unknown search budget {name!r} (expected {', '.join(presets)})")
