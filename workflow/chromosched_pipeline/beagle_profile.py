@@ -12,7 +12,7 @@ Data
     (thinned uniformly along the chromosome) of which ``target_variants`` common SNPs form the array.
     The array density ``target_variants / ref_variants`` is a design axis of its own, so target and
     reference marker counts are not confounded. Windows shorter than the chromosome's genetic length
-    (``--length-bp`` / ~1.15 cM per Mb) split it; longer ones take it whole.
+    (``BaseData.length_bp`` at ~1.15 cM per Mb: 14.3 cM) split it; longer ones take it whole.
 
 Design
     A scrambled Sobol sequence over the eight axes (space-filling in 8-D; every prefix of 2^k points is
@@ -27,7 +27,7 @@ Minimum heap, by bracketed bisection on ``-Xmx`` (with ``-XX:+ExitOnOutOfMemoryE
        target samples`` (at least 64 MB; the rule misses thread and phasing-state memory). Doubled
        until Beagle succeeds.
     2. Every run logs GC (``-Xlog:gc``); the largest heap occupancy after a collection in the first,
-       generous success is a live-set estimate ``g``; measured minimum heaps were 0.75-1.3x of it, and
+       generous success is a live-set estimate ``g``; measured minimum heaps were 0.6-1.7x of it, and
        ``log(min heap) ~ log(g)`` fitted on the finished rows (``GcCalibration``) predicts the minimum.
        Two probes straddling that prediction (+-4 %) bracket it when it is good; otherwise galloping
        down (steps x1.09, x1.19, x1.41, x2, ...) until a failure brackets it.
@@ -52,13 +52,12 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -67,7 +66,7 @@ import numpy as np
 from chromosched.errors import ChromoschedError
 
 from .beagle import BeagleParams, BeagleResult, beagle_command, find_beagle_jar, run_beagle
-from .simulate import MEAN_RECOMBINATION_RATE, simulate_chromosome
+from .simulate import simulate_chromosome
 from .vcfio import write_text_atomic
 
 FEATURES = ("threads", "burnin", "iterations", "window_cm", "target_variants", "target_samples",
