@@ -1,0 +1,452 @@
+"""The dynamic scheduling policy: predict each ready job's memory, then choose what to start.
+
+Plain data in, plain data out, so the simulator and the Snakemake plugin drive the same object:
+
+    policy = DynamicPolicy(preset("chromosched"), Capacity(mem_mb=64000, cores=16))
+    chosen = policy.select(ready_tasks, free=Capacity(mem_mb=..., cores=...), running=[...], now=t)
+    # start each Allocation(task, mem_mb, ...) with mem_mb as its memory limit, then later:
+    policy.observe_success(task, measured_mb=..., runtime_s=...)   # or
+    policy.observe_failure(task, allocated_mb=...)                  # OOM: next try gets >= s x more
+
+Per job type (``TaskRequest.kind``, e.g. the rule name) an :class:`OnlineRamRegressor` predicts
+memory from one size feature; prior predictions seed it. Allocation = point prediction + a
+conservative bias (paper: absolute percentile; ours: relative), at least ``escalation`` x the last
+failed allocation, at most the whole budget. A job that failed with the whole budget, or needs more
+cores/GPUs than exist, raises :class:`ChromoschedError` instead of waiting forever.
+
+Without prior data a job type starts with the paper's sequential phase: ``init_tasks`` jobs run
+alone with the whole budget, in biggest-first, smallest-first or mixed order.
+
+Packing: ``greedy`` (ascending memory, most jobs), ``knapsack`` (0-1 knapsack, most memory) or
+``firstfit`` (priority order). Our additions are options (see ``PolicyConfig``): relative bias
+with a safety factor, longest-predicted-runtime-first preference inside the knapsack, and a
+reservation for the largest waiting job (EASY-style backfilling) so big jobs are not starved.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping, Sequence
+
+from .errors import ChromoschedError
+from .packers import FirstFitPacker, GreedyPacker, KnapsackPacker, Limits, PackItem
+from .ram_regressor import OnlineRamRegressor, RegressorRegistry, RegressorSettings
+
+INIT_STRATEGIES = ("biggest", "smallest", "mixed")
+PACKERS = ("knapsack", "greedy", "firstfit")
+PRIORITIES = ("none", "longest", "biggest")
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """One ready job as the policy sees it.
+
+    ``features`` holds size features by name (``index``, ``length``, ``variants``...);
+    ``size_hint`` orders jobs for the init phase (bigger = expected to need more memory; defaults
+    to the prior, then to the feature); ``prior_mb``/``prior_runtime_s`` come from the prior
+    model or an earlier run; ``min_mb`` is a hard known minimum (e.g. a failed attempt).
+    """
+
+    task_id: str
+    kind: str = "default"
+    features: Mapping[str, float] = field(default_factory=dict)
+    size_hint: float | None = None
+    prior_mb: float | None = None
+    prior_runtime_s: float | None = None
+    cores: int = 1
+    gpus: int = 0
+    min_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """A resource budget (total or free). ``None`` = not constrained."""
+
+    mem_mb: float
+    cores: int | None = None
+    gpus: int | None = None
+    max_tasks: int | None = None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A chosen job and the memory it gets (its limit); the predictions made at launch."""
+
+    task: TaskRequest
+    mem_mb: float
+    predicted_mb: float | None
+    predicted_runtime_s: float | None
+
+
+@dataclass(frozen=True)
+class RunningTask:
+    """Ledger entry for a job that runs now."""
+
+    task: TaskRequest
+    mem_mb: float
+    started_at: float = 0.0
+    predicted_runtime_s: float | None = None
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Every choice the policy makes; ``preset(name)`` gives the named configurations."""
+
+    name: str = "custom"
+    feature: str = "index"
+    degree: int = 1
+    bias: str = "absolute"  # none | absolute (paper) | relative (ours)
+    gamma_max: float = 0.95
+    gamma_min: float = 0.80
+    safety: float = 1.0
+    escalation: float = 1.3
+    init: str = "biggest"
+    init_tasks: int = 2
+    use_prior: bool = False
+    prior_weight: float = 1.0
+    relative_fit: bool = False
+    packer: str = "knapsack"
+    priority: str = "none"  # tie-break / first-fit order: none | longest (runtime) | biggest (memory)
+    reserve_for_biggest: bool = False  # EASY-style backfilling around the biggest waiting job
+    objective: str = "memory"  # knapsack value: memory (paper) | area (memory x predicted runtime)
+    area_power: float = 1.0
+    grid: int = 1024
+    grid_1d: int = 8192
+    floor: str = "smallest"
+
+    def __post_init__(self):
+        if self.init not in INIT_STRATEGIES:
+            raise ChromoschedError(f"init strategy must be one of {', '.join(INIT_STRATEGIES)}, got {self.init!r}")
+        if self.packer not in PACKERS:
+            raise ChromoschedError(f"packer must be one of {', '.join(PACKERS)}, got {self.packer!r}")
+        if self.priority not in PRIORITIES:
+            raise ChromoschedError(f"priority must be one of {', '.join(PRIORITIES)}, got {self.priority!r}")
+        if self.init_tasks < 0:
+            raise ChromoschedError(f"init_tasks must be >= 0, got {self.init_tasks}")
+        if self.escalation < 1:
+            raise ChromoschedError(f"escalation factor s must be >= 1, got {self.escalation}")
+
+    def regressor_settings(self) -> RegressorSettings:
+        return RegressorSettings(
+            degree=self.degree,
+            bias=self.bias,
+            gamma_max=self.gamma_max,
+            gamma_min=self.gamma_min,
+            safety=self.safety,
+            escalation=self.escalation,
+            prior_weight=self.prior_weight,
+            relative_fit=self.relative_fit,
+            floor=self.floor,
+        )
+
+
+_PAPER = PolicyConfig(bias="none", init="biggest", use_prior=False, packer="knapsack")
+
+PRESETS: dict[str, PolicyConfig] = {
+    # The paper's ablation rows (Table 2).
+    "knapsack": replace(_PAPER, name="knapsack"),
+    "knapsack+bias": replace(_PAPER, name="knapsack+bias", bias="absolute"),
+    "knapsack+bias+smallest": replace(_PAPER, name="knapsack+bias+smallest", bias="absolute", init="smallest"),
+    "knapsack+bias+smallest+prior": replace(
+        _PAPER, name="knapsack+bias+smallest+prior", bias="absolute", init="smallest", use_prior=True
+    ),
+    # Greedy packing with the same prediction pipeline.
+    "greedy": replace(_PAPER, name="greedy", packer="greedy"),
+    "greedy+bias": replace(_PAPER, name="greedy+bias", packer="greedy", bias="absolute"),
+    "greedy+bias+smallest+prior": replace(
+        _PAPER, name="greedy+bias+smallest+prior", packer="greedy", bias="absolute", init="smallest", use_prior=True
+    ),
+    # Ours (tuned on the simulator, see README "Dynamic scheduler").
+    "chromosched": PolicyConfig(
+        name="chromosched",
+        bias="relative",
+        gamma_max=1.0,
+        gamma_min=1.0,
+        safety=1.5,
+        init="biggest",
+        use_prior=True,
+        relative_fit=True,
+        floor="positive",
+        packer="knapsack",
+        objective="area",
+        priority="longest",
+    ),
+}
+
+
+def preset(name: str) -> PolicyConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ChromoschedError(f"unknown policy '{name}' (known: {', '.join(PRESETS)})") from None
+
+
+class DynamicPolicy:
+    """Memory prediction + packing for ready jobs; learns from every finished or failed job."""
+
+    def __init__(self, config: PolicyConfig, capacity: Capacity, registry: RegressorRegistry | None = None):
+        if not (capacity.mem_mb > 0 and math.isfinite(capacity.mem_mb)):
+            raise ChromoschedError(f"memory budget must be a positive number, got {capacity.mem_mb!r}")
+        self.config = config
+        self.capacity = capacity
+        self.memory = registry or RegressorRegistry(config.regressor_settings())
+        self.runtime = RegressorRegistry(RegressorSettings(degree=config.degree, bias="none", floor="positive"))
+        self._seen: dict[str, dict[str, TaskRequest]] = {}
+        self._failed_at: dict[str, float] = {}  # task id -> last failed allocation
+        self._launched: dict[str, Allocation] = {}
+        self._done: set[str] = set()
+        if config.packer == "knapsack":
+            self._packer = KnapsackPacker(grid=config.grid, grid_1d=config.grid_1d)
+        elif config.packer == "greedy":
+            self._packer = GreedyPacker()
+        else:
+            self._packer = FirstFitPacker()
+
+    # -- learning -----------------------------------------------------------------------------
+    def observe_success(self, task: TaskRequest, measured_mb: float, runtime_s: float | None = None) -> None:
+        """A job finished: its measured peak (and runtime) enter the regressions."""
+        x = self._feature(task)
+        launched = self._launched.pop(task.task_id, None)
+        predicted = launched.predicted_mb if launched else None
+        self.memory.get(task.kind).observe(task.task_id, x, measured_mb, predicted)
+        if runtime_s is not None and runtime_s >= 0:
+            self.runtime.get(task.kind).observe(task.task_id, x, runtime_s)
+        self._failed_at.pop(task.task_id, None)
+        self._done.add(task.task_id)
+
+    def observe_failure(self, task: TaskRequest, allocated_mb: float) -> None:
+        """A job ran out of its ``allocated_mb``: censored observation, escalate the next try."""
+        self._launched.pop(task.task_id, None)
+        self._failed_at[task.task_id] = max(float(allocated_mb), self._failed_at.get(task.task_id, 0.0))
+        self.memory.get(task.kind).observe_censored(task.task_id, self._feature(task), allocated_mb)
+
+    # -- prediction ---------------------------------------------------------------------------
+    def _feature(self, task: TaskRequest) -> float:
+        try:
+            return float(task.features[self.config.feature])
+        except KeyError:
+            raise ChromoschedError(
+                f"task {task.task_id}: size feature '{self.config.feature}' missing (has: {', '.join(task.features) or 'none'})"
+            ) from None
+
+    def _register(self, tasks: Iterable[TaskRequest]) -> None:
+        for t in tasks:
+            seen = self._seen.setdefault(t.kind, {})
+            if t.task_id in seen:
+                continue
+            seen[t.task_id] = t
+            reg = self.memory.get(t.kind)
+            reg.expected_tasks = len(seen)
+            if self.config.use_prior and t.prior_mb is not None:
+                reg.add_prior(t.task_id, self._feature(t), t.prior_mb)
+            if t.prior_runtime_s is not None:
+                self.runtime.get(t.kind).add_prior(t.task_id, self._feature(t), t.prior_runtime_s)
+
+    def _trained(self, kind: str) -> bool:
+        reg = self.memory.get(kind)
+        if reg.has_prior():
+            return True
+        needed = max(1, min(self.config.init_tasks, len(self._seen.get(kind, {}))))
+        return reg.n_observed >= needed
+
+    def predicted_runtime(self, task: TaskRequest) -> float | None:
+        reg = self.runtime.get(task.kind)
+        if not reg.ready():
+            return task.prior_runtime_s
+        return reg.predict(self._feature(task))
+
+    def allocation_for(self, task: TaskRequest) -> tuple[float, float]:
+        """(memory to give, point prediction) for a job whose type has a trained regressor."""
+        reg = self.memory.get(task.kind)
+        x = self._feature(task)
+        point = reg.predict(x)
+        alloc = point + reg.bias_mb(x)
+        failed = self._failed_at.get(task.task_id)
+        if failed is not None:
+            alloc = max(alloc, self.config.escalation * failed)
+        if task.min_mb is not None:
+            alloc = max(alloc, float(task.min_mb))
+        return min(alloc, self.capacity.mem_mb), point
+
+    # -- selection ----------------------------------------------------------------------------
+    def _check_feasible(self, task: TaskRequest) -> None:
+        cap = self.capacity
+        if cap.cores is not None and task.cores > cap.cores:
+            raise ChromoschedError(f"task {task.task_id}: needs {task.cores} cores but only {cap.cores} exist")
+        if cap.gpus is not None and task.gpus > cap.gpus:
+            raise ChromoschedError(f"task {task.task_id}: needs {task.gpus} GPUs but only {cap.gpus} exist")
+        if task.min_mb is not None and task.min_mb > cap.mem_mb:
+            raise ChromoschedError(
+                f"task {task.task_id}: needs at least {task.min_mb:.6g} MB, more than the whole budget of {cap.mem_mb:.6g} MB"
+            )
+        failed = self._failed_at.get(task.task_id)
+        if failed is not None and failed >= cap.mem_mb * (1 - 1e-9):
+            raise ChromoschedError(
+                f"task {task.task_id} ({task.kind}): ran out of memory with the whole budget of {cap.mem_mb:.6g} MB; "
+                "it needs more memory than exists (raise the memory budget or split the job)"
+            )
+
+    def _init_order(self, tasks: list[TaskRequest], kind: str) -> list[TaskRequest]:
+        def size(t: TaskRequest) -> float:
+            if t.size_hint is not None:
+                return t.size_hint
+            if t.prior_mb is not None:
+                return t.prior_mb
+            return self._feature(t)
+
+        by_size = sorted(tasks, key=lambda t: (-size(t), t.task_id))
+        if self.config.init == "biggest":
+            return by_size
+        if self.config.init == "smallest":
+            return by_size[::-1]
+        # mixed: biggest, smallest, second biggest, ...; continue where the observed ones left off
+        done = self.memory.get(kind).n_observed
+        order, lo, hi = [], 0, len(by_size) - 1
+        turn = done % 2
+        while lo <= hi:
+            if turn == 0:
+                order.append(by_size[lo])
+                lo += 1
+            else:
+                order.append(by_size[hi])
+                hi -= 1
+            turn ^= 1
+        return order
+
+    def select(
+        self,
+        ready: Sequence[TaskRequest],
+        free: Capacity,
+        running: Sequence[RunningTask] = (),
+        now: float = 0.0,
+    ) -> list[Allocation]:
+        """Choose the jobs to start now from ``ready`` within the ``free`` resources."""
+        ready = sorted(ready, key=lambda t: t.task_id)
+        self._register(ready)
+        self._register(r.task for r in running)
+        for t in ready:
+            self._check_feasible(t)
+
+        chosen: list[Allocation] = []
+        free_mem = free.mem_mb
+        # Job types still in their initial sequential phase: one job at a time, alone, whole budget.
+        trained: list[TaskRequest] = []
+        untrained: dict[str, list[TaskRequest]] = {}
+        for t in ready:
+            (trained if self._trained(t.kind) else untrained.setdefault(t.kind, [])).append(t)
+        if untrained:
+            if not running:
+                kind = sorted(untrained)[0]
+                first = self._init_order(untrained[kind], kind)[0]
+                mem = self.capacity.mem_mb
+                failed = self._failed_at.get(first.task_id)
+                if failed is not None:  # only possible when the budget itself was too small
+                    mem = self.capacity.mem_mb
+                alloc = Allocation(first, min(mem, free_mem), None, self.predicted_runtime(first))
+                self._launched[first.task_id] = alloc
+                return [alloc]
+            if not trained:
+                return []
+            # Trained types may run next to a running job of another type; untrained ones wait.
+
+        if not trained:
+            return []
+        items: list[PackItem] = []
+        info: list[tuple[TaskRequest, float, float, float | None]] = []
+        for t in trained:
+            mem, point = self.allocation_for(t)
+            rt = self.predicted_runtime(t)
+            info.append((t, mem, point, rt))
+        order = self._priority_order(info)
+        info = [info[i] for i in order]
+        for t, mem, point, rt in info:
+            value = None
+            if self.config.objective == "area":
+                value = mem * max(rt or 0.0, 1e-9) ** self.config.area_power
+            items.append(PackItem(t.task_id, mem, t.cores, t.gpus, value))
+        limits = Limits(
+            mem=max(free_mem, 0.0),
+            cores=free.cores,
+            gpus=free.gpus,
+            max_items=free.max_tasks,
+        )
+        if self.config.reserve_for_biggest:
+            picked = self._select_with_reservation(items, info, limits, running, now)
+        else:
+            picked = self._packer.select(items, limits)
+        for i in picked:
+            t, mem, point, rt = info[i]
+            alloc = Allocation(t, mem, point, rt)
+            self._launched[t.task_id] = alloc
+            chosen.append(alloc)
+        if not chosen and not running and ready:
+            # Nothing runs and nothing was chosen: with whole-budget caps this cannot happen unless
+            # the free resources passed in are smaller than the job needs; never wait silently.
+            need = min(items, key=lambda it: it.mem)
+            raise ChromoschedError(
+                f"task {need.key}: nothing is running and it still does not fit the free resources "
+                f"({need.mem:.6g} MB needed, {free_mem:.6g} MB free)"
+            )
+        return chosen
+
+    def _priority_order(self, info) -> list[int]:
+        """Preference order for ties (knapsack) or the list order (first fit)."""
+        idx = list(range(len(info)))
+        if self.config.priority == "longest":
+            return sorted(idx, key=lambda i: (-(info[i][3] or 0.0), -info[i][1], info[i][0].task_id))
+        if self.config.priority == "biggest":
+            return sorted(idx, key=lambda i: (-info[i][1], info[i][0].task_id))
+        return idx
+
+    def _select_with_reservation(self, items, info, limits: Limits, running, now) -> list[int]:
+        """EASY-style backfilling: the first job in priority order that does not fit now gets a
+        reservation at the time enough memory frees up (predicted runtimes); other jobs may start
+        now only if they end (predicted) before then or fit beside the reservation."""
+        picked = self._packer.select(items, limits)
+        if not items:
+            return picked
+        head = 0  # items are in priority order
+        if head in picked or not running:
+            return picked
+        head_mem = items[head].mem
+        # When will head_mem be free? Walk running jobs by predicted end.
+        ends = []
+        for r in running:
+            rt = r.predicted_runtime_s if r.predicted_runtime_s is not None else self.predicted_runtime(r.task)
+            end = r.started_at + (rt if rt is not None else 0.0)
+            ends.append((max(end, now), r.mem_mb))
+        ends.sort()
+        avail = limits.mem
+        shadow = None
+        for end, mem in ends:
+            avail += mem
+            if avail >= head_mem:
+                shadow = end
+                break
+        if shadow is None:
+            return picked
+        spare = avail - head_mem  # memory left over beside the head at the shadow time
+        # Backfill: jobs ending before the shadow time use memory freely; others must fit in spare.
+        short = [i for i in range(1, len(items)) if info[i][3] is not None and now + info[i][3] <= shadow]
+        long_ = [i for i in range(1, len(items)) if i not in set(short)]
+        sub_long = self._packer.select([items[i] for i in long_], replace(limits, mem=min(limits.mem, max(spare, 0.0))))
+        chosen = [long_[i] for i in sub_long]
+        used = sum(items[i].mem for i in chosen)
+        rest = replace(
+            limits,
+            mem=limits.mem - used,
+            cores=None if limits.cores is None else limits.cores - sum(items[i].cores for i in chosen),
+            gpus=None if limits.gpus is None else limits.gpus - sum(items[i].gpus for i in chosen),
+            max_items=None if limits.max_items is None else limits.max_items - len(chosen),
+        )
+        sub_short = self._packer.select([items[i] for i in short], rest)
+        chosen += [short[i] for i in sub_short]
+        return chosen
+
+    # -- persistence --------------------------------------------------------------------------
+    def save_state(self, path) -> None:
+        self.memory.save(path)
+
+    def load_state(self, path) -> None:
+        self.memory = RegressorRegistry.load(path, self.config.regressor_settings())
