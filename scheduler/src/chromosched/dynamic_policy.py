@@ -114,6 +114,9 @@ class PolicyConfig:
     grid: int = 1024
     grid_1d: int = 8192
     floor: str = "smallest"
+    ucb_delta: float | None = None
+    slack_factor: float = 1.0  # raise chosen jobs' allocations up to this factor from memory left idle
+    pooled_reserve_z: float | None = None  # shared memory: no per-job bias, keep z x sd(total) free
 
     def __post_init__(self):
         if self.init not in INIT_STRATEGIES:
@@ -138,6 +141,7 @@ class PolicyConfig:
             prior_weight=self.prior_weight,
             relative_fit=self.relative_fit,
             floor=self.floor,
+            ucb_delta=self.ucb_delta,
         )
 
 
@@ -196,6 +200,7 @@ class DynamicPolicy:
         self._failed_at: dict[str, float] = {}  # task id -> last failed allocation
         self._launched: dict[str, Allocation] = {}
         self._done: set[str] = set()
+        self._pooled_bonus: dict[str, float] = {}
         if config.packer == "knapsack":
             self._packer = KnapsackPacker(grid=config.grid, grid_1d=config.grid_1d)
         elif config.packer == "greedy":
@@ -256,12 +261,38 @@ class DynamicPolicy:
             return task.prior_runtime_s
         return reg.predict(self._feature(task))
 
+    def _allocations(self, kind: str, tasks: list[TaskRequest]) -> tuple[list[float], list[float]]:
+        """Vectorised allocation_for for many jobs of one type."""
+        reg = self.memory.get(kind)
+        points = reg.predict_many([self._feature(t) for t in tasks])
+        if self.config.pooled_reserve_z is not None:
+            mems = points.copy()
+        else:
+            add, frac = reg.margin()
+            mems = points * (1.0 + frac) + add
+        out = []
+        for t, m in zip(tasks, mems.tolist()):
+            failed = self._failed_at.get(t.task_id)
+            if failed is not None:
+                m = max(m, self.config.escalation * failed)
+            if t.min_mb is not None:
+                m = max(m, float(t.min_mb))
+            # Never zero or negative (a fit through odd data); never more than the whole budget.
+            out.append(min(max(m, 1e-6 * self.capacity.mem_mb), self.capacity.mem_mb))
+        return out, points.tolist()
+
+    def _runtimes(self, kind: str, tasks: list[TaskRequest]) -> list[float | None]:
+        reg = self.runtime.get(kind)
+        if not reg.ready():
+            return [t.prior_runtime_s for t in tasks]
+        return reg.predict_many([self._feature(t) for t in tasks]).tolist()
+
     def allocation_for(self, task: TaskRequest) -> tuple[float, float]:
         """(memory to give, point prediction) for a job whose type has a trained regressor."""
         reg = self.memory.get(task.kind)
         x = self._feature(task)
         point = reg.predict(x)
-        alloc = point + reg.bias_mb(x)
+        alloc = point if self.config.pooled_reserve_z is not None else point + reg.bias_mb(x)
         failed = self._failed_at.get(task.task_id)
         if failed is not None:
             alloc = max(alloc, self.config.escalation * failed)
@@ -354,10 +385,13 @@ class DynamicPolicy:
             return []
         items: list[PackItem] = []
         info: list[tuple[TaskRequest, float, float, float | None]] = []
+        by_kind: dict[str, list[TaskRequest]] = {}
         for t in trained:
-            mem, point = self.allocation_for(t)
-            rt = self.predicted_runtime(t)
-            info.append((t, mem, point, rt))
+            by_kind.setdefault(t.kind, []).append(t)
+        for kind, tasks in by_kind.items():
+            mems, points = self._allocations(kind, tasks)
+            rts = self._runtimes(kind, tasks)
+            info.extend(zip(tasks, mems, points, rts))
         order = self._priority_order(info)
         info = [info[i] for i in order]
         for t, mem, point, rt in info:
@@ -371,13 +405,17 @@ class DynamicPolicy:
             gpus=free.gpus,
             max_items=free.max_tasks,
         )
-        if self.config.reserve_for_biggest:
+        if self.config.pooled_reserve_z is not None:
+            picked = self._select_pooled(items, info, limits, running)
+        elif self.config.reserve_for_biggest:
             picked = self._select_with_reservation(items, info, limits, running, now)
         else:
             picked = self._packer.select(items, limits)
+        extra = self._slack(picked, info, free_mem)
         for i in picked:
             t, mem, point, rt = info[i]
-            alloc = Allocation(t, mem, point, rt)
+            mem = mem * extra + self._pooled_bonus.pop(t.task_id, 0.0)
+            alloc = Allocation(t, min(mem, self.capacity.mem_mb), point, rt)
             self._launched[t.task_id] = alloc
             chosen.append(alloc)
         if not chosen and not running and ready:
@@ -389,6 +427,49 @@ class DynamicPolicy:
                 f"({need.mem:.6g} MB needed, {free_mem:.6g} MB free)"
             )
         return chosen
+
+    def _noise_sd(self, kind: str) -> float:
+        """Relative sd of one job's memory around its prediction (RMS of the residual pool)."""
+        _, rel = self.memory.get(kind).residual_pool()
+        return float(math.sqrt(sum(e * e for e in rel) / len(rel))) if rel else 0.5
+
+    def _select_pooled(self, items, info, limits: Limits, running) -> list[int]:
+        """Shared-memory mode: jobs get their point prediction and the packer leaves a common
+        reserve of z x sd(sum of true peaks) free; independent errors partly cancel, so the
+        reserve grows with the square root of the number of jobs, not linearly."""
+        z = float(self.config.pooled_reserve_z)
+        var_running = sum((self._noise_sd(r.task.kind) * r.mem_mb) ** 2 for r in running)
+        var = [(self._noise_sd(t.kind) * point) ** 2 for t, _, point, _ in info]
+        reserve = z * math.sqrt(var_running)
+        picked: list[int] = []
+        for _ in range(4):
+            picked = self._packer.select(items, replace(limits, mem=max(limits.mem - reserve, 0.0)))
+            need = z * math.sqrt(var_running + sum(var[i] for i in picked))
+            if sum(items[i].mem for i in picked) + need <= limits.mem + 1e-9:
+                break
+            reserve = need
+        # Still short: drop the least preferred picks until the reserve fits.
+        picked = sorted(picked)
+        while picked and sum(items[i].mem for i in picked) + z * math.sqrt(var_running + sum(var[i] for i in picked)) > limits.mem:
+            picked.pop()
+        if not picked and not running and items:
+            # Alone on the machine the reserve is all this job's: start the first one that fits.
+            single = FirstFitPacker().select(items, replace(limits, max_items=1))
+            if single:
+                i = single[0]
+                self._pooled_bonus[items[i].key] = min(limits.mem, items[i].mem + z * math.sqrt(var[i])) - items[i].mem
+                return single
+        return picked
+
+    def _slack(self, picked, info, free_mem: float) -> float:
+        """Common factor (<= slack_factor) by which the chosen jobs' allocations can grow into
+        memory that nothing else could use now: fewer failures at no packing cost."""
+        if self.config.slack_factor <= 1.0 or not picked:
+            return 1.0
+        used = sum(info[i][1] for i in picked)
+        if used <= 0:
+            return 1.0
+        return max(1.0, min(self.config.slack_factor, free_mem / used))
 
     def _priority_order(self, info) -> list[int]:
         """Preference order for ties (knapsack) or the list order (first fit)."""

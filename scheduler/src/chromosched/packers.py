@@ -161,6 +161,7 @@ class KnapsackPacker:
             if not selection_fits(items, chosen, limits):
                 chosen = self._subset_sum(items, cand, limits, self._dimensions(items, cand, limits))
         chosen = self._fill(items, cand, chosen, limits)
+        chosen = self._swap_up(items, cand, chosen, limits)
         if not selection_fits(items, chosen, limits):  # pragma: no cover - guard, never expected
             raise ChromoschedError("knapsack selection exceeded the free resources (internal error)")
         return sorted(chosen)
@@ -191,6 +192,53 @@ class KnapsackPacker:
             mem += it.mem
             cores += it.cores
             gpus += it.gpus
+        return chosen
+
+    @staticmethod
+    def _swap_up(items, cand, chosen, limits, max_rounds: int = 20) -> list[int]:
+        """Exchange one chosen job for an unchosen one when that gains memory (or value) at the
+        exact sizes: recovers fits that rounding up to the grid lost (40 + 60 in a budget of 100)."""
+        import bisect
+
+        use_value = any(it.value is not None for it in items)
+        chosen = list(chosen)
+        for _ in range(max_rounds):
+            taken = set(chosen)
+            mem = sum(items[i].mem for i in chosen)
+            cores = sum(items[i].cores for i in chosen)
+            gpus = sum(items[i].gpus for i in chosen)
+            slack = limits.mem - mem
+
+            def fits(a, b) -> bool:
+                return (
+                    mem - a.mem + b.mem <= limits.mem
+                    and (limits.cores is None or cores - a.cores + b.cores <= limits.cores)
+                    and (limits.gpus is None or gpus - a.gpus + b.gpus <= limits.gpus)
+                )
+
+            best = (1e-12, None, None)
+            rest = [j for j in cand if j not in taken]
+            if use_value:  # small sets only (simulation steps): plain scan
+                for pos, i in enumerate(chosen):
+                    for j in rest:
+                        g = items[j].value - items[i].value
+                        if g > best[0] and fits(items[i], items[j]):
+                            best = (g, pos, j)
+            else:
+                rest.sort(key=lambda j: items[j].mem)
+                mems = [items[j].mem for j in rest]
+                for pos, i in enumerate(chosen):
+                    a = items[i]
+                    # Largest unchosen job that fits in a's place: scan down from the bound.
+                    k = bisect.bisect_right(mems, a.mem + slack) - 1
+                    while k >= 0 and mems[k] - a.mem > best[0]:
+                        if fits(a, items[rest[k]]):
+                            best = (mems[k] - a.mem, pos, rest[k])
+                            break
+                        k -= 1
+            if best[1] is None:
+                break
+            chosen[best[1]] = best[2]
         return chosen
 
     def _dimensions(self, items, cand, limits):

@@ -63,6 +63,7 @@ class RegressorSettings:
     relative_fit: bool = False  # weight points by 1/y^2: least squares on relative errors
     min_residuals: int = 1
     floor: str = "smallest"  # smallest (paper: smallest point, observed or prior) | positive
+    ucb_delta: float | None = None  # scale the safety by delta^(-1/n) (n residuals): wider when few
 
     def __post_init__(self):
         if self.bias not in BIAS_MODES:
@@ -91,12 +92,15 @@ class OnlineRamRegressor:
         self._dirty = True
         self._loo_cache: tuple[list[float], list[float]] | None = None
         self._floor = 0.0
+        self._margin_cache: tuple[float, tuple[float, float]] | None = None
 
     # -- data ---------------------------------------------------------------------------------
     def add_prior(self, key: str, x: float, y_mb: float) -> None:
         """Seed the fit with a prior prediction for task ``key`` (ignored once it is observed)."""
         _finite(x, "size feature")
         _finite(y_mb, "prior memory")
+        if y_mb <= 0:
+            raise ChromoschedError(f"task {key}: prior memory must be > 0, got {y_mb}")
         old = self._points.get(key)
         if old is not None and old.kind != "prior":
             self._priors[key] = (float(x), float(y_mb))
@@ -166,20 +170,44 @@ class OnlineRamRegressor:
         loo_abs, loo_rel = self._prior_loo()
         return list(self._abs_residuals.values()) + loo_abs, list(self._rel_residuals.values()) + loo_rel
 
-    def bias_mb(self, x: float) -> float:
-        """The conservative amount (MB) added to the point prediction at x."""
+    def margin(self) -> tuple[float, float]:
+        """The conservative bias as (MB added, fraction of the prediction added); one of the two
+        is zero depending on the bias mode. Cached until the data change."""
         s = self.settings
         if s.bias == "none":
-            return 0.0
+            return 0.0, 0.0
+        self._fit()
+        gamma = self.gamma()
+        if self._margin_cache is not None and self._margin_cache[0] == gamma:
+            return self._margin_cache[1]
         abs_res, rel_res = self.residual_pool()
         # Both modes use magnitudes: twice the sample of one-sided residuals for the noise scale.
         pool = abs_res if s.bias == "absolute" else [abs(e) for e in rel_res]
         if len(pool) < s.min_residuals:
-            return 0.0
-        q = float(np.quantile(np.asarray(pool), self.gamma(), method="higher"))
-        if s.bias == "absolute":
-            return s.safety * max(q, 0.0)
-        return s.safety * max(q, 0.0) * self.predict(x)
+            out = (0.0, 0.0)
+        else:
+            q = max(float(np.quantile(np.asarray(pool), gamma, method="higher")), 0.0)
+            safety = s.safety
+            if s.ucb_delta is not None:
+                # If residual magnitudes were uniform on [0, a], P(max of n < a / k) = k^-n: with
+                # k = delta^(-1/n) the bound a is covered with probability 1 - delta.
+                safety *= s.ucb_delta ** (-1.0 / len(pool))
+            out = (safety * q, 0.0) if s.bias == "absolute" else (0.0, safety * q)
+        self._margin_cache = (gamma, out)
+        return out
+
+    def bias_mb(self, x: float) -> float:
+        """The conservative amount (MB) added to the point prediction at x."""
+        add, frac = self.margin()
+        return add + (frac * self.predict(x) if frac else 0.0)
+
+    def predict_many(self, xs) -> np.ndarray:
+        """Point predictions for many feature values at once (floored)."""
+        model = self._fit()
+        if model is None:
+            raise ChromoschedError("the memory regressor has no data yet (no prior and nothing observed)")
+        z = (np.asarray(xs, dtype=float) - model.centre) / model.scale
+        return np.maximum(np.polyval(model.coef, z), self._floor)
 
     def predict_conservative(self, x: float) -> float:
         return self.predict(x) + self.bias_mb(x)
@@ -204,6 +232,7 @@ class OnlineRamRegressor:
             smallest = min((p.y for p in pts), default=0.0)
             self._floor = smallest if self.settings.floor == "smallest" else 0.05 * smallest
             self._loo_cache = None
+            self._margin_cache = None
             self._dirty = False
         return self._model
 
