@@ -26,10 +26,25 @@ def test_floor_keeps_predictions_above_smallest_point():
     reg.observe("a", 1, 100.0)
     reg.observe("b", 2, 60.0)  # the line goes negative at x=5
     assert reg.predict(5) == pytest.approx(60.0)
+    # "positive" only relaxes the floor when prior points back the line up.
     pos = OnlineRamRegressor(RegressorSettings(bias="none", floor="positive"))
     pos.observe("a", 1, 100.0)
     pos.observe("b", 2, 60.0)
+    assert pos.predict(5) == pytest.approx(60.0)
+    for x in range(1, 6):
+        pos.add_prior(f"p{x}", x, 140.0 - 25.0 * x)
     assert 0 < pos.predict(5) < 60.0
+
+
+def test_a_failure_with_a_tiny_allocation_does_not_pull_the_fit_down():
+    reg = OnlineRamRegressor(RegressorSettings(bias="none"))
+    for x in (1, 2, 3):
+        reg.observe(f"t{x}", x, line(x))
+    before = reg.predict(4)
+    reg.observe_censored("t4", 4, 10.0)  # failed with 10 MB: only says "more than 13"
+    assert reg.predict(4) == pytest.approx(before)
+    reg.observe_censored("t5", 5, 2000.0)  # failed with 2000 MB: pushes the fit up
+    assert reg.predict(4) > before
 
 
 def make_with_residuals(bias: str, n_obs: int, total: int = 20) -> OnlineRamRegressor:

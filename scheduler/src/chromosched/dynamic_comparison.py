@@ -71,6 +71,9 @@ def make_policy(name: str, settings: ComparisonSettings):
         return SizeyPolicy(cap, settings.sizey)
     if name == "greedy-declared":
         return DeclaredGreedyPolicy(cap, settings.declared_headroom, settings.declared_per_task)
+    if name == "chromosched" and settings.semantics == "system":
+        # Shared memory without per-job limits: our best configuration pools the safety margin.
+        return DynamicPolicy(preset("chromosched-shared"), cap)
     return DynamicPolicy(preset(name), cap)
 
 

@@ -117,6 +117,9 @@ class PolicyConfig:
     ucb_delta: float | None = None
     slack_factor: float = 1.0  # raise chosen jobs' allocations up to this factor from memory left idle
     pooled_reserve_z: float | None = None  # shared memory: no per-job bias, keep z x sd(total) free
+    min_residuals: int = 1
+    default_margin: float = 0.0
+    residuals: str = "launch"
 
     def __post_init__(self):
         if self.init not in INIT_STRATEGIES:
@@ -142,6 +145,9 @@ class PolicyConfig:
             relative_fit=self.relative_fit,
             floor=self.floor,
             ucb_delta=self.ucb_delta,
+            min_residuals=self.min_residuals,
+            default_margin=self.default_margin,
+            residuals=self.residuals,
         )
 
 
@@ -171,12 +177,33 @@ PRESETS: dict[str, PolicyConfig] = {
         init="biggest",
         use_prior=True,
         relative_fit=True,
-        floor="positive",
         packer="knapsack",
         objective="area",
         priority="longest",
+        residuals="loo",
+        min_residuals=5,
+        default_margin=0.5,
     ),
 }
+
+
+# Ablation of our ideas: chromosched with one idea replaced by the paper's choice.
+_OURS = PRESETS["chromosched"]
+PRESETS.update(
+    {
+        # Without a prior the sequential phase comes back; smallest-first is the paper's best start.
+        "chromosched-no-prior": replace(_OURS, name="chromosched-no-prior", use_prior=False, init="smallest"),
+        "chromosched-paper-bias": replace(
+            _OURS, name="chromosched-paper-bias", bias="absolute", gamma_max=0.95, gamma_min=0.80, safety=1.0,
+            residuals="launch",
+        ),
+        "chromosched-memory-knapsack": replace(_OURS, name="chromosched-memory-knapsack", objective="memory", priority="none"),
+        "chromosched-plain-fit": replace(_OURS, name="chromosched-plain-fit", relative_fit=False),
+        # Shared memory (no per-job limits): point predictions plus a pooled reserve.
+        "chromosched-shared": replace(_OURS, name="chromosched-shared", pooled_reserve_z=2.5),
+    }
+)
+ABLATIONS = tuple(k for k in PRESETS if k.startswith("chromosched-") and k != "chromosched-shared")
 
 
 def preset(name: str) -> PolicyConfig:

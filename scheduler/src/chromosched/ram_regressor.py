@@ -62,6 +62,8 @@ class RegressorSettings:
     prior_weight: float = 1.0
     relative_fit: bool = False  # weight points by 1/y^2: least squares on relative errors
     min_residuals: int = 1
+    default_margin: float = 0.0  # relative margin used while fewer than min_residuals residuals exist
+    residuals: str = "launch"  # launch (paper: predictions made at launch) | loo (current fit, leave-one-out)
     floor: str = "smallest"  # smallest (paper: smallest point, observed or prior) | positive
     ucb_delta: float | None = None  # scale the safety by delta^(-1/n) (n residuals): wider when few
 
@@ -74,6 +76,8 @@ class RegressorSettings:
             raise ChromoschedError(f"need 0 < gamma_min <= gamma_max <= 1, got {self.gamma_min}, {self.gamma_max}")
         if self.escalation < 1:
             raise ChromoschedError(f"escalation factor must be >= 1, got {self.escalation}")
+        if self.residuals not in ("launch", "loo"):
+            raise ChromoschedError(f"residual source must be 'launch' or 'loo', got {self.residuals!r}")
         if self.floor not in ("smallest", "positive"):
             raise ChromoschedError(f"floor must be 'smallest' or 'positive', got {self.floor!r}")
 
@@ -92,6 +96,7 @@ class OnlineRamRegressor:
         self._dirty = True
         self._loo_cache: tuple[list[float], list[float]] | None = None
         self._floor = 0.0
+        self._fit_keys: list[str] = []
         self._margin_cache: tuple[float, tuple[float, float]] | None = None
 
     # -- data ---------------------------------------------------------------------------------
@@ -181,10 +186,18 @@ class OnlineRamRegressor:
         if self._margin_cache is not None and self._margin_cache[0] == gamma:
             return self._margin_cache[1]
         abs_res, rel_res = self.residual_pool()
+        if s.residuals == "loo" and s.bias == "relative":
+            # The current model's own out-of-sample errors: early extrapolation errors (a line
+            # through the first two jobs) do not stay in the pool for ever.
+            _, prior_rel = self._prior_loo()
+            rel_res = prior_rel + self._observed_loo()
         # Both modes use magnitudes: twice the sample of one-sided residuals for the noise scale.
         pool = abs_res if s.bias == "absolute" else [abs(e) for e in rel_res]
+        if len(pool) < s.min_residuals and s.bias == "relative" and s.residuals == "launch":
+            # Few launch residuals and no prior run: add leave-one-out residuals of observed points.
+            pool += [abs(e) for e in self._observed_loo()]
         if len(pool) < s.min_residuals:
-            out = (0.0, 0.0)
+            out = (0.0, 0.0) if s.bias == "absolute" else (0.0, s.default_margin)
         else:
             q = max(float(np.quantile(np.asarray(pool), gamma, method="higher")), 0.0)
             safety = s.safety
@@ -219,18 +232,37 @@ class OnlineRamRegressor:
             w = w / np.maximum(np.array([p.y for p in pts]), 1e-9) ** 2
         return w
 
+    def _fit_points(self, keys: list[str]) -> _PolyModel | None:
+        if not keys:
+            return None
+        pts = [self._points[k] for k in keys]
+        return _PolyModel.fit(
+            np.array([p.x for p in pts]), np.array([p.y for p in pts]), self._weights(pts), self.settings.degree
+        )
+
     def _fit(self) -> _PolyModel | None:
         if self._dirty:
-            pts = list(self._points.values())
-            self._model = _PolyModel.fit(
-                np.array([p.x for p in pts]), np.array([p.y for p in pts]), self._weights(pts), self.settings.degree
-            ) if pts else None
+            exact = [k for k, p in self._points.items() if p.kind != "censored"]
+            censored = [k for k, p in self._points.items() if p.kind == "censored"]
+            keys = exact
+            base = self._fit_points(exact)
+            if censored:
+                # A failure only says "more than that": it may push the fit up, never pull it down
+                # (a job that failed with a far too small allocation carries a far too low bound).
+                keys = exact + [
+                    k for k in censored if base is None or self._points[k].y > base.predict(self._points[k].x)
+                ]
+            self._model = base if keys == exact else self._fit_points(keys)
+            self._fit_keys = keys
             # The paper keeps predictions above the smallest observed peak (a line through two big
             # jobs goes negative for small ones); prior points count as observed here, else the
             # first big observation would lift every small job to its size. "positive" only guards
-            # against non-positive predictions.
-            smallest = min((p.y for p in pts), default=0.0)
-            self._floor = smallest if self.settings.floor == "smallest" else 0.05 * smallest
+            # against non-positive predictions and needs prior points: without them the line
+            # through the first (big) jobs is extrapolated far, and the paper's floor applies.
+            ys = [self._points[k].y for k in keys]
+            smallest = min(ys, default=0.0)
+            loose = self.settings.floor == "positive" and self.has_prior()
+            self._floor = 0.05 * smallest if loose else smallest
             self._loo_cache = None
             self._margin_cache = None
             self._dirty = False
@@ -247,8 +279,7 @@ class OnlineRamRegressor:
         abs_res: list[float] = []
         rel_res: list[float] = []
         if model is not None and len(self._points) >= self.settings.degree + 2:
-            keys = list(self._points)
-            loo = dict(zip(keys, model.loo_predictions()))
+            loo = dict(zip(self._fit_keys, model.loo_predictions()))
             for key, (x, y) in self._priors.items():
                 p = self._points.get(key)
                 pred = loo[key] if (p is not None and p.kind == "prior") else model.predict(x)
@@ -257,6 +288,18 @@ class OnlineRamRegressor:
                     rel_res.append(y / pred - 1.0)
         self._loo_cache = (abs_res, rel_res)
         return self._loo_cache
+
+    def _observed_loo(self) -> list[float]:
+        """Relative leave-one-out residuals of the observed points (closed form)."""
+        model = self._fit()
+        if model is None or len(self._points) < self.settings.degree + 2:
+            return []
+        out = []
+        for key, pred in zip(self._fit_keys, model.loo_predictions()):
+            p = self._points[key]
+            if p.kind == "observed" and pred > 0 and p.y > 0:
+                out.append(p.y / pred - 1.0)
+        return out
 
     # -- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict:
