@@ -69,7 +69,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 def run(args) -> dict:
     sizes = [float(s) for s in args.sizes.split(",")]
-    policies = DEFAULT_POLICIES if args.no_ablation else DEFAULT_POLICIES[:-1] + ABLATIONS + ("optimum",)
+    policies = DEFAULT_POLICIES if args.no_ablation else DEFAULT_POLICIES[:-1] + ABLATIONS + ("clairvoyant", "optimum")
     results = {}
     for size in sizes:
         prof = profile(
@@ -205,7 +205,7 @@ def plot(result: dict, path: Path) -> None:
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     names = [r["name"] for r in result["sizes"][sizes[0]]["policies"] if r["name"] != "optimum"]
     for name in names:
-        if name.startswith("chromosched-"):
+        if name.startswith("chromosched-") or name == "clairvoyant":
             continue
         ratio = [_row(result["sizes"][z], name)["makespan_mean"] / result["sizes"][z]["optimum_makespan_mean"] for z in sizes]
         oc = [_row(result["sizes"][z], name)["overcommits_mean"] for z in sizes]

@@ -184,3 +184,14 @@ def test_run_seed_reports_every_policy_on_the_same_workload():
     assert set(out) == {"knapsack", "chromosched", "optimum"}
     assert out["optimum"]["makespan"] <= min(out["knapsack"]["makespan"], out["chromosched"]["makespan"]) + 1e-6
     assert out["optimum"]["status"] in ("OPTIMAL", "FEASIBLE")
+
+
+def test_clairvoyant_baseline_never_fails_and_sits_between_policy_and_optimum():
+    from chromosched.clairvoyant_baseline import ClairvoyantPolicy
+
+    prof = profile("paper-cal", task_size=0.4)
+    w = make_workload(prof, 4)
+    clair = simulate(w, ClairvoyantPolicy(w))
+    assert clair.overcommits == 0 and clair.wasted == pytest.approx(0.0)
+    opt = optimum_makespan(w, time_limit_s=0.5, search_iterations=300)
+    assert opt.makespan <= clair.makespan + 1e-6

@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from .clairvoyant_baseline import ClairvoyantPolicy
 from .declared_greedy import DeclaredGreedyPolicy
 from .dynamic_policy import PRESETS, Capacity, DynamicPolicy, preset
 from .dynamic_simulator import SEMANTICS, simulate
@@ -38,7 +39,7 @@ DEFAULT_POLICIES = CONTRACT_POLICIES[:4] + ("greedy", "greedy+bias", "greedy+bia
 
 
 def known_policies() -> list[str]:
-    return list(PRESETS) + ["sizey", "greedy-declared", "optimum"]
+    return list(PRESETS) + ["sizey", "greedy-declared", "clairvoyant", "optimum"]
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,15 @@ class ComparisonSettings:
             raise ChromoschedError("need at least one seed")
 
 
-def make_policy(name: str, settings: ComparisonSettings):
+def make_policy(name: str, settings: ComparisonSettings, workload=None):
     prof = settings.profile
     cap = Capacity(prof.capacity, max_tasks=prof.max_parallel)
     if name == "sizey":
         return SizeyPolicy(cap, settings.sizey)
+    if name == "clairvoyant":
+        if workload is None:
+            raise ChromoschedError("the clairvoyant baseline needs the workload")
+        return ClairvoyantPolicy(workload)
     if name == "greedy-declared":
         return DeclaredGreedyPolicy(cap, settings.declared_headroom, settings.declared_per_task)
     if name == "chromosched" and settings.semantics == "system":
@@ -99,7 +104,7 @@ def run_seed(settings: ComparisonSettings, seed: int) -> dict[str, dict]:
                 "status": opt.status,
             }
         else:
-            res = simulate(w, make_policy(name, settings), semantics=settings.semantics)
+            res = simulate(w, make_policy(name, settings, w), semantics=settings.semantics)
             out[name] = res.metrics()
         out[name]["wall_s"] = time.perf_counter() - t0
     return out

@@ -18,9 +18,11 @@ Without prior data a job type starts with the paper's sequential phase: ``init_t
 alone with the whole budget, in biggest-first, smallest-first or mixed order.
 
 Packing: ``greedy`` (ascending memory, most jobs), ``knapsack`` (0-1 knapsack, most memory) or
-``firstfit`` (priority order). Our additions are options (see ``PolicyConfig``): relative bias
-with a safety factor, longest-predicted-runtime-first preference inside the knapsack, and a
-reservation for the largest waiting job (EASY-style backfilling) so big jobs are not starved.
+``firstfit`` (priority order). Our additions are options (see ``PolicyConfig``; the README's
+"Dynamic scheduler" section measures each): a relative bias from leave-one-out residuals with a
+safety factor, a knapsack that maximises memory x predicted runtime (long jobs first, so the end
+of the run does not wait on them), a fit weighted for relative errors, and, for shared memory
+without per-job limits, a pooled reserve instead of per-job margins.
 """
 
 from __future__ import annotations
@@ -94,32 +96,31 @@ class PolicyConfig:
     """Every choice the policy makes; ``preset(name)`` gives the named configurations."""
 
     name: str = "custom"
-    feature: str = "index"
-    degree: int = 1
+    feature: str = "index"  # which TaskRequest.features entry the regression uses
+    degree: int = 1  # polynomial degree (paper: 1)
     bias: str = "absolute"  # none | absolute (paper) | relative (ours)
-    gamma_max: float = 0.95
-    gamma_min: float = 0.80
-    safety: float = 1.0
-    escalation: float = 1.3
-    init: str = "biggest"
-    init_tasks: int = 2
-    use_prior: bool = False
-    prior_weight: float = 1.0
-    relative_fit: bool = False
-    packer: str = "knapsack"
+    gamma_max: float = 0.95  # bias percentile with nothing observed ...
+    gamma_min: float = 0.80  # ... and with every task observed
+    safety: float = 1.0  # multiplies the bias
+    escalation: float = 1.3  # s: a failed job's next allocation is at least s x the failed one
+    init: str = "biggest"  # sequential phase order without a prior: biggest | smallest | mixed
+    init_tasks: int = 2  # p: jobs run alone before the regression is used
+    use_prior: bool = False  # seed the regression with TaskRequest.prior_mb
+    prior_weight: float = 1.0  # least-squares weight of prior points
+    relative_fit: bool = False  # weight points by 1/y^2 (noise proportional to size)
+    packer: str = "knapsack"  # knapsack | greedy | firstfit
     priority: str = "none"  # tie-break / first-fit order: none | longest (runtime) | biggest (memory)
-    reserve_for_biggest: bool = False  # EASY-style backfilling around the biggest waiting job
     objective: str = "memory"  # knapsack value: memory (paper) | area (memory x predicted runtime)
-    area_power: float = 1.0
-    grid: int = 1024
-    grid_1d: int = 8192
-    floor: str = "smallest"
-    ucb_delta: float | None = None
-    slack_factor: float = 1.0  # raise chosen jobs' allocations up to this factor from memory left idle
+    area_power: float = 1.0  # value = memory x runtime^area_power
+    area_max_items: int = 64  # above this many candidates: memory knapsack, longest first on ties
+    grid: int = 1024  # knapsack memory cells with cores/GPUs/count dimensions
+    grid_1d: int = 8192  # knapsack memory cells for memory alone
+    floor: str = "smallest"  # smallest (paper) | positive (only with prior points)
+    ucb_delta: float | None = None  # widen the bias while few residuals exist (see RegressorSettings)
     pooled_reserve_z: float | None = None  # shared memory: no per-job bias, keep z x sd(total) free
-    min_residuals: int = 1
+    min_residuals: int = 1  # fewer residuals than this: use default_margin (relative bias)
     default_margin: float = 0.0
-    residuals: str = "launch"
+    residuals: str = "launch"  # bias residuals: launch (paper) | loo (current fit, leave-one-out)
 
     def __post_init__(self):
         if self.init not in INIT_STRATEGIES:
@@ -391,8 +392,9 @@ class DynamicPolicy:
         # Job types still in their initial sequential phase: one job at a time, alone, whole budget.
         trained: list[TaskRequest] = []
         untrained: dict[str, list[TaskRequest]] = {}
+        is_trained = {kind: self._trained(kind) for kind in {t.kind for t in ready}}
         for t in ready:
-            (trained if self._trained(t.kind) else untrained.setdefault(t.kind, [])).append(t)
+            (trained if is_trained[t.kind] else untrained.setdefault(t.kind, [])).append(t)
         if untrained:
             if not running:
                 kind = sorted(untrained)[0]
@@ -421,9 +423,11 @@ class DynamicPolicy:
             info.extend(zip(tasks, mems, points, rts))
         order = self._priority_order(info)
         info = [info[i] for i in order]
+        use_area = self.config.objective == "area" and len(info) <= self.config.area_max_items
+        use_area = use_area and any(rt for _, _, _, rt in info)
         for t, mem, point, rt in info:
             value = None
-            if self.config.objective == "area":
+            if use_area:
                 value = mem * max(rt or 0.0, 1e-9) ** self.config.area_power
             items.append(PackItem(t.task_id, mem, t.cores, t.gpus, value))
         limits = Limits(
@@ -434,14 +438,11 @@ class DynamicPolicy:
         )
         if self.config.pooled_reserve_z is not None:
             picked = self._select_pooled(items, info, limits, running)
-        elif self.config.reserve_for_biggest:
-            picked = self._select_with_reservation(items, info, limits, running, now)
         else:
             picked = self._packer.select(items, limits)
-        extra = self._slack(picked, info, free_mem)
         for i in picked:
             t, mem, point, rt = info[i]
-            mem = mem * extra + self._pooled_bonus.pop(t.task_id, 0.0)
+            mem = mem + self._pooled_bonus.pop(t.task_id, 0.0)
             alloc = Allocation(t, min(mem, self.capacity.mem_mb), point, rt)
             self._launched[t.task_id] = alloc
             chosen.append(alloc)
@@ -488,16 +489,6 @@ class DynamicPolicy:
                 return single
         return picked
 
-    def _slack(self, picked, info, free_mem: float) -> float:
-        """Common factor (<= slack_factor) by which the chosen jobs' allocations can grow into
-        memory that nothing else could use now: fewer failures at no packing cost."""
-        if self.config.slack_factor <= 1.0 or not picked:
-            return 1.0
-        used = sum(info[i][1] for i in picked)
-        if used <= 0:
-            return 1.0
-        return max(1.0, min(self.config.slack_factor, free_mem / used))
-
     def _priority_order(self, info) -> list[int]:
         """Preference order for ties (knapsack) or the list order (first fit)."""
         idx = list(range(len(info)))
@@ -506,51 +497,6 @@ class DynamicPolicy:
         if self.config.priority == "biggest":
             return sorted(idx, key=lambda i: (-info[i][1], info[i][0].task_id))
         return idx
-
-    def _select_with_reservation(self, items, info, limits: Limits, running, now) -> list[int]:
-        """EASY-style backfilling: the first job in priority order that does not fit now gets a
-        reservation at the time enough memory frees up (predicted runtimes); other jobs may start
-        now only if they end (predicted) before then or fit beside the reservation."""
-        picked = self._packer.select(items, limits)
-        if not items:
-            return picked
-        head = 0  # items are in priority order
-        if head in picked or not running:
-            return picked
-        head_mem = items[head].mem
-        # When will head_mem be free? Walk running jobs by predicted end.
-        ends = []
-        for r in running:
-            rt = r.predicted_runtime_s if r.predicted_runtime_s is not None else self.predicted_runtime(r.task)
-            end = r.started_at + (rt if rt is not None else 0.0)
-            ends.append((max(end, now), r.mem_mb))
-        ends.sort()
-        avail = limits.mem
-        shadow = None
-        for end, mem in ends:
-            avail += mem
-            if avail >= head_mem:
-                shadow = end
-                break
-        if shadow is None:
-            return picked
-        spare = avail - head_mem  # memory left over beside the head at the shadow time
-        # Backfill: jobs ending before the shadow time use memory freely; others must fit in spare.
-        short = [i for i in range(1, len(items)) if info[i][3] is not None and now + info[i][3] <= shadow]
-        long_ = [i for i in range(1, len(items)) if i not in set(short)]
-        sub_long = self._packer.select([items[i] for i in long_], replace(limits, mem=min(limits.mem, max(spare, 0.0))))
-        chosen = [long_[i] for i in sub_long]
-        used = sum(items[i].mem for i in chosen)
-        rest = replace(
-            limits,
-            mem=limits.mem - used,
-            cores=None if limits.cores is None else limits.cores - sum(items[i].cores for i in chosen),
-            gpus=None if limits.gpus is None else limits.gpus - sum(items[i].gpus for i in chosen),
-            max_items=None if limits.max_items is None else limits.max_items - len(chosen),
-        )
-        sub_short = self._packer.select([items[i] for i in short], rest)
-        chosen += [short[i] for i in sub_short]
-        return chosen
 
     # -- persistence --------------------------------------------------------------------------
     def save_state(self, path) -> None:

@@ -18,7 +18,6 @@ dynamic programming over the same state space (numpy), for small sets such as on
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Hashable, Sequence
 
@@ -259,12 +258,18 @@ class KnapsackPacker:
 
     @staticmethod
     def _weights(items, cand, grid, unit, extra):
+        """Usage vectors (inner dimensions..., memory cells), memory rounded UP to the grid."""
+        inv = 1.0 / unit
+        ceil = math.ceil
+        getters = [get for _, _, get in extra]
         usage = []
         for i in cand:
             it = items[i]
-            w = math.ceil(it.mem / unit) if it.mem > 0 else 0
+            w = ceil(it.mem * inv) if it.mem > 0 else 0
+            if w * unit < it.mem:  # guard the reciprocal's rounding
+                w += 1
             # Rounding up can push a job that fits exactly over the grid: _fill takes it back.
-            usage.append(tuple(get(it) for _, _, get in extra) + (w,))
+            usage.append(tuple(get(it) for get in getters) + (w,) if getters else (w,))
         return usage
 
     def _subset_sum(self, items, cand, limits, dims) -> list[int]:
@@ -273,33 +278,42 @@ class KnapsackPacker:
         grid, unit, extra = dims
         usage = self._weights(items, cand, grid, unit, extra)
         lims = tuple(lim for _, lim, _ in extra) + (grid,)
+        n_inner = len(lims) - 1
         strides = [1]
         for lim in lims[:-1]:
             strides.append(strides[-1] * (lim + 1))
         inner = strides[-1]
         total_bits = inner * (grid + 1)
 
-        # Interchangeable items (same usage vector) become power-of-two bundles, earlier items first.
-        classes: dict[tuple, list[int]] = defaultdict(list)
+        # Interchangeable items (same usage vector) become power-of-two bundles, earlier items
+        # first; a class never needs more copies than fit.
+        classes: dict[tuple, list[int]] = {}
         for pos, u in enumerate(usage):
-            if all(u[d] <= lims[d] for d in range(len(lims))):
-                classes[u].append(pos)
-        bundles: list[tuple[tuple, list[int]]] = []
+            if u[-1] <= grid:
+                members = classes.get(u)
+                if members is None:
+                    classes[u] = [pos]
+                else:
+                    members.append(pos)
+        bundles: list[tuple[int, tuple, list[int]]] = []  # (shift, inner usage, members)
         for u, members in classes.items():
             cap = len(members)
-            for d, lim in enumerate(lims):
+            for d in range(len(lims)):
                 if u[d] > 0:
-                    cap = min(cap, lim // u[d])
-            members = members[:cap]
+                    cap = min(cap, lims[d] // u[d])
+            shift1 = u[-1] * inner
+            for d in range(n_inner):
+                shift1 += u[d] * strides[d]
             size, start = 1, 0
-            while start < len(members):
-                take = members[start : start + size]
-                bundles.append((tuple(x * len(take) for x in u), take))
-                start += len(take)
+            while start < cap:
+                take = members[start : min(start + size, cap)]
+                k = len(take)
+                bundles.append((shift1 * k, tuple(x * k for x in u[:n_inner]), take))
+                start += k
                 size *= 2
         # Backtracking drops a bundle whenever the bundles before it reach the same state, so the
         # preferred (earlier) items go first.
-        bundles.sort(key=lambda b: min(b[1]))
+        bundles.sort(key=lambda b: b[2][0])
 
         full = (1 << total_bits) - 1
         mask_cache: dict[tuple[int, int], int] = {}
@@ -319,18 +333,20 @@ class KnapsackPacker:
 
         reach = 1
         history = [reach]
-        shifts = []
-        n_inner = len(lims) - 1
-        for u, _ in bundles:
-            shift = sum(x * s for x, s in zip(u, strides))
-            shifts.append(shift)
-            src = reach
-            for d in range(n_inner):
-                if u[d]:
-                    src &= inner_mask(d, u[d])
-            # Memory is the outermost dimension: overflow lands above total_bits and is cut off.
-            reach = (reach | (src << shift)) & full
-            history.append(reach)
+        append = history.append
+        if n_inner == 0:
+            for shift, _, _ in bundles:
+                # Memory is the outermost dimension: overflow lands above total_bits, cut off.
+                reach = (reach | (reach << shift)) & full
+                append(reach)
+        else:
+            for shift, uin, _ in bundles:
+                src = reach
+                for d in range(n_inner):
+                    if uin[d]:
+                        src &= inner_mask(d, uin[d])
+                reach = (reach | (src << shift)) & full
+                append(reach)
 
         best_state = (reach.bit_length() - 1) // inner * inner  # highest memory row reached
         row = (reach >> best_state) & ((1 << inner) - 1)
@@ -340,8 +356,8 @@ class KnapsackPacker:
         for b in range(len(bundles) - 1, -1, -1):
             if (history[b] >> state) & 1:
                 continue  # reachable without this bundle
-            state -= shifts[b]
-            chosen.extend(bundles[b][1])
+            state -= bundles[b][0]
+            chosen.extend(bundles[b][2])
         return [cand[p] for p in chosen]
 
     def _value_dp(self, items, cand, limits, dims) -> list[int]:

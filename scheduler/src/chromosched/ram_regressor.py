@@ -150,7 +150,7 @@ class OnlineRamRegressor:
         return len(self._points)
 
     def has_prior(self) -> bool:
-        return any(p.kind == "prior" for p in self._points.values())
+        return bool(self._priors)
 
     def ready(self) -> bool:
         """True once there is anything to fit."""
@@ -321,6 +321,9 @@ class OnlineRamRegressor:
                     raise ValueError(f"unknown point kind {kind!r}")
                 reg._points[str(k)] = _Point(float(x), float(y), kind)
             reg._priors = {str(k): (float(x), float(y)) for k, (x, y) in data.get("priors", {}).items()}
+            for k, p in reg._points.items():
+                if p.kind == "prior":
+                    reg._priors.setdefault(k, (p.x, p.y))
             reg._abs_residuals = {str(k): float(v) for k, v in data.get("abs_residuals", {}).items()}
             reg._rel_residuals = {str(k): float(v) for k, v in data.get("rel_residuals", {}).items()}
         except (KeyError, TypeError, ValueError) as err:
