@@ -119,3 +119,27 @@ def test_state_survives_save_and_load(tmp_path):
     # A warm-started policy needs no init phase even without priors.
     cold_tasks = tasks(prior=False)
     assert len(warm.select(cold_tasks, Capacity(1000.0))) > 1
+
+
+def test_feature_selection_picks_the_feature_memory_follows():
+    import random
+
+    rng = random.Random(5)
+    lengths = [249.0, 243.0, 198.0, 191.0, 181.0, 171.0, 159.0, 146.0, 141.0, 135.0, 135.0, 134.0, 115.0, 107.0, 102.0, 90.0, 81.0, 78.0, 59.0, 63.0, 48.0, 51.0]
+    ready = [
+        TaskRequest(f"chr{i}", "impute", {"index": float(i), "length": lengths[i - 1]},
+                    prior_mb=10.0 * lengths[i - 1] * (1 + rng.uniform(-0.05, 0.05)))
+        for i in range(1, 23)
+    ]
+    pol = DynamicPolicy(preset("chromosched"), Capacity(mem_mb=5000.0))
+    pol.select(ready, Capacity(5000.0))
+    assert pol.chosen_feature("impute") == "length"
+    # With memory linear in the index, the primary feature stays.
+    linear = [
+        TaskRequest(f"chr{i}", "impute", {"index": float(i), "length": lengths[i - 1]},
+                    prior_mb=(2500.0 - 100.0 * i) * (1 + rng.uniform(-0.05, 0.05)))
+        for i in range(1, 23)
+    ]
+    pol = DynamicPolicy(preset("chromosched"), Capacity(mem_mb=5000.0))
+    pol.select(linear, Capacity(5000.0))
+    assert pol.chosen_feature("impute") == "index"

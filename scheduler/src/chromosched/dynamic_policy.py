@@ -97,6 +97,8 @@ class PolicyConfig:
 
     name: str = "custom"
     feature: str = "index"  # which TaskRequest.features entry the regression uses
+    alt_features: tuple[str, ...] = ()  # more candidates ("prior" = the prior itself), picked by LOO error
+    switch_ratio: float = 0.8  # an alternative feature must cut the primary's LOO error to this fraction
     degree: int = 1  # polynomial degree (paper: 1)
     bias: str = "absolute"  # none | absolute (paper) | relative (ours)
     gamma_max: float = 0.95  # bias percentile with nothing observed ...
@@ -184,6 +186,7 @@ PRESETS: dict[str, PolicyConfig] = {
         residuals="loo",
         min_residuals=5,
         default_margin=0.5,
+        alt_features=("length", "prior"),
     ),
 }
 
@@ -200,6 +203,7 @@ PRESETS.update(
         ),
         "chromosched-memory-knapsack": replace(_OURS, name="chromosched-memory-knapsack", objective="memory", priority="none"),
         "chromosched-plain-fit": replace(_OURS, name="chromosched-plain-fit", relative_fit=False),
+        "chromosched-index-only": replace(_OURS, name="chromosched-index-only", alt_features=()),
         # Shared memory (no per-job limits): point predictions plus a pooled reserve.
         "chromosched-shared": replace(_OURS, name="chromosched-shared", pooled_reserve_z=2.5),
     }
@@ -236,15 +240,73 @@ class DynamicPolicy:
         else:
             self._packer = FirstFitPacker()
 
+    # -- features -----------------------------------------------------------------------------
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """Size features the regressions may use; ``prior`` means the prior prediction itself."""
+        return (self.config.feature,) + tuple(f for f in self.config.alt_features if f != self.config.feature)
+
+    def _key(self, kind: str, feature: str) -> str:
+        return kind if feature == self.config.feature else f"{kind}@{feature}"
+
+    def _x(self, task: TaskRequest, feature: str) -> float | None:
+        if feature == "prior":
+            return None if task.prior_mb is None else float(task.prior_mb)
+        v = task.features.get(feature)
+        return None if v is None else float(v)
+
+    def _feature(self, task: TaskRequest) -> float:
+        x = self._x(task, self.config.feature)
+        if x is None:
+            raise ChromoschedError(
+                f"task {task.task_id}: size feature '{self.config.feature}' missing (has: {', '.join(task.features) or 'none'})"
+            )
+        return x
+
+    def _each_feature(self, task: TaskRequest):
+        """(feature, x) for every candidate feature this task has (the primary one is required)."""
+        yield self.config.feature, self._feature(task)
+        for f in self.candidates[1:]:
+            x = self._x(task, f)
+            if x is not None:
+                yield f, x
+
+    def chosen_feature(self, kind: str) -> str:
+        """The candidate feature whose regression predicts best out of sample: relative RMS of
+        leave-one-out residuals of the prior points (not for the ``prior`` feature itself, whose
+        prior points sit on y = x) and of observed jobs. An alternative needs at least 3 such
+        residuals and must beat ``switch_ratio`` x the primary feature's error."""
+        if len(self.candidates) == 1:
+            return self.config.feature
+        seen = self._seen.get(kind, {}).values()
+        best, best_score = self.config.feature, None
+        for f in self.candidates:
+            if any(self._x(t, f) is None for t in seen):
+                continue  # not available for every job of this type
+            reg = self.memory.get(self._key(kind, f))
+            res = reg._observed_loo() if f == "prior" else reg._prior_loo()[1] + reg._observed_loo()
+            if len(res) < 3:
+                continue
+            score = math.sqrt(sum(e * e for e in res) / len(res))
+            if f == self.config.feature:
+                best_score = score * self.config.switch_ratio  # hysteresis towards the primary
+            elif best_score is None or score < best_score:
+                best, best_score = f, score
+        return best
+
+    def _mem_reg(self, kind: str) -> tuple[str, OnlineRamRegressor]:
+        f = self.chosen_feature(kind)
+        return f, self.memory.get(self._key(kind, f))
+
     # -- learning -----------------------------------------------------------------------------
     def observe_success(self, task: TaskRequest, measured_mb: float, runtime_s: float | None = None) -> None:
         """A job finished: its measured peak (and runtime) enter the regressions."""
-        x = self._feature(task)
         launched = self._launched.pop(task.task_id, None)
         predicted = launched.predicted_mb if launched else None
-        self.memory.get(task.kind).observe(task.task_id, x, measured_mb, predicted)
-        if runtime_s is not None and runtime_s >= 0:
-            self.runtime.get(task.kind).observe(task.task_id, x, runtime_s)
+        for f, x in self._each_feature(task):
+            self.memory.get(self._key(task.kind, f)).observe(task.task_id, x, measured_mb, predicted)
+            if runtime_s is not None and runtime_s >= 0:
+                self.runtime.get(self._key(task.kind, f)).observe(task.task_id, x, runtime_s)
         self._failed_at.pop(task.task_id, None)
         self._done.add(task.task_id)
 
@@ -252,29 +314,24 @@ class DynamicPolicy:
         """A job ran out of its ``allocated_mb``: censored observation, escalate the next try."""
         self._launched.pop(task.task_id, None)
         self._failed_at[task.task_id] = max(float(allocated_mb), self._failed_at.get(task.task_id, 0.0))
-        self.memory.get(task.kind).observe_censored(task.task_id, self._feature(task), allocated_mb)
+        for f, x in self._each_feature(task):
+            self.memory.get(self._key(task.kind, f)).observe_censored(task.task_id, x, allocated_mb)
 
     # -- prediction ---------------------------------------------------------------------------
-    def _feature(self, task: TaskRequest) -> float:
-        try:
-            return float(task.features[self.config.feature])
-        except KeyError:
-            raise ChromoschedError(
-                f"task {task.task_id}: size feature '{self.config.feature}' missing (has: {', '.join(task.features) or 'none'})"
-            ) from None
-
     def _register(self, tasks: Iterable[TaskRequest]) -> None:
         for t in tasks:
             seen = self._seen.setdefault(t.kind, {})
             if t.task_id in seen:
                 continue
             seen[t.task_id] = t
-            reg = self.memory.get(t.kind)
-            reg.expected_tasks = len(seen)
-            if self.config.use_prior and t.prior_mb is not None:
-                reg.add_prior(t.task_id, self._feature(t), t.prior_mb)
-            if t.prior_runtime_s is not None:
-                self.runtime.get(t.kind).add_prior(t.task_id, self._feature(t), t.prior_runtime_s)
+            for f, x in self._each_feature(t):
+                reg = self.memory.get(self._key(t.kind, f))
+                reg.expected_tasks = len(seen)
+                reg.prior_is_feature = f == "prior"
+                if self.config.use_prior and t.prior_mb is not None:
+                    reg.add_prior(t.task_id, x, t.prior_mb)
+                if t.prior_runtime_s is not None:
+                    self.runtime.get(self._key(t.kind, f)).add_prior(t.task_id, x, t.prior_runtime_s)
 
     def _trained(self, kind: str) -> bool:
         reg = self.memory.get(kind)
@@ -284,15 +341,12 @@ class DynamicPolicy:
         return reg.n_observed >= needed
 
     def predicted_runtime(self, task: TaskRequest) -> float | None:
-        reg = self.runtime.get(task.kind)
-        if not reg.ready():
-            return task.prior_runtime_s
-        return reg.predict(self._feature(task))
+        return self._runtimes(task.kind, [task])[0]
 
     def _allocations(self, kind: str, tasks: list[TaskRequest]) -> tuple[list[float], list[float]]:
         """Vectorised allocation_for for many jobs of one type."""
-        reg = self.memory.get(kind)
-        points = reg.predict_many([self._feature(t) for t in tasks])
+        f, reg = self._mem_reg(kind)
+        points = reg.predict_many([self._x(t, f) for t in tasks])
         if self.config.pooled_reserve_z is not None:
             mems = points.copy()
         else:
@@ -310,23 +364,17 @@ class DynamicPolicy:
         return out, points.tolist()
 
     def _runtimes(self, kind: str, tasks: list[TaskRequest]) -> list[float | None]:
-        reg = self.runtime.get(kind)
-        if not reg.ready():
+        f = self.chosen_feature(kind)
+        reg = self.runtime.get(self._key(kind, f))
+        xs = [self._x(t, f) for t in tasks]
+        if not reg.ready() or any(x is None for x in xs):
             return [t.prior_runtime_s for t in tasks]
-        return reg.predict_many([self._feature(t) for t in tasks]).tolist()
+        return reg.predict_many(xs).tolist()
 
     def allocation_for(self, task: TaskRequest) -> tuple[float, float]:
         """(memory to give, point prediction) for a job whose type has a trained regressor."""
-        reg = self.memory.get(task.kind)
-        x = self._feature(task)
-        point = reg.predict(x)
-        alloc = point if self.config.pooled_reserve_z is not None else point + reg.bias_mb(x)
-        failed = self._failed_at.get(task.task_id)
-        if failed is not None:
-            alloc = max(alloc, self.config.escalation * failed)
-        if task.min_mb is not None:
-            alloc = max(alloc, float(task.min_mb))
-        return min(alloc, self.capacity.mem_mb), point
+        mems, points = self._allocations(task.kind, [task])
+        return mems[0], points[0]
 
     # -- selection ----------------------------------------------------------------------------
     def _check_feasible(self, task: TaskRequest) -> None:
@@ -458,7 +506,7 @@ class DynamicPolicy:
 
     def _noise_sd(self, kind: str) -> float:
         """Relative sd of one job's memory around its prediction (RMS of the residual pool)."""
-        _, rel = self.memory.get(kind).residual_pool()
+        _, rel = self._mem_reg(kind)[1].residual_pool()
         return float(math.sqrt(sum(e * e for e in rel) / len(rel))) if rel else 0.5
 
     def _select_pooled(self, items, info, limits: Limits, running) -> list[int]:

@@ -72,12 +72,24 @@ class RunResult:
         }
 
 
+_GRCH37 = None
+
+
 def task_request(t: SimTask, n_tasks: int, kind: str = "sim") -> TaskRequest:
-    """What a scheduler may know about a simulated task: its index, the prior run, one core."""
+    """What a scheduler may know about a simulated task: its index, its chromosome's GRCh37
+    length (for up to 22 tasks), the prior run, one core."""
+    global _GRCH37
+    if _GRCH37 is None:
+        from .genomes import genome_lengths
+
+        _GRCH37 = list(genome_lengths("GRCh37").values())
+    features = {"index": float(t.index)}
+    if t.index <= len(_GRCH37):
+        features["length"] = float(_GRCH37[t.index - 1])
     return TaskRequest(
         task_id=t.task_id,
         kind=kind,
-        features={"index": float(t.index)},
+        features=features,
         size_hint=float(n_tasks + 1 - t.index),
         prior_mb=t.prior_ram,
         prior_runtime_s=t.prior_duration,

@@ -44,8 +44,10 @@ class WorkloadProfile:
             raise ChromoschedError(f"task size must be > 0 (a fraction of the capacity), got {self.task_size}")
         if not (0 <= self.beta_ram < 1 and 0 <= self.beta_dur < 1):
             raise ChromoschedError(f"noise levels must be in [0, 1), got {self.beta_ram}, {self.beta_dur}")
-        if self.relative_sizes is not None and any(s <= 0 for s in self.relative_sizes):
-            raise ChromoschedError("relative task sizes must all be > 0")
+        if self.relative_sizes is not None:
+            if not self.relative_sizes or any(s <= 0 for s in self.relative_sizes):
+                raise ChromoschedError("relative task sizes must all be > 0")
+            object.__setattr__(self, "n_tasks", len(self.relative_sizes))  # the list defines the count
         if self.max_parallel is not None and self.max_parallel < 1:
             raise ChromoschedError(f"max parallel tasks must be >= 1, got {self.max_parallel}")
 
@@ -60,8 +62,17 @@ class WorkloadProfile:
         return b1 * (1.0 - (1.0 - self.ratio) * i / (n - 1))
 
 
+def _grch37_relative() -> tuple[float, ...]:
+    from .genomes import genome_lengths
+
+    lengths = list(genome_lengths("GRCh37").values())
+    return tuple(v / lengths[0] for v in lengths)
+
+
 PROFILES: dict[str, WorkloadProfile] = {
     "paper-cal": WorkloadProfile(),
+    # Sizes proportional to the GRCh37 autosome lengths: not linear in the chromosome index.
+    "grch37-cal": WorkloadProfile(name="grch37-cal", relative_sizes=_grch37_relative()),
     # The same workload without the gap fills: no cap on parallel jobs, true memory unclipped.
     "paper-raw": WorkloadProfile(name="paper-raw", max_parallel=None, clip_ram=False),
 }

@@ -97,6 +97,7 @@ class OnlineRamRegressor:
         self._loo_cache: tuple[list[float], list[float]] | None = None
         self._floor = 0.0
         self._fit_keys: list[str] = []
+        self.prior_is_feature = False
         self._margin_cache: tuple[float, tuple[float, float]] | None = None
 
     # -- data ---------------------------------------------------------------------------------
@@ -189,7 +190,9 @@ class OnlineRamRegressor:
         if s.residuals == "loo" and s.bias == "relative":
             # The current model's own out-of-sample errors: early extrapolation errors (a line
             # through the first two jobs) do not stay in the pool for ever.
-            _, prior_rel = self._prior_loo()
+            # When the feature is the prior itself, prior points sit on y = x: their residuals
+            # say nothing about the noise, so only observed jobs count.
+            prior_rel = [] if self.prior_is_feature else self._prior_loo()[1]
             rel_res = prior_rel + self._observed_loo()
         # Both modes use magnitudes: twice the sample of one-sided residuals for the noise scale.
         pool = abs_res if s.bias == "absolute" else [abs(e) for e in rel_res]
@@ -201,6 +204,9 @@ class OnlineRamRegressor:
         else:
             q = max(float(np.quantile(np.asarray(pool), gamma, method="higher")), 0.0)
             safety = s.safety
+            if self.prior_is_feature and s.ucb_delta is None:
+                # Fewer, noisier residuals (prior and job both vary): widen while n is small.
+                safety *= 0.05 ** (-1.0 / len(pool))
             if s.ucb_delta is not None:
                 # If residual magnitudes were uniform on [0, a], P(max of n < a / k) = k^-n: with
                 # k = delta^(-1/n) the bound a is covered with probability 1 - delta.

@@ -149,7 +149,13 @@ def register(commands, simulate) -> None:
     p.add_argument("--seeds", type=int, default=50, help="number of seeds (workloads), default 50")
     p.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--task-size", type=float, help="largest task's memory as a fraction of the capacity (default 0.4)")
-    p.add_argument("--policies", help="comma-separated policy names (default: all)")
+    from ..dynamic_comparison import DEFAULT_POLICIES, known_policies
+
+    extra = [n for n in known_policies() if n not in DEFAULT_POLICIES]
+    p.add_argument(
+        "--policies",
+        help=f"comma-separated policy names (default: {','.join(DEFAULT_POLICIES)}; also: {','.join(extra)})",
+    )
     p.add_argument("--jobs", type=int, default=1, help="worker processes over seeds (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
