@@ -40,7 +40,9 @@ $(VENV)/.installed: $(VENV)/.requirements $(SCHEDULER_SOURCES)
 	touch $@
 
 demo: setup
-	chromosched --version
+	chromosched tables --genome GRCh37 --workers 1-22 --out results/orderings/GRCh37.tsv
+	chromosched tables --genome GRCh38 --workers 1-22 --out results/orderings/GRCh38.tsv
+	chromosched simulate static --genome GRCh37 --workers 2-10
 
 test: setup
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
