@@ -31,6 +31,9 @@ res.configure(
         overrides=PIPE.raw["resources"],
     )
 )
+# mem_mb comes from the chromosched prediction store when the scheduler plugin wrote one for the job
+# (rule, wildcards, attempt): one number for the local budget, sbatch --mem and Beagle's -Xmx.
+res.use_model(res.PredictionStoreModel())
 
 
 wildcard_constraints:

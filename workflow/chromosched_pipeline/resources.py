@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from chromosched.prediction_store import PredictionStore
 
 from .beagle import mem_mb_for_heap
 from .vcfio import indexed_record_counts, match_contig, read_header_lines
@@ -196,6 +198,26 @@ class HeuristicModel:
         heap = max(BEAGLE_MIN_HEAP_MB, BEAGLE_HEAP_SAFETY * heap)
         seconds = BEAGLE_SECONDS_BASE + BEAGLE_SECONDS_PER_MARKER_SAMPLE * markers * samples / max(1, threads)
         return mem_mb_for_heap(heap), max(5.0, 3 * seconds / 60)
+
+
+class PredictionStoreModel:
+    """``mem_mb`` from the chromosched prediction store, everything else from the heuristic.
+
+    The scheduler plugin writes one prediction per (rule, wildcards, attempt) before it starts a
+    job; reading it here makes the job's ``mem_mb`` resource - hence the local budget, ``sbatch
+    --mem`` and Beagle's ``-Xmx`` - that same number, also in a cluster job's own Snakemake
+    process. Jobs without an entry (no plugin, or not yet predicted) defer to the heuristic.
+    """
+
+    def __init__(self, store: PredictionStore | None = None):
+        self.store = store
+
+    def request(self, job: JobInfo) -> ResourceRequest | None:
+        store = self.store or PredictionStore()  # location may come from the environment
+        prediction = store.get(job.rule, job.wildcards, job.attempt)
+        if prediction is None:
+            return None
+        return replace(_heuristic.request(job), mem_mb=int(prediction.mem_mb))
 
 
 _heuristic = HeuristicModel()
