@@ -1,0 +1,113 @@
+"""`chromosched order`, `simulate static` and `tables`: the command-line contract and its errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from chromosched.cli import main
+from chromosched.ordering_table import OrderingTable
+
+ORDER_KEYS = ["workers", "order", "peak", "sequential_peak", "lower_bound"]
+SIMULATE_KEYS = ["workers", "sequential_peak", "optimised_peak", "hill_climb_peak", "lower_bound", "order"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_order_json(capsys):
+    code, out, _ = run(capsys, "order", "--genome", "GRCh37", "--workers", "5", "--json", "--budget", "3000")
+    assert code == 0
+    data = json.loads(out)
+    assert list(data) == ORDER_KEYS
+    assert data["workers"] == 5 and sorted(data["order"], key=lambda c: int(c[3:])) == [f"chr{i}" for i in range(1, 23)]
+    assert round(data["sequential_peak"], 2) == 1062.54
+    assert data["lower_bound"] <= data["peak"] < data["sequential_peak"]
+
+
+def test_order_readable_and_from_table(capsys, tmp_path):
+    code, out, _ = run(capsys, "order", "--genome", "GRCh38", "--workers", "3", "--budget", "2000")
+    assert code == 0 and out.startswith("K = 3: peak ") and "order: chr" in out
+    table = tmp_path / "t.tsv"
+    assert run(capsys, "tables", "--genome", "GRCh38", "--workers", "1-4", "--budget", "1000", "--out", str(table))[0] == 0
+    code, out, _ = run(capsys, "order", "--table", str(table), "--workers", "4", "--json")
+    data = json.loads(out)
+    assert code == 0 and list(data) == ORDER_KEYS and data["peak"] == OrderingTable.load(table).peak_for(4)
+
+
+def test_simulate_static_json_both_models(capsys):
+    for model in ("list", "waves"):
+        code, out, err = run(capsys, "simulate", "static", "--genome", "GRCh37", "--workers", "2-4", "--model", model,
+                             "--json", "--budget", "2000")
+        assert code == 0
+        rows = json.loads(out)
+        assert [r["workers"] for r in rows] == [2, 3, 4]
+        for r in rows:
+            assert list(r) == SIMULATE_KEYS
+            assert r["lower_bound"] <= r["optimised_peak"] <= r["sequential_peak"]
+            assert r["lower_bound"] <= r["hill_climb_peak"]
+        assert "K=4" in err  # progress on stderr
+    # waves at K=2 reaches the paper's 297.38 (chr1 + chr21)
+    assert round(rows[0]["optimised_peak"], 2) == 297.38
+
+
+def test_simulate_static_table_output(capsys):
+    code, out, _ = run(capsys, "simulate", "static", "--genome", "GRCh37", "--workers", "2,3", "--budget", "1000")
+    lines = out.splitlines()
+    assert code == 0 and "hill_climb" in lines[1] and lines[2].split()[:2] == ["2", "492.45"]
+
+
+def test_tables_writes_valid_table(capsys, tmp_path):
+    out_file = tmp_path / "orderings" / "GRCh38.tsv"
+    code, _, err = run(capsys, "tables", "--genome", "GRCh38", "--workers", "1-3", "--budget", "1000",
+                       "--out", str(out_file))
+    assert code == 0 and "wrote" in err
+    table = OrderingTable.load(out_file)
+    assert table.workers() == [1, 2, 3] and table.metadata["source"] == "GRCh38"
+    assert table.metadata["command"].startswith("chromosched tables --genome GRCh38 --workers 1-3")
+    assert table.metadata["model"] == "list" and table.metadata["memory_unit"] == "Mbp"
+
+
+def test_tables_from_fai(capsys, tmp_path):
+    fai = tmp_path / "ref.fa.fai"
+    fai.write_text("".join(f"chr{i}\t{(30 - i) * 1000}\t0\t60\t61\n" for i in range(1, 7)))
+    code, out, _ = run(capsys, "tables", "--lengths", str(fai), "--workers", "2-3", "--budget", "500")
+    assert code == 0
+    table = OrderingTable.parse(out)
+    assert table.workers() == [2, 3] and len(table.chromosomes) == 6
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["order", "--genome", "GRCh99", "--workers", "5"], "unknown genome 'GRCh99'"),
+    (["order", "--genome", "GRCh37", "--workers", "2-10"], "expected one number of workers"),
+    (["order", "--workers", "3"], "no task input"),
+    (["simulate", "static", "--genome", "GRCh37", "--workers", "x"], "expected a number or a range"),
+    (["simulate", "static", "--genome", "GRCh37", "--workers", "0-3"], "at least 1"),
+    (["simulate", "static", "--genome", "GRCh37", "--workers", "2", "--model", "wave"], "invalid choice"),
+    (["simulate", "static", "--genome", "GRCh37", "--workers", "2", "--budget", "0"], "positive integer"),
+    (["tables", "--genome", "GRCh37", "--workers", "20-23"], "K=23 exceeds the 22 chromosomes"),
+    (["order", "--lengths", "/nonexistent/ref.fai", "--workers", "2"], "no such file"),
+])
+def test_bad_arguments_one_line_exit_2(capsys, argv, message):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and message in err and "error:" in err
+
+
+def test_corrupt_table_from_console(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("K\torder\tpeak\tsequential_peak\tlower_bound\tmethod\tseed\n"
+                   "1\tchr1,chr2\t2.0\t2.0\t2.0\ttrivial\t0\n"
+                   "2\tchr1,chr1\t3.0\t3.0\t3.0\ttrivial\t0\n")
+    run_ = subprocess.run([sys.executable, "-m", "chromosched", "order", "--table", str(bad), "--workers", "2"],
+                          capture_output=True, text=True)
+    assert run_.returncode == 2 and run_.stdout == ""
+    assert run_.stderr.strip() == f"chromosched: error: {bad} line 3: chromosome chr1 appears 2 times"
