@@ -295,6 +295,51 @@ def threads(rule: str) -> Callable[..., int]:
     return _threads
 
 
+# Beagle's documented defaults, for parameters the config leaves unset (null).
+BEAGLE_DEFAULTS = {"burnin": 3, "iterations": 12, "window": 40.0}
+
+
+def prior_features(rule: str, beagle: Mapping[str, Any] | None = None) -> Callable[..., dict]:
+    """Snakemake params callable: the RAM prior's features for one job (``params:
+    chromosched_features=...``); the scheduler plugin feeds them to the prior.
+
+    For Beagle (``impute``): threads, burnin, iterations, window_cm, and the marker and sample
+    counts of the job's own target and reference VCFs (from tabix index statistics and headers,
+    so cheap). Inputs that do not exist yet (at DAG build) give an empty mapping; Snakemake
+    evaluates params again when the job is ready.
+    """
+    settings = {k: v for k, v in dict(beagle or {}).items() if v is not None}
+
+    def _features(wildcards, input, threads):
+        if rule != "impute":
+            return {}
+        try:
+            gt, ref = str(input.gt), str(input.ref)
+            chrom = str(_as_dict(wildcards).get("chrom", ""))
+            target_counts = indexed_record_counts(gt) or {}
+            panel_counts = indexed_record_counts(ref) or {}
+            target_name = match_contig(chrom, target_counts) if chrom else None
+            panel_name = match_contig(chrom, panel_counts) if chrom else None
+            features = {
+                "threads": int(threads),
+                "burnin": settings.get("burnin", BEAGLE_DEFAULTS["burnin"]),
+                "iterations": settings.get("iterations", BEAGLE_DEFAULTS["iterations"]),
+                "window_cm": settings.get("window", BEAGLE_DEFAULTS["window"]),
+                "target_variants": target_counts.get(target_name) if target_name else sum(target_counts.values()),
+                "target_samples": target_sample_count(gt),
+                "ref_variants": panel_counts.get(panel_name) if panel_name else sum(panel_counts.values()),
+                "ref_samples": target_sample_count(ref),
+            }
+        except (AttributeError, OSError, ValueError, TypeError):
+            return {}
+        if any(v in (None, 0) for v in features.values()):
+            return {}
+        return {k: float(v) for k, v in features.items()}
+
+    _features.__name__ = f"prior_features_{rule}"
+    return _features
+
+
 def target_sample_count(vcf: str | os.PathLike) -> int | None:
     """Samples in a VCF header (cheap: reads only the header)."""
     try:

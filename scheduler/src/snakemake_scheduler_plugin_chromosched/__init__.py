@@ -15,8 +15,8 @@ back. Around that it
   their one-line message.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Snakemake builds --scheduler-chromosched-* flags from
+# the settings' real type objects.
 import math
 from dataclasses import dataclass, field, fields
 from typing import Optional
@@ -71,7 +71,7 @@ class SchedulerSettings(SchedulerSettingsBase):
 
 class Scheduler(SchedulerBase):
     def __post_init__(self) -> None:
-        self._session: SchedulingSession | None = None
+        self._session: Optional[SchedulingSession] = None
         self._active = _is_main_process(self.dag)
         self._warned = False
         self._fixed_rules: set[str] = set()  # rules whose mem_mb does not read the store
@@ -265,7 +265,7 @@ def _param(job, name: str):
         return None
 
 
-def _benchmark(job) -> str | None:
+def _benchmark(job) -> Optional[str]:
     if not hasattr(job, "rule"):
         return None
     try:
