@@ -185,6 +185,10 @@ class SchedulingSession:
         # A job whose mem_mb is its own is budgeted by Snakemake at that value: offer it only when
         # its declared resources fit now, and never give it less than it declares.
         ready = [r for r in ready if not r.fixed_mem or all(r.resources.get(k, 0) <= v for k, v in free.items() if k != "_job_count")]
+        # Jobs that state no memory at all (aggregators like `all`; Snakemake does not budget them
+        # either) are not predicted: they start whenever cores allow, after the packed ones.
+        unmanaged = [r for r in ready if not r.declared_mem_mb and not (r.rule == self.settings.prior_rule and r.prior_features)]
+        ready = [r for r in ready if r not in unmanaged]
         tasks = {r.uid: self._task(r) for r in ready}
         ledger = sum(r.mem_mb for r in self.running.values())
         if not self._budget_fixed and MEMORY in free and free[MEMORY] + ledger > self.budget_mb:
@@ -220,6 +224,19 @@ class SchedulingSession:
                     Prediction(record.rule, dict(record.wildcards), record.attempt, mem, alloc.predicted_runtime_s, source)
                 ).mem_mb
             decisions.append(Decision(record, mem, source, alloc.predicted_mb))
+        cores = free.get("_cores")
+        jobs = free.get("_job_count")
+        for d in decisions:
+            cores = None if cores is None else cores - d.record.cores
+            jobs = None if jobs is None else jobs - 1
+        for record in unmanaged:
+            if (cores is not None and record.cores > cores) or (jobs is not None and jobs < 1):
+                continue
+            if any(record.resources.get(k, 0) > v for k, v in other.items()):
+                continue
+            cores = None if cores is None else cores - record.cores
+            jobs = None if jobs is None else jobs - 1
+            decisions.append(Decision(record, 0, "unmanaged"))
         return decisions
 
     def _task(self, record: JobRecord) -> TaskRequest:
