@@ -102,3 +102,9 @@ def test_bad_arguments():
         schedule(ts, [0, 1], 2, "wave")
     with pytest.raises(ChromoschedError, match="duration must be a positive"):
         tasks([1, 2], [1, 0])
+
+
+def test_waves_block_sums():
+    ev = PeakEvaluator(tasks([4, 3, 2, 1, 5], [1, 1, 1, 1, 1]), 2, "waves")
+    assert [ev.to_units(s) for s in ev.block_sums([0, 1, 2, 3, 4])] == [7, 3, 5]
+    assert ev.evaluations == 1

@@ -183,6 +183,12 @@ class PeakEvaluator:
                 cur -= wmem[w]
         return peak if peak > cur else cur
 
+    def block_sums(self, order: Sequence[int]) -> list[int]:
+        """Waves model: the memory sum of each block of K positions (ticks); counts as an evaluation."""
+        self.evaluations += 1
+        mem, k = self.mem, self.workers
+        return [sum(mem[i] for i in order[b:b + k]) for b in range(0, len(order), k)]
+
     def _waves_peak(self, order: Sequence[int]) -> int:
         self.evaluations += 1
         mem, k = self.mem, self.workers

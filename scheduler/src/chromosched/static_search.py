@@ -1,19 +1,28 @@
 """Searches for an order of tasks that minimises the peak memory (list or waves model).
 
 * ``hill_climb``: the paper's stochastic hill climbing, the baseline. From a permutation, apply
-  M_r ~ Unif{1..M_max} random pair swaps; keep the result if its peak is strictly lower; repeat,
-  and restart from a random permutation ``restarts`` times. The paper does not publish its budget;
-  ours is ``restarts`` equal slices of the evaluation budget (default 10 restarts, M_max = 4).
-* ``anneal``: ours. Simulated annealing over swap and insertion moves (an insertion moves one task
-  to another position, shifting the ones between, which keeps the alternation of large and small
-  tasks that good orders have). The budget is split into ``cycles`` annealing runs, each
-  restarting from the best order so far with a halved start temperature; temperatures are
-  fractions of the current peak so they mean the same for any unit.
+  M_r ~ Unif{1..M_max} random pair swaps; keep the result if its peak is strictly lower; restart
+  from a random permutation. The paper does not publish its budget; ours splits the evaluation
+  budget into ``restarts`` equal slices (default 10 restarts, M_max = 4).
+* ``anneal``: ours, simulated annealing. The budget is split into ``cycles`` runs; each later run
+  restarts from the best order so far with a halved start temperature (reheating); the first run
+  may be split into several independent chains. Temperatures are fractions of the current peak,
+  so they mean the same for any memory unit.
 
-Both take the same ``PeakEvaluator`` and stop after exactly ``budget`` peak evaluations, so they
-are compared at equal cost, and both are deterministic for a given seed. Both spend their first
-evaluation on the given initial order (by default the sequential order), so the result is never
-worse than the sequential order.
+  - list model: one move = swap two positions or move one task to another position (insertion,
+    which shifts the tasks between and keeps the large/small alternation of good orders);
+    energy = the peak.
+  - waves model (a min-max partition of the tasks into blocks): one move = 1-3 swaps between
+    different blocks, the first one taking a task out of the block with the largest sum (any move
+    that leaves that block alone cannot lower the peak, so it is not worth an evaluation); energy
+    = the 8-norm of the block sums, which equals the peak up to a small term that rewards lowering
+    the next-largest blocks too, so the search can cross plateaus of equal peak. Four chains in the
+    first run, because a single chain can lock the two largest tasks into the short last block.
+
+Both searches take the same ``PeakEvaluator`` and stop after exactly ``budget`` peak evaluations, so
+they are compared at equal cost; both are deterministic for a given seed; both spend their first
+evaluation on the initial order (the sequential one by default), so they never return anything
+worse than it.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .errors import ChromoschedError
 from .peak_memory import PeakEvaluator
@@ -30,8 +39,10 @@ from .peak_memory import PeakEvaluator
 HILL_CLIMB_RESTARTS = 10
 HILL_CLIMB_MAX_SWAPS = 4
 ANNEAL_CYCLES = 3
-ANNEAL_T_START = 0.03  # start temperature as a fraction of the peak
-ANNEAL_T_END = 0.0003
+# (start temperature, end temperature) as fractions of the peak, and chains in the first run.
+ANNEAL_SETTINGS = {"list": (0.03, 0.0003, 1), "waves": (0.001, 0.00001, 4)}
+WAVES_NORM = 8
+WAVES_MAX_SWAPS = 3
 METHODS = ("anneal", "hill_climb")
 
 
@@ -99,74 +110,122 @@ def hill_climb(evaluator: PeakEvaluator, budget: int, seed: int = 0, restarts: i
                         "hill_climb", seed)
 
 
-def _anneal_run(peak_of, n: int, rng: random.Random, start: list[int], start_peak: int, steps: int,
+# --- annealing -------------------------------------------------------------------------------
+# A "state" is (energy, peak, hint): the energy drives acceptance, the peak decides the best order,
+# the hint is what the move generator may use (the waves model's largest block).
+
+def _list_state(evaluator: PeakEvaluator) -> Callable[[list[int]], tuple[float, int, int]]:
+    peak_of = evaluator.peak_ticks
+
+    def state(order: list[int]) -> tuple[float, int, int]:
+        p = peak_of(order)
+        return p, p, 0
+
+    return state
+
+
+def _waves_state(evaluator: PeakEvaluator) -> Callable[[list[int]], tuple[float, int, int]]:
+    block_sums = evaluator.block_sums
+
+    def state(order: list[int]) -> tuple[float, int, int]:
+        sums = block_sums(order)
+        p = max(sums)
+        energy = p * sum((s / p) ** WAVES_NORM for s in sums) ** (1.0 / WAVES_NORM)
+        return energy, p, sums.index(p)
+
+    return state
+
+
+def _list_move(cur: list[int], rng: random.Random, n: int, workers: int, hint: int) -> list[int]:
+    a = rng.randrange(n)
+    b = rng.randrange(n - 1)
+    if b >= a:
+        b += 1
+    cand = cur[:]
+    if rng.random() < 0.5:
+        cand[a], cand[b] = cand[b], cand[a]
+    else:
+        cand.insert(b, cand.pop(a))
+    return cand
+
+
+def _waves_move(cur: list[int], rng: random.Random, n: int, workers: int, hint: int) -> list[int]:
+    cand = cur[:]
+    first, last = hint * workers, min(n, hint * workers + workers)
+    for m in range(rng.randint(1, WAVES_MAX_SWAPS)):
+        while True:
+            a = rng.randrange(first, last) if m == 0 else rng.randrange(n)
+            b = rng.randrange(n)
+            if a // workers != b // workers:
+                break
+        cand[a], cand[b] = cand[b], cand[a]
+    return cand
+
+
+def _anneal_run(state, move, rng: random.Random, n: int, workers: int, start: list[int], steps: int,
                 temp0: float, temp1: float) -> tuple[list[int], int]:
-    """One annealing run of ``steps`` evaluations from ``start``; returns the best order and peak."""
-    rand, randrange, exp = rng.random, rng.randrange, math.exp
-    cur, cur_peak = start[:], start_peak
-    best_order, best = start[:], start_peak
+    """One annealing chain of ``steps`` evaluations (plus one for ``start``); best order and peak."""
+    rand, exp = rng.random, math.exp
+    cur = start[:]
+    cur_energy, best, hint = state(cur)
+    best_order = cur[:]
     temp0 = max(temp0, 1e-9)
     temp1 = min(max(temp1, 1e-12), temp0)
     log_ratio = math.log(temp1 / temp0)
     for it in range(steps):
         temp = temp0 * exp(log_ratio * it / steps)
-        a = randrange(n)
-        b = randrange(n - 1)
-        if b >= a:
-            b += 1
-        cand = cur[:]
-        if rand() < 0.5:
-            cand[a], cand[b] = cand[b], cand[a]
-        else:
-            cand.insert(b, cand.pop(a))
-        p = peak_of(cand)
-        if p <= cur_peak or rand() < exp((cur_peak - p) / temp):
-            cur, cur_peak = cand, p
+        cand = move(cur, rng, n, workers, hint)
+        energy, p, cand_hint = state(cand)
+        if energy <= cur_energy or rand() < exp((cur_energy - energy) / temp):
+            cur, cur_energy, hint = cand, energy, cand_hint
             if p < best:
                 best, best_order = p, cand[:]
     return best_order, best
 
 
 def anneal(evaluator: PeakEvaluator, budget: int, seed: int = 0, cycles: int = ANNEAL_CYCLES,
-           t_start: float = ANNEAL_T_START, t_end: float = ANNEAL_T_END, chains: int = 1,
+           t_start: float | None = None, t_end: float | None = None, chains: int | None = None,
            initial: Sequence[int] | None = None) -> SearchResult:
-    """Simulated annealing with swap/insertion moves and reheated cycles, ``budget`` evaluations.
-
-    With ``chains`` > 1 the first cycle runs that many independent chains (the first from the
-    initial order, the others from random orders) and the later cycles continue from the best.
-    """
+    """Simulated annealing (see the module docstring), exactly ``budget`` peak evaluations."""
     _check_budget(budget)
     t0 = time.perf_counter()
+    default_start, default_end, default_chains = ANNEAL_SETTINGS[evaluator.model]
+    t_start = default_start if t_start is None else t_start
+    t_end = default_end if t_end is None else t_end
+    chains = default_chains if chains is None else chains
     rng = random.Random(seed)
-    n = evaluator.n
-    peak_of = evaluator.peak_ticks
+    n, workers = evaluator.n, evaluator.workers
     best_order = _start(evaluator, initial)
-    best = peak_of(best_order)
+    best = evaluator.peak_ticks(best_order)
     used = 1
-    if n < 2 or budget < 2:
+    if n < 2 or workers >= n:
         return SearchResult(tuple(best_order), evaluator.to_units(best), used, time.perf_counter() - t0,
                             "anneal", seed)
-    cycles = max(1, min(cycles, budget - 1))
+    if evaluator.model == "list":
+        state, move = _list_state(evaluator), _list_move
+    else:
+        state, move = _waves_state(evaluator), _waves_move
+    cycles = max(1, cycles)
     for c in range(cycles):
-        steps = (budget - used) // (cycles - c)
-        temp0 = best * t_start * 0.5 ** c
-        temp1 = best * t_end
-        if c == 0 and chains > 1:
-            starts = [(best_order, best)]
-            for _ in range(chains - 1):
-                order = best_order[:]
-                rng.shuffle(order)
-                starts.append((order, peak_of(order)))
-                used += 1
-            share = (budget - used) // cycles // chains
-            results = []
-            for order, peak in starts:
-                results.append(_anneal_run(peak_of, n, rng, order, peak, share, temp0, temp1))
-                used += share
-            order, peak = min(results, key=lambda r: r[1])
-        else:
-            order, peak = _anneal_run(peak_of, n, rng, best_order, best, steps, temp0, temp1)
-            used += steps
+        runs = chains if c == 0 else 1
+        share = (budget - used) // (cycles - c)
+        temp0, temp1 = best * t_start * 0.5 ** c, best * t_end
+        for r in range(runs):
+            steps = share // runs - 1  # each chain also evaluates its start
+            if steps < 0:
+                continue
+            start = best_order[:]
+            if c == 0 and r > 0:
+                rng.shuffle(start)
+            order, peak = _anneal_run(state, move, rng, n, workers, start, steps, temp0, temp1)
+            used += steps + 1
+            if peak < best:
+                best, best_order = peak, order
+    # Spend what integer division left over on a last cold chain, so the budget is exact.
+    if budget - used >= 1:
+        order, peak = _anneal_run(state, move, rng, n, workers, best_order, budget - used - 1,
+                                  best * t_end, best * t_end)
+        used = budget
         if peak < best:
             best, best_order = peak, order
     return SearchResult(tuple(best_order), evaluator.to_units(best), used, time.perf_counter() - t0,
