@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from chromosched.errors import ChromoschedError
+from chromosched.java_memory import HEAP_FLOOR_MB, JVM_OVERHEAD_FRACTION, JVM_OVERHEAD_MB, heap_mb_for, mem_mb_for_heap  # noqa: F401 - re-exported
 
 from .vcfio import (
     exit_on_sigterm,
@@ -55,13 +56,6 @@ from .vcfio import (
     write_bgzipped_vcf,
 )
 
-# Memory the JVM needs beyond -Xmx (metaspace, code cache, GC structures, thread stacks): measured
-# ~60-100 MB for Beagle 5.4 on OpenJDK 17 at small heaps; GC bookkeeping grows with the heap.
-JVM_OVERHEAD_MB = 100
-JVM_OVERHEAD_FRACTION = 0.05
-# Smallest heap we ever pass: enough for the JVM to start (OpenJDK 17 refuses -Xmx2m). Beagle
-# itself needs more, so a grant this small fails fast with a heap OOM and the retry gets more.
-HEAP_FLOOR_MB = 4
 DEFAULT_JAR = Path("/usr/share/beagle/beagle.jar")
 OOM_MARKER = "Terminating due to java.lang.OutOfMemoryError"
 OOM_EXIT_CODE = 3  # what -XX:+ExitOnOutOfMemoryError exits with
@@ -71,20 +65,6 @@ KILLED_EXIT_CODE = 137  # 128 + SIGKILL, as shells and Slurm report a killed job
 # (config/priors/beagle_runs.tsv) the minimum heap was 0.75-1.3x of it; the upper end is used.
 GC_LIVE_SAFETY = 1.3
 _GC_PAUSE = re.compile(r"Pause.*?(\d+)M->(\d+)M\((\d+)M\)")
-
-
-def heap_mb_for(mem_mb: int | float) -> int:
-    """The ``-Xmx`` (MB) for a job granted ``mem_mb``: ``mem_mb - 100 - 5% of mem_mb``, at least 4.
-
-    Example: 1024 -> 872, 4096 -> 3791, 200 -> 90, 100 -> 4 (the floor).
-    """
-    mem = float(mem_mb)
-    return max(HEAP_FLOOR_MB, int(mem - JVM_OVERHEAD_MB - JVM_OVERHEAD_FRACTION * mem))
-
-
-def mem_mb_for_heap(heap_mb: int | float) -> int:
-    """Inverse of :func:`heap_mb_for`: the ``mem_mb`` to request so the heap is ``heap_mb``."""
-    return int(-(-(float(heap_mb) + JVM_OVERHEAD_MB) // (1 - JVM_OVERHEAD_FRACTION)))
 
 
 def find_beagle_jar(explicit: str | os.PathLike | None = None) -> Path:

@@ -296,16 +296,16 @@ def threads(rule: str) -> Callable[..., int]:
 
 
 # Beagle's documented defaults, for parameters the config leaves unset (null).
-BEAGLE_DEFAULTS = {"burnin": 3, "iterations": 12, "window": 40.0}
+BEAGLE_DEFAULTS = {"burnin": 3, "iterations": 12, "window": 40.0, "overlap": 2.0}
 
 
 def prior_features(rule: str, beagle: Mapping[str, Any] | None = None) -> Callable[..., dict]:
     """Snakemake params callable: the RAM prior's features for one job (``params:
     chromosched_features=...``); the scheduler plugin feeds them to the prior.
 
-    For Beagle (``impute``): threads, burnin, iterations, window_cm, and the marker and sample
-    counts of the job's own target and reference VCFs (from tabix index statistics and headers,
-    so cheap). Inputs that do not exist yet (at DAG build) give an empty mapping; Snakemake
+    For Beagle (``impute``): threads, burnin, iterations, window_cm, overlap_cm, the genetic
+    length of the chromosome (chrom_cm) and the marker and sample counts of the job's own target
+    and reference VCFs (from tabix index statistics and headers, so cheap). Inputs that do not exist yet (at DAG build) give an empty mapping; Snakemake
     evaluates params again when the job is ready.
     """
     settings = {k: v for k, v in dict(beagle or {}).items() if v is not None}
@@ -334,6 +334,11 @@ def prior_features(rule: str, beagle: Mapping[str, Any] | None = None) -> Callab
             return {}
         if any(v in (None, 0) for v in features.values()):
             return {}
+        # Facts the prior uses to place a window on a chromosome of another genetic length.
+        features["overlap_cm"] = settings.get("overlap", BEAGLE_DEFAULTS["overlap"])
+        length_cm = _heuristic.map_length_cm(chrom) if chrom else None
+        if length_cm:
+            features["chrom_cm"] = length_cm
         return {k: float(v) for k, v in features.items()}
 
     _features.__name__ = f"prior_features_{rule}"

@@ -95,6 +95,7 @@ class SchedulingSession:
         self._static: StaticAdmission | None = None
         self._prior = None
         self._prior_checked = False
+        self._prior_warned: set[str] = set()
         self._lengths = _chromosome_lengths(settings.ordering)
         self._started = False
 
@@ -120,12 +121,16 @@ class SchedulingSession:
 
             source = self.settings.ordering
             table = OrderingTable.load(source) if _looks_like_path(source) else load_builtin_table(source)
-            cores = int(total.get("_cores") or 1)
-            workers = self.settings.workers or max(1, min(cores, max(table.workers)))
-            order = table.order_for(min(workers, max(table.workers)))
+            cores = total.get("_cores")
+            cores = int(cores) if cores and cores < 2**62 else 1
+            workers = self.settings.workers or cores
+            order = table.order_for(workers)  # row(K) answers K above the chromosome count too
             self._static = StaticAdmission(order, workers)
             self._static.expect(expected)
-            self.log(f"static mode: K={workers}, order {' '.join(order)} (table peak {table.peak_for(min(workers, max(table.workers))):.2f})")
+            self.log(
+                f"static mode: K={workers}, order {' '.join(order)} (table {source}: peak {table.peak_for(workers):.2f} "
+                f"{table.metadata.get('memory_unit', '')} for the full set)"
+            )
         else:
             config = preset("chromosched")
             overrides = {"feature": "size", "packer": self.settings.packer}
@@ -269,9 +274,11 @@ class SchedulingSession:
             prior = self._load_prior()
             if prior is not None:
                 try:
-                    return prior.job_mem_mb(record.prior_features, self.settings.prior_level)
-                except ChromoschedError as err:
-                    self.log(f"prior not used for {record.label}: {err}")
+                    return prior_job_mem_mb(prior, record.prior_features, self.settings.prior_level)
+                except (ChromoschedError, TypeError) as err:
+                    if record.rule not in self._prior_warned:
+                        self._prior_warned.add(record.rule)
+                        self.log(f"prior not used for {record.label}: {err}")
         return float(record.declared_mem_mb) if record.declared_mem_mb else None
 
     def _load_prior(self):
@@ -316,6 +323,26 @@ class SchedulingSession:
         path = Path(self.settings.model)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._policy.save_state(path)
+
+
+def prior_job_mem_mb(prior, facts: Mapping[str, float], level: float | None = None) -> float:
+    """A job's ``mem_mb`` from a RAM prior: the calibrated prediction at ``level`` for the job's
+    facts; a prior of a Java heap (target ``min_heap_mb``) gets the JVM's overhead on top, the way
+    the job turns its ``mem_mb`` back into ``-Xmx``."""
+    from .java_memory import mem_mb_for_heap
+
+    if prior.tool == "beagle":
+        from .prior.beagle import beagle_features
+
+        known = {k: facts[k] for k in ("threads", "target_variants", "target_samples", "ref_variants", "ref_samples")}
+        optional = {k: facts.get(k) for k in ("burnin", "iterations", "window_cm", "overlap_cm", "chrom_cm")}
+        features = beagle_features(prior, **{k: int(v) for k, v in known.items()}, **optional)
+    else:
+        features = {name: facts[name] for name in prior.feature_names}
+    estimate = prior.calibrated_mb(features, level)
+    if prior.target.get("name") == "min_heap_mb":
+        return float(mem_mb_for_heap(estimate))
+    return float(estimate)
 
 
 def _chromosome_lengths(ordering: str) -> dict[str, int]:
