@@ -275,7 +275,7 @@ class SchedulingSession:
             if prior is not None:
                 try:
                     return prior_job_mem_mb(prior, record.prior_features, self.settings.prior_level)
-                except (ChromoschedError, TypeError) as err:
+                except (ChromoschedError, TypeError, KeyError, ValueError) as err:
                     if record.rule not in self._prior_warned:
                         self._prior_warned.add(record.rule)
                         self.log(f"prior not used for {record.label}: {err}")
