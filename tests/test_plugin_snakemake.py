@@ -111,3 +111,28 @@ def test_internal_error_falls_back_to_greedy(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("falling back to Snakemake's greedy scheduler") == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["chr1.txt", "chr2.txt"]
+
+
+def _started_order(stderr: str) -> list[str]:
+    """Chromosomes in the order the plugin admitted them (its one log line per batch)."""
+    order = []
+    for line in stderr.splitlines():
+        if "chromosched: start" in line:
+            order += re.findall(r"work (chr\d+) ", line)
+    return order
+
+
+def test_static_mode_follows_the_ordering_table(tmp_path):
+    from chromosched.ordering_table import load_builtin_table
+
+    result = run(tmp_path, config(hold=1.0), "--scheduler-chromosched-mode", "static", budget=1000, cores=2)
+    assert result.returncode == 0, result.stderr
+    expected = load_builtin_table("GRCh37").order_for(2, CHROMS)
+    assert _started_order(result.stderr) == expected
+    entries = ledger(tmp_path)
+    events = sorted([(e["start"], 1) for e in entries] + [(e["end"], -1) for e in entries])
+    running = most = 0
+    for _, delta in events:
+        running += delta
+        most = max(most, running)
+    assert most <= 2  # K = cores = 2 chromosome jobs at once

@@ -127,7 +127,7 @@ def _simulate(session: SchedulingSession, jobs: Sequence[DagJob], cores: int) ->
     blocked: dict[str, str] = {}
     for uid, job in by_uid.items():
         need = job.record.declared_mem_mb or 0
-        if job.record.fixed_mem and need > budget:
+        if (job.record.fixed_mem or session.settings.mode == "static") and need > budget:
             blocked[uid] = f"declares {need} MB, more than the budget of {budget:.0f} MB"
         elif job.record.cores > cores:
             blocked[uid] = f"needs {job.record.cores} cores, only {cores} exist"
@@ -154,6 +154,10 @@ def _simulate(session: SchedulingSession, jobs: Sequence[DagJob], cores: int) ->
         for d in decisions:
             uid = d.record.uid
             ready.discard(uid)
+            if d.predicted_mb is not None and d.predicted_mb > budget:
+                blocked[uid] = f"predicted {d.predicted_mb:.0f} MB, more than the budget of {budget:.0f} MB"
+                session.finished(uid, None)
+                continue
             end = t + runtime[uid]
             heapq.heappush(running, (end, uid))
             mem_of[uid] = d.mem_mb

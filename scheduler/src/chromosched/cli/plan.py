@@ -93,7 +93,9 @@ def run_plan(args) -> int:
         snakefile=args.snakefile,
         workdir=args.directory,
         cores=cores,
-        resources={"mem_mb": budget} if budget else None,
+        # No mem_mb limit for the DAG: Snakemake would silently cap larger requests to it, and a
+        # job that declares more than the budget is exactly what the plan must show.
+        resources=None,
         configfiles=args.configfile,
         targets=args.targets,
     )
