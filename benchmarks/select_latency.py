@@ -1,10 +1,10 @@
 """Selection latency and packed memory: chromosched vs Snakemake's own schedulers, one run.
 
 The same ready sets (1,000 and 10,000 jobs; random mem_mb 1-32 GB, 1-8 cores, one input file
-each) go to Snakemake 9's ``greedy`` and ``milp`` schedulers (snakemake/scheduling/), the
+each; 64 free cores and 256 GB) go to Snakemake 9's ``greedy`` and ``milp`` schedulers (snakemake/scheduling/), the
 ``firstfit`` plugin, our ``KnapsackPacker`` on the declared mem_mb (the same input they see) and
 our whole ``DynamicPolicy.select`` (job records -> predictions -> knapsack, the work the plugin
-does per call). Each selector is timed several times (median); the memory each selection packs
+does per call). The selectors are timed round robin (median of the repeats); the memory each packs
 is the sum of the chosen jobs' declared mem_mb. Prints ratios side by side; ``--json``.
 
     python benchmarks/select_latency.py
@@ -35,7 +35,9 @@ from snakemake_interface_scheduler_plugins.interfaces.jobs import (  # noqa: E40
 )
 
 from chromosched.dynamic_policy import Capacity, DynamicPolicy, TaskRequest, preset  # noqa: E402
-from chromosched.packers import KnapsackPacker, Limits, PackItem  # noqa: E402
+import numpy as np  # noqa: E402
+
+from chromosched.packers import KnapsackPacker, Limits  # noqa: E402
 
 
 class BenchJob(JobSchedulerInterface, SingleJobSchedulerInterface):
@@ -118,9 +120,11 @@ def selectors(jobs):
     packer = KnapsackPacker()
 
     def ours_knapsack(selectable, remaining, resources, input_sizes):
-        items = [PackItem(j, j.scheduler_resources["mem_mb"], j.scheduler_resources["_cores"]) for j in selectable]
+        res = [j.scheduler_resources for j in selectable]
+        mem = np.fromiter((r.get("mem_mb", 0) for r in res), dtype=float, count=len(res))
+        cores = np.fromiter((r.get("_cores", 1) for r in res), dtype=np.int64, count=len(res))
         limits = Limits(mem=resources["mem_mb"], cores=resources["_cores"])
-        return [selectable[i] for i in packer.select(items, limits)]
+        return [selectable[i] for i in packer.select_arrays(mem, cores, limits=limits)]
 
     policy = DynamicPolicy(preset("chromosched"), Capacity(mem_mb=256000.0, cores=64))
 
@@ -152,24 +156,30 @@ def measure(n: int, repeats: int, seed: int, cores: int, mem_mb: int, progress) 
     jobs, sizes = make_jobs(n, seed, max_cores=8)
     resources = {"_cores": cores, "_nodes": sys.maxsize, "_job_count": sys.maxsize, "mem_mb": mem_mb}
     out = {}
-    for name, fn in selectors(jobs).items():
-        times, chosen = [], None
-        fn(list(jobs), jobs, dict(resources), sizes)  # warm-up (imports, the policy's first fit)
-        for _ in range(repeats):
+    sel = selectors(jobs)
+    times: dict[str, list[float]] = {name: [] for name in sel}
+    chosen: dict[str, list | None] = {}
+    for name, fn in sel.items():
+        chosen[name] = fn(list(jobs), jobs, dict(resources), sizes)  # warm-up (imports, first fit)
+    # Round robin: a load spike from elsewhere on the machine hits every selector alike.
+    for _ in range(repeats):
+        for name, fn in sel.items():
             t0 = time.perf_counter()
-            chosen = fn(list(jobs), jobs, dict(resources), sizes)
-            times.append(time.perf_counter() - t0)
-        if chosen is None:  # milp gave up: Snakemake would fall back to greedy
-            out[name] = {"median_ms": statistics.median(times) * 1000, "jobs": None, "mem_mb": None, "cores": None}
+            chosen[name] = fn(list(jobs), jobs, dict(resources), sizes)
+            times[name].append(time.perf_counter() - t0)
+    for name in sel:
+        picked = chosen[name]
+        if picked is None:  # milp gave up: Snakemake would fall back to greedy
+            out[name] = {"median_ms": statistics.median(times[name]) * 1000, "jobs": None, "mem_mb": None, "cores": None}
             continue
-        mem = sum(j.scheduler_resources["mem_mb"] for j in chosen)
-        used_cores = sum(j.scheduler_resources["_cores"] for j in chosen)
+        mem = sum(j.scheduler_resources["mem_mb"] for j in picked)
+        used_cores = sum(j.scheduler_resources["_cores"] for j in picked)
         if mem > mem_mb or used_cores > cores:
             raise SystemExit(f"{name} overfilled: {mem} MB / {used_cores} cores")
         out[name] = {
-            "median_ms": statistics.median(times) * 1000,
-            "min_ms": min(times) * 1000,
-            "jobs": len(chosen),
+            "median_ms": statistics.median(times[name]) * 1000,
+            "min_ms": min(times[name]) * 1000,
+            "jobs": len(picked),
             "mem_mb": mem,
             "mem_fraction": mem / mem_mb,
             "cores": used_cores,
@@ -181,7 +191,7 @@ def measure(n: int, repeats: int, seed: int, cores: int, mem_mb: int, progress) 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1000,10000", help="ready-set sizes (default 1000,10000)")
-    p.add_argument("--repeats", type=int, default=7, help="timed calls per selector and size (median)")
+    p.add_argument("--repeats", type=int, default=15, help="timed calls per selector and size, round robin (median)")
     p.add_argument("--cores", type=int, default=64, help="free cores (default 64)")
     p.add_argument("--mem-mb", type=int, default=256000, help="free memory (default 256000 MB)")
     p.add_argument("--seed", type=int, default=1)

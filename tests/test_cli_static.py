@@ -111,3 +111,15 @@ def test_corrupt_table_from_console(tmp_path):
                           capture_output=True, text=True)
     assert run_.returncode == 2 and run_.stdout == ""
     assert run_.stderr.strip() == f"chromosched: error: {bad} line 3: chromosome chr1 appears 2 times"
+
+
+def test_order_from_benchmark_tsvs(capsys, tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for i, (mb, sec) in enumerate(((900.0, 50.0), (300.0, 20.0), (700.0, 40.0), (200.0, 10.0)), 1):
+        (tmp_path / f"impute_chr{i}.tsv").write_text(header + f"{sec}\t0:00:{int(sec)}\t{mb}\t1\t1\t1\t0\t0\t1\t1\n")
+    code, out, _ = run(capsys, "order", "--benchmarks", str(tmp_path), "--workers", "2", "--json", "--budget", "500")
+    data = json.loads(out)
+    assert code == 0 and sorted(data["order"]) == ["chr1", "chr2", "chr3", "chr4"]
+    # chr1 (900 MB, 50 s) and chr2 start together; chr3 (700 MB) starts at 20 s beside chr1 (MB units)
+    assert data["sequential_peak"] == 1600.0
+    assert data["lower_bound"] <= data["peak"] <= 1600.0

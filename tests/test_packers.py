@@ -123,3 +123,15 @@ def test_bad_input_is_a_clear_error():
         KnapsackPacker().select([PackItem("x", float("nan"))], Limits(mem=10.0))
     with pytest.raises(ChromoschedError, match="free memory"):
         GreedyPacker().select([], Limits(mem=-1.0))
+
+
+def test_array_interface_matches_items():
+    import numpy as np
+
+    rng = random.Random(9)
+    items = [PackItem(i, rng.uniform(1, 50), rng.randint(1, 4)) for i in range(200)]
+    limits = Limits(mem=300.0, cores=20)
+    packer = KnapsackPacker()
+    a = packer.select(items, limits)
+    b = packer.select_arrays(np.array([it.mem for it in items]), np.array([it.cores for it in items]), limits=limits)
+    assert a == b and selection_fits(items, a, limits)

@@ -69,3 +69,20 @@ def test_build_table_rows(grch37):
     assert table.metadata["model"] == "list" and table.metadata["memory_unit"] == "Mbp"
     with pytest.raises(ChromoschedError, match="K=23 exceeds the 22 chromosomes"):
         build_table(grch37, [23], budget=10, progress=False)
+
+
+def test_benchmark_script_runs(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "static_orderings.py"
+    run = subprocess.run([sys.executable, str(script), "--budget", "300", "--seeds", "0", "--workers", "2-3",
+                          "--json", "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = json.loads(run.stdout)["rows"]
+    assert [(r["model"], r["workers"]) for r in rows] == [("list", 2), ("list", 3), ("waves", 2), ("waves", 3)]
+    assert rows[0]["paper_value_under_this_model"].startswith("unreachable")  # 297.38 < 321.28 under list
+    assert rows[2]["paper_value_under_this_model"] == "reached or beaten"  # 297.38 under waves
+    assert (tmp_path / "static_orderings.json").is_file()

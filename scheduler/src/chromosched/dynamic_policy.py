@@ -116,7 +116,7 @@ class PolicyConfig:
     area_power: float = 1.0  # value = memory x runtime^area_power
     area_max_items: int = 64  # above this many candidates: memory knapsack, longest first on ties
     grid: int = 1024  # knapsack memory cells with cores/GPUs/count dimensions
-    grid_1d: int = 8192  # knapsack memory cells for memory alone
+    grid_1d: int = 2048  # knapsack memory cells for memory alone
     floor: str = "smallest"  # smallest (paper) | positive (only with prior points)
     ucb_delta: float | None = None  # widen the bias while few residuals exist (see RegressorSettings)
     pooled_reserve_z: float | None = None  # shared memory: no per-job bias, keep z x sd(total) free
@@ -233,6 +233,8 @@ class DynamicPolicy:
         self._launched: dict[str, Allocation] = {}
         self._done: set[str] = set()
         self._pooled_bonus: dict[str, float] = {}
+        self._chosen: dict[str, str] = {}  # kind -> feature (cleared when data change)
+        self._missing: dict[str, set[str]] = {}  # kind -> candidate features some job lacks
         if config.packer == "knapsack":
             self._packer = KnapsackPacker(grid=config.grid, grid_1d=config.grid_1d)
         elif config.packer == "greedy":
@@ -278,10 +280,13 @@ class DynamicPolicy:
         residuals and must beat ``switch_ratio`` x the primary feature's error."""
         if len(self.candidates) == 1:
             return self.config.feature
-        seen = self._seen.get(kind, {}).values()
+        cached = self._chosen.get(kind)
+        if cached is not None:
+            return cached
+        missing = self._missing.get(kind, set())
         best, best_score = self.config.feature, None
         for f in self.candidates:
-            if any(self._x(t, f) is None for t in seen):
+            if f in missing:
                 continue  # not available for every job of this type
             reg = self.memory.get(self._key(kind, f))
             res = reg._observed_loo() if f == "prior" else reg._prior_loo()[1] + reg._observed_loo()
@@ -292,6 +297,7 @@ class DynamicPolicy:
                 best_score = score * self.config.switch_ratio  # hysteresis towards the primary
             elif best_score is None or score < best_score:
                 best, best_score = f, score
+        self._chosen[kind] = best
         return best
 
     def _mem_reg(self, kind: str) -> tuple[str, OnlineRamRegressor]:
@@ -301,6 +307,7 @@ class DynamicPolicy:
     # -- learning -----------------------------------------------------------------------------
     def observe_success(self, task: TaskRequest, measured_mb: float, runtime_s: float | None = None) -> None:
         """A job finished: its measured peak (and runtime) enter the regressions."""
+        self._chosen.pop(task.kind, None)
         launched = self._launched.pop(task.task_id, None)
         predicted = launched.predicted_mb if launched else None
         for f, x in self._each_feature(task):
@@ -312,6 +319,7 @@ class DynamicPolicy:
 
     def observe_failure(self, task: TaskRequest, allocated_mb: float) -> None:
         """A job ran out of its ``allocated_mb``: censored observation, escalate the next try."""
+        self._chosen.pop(task.kind, None)
         self._launched.pop(task.task_id, None)
         self._failed_at[task.task_id] = max(float(allocated_mb), self._failed_at.get(task.task_id, 0.0))
         for f, x in self._each_feature(task):
@@ -324,6 +332,10 @@ class DynamicPolicy:
             if t.task_id in seen:
                 continue
             seen[t.task_id] = t
+            self._chosen.pop(t.kind, None)
+            for f in self.candidates[1:]:
+                if self._x(t, f) is None:
+                    self._missing.setdefault(t.kind, set()).add(f)
             for f, x in self._each_feature(t):
                 reg = self.memory.get(self._key(t.kind, f))
                 reg.expected_tasks = len(seen)
@@ -428,8 +440,11 @@ class DynamicPolicy:
         running: Sequence[RunningTask] = (),
         now: float = 0.0,
     ) -> list[Allocation]:
-        """Choose the jobs to start now from ``ready`` within the ``free`` resources."""
-        ready = sorted(ready, key=lambda t: t.task_id)
+        """Choose the jobs to start now from ``ready`` within the ``free`` resources.
+
+        Ties keep the order of ``ready`` (after the configured priority), so pass it in a
+        deterministic order (the simulator sorts by task id)."""
+        ready = list(ready)
         self._register(ready)
         self._register(r.task for r in running)
         for t in ready:

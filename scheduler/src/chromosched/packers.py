@@ -57,6 +57,62 @@ def _check(items: Sequence[PackItem], limits: Limits) -> None:
             raise ChromoschedError(f"job {it.key!r}: cores and gpus must be >= 0")
 
 
+def _check_limits(limits: Limits) -> None:
+    if not math.isfinite(limits.mem) or limits.mem < 0:
+        raise ChromoschedError(f"free memory must be a finite number >= 0, got {limits.mem!r}")
+
+
+class _Arrays:
+    """The items' memory, cores, GPUs (and values) as numpy arrays, validated once."""
+
+    def __init__(self, items: Sequence[PackItem]):
+        n = len(items)
+        self.mem = np.fromiter((it.mem for it in items), dtype=float, count=n)
+        self.cores = np.fromiter((it.cores for it in items), dtype=np.int64, count=n)
+        self.gpus = np.fromiter((it.gpus for it in items), dtype=np.int64, count=n)
+        bad = ~np.isfinite(self.mem) | (self.mem < 0)
+        if bad.any():
+            it = items[int(np.flatnonzero(bad)[0])]
+            raise ChromoschedError(f"job {it.key!r}: memory must be a finite number >= 0, got {it.mem!r}")
+        if (self.cores < 0).any() or (self.gpus < 0).any():
+            it = items[int(np.flatnonzero((self.cores < 0) | (self.gpus < 0))[0])]
+            raise ChromoschedError(f"job {it.key!r}: cores and gpus must be >= 0")
+        if any(it.value is not None for it in items):
+            self.values = np.fromiter((it.value if it.value is not None else it.mem for it in items), dtype=float, count=n)
+        else:
+            self.values = None
+
+    @classmethod
+    def from_arrays(cls, mem, cores=None, gpus=None, values=None) -> "_Arrays":
+        self = cls.__new__(cls)
+        self.mem = np.asarray(mem, dtype=float)
+        n = len(self.mem)
+        self.cores = np.zeros(n, dtype=np.int64) if cores is None else np.asarray(cores, dtype=np.int64)
+        self.gpus = np.zeros(n, dtype=np.int64) if gpus is None else np.asarray(gpus, dtype=np.int64)
+        self.values = None if values is None else np.asarray(values, dtype=float)
+        bad = ~np.isfinite(self.mem) | (self.mem < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ChromoschedError(f"job {i}: memory must be a finite number >= 0, got {self.mem[i]!r}")
+        if (self.cores < 0).any() or (self.gpus < 0).any():
+            raise ChromoschedError("cores and gpus must be >= 0")
+        return self
+
+    def items(self) -> list[PackItem]:
+        vals = self.values if self.values is not None else [None] * len(self.mem)
+        return [PackItem(i, float(m), int(c), int(g), None if v is None else float(v))
+                for i, (m, c, g, v) in enumerate(zip(self.mem, self.cores, self.gpus, vals))]
+
+    def fits(self, chosen, limits: Limits) -> bool:
+        chosen = np.asarray(chosen, dtype=np.int64)
+        return (
+            float(self.mem[chosen].sum()) <= limits.mem * (1 + 1e-12)
+            and (limits.cores is None or int(self.cores[chosen].sum()) <= limits.cores)
+            and (limits.gpus is None or int(self.gpus[chosen].sum()) <= limits.gpus)
+            and (limits.max_items is None or len(chosen) <= limits.max_items)
+        )
+
+
 def _fits_alone(it: PackItem, limits: Limits) -> bool:
     return (
         it.mem <= limits.mem
@@ -135,7 +191,7 @@ class KnapsackPacker:
     grid is coarsened when cores/GPU/count dimensions would make it larger).
     """
 
-    def __init__(self, grid: int = 1024, grid_1d: int = 8192, max_states: int = 1 << 15):
+    def __init__(self, grid: int = 1024, grid_1d: int = 2048, max_states: int = 1 << 15):
         if min(grid, grid_1d) < 8 or max_states < 64:
             raise ChromoschedError(f"knapsack grid must be >= 8 cells, got {grid}/{grid_1d}")
         self.grid = int(grid)
@@ -144,111 +200,132 @@ class KnapsackPacker:
 
     # -- public -----------------------------------------------------------------------------
     def select(self, items: Sequence[PackItem], limits: Limits) -> list[int]:
-        _check(items, limits)
-        cand = [i for i, it in enumerate(items) if _fits_alone(it, limits)]
-        if not cand:
+        _check_limits(limits)
+        if len(items) == 0:
             return []
-        if selection_fits(items, cand, limits):
-            return cand
-        if any(it.value is not None for it in items):
-            chosen = self._value_dp(items, cand, limits, self._dimensions(items, cand, limits))
+        arr = _Arrays(items)
+        return self._select(arr, limits, items)
+
+    def select_arrays(self, mem, cores=None, gpus=None, limits: Limits | None = None, values=None) -> list[int]:
+        """The same selection from plain arrays (no PackItem objects: cheaper for 10,000 jobs)."""
+        if limits is None:
+            raise ChromoschedError("select_arrays needs limits")
+        _check_limits(limits)
+        if len(mem) == 0:
+            return []
+        arr = _Arrays.from_arrays(mem, cores, gpus, values)
+        return self._select(arr, limits, None)
+
+    def _select(self, arr: "_Arrays", limits: Limits, items) -> list[int]:
+        ok = arr.mem <= limits.mem
+        if limits.cores is not None:
+            ok &= arr.cores <= limits.cores
+        if limits.gpus is not None:
+            ok &= arr.gpus <= limits.gpus
+        if limits.max_items is not None and limits.max_items < 1:
+            return []
+        cand = np.flatnonzero(ok)
+        if len(cand) == 0:
+            return []
+        if arr.fits(cand, limits):
+            return cand.tolist()
+        if arr.values is not None:
+            if items is None:
+                items = arr.items()
+            chosen = self._value_dp(items, cand.tolist(), limits, self._dimensions(arr, cand, limits))
         else:
             # Memory alone first: when that optimum also respects cores/GPUs/count it is optimal
             # for the full problem (a relaxation's optimum that is feasible), and it is cheap.
             mem_only = Limits(limits.mem)
-            chosen = self._subset_sum(items, cand, mem_only, self._dimensions(items, cand, mem_only))
-            if not selection_fits(items, chosen, limits):
-                chosen = self._subset_sum(items, cand, limits, self._dimensions(items, cand, limits))
-        chosen = self._fill(items, cand, chosen, limits)
-        chosen = self._swap_up(items, cand, chosen, limits)
-        if not selection_fits(items, chosen, limits):  # pragma: no cover - guard, never expected
+            chosen = self._subset_sum(arr, cand, self._dimensions(arr, cand, mem_only))
+            if not arr.fits(chosen, limits):
+                chosen = self._subset_sum(arr, cand, self._dimensions(arr, cand, limits))
+        chosen = self._fill(arr, cand, chosen, limits)
+        chosen = self._swap_up(arr, cand, chosen, limits)
+        if not arr.fits(chosen, limits):  # pragma: no cover - guard, never expected
             raise ChromoschedError("knapsack selection exceeded the free resources (internal error)")
         return sorted(chosen)
 
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod
-    def _fill(items, cand, chosen, limits) -> list[int]:
+    def _fill(arr: "_Arrays", cand, chosen, limits) -> list[int]:
         """Add, in preference order, jobs that still fit at their exact size (grid rounding slack)."""
         chosen = list(chosen)
+        mem = float(arr.mem[chosen].sum()) if chosen else 0.0
+        cores = int(arr.cores[chosen].sum()) if chosen else 0
+        gpus = int(arr.gpus[chosen].sum()) if chosen else 0
+        # Only jobs small enough for the memory left can be added: look at those alone.
+        room = cand[arr.mem[cand] <= limits.mem - mem]
         taken = set(chosen)
-        mem = sum(items[i].mem for i in chosen)
-        cores = sum(items[i].cores for i in chosen)
-        gpus = sum(items[i].gpus for i in chosen)
-        for i in cand:
+        for i in room.tolist():
             if i in taken:
                 continue
-            it = items[i]
             if limits.max_items is not None and len(chosen) >= limits.max_items:
                 break
-            if mem + it.mem > limits.mem:
+            m = arr.mem[i]
+            if mem + m > limits.mem:
                 continue
-            if limits.cores is not None and cores + it.cores > limits.cores:
+            if limits.cores is not None and cores + arr.cores[i] > limits.cores:
                 continue
-            if limits.gpus is not None and gpus + it.gpus > limits.gpus:
+            if limits.gpus is not None and gpus + arr.gpus[i] > limits.gpus:
                 continue
             chosen.append(i)
             taken.add(i)
-            mem += it.mem
-            cores += it.cores
-            gpus += it.gpus
+            mem += m
+            cores += int(arr.cores[i])
+            gpus += int(arr.gpus[i])
         return chosen
 
     @staticmethod
-    def _swap_up(items, cand, chosen, limits, max_rounds: int = 20) -> list[int]:
+    def _swap_up(arr: "_Arrays", cand, chosen, limits, max_rounds: int = 20) -> list[int]:
         """Exchange one chosen job for an unchosen one when that gains memory (or value) at the
         exact sizes: recovers fits that rounding up to the grid lost (40 + 60 in a budget of 100)."""
-        import bisect
-
-        use_value = any(it.value is not None for it in items)
         chosen = list(chosen)
+        if not chosen:
+            return chosen
+        use_value = arr.values is not None
+        gain = arr.values if use_value else arr.mem
+        order = cand[np.argsort(arr.mem[cand], kind="stable")]  # by memory, once
+        mems_sorted = arr.mem[order]
         for _ in range(max_rounds):
             taken = set(chosen)
-            mem = sum(items[i].mem for i in chosen)
-            cores = sum(items[i].cores for i in chosen)
-            gpus = sum(items[i].gpus for i in chosen)
+            mem = float(arr.mem[chosen].sum())
+            cores = int(arr.cores[chosen].sum())
+            gpus = int(arr.gpus[chosen].sum())
             slack = limits.mem - mem
-
-            def fits(a, b) -> bool:
-                return (
-                    mem - a.mem + b.mem <= limits.mem
-                    and (limits.cores is None or cores - a.cores + b.cores <= limits.cores)
-                    and (limits.gpus is None or gpus - a.gpus + b.gpus <= limits.gpus)
-                )
-
             best = (1e-12, None, None)
-            rest = [j for j in cand if j not in taken]
-            if use_value:  # small sets only (simulation steps): plain scan
-                for pos, i in enumerate(chosen):
-                    for j in rest:
-                        g = items[j].value - items[i].value
-                        if g > best[0] and fits(items[i], items[j]):
-                            best = (g, pos, j)
-            else:
-                rest.sort(key=lambda j: items[j].mem)
-                mems = [items[j].mem for j in rest]
-                for pos, i in enumerate(chosen):
-                    a = items[i]
-                    # Largest unchosen job that fits in a's place: scan down from the bound.
-                    k = bisect.bisect_right(mems, a.mem + slack) - 1
-                    while k >= 0 and mems[k] - a.mem > best[0]:
-                        if fits(a, items[rest[k]]):
-                            best = (mems[k] - a.mem, pos, rest[k])
-                            break
-                        k -= 1
+            for pos, i in enumerate(chosen):
+                # Candidates that fit in i's place by memory: those with mem <= mem_i + slack.
+                k = int(np.searchsorted(mems_sorted, arr.mem[i] + slack, side="right")) - 1
+                while k >= 0:
+                    j = int(order[k])
+                    if not use_value and mems_sorted[k] - arr.mem[i] <= best[0]:
+                        break  # sorted: nothing below gains more
+                    if j not in taken:
+                        g = gain[j] - gain[i]
+                        if (
+                            g > best[0]
+                            and (limits.cores is None or cores - arr.cores[i] + arr.cores[j] <= limits.cores)
+                            and (limits.gpus is None or gpus - arr.gpus[i] + arr.gpus[j] <= limits.gpus)
+                        ):
+                            best = (float(g), pos, j)
+                            if not use_value:
+                                break
+                    k -= 1
             if best[1] is None:
                 break
             chosen[best[1]] = best[2]
         return chosen
 
-    def _dimensions(self, items, cand, limits):
+    def _dimensions(self, arr: "_Arrays", cand, limits):
         """Which dimensions can bind, with their limits; returns (grid, unit, extra dims)."""
-        extra = []  # (name, limit, per-item usage getter)
-        if limits.cores is not None and sum(items[i].cores for i in cand) > limits.cores:
-            extra.append(("cores", int(limits.cores), lambda it: it.cores))
-        if limits.gpus is not None and sum(items[i].gpus for i in cand) > limits.gpus:
-            extra.append(("gpus", int(limits.gpus), lambda it: it.gpus))
+        extra = []  # (name, limit, per-item usage array)
+        if limits.cores is not None and int(arr.cores[cand].sum()) > limits.cores:
+            extra.append(("cores", int(limits.cores), arr.cores))
+        if limits.gpus is not None and int(arr.gpus[cand].sum()) > limits.gpus:
+            extra.append(("gpus", int(limits.gpus), arr.gpus))
         if limits.max_items is not None and len(cand) > limits.max_items:
-            extra.append(("count", int(limits.max_items), lambda it: 1))
+            extra.append(("count", int(limits.max_items), np.ones(len(arr.mem), dtype=np.int64)))
         other = 1
         for _, lim, _ in extra:
             other *= lim + 1
@@ -257,72 +334,69 @@ class KnapsackPacker:
         return grid, unit, extra
 
     @staticmethod
-    def _weights(items, cand, grid, unit, extra):
-        """Usage vectors (inner dimensions..., memory cells), memory rounded UP to the grid."""
-        inv = 1.0 / unit
-        ceil = math.ceil
-        getters = [get for _, _, get in extra]
-        usage = []
-        for i in cand:
-            it = items[i]
-            w = ceil(it.mem * inv) if it.mem > 0 else 0
-            if w * unit < it.mem:  # guard the reciprocal's rounding
-                w += 1
-            # Rounding up can push a job that fits exactly over the grid: _fill takes it back.
-            usage.append(tuple(get(it) for get in getters) + (w,) if getters else (w,))
-        return usage
+    def _weights(arr: "_Arrays", cand, grid, unit, extra) -> np.ndarray:
+        """Usage matrix (rows = cand; columns = inner dimensions..., memory cells), memory rounded
+        UP to the grid (a job that fits exactly may be pushed over: _fill takes it back)."""
+        mem = arr.mem[cand]
+        w = np.ceil(mem / unit).astype(np.int64)
+        w += (w * unit < mem)  # guard the division's rounding
+        cols = [u[cand].astype(np.int64) for _, _, u in extra] + [w]
+        return np.stack(cols, axis=1)
 
-    def _subset_sum(self, items, cand, limits, dims) -> list[int]:
+    def _subset_sum(self, arr: "_Arrays", cand, dims) -> list[int]:
         """Bitset subset-sum: bit s of ``reach`` is set when state s (a flattened vector of
         cores/GPUs/count used and memory cells used, memory outermost) is reachable."""
         grid, unit, extra = dims
-        usage = self._weights(items, cand, grid, unit, extra)
-        lims = tuple(lim for _, lim, _ in extra) + (grid,)
+        usage = self._weights(arr, cand, grid, unit, extra)
+        lims = np.array([lim for _, lim, _ in extra] + [grid], dtype=np.int64)
         n_inner = len(lims) - 1
-        strides = [1]
-        for lim in lims[:-1]:
-            strides.append(strides[-1] * (lim + 1))
-        inner = strides[-1]
+        strides = np.ones(len(lims), dtype=np.int64)
+        for d in range(1, len(lims)):
+            strides[d] = strides[d - 1] * (lims[d - 1] + 1)
+        inner = int(strides[-1])
         total_bits = inner * (grid + 1)
 
-        # Interchangeable items (same usage vector) become power-of-two bundles, earlier items
-        # first; a class never needs more copies than fit.
-        classes: dict[tuple, list[int]] = {}
-        for pos, u in enumerate(usage):
-            if u[-1] <= grid:
-                members = classes.get(u)
-                if members is None:
-                    classes[u] = [pos]
-                else:
-                    members.append(pos)
-        bundles: list[tuple[int, tuple, list[int]]] = []  # (shift, inner usage, members)
-        for u, members in classes.items():
-            cap = len(members)
+        keep = np.all(usage <= lims, axis=1)
+        pos_all = np.flatnonzero(keep)
+        usage = usage[keep]
+        # Interchangeable jobs (same usage vector) become power-of-two bundles, earlier jobs first;
+        # a class never needs more copies than fit.
+        key = usage @ strides
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+        starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+        ends = np.r_[starts[1:], len(skey)]
+        bundles: list[tuple[int, tuple, list[int]]] = []  # (shift, inner usage, positions in cand)
+        for st, en in zip(starts.tolist(), ends.tolist()):
+            members = pos_all[order[st:en]].tolist()
+            u = usage[order[st]]
+            cap = en - st
             for d in range(len(lims)):
                 if u[d] > 0:
-                    cap = min(cap, lims[d] // u[d])
-            shift1 = u[-1] * inner
-            for d in range(n_inner):
-                shift1 += u[d] * strides[d]
+                    cap = min(cap, int(lims[d] // u[d]))
+            shift1 = int(key[order[st]])
+            uin = tuple(int(x) for x in u[:n_inner])
             size, start = 1, 0
             while start < cap:
                 take = members[start : min(start + size, cap)]
                 k = len(take)
-                bundles.append((shift1 * k, tuple(x * k for x in u[:n_inner]), take))
+                bundles.append((shift1 * k, tuple(x * k for x in uin), take))
                 start += k
                 size *= 2
         # Backtracking drops a bundle whenever the bundles before it reach the same state, so the
-        # preferred (earlier) items go first.
+        # preferred (earlier) jobs go first.
         bundles.sort(key=lambda b: b[2][0])
 
         full = (1 << total_bits) - 1
         mask_cache: dict[tuple[int, int], int] = {}
+        strides_l = strides.tolist()
+        lims_l = lims.tolist()
 
         def inner_mask(d: int, u: int) -> int:
             """States whose coordinate in inner dimension d leaves room for u more."""
             m = mask_cache.get((d, u))
             if m is None:
-                stride, lim = strides[d], lims[d]
+                stride, lim = strides_l[d], lims_l[d]
                 period = stride * (lim + 1)
                 block = (1 << ((lim - u + 1) * stride)) - 1
                 reps = total_bits // period
@@ -358,11 +432,11 @@ class KnapsackPacker:
                 continue  # reachable without this bundle
             state -= bundles[b][0]
             chosen.extend(bundles[b][2])
-        return [cand[p] for p in chosen]
+        return [int(cand[p]) for p in chosen]
 
     def _value_dp(self, items, cand, limits, dims) -> list[int]:
         grid, unit, extra = dims
-        usage = self._weights(items, cand, grid, unit, extra)
+        usage = [tuple(int(v) for v in row) for row in self._weights(_Arrays(items), np.asarray(cand, dtype=np.int64), grid, unit, extra)]
         lims = tuple(lim for _, lim, _ in extra) + (grid,)
         shape = tuple(lim + 1 for lim in lims)  # last axis = memory cells
         neg = -np.inf

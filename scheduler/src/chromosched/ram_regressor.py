@@ -98,6 +98,7 @@ class OnlineRamRegressor:
         self._floor = 0.0
         self._fit_keys: list[str] = []
         self.prior_is_feature = False
+        self._obs_loo_cache: list[float] | None = None
         self._margin_cache: tuple[float, tuple[float, float]] | None = None
 
     # -- data ---------------------------------------------------------------------------------
@@ -270,6 +271,7 @@ class OnlineRamRegressor:
             loose = self.settings.floor == "positive" and self.has_prior()
             self._floor = 0.05 * smallest if loose else smallest
             self._loo_cache = None
+            self._obs_loo_cache = None
             self._margin_cache = None
             self._dirty = False
         return self._model
@@ -298,6 +300,8 @@ class OnlineRamRegressor:
     def _observed_loo(self) -> list[float]:
         """Relative leave-one-out residuals of the observed points (closed form)."""
         model = self._fit()
+        if self._obs_loo_cache is not None:
+            return self._obs_loo_cache
         if model is None or len(self._points) < self.settings.degree + 2:
             return []
         out = []
@@ -305,6 +309,7 @@ class OnlineRamRegressor:
             p = self._points[key]
             if p.kind == "observed" and pred > 0 and p.y > 0:
                 out.append(p.y / pred - 1.0)
+        self._obs_loo_cache = out
         return out
 
     # -- persistence --------------------------------------------------------------------------
@@ -419,6 +424,8 @@ class _PolyModel:
 
     def loo_predictions(self) -> np.ndarray:
         """Prediction at each point from the fit without that point: y - e / (1 - h)."""
+        if getattr(self, "_loo", None) is not None:
+            return self._loo
         X, w, y = self._design, self._weights, self._ys
         fitted = X @ self.coef
         gram = X.T @ (X * w[:, None])
@@ -427,7 +434,8 @@ class _PolyModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             loo_resid = np.where(h < 1 - 1e-9, resid / (1 - h), np.nan)
         pred = y - loo_resid
-        return np.where(np.isfinite(pred), pred, fitted)
+        self._loo = np.where(np.isfinite(pred), pred, fitted)
+        return self._loo
 
 
 def _finite(v: float, what: str) -> None:

@@ -14,7 +14,8 @@
     energy = the peak.
   - waves model (a min-max partition of the tasks into blocks): one move = 1-3 swaps between
     different blocks, the first one taking a task out of the block with the largest sum (any move
-    that leaves that block alone cannot lower the peak, so it is not worth an evaluation); energy
+    that leaves that block alone cannot lower the peak, so it is not worth an evaluation), each
+    next one out of the block the previous swap made heavier (an ejection chain); energy
     = the 8-norm of the block sums, which equals the peak up to a small term that rewards lowering
     the next-largest blocks too, so the search can cross plateaus of equal peak. Four chains in the
     first run, because a single chain can lock the two largest tasks into the short last block.
@@ -136,7 +137,8 @@ def _waves_state(evaluator: PeakEvaluator) -> Callable[[list[int]], tuple[float,
     return state
 
 
-def _list_move(cur: list[int], rng: random.Random, n: int, workers: int, hint: int) -> list[int]:
+def _list_move(cur: list[int], rng: random.Random, n: int, workers: int, hint: int,
+               mem: Sequence[int] = ()) -> list[int]:
     a = rng.randrange(n)
     b = rng.randrange(n - 1)
     if b >= a:
@@ -149,21 +151,28 @@ def _list_move(cur: list[int], rng: random.Random, n: int, workers: int, hint: i
     return cand
 
 
-def _waves_move(cur: list[int], rng: random.Random, n: int, workers: int, hint: int) -> list[int]:
+def _waves_move(cur: list[int], rng: random.Random, n: int, workers: int, hint: int,
+                mem: Sequence[int] = ()) -> list[int]:
+    """1-3 swaps as an ejection chain: the first takes a task out of the largest block ``hint``;
+    each next one takes a task out of the block the previous swap made heavier (known from the
+    two tasks' memories, without evaluating), so a swap that overloads a block can be repaired
+    within the same move."""
     cand = cur[:]
-    first, last = hint * workers, min(n, hint * workers + workers)
-    for m in range(rng.randint(1, WAVES_MAX_SWAPS)):
+    source = hint
+    for _ in range(rng.randint(1, WAVES_MAX_SWAPS)):
+        a = rng.randrange(source * workers, min(n, source * workers + workers))
         while True:
-            a = rng.randrange(first, last) if m == 0 else rng.randrange(n)
             b = rng.randrange(n)
-            if a // workers != b // workers:
+            if b // workers != source:
                 break
-        cand[a], cand[b] = cand[b], cand[a]
+        x, y = cand[a], cand[b]
+        cand[a], cand[b] = y, x
+        source = b // workers if mem[x] > mem[y] else a // workers
     return cand
 
 
-def _anneal_run(state, move, rng: random.Random, n: int, workers: int, start: list[int], steps: int,
-                temp0: float, temp1: float) -> tuple[list[int], int]:
+def _anneal_run(state, move, rng: random.Random, n: int, workers: int, mem: Sequence[int], start: list[int],
+                steps: int, temp0: float, temp1: float) -> tuple[list[int], int]:
     """One annealing chain of ``steps`` evaluations (plus one for ``start``); best order and peak."""
     rand, exp = rng.random, math.exp
     cur = start[:]
@@ -174,7 +183,7 @@ def _anneal_run(state, move, rng: random.Random, n: int, workers: int, start: li
     log_ratio = math.log(temp1 / temp0)
     for it in range(steps):
         temp = temp0 * exp(log_ratio * it / steps)
-        cand = move(cur, rng, n, workers, hint)
+        cand = move(cur, rng, n, workers, hint, mem)
         energy, p, cand_hint = state(cand)
         if energy <= cur_energy or rand() < exp((cur_energy - energy) / temp):
             cur, cur_energy, hint = cand, energy, cand_hint
@@ -217,13 +226,13 @@ def anneal(evaluator: PeakEvaluator, budget: int, seed: int = 0, cycles: int = A
             start = best_order[:]
             if c == 0 and r > 0:
                 rng.shuffle(start)
-            order, peak = _anneal_run(state, move, rng, n, workers, start, steps, temp0, temp1)
+            order, peak = _anneal_run(state, move, rng, n, workers, evaluator.mem, start, steps, temp0, temp1)
             used += steps + 1
             if peak < best:
                 best, best_order = peak, order
     # Spend what integer division left over on a last cold chain, so the budget is exact.
     if budget - used >= 1:
-        order, peak = _anneal_run(state, move, rng, n, workers, best_order, budget - used - 1,
+        order, peak = _anneal_run(state, move, rng, n, workers, evaluator.mem, best_order, budget - used - 1,
                                   best * t_end, best * t_end)
         used = budget
         if peak < best:
