@@ -282,11 +282,19 @@ class SchedulingSession:
         return float(record.declared_mem_mb) if record.declared_mem_mb else None
 
     def _load_prior(self):
+        """The RAM prior, loaded once. A prior the user named must load (a clear error otherwise);
+        without one, the built-in Beagle prior is used when it is there."""
         if not self._prior_checked:
             self._prior_checked = True
             from .prior import load_builtin_prior, load_prior
 
-            self._prior = load_prior(self.settings.prior) if self.settings.prior else load_builtin_prior("beagle")
+            if self.settings.prior:
+                self._prior = load_prior(self.settings.prior)
+            else:
+                try:
+                    self._prior = load_builtin_prior("beagle")
+                except ChromoschedError as err:
+                    self.log(f"no RAM prior ({err}); rule {self.settings.prior_rule} starts from its declared mem_mb")
         return self._prior
 
     # -- learning -------------------------------------------------------------------------------
