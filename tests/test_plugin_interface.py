@@ -25,3 +25,20 @@ class TestStaticMode(TestSchedulerBase):
 
     def get_scheduler_settings(self):
         return SchedulerSettings(mode="static", store=".pytest-chromosched/store", model=".pytest-chromosched/model.json")
+
+
+def test_idle_in_a_cluster_jobs_own_snakemake_process():
+    """Each cluster job starts Snakemake again with --scheduler chromosched: do nothing there."""
+    import logging
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from snakemake_interface_executor_plugins.settings import ExecMode
+    from snakemake_interface_scheduler_plugins.tests import DummyDAG
+
+    for mode, expected_idle in ((ExecMode.REMOTE, True), (ExecMode.SUBPROCESS, True), (ExecMode.DEFAULT, False)):
+        dag = DummyDAG()
+        dag.workflow = SimpleNamespace(exec_mode=mode)
+        scheduler = Scheduler(dag, SchedulerSettings(store=".pytest-chromosched/store"), logging.getLogger("t"))
+        selected = scheduler.select_jobs([dag._jobs[0]], dag._jobs, {"mem_mb": 4096, "cpu": 2}, defaultdict(int))
+        assert (selected is None) == expected_idle

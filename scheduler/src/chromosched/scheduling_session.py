@@ -181,7 +181,7 @@ class SchedulingSession:
             jobs = ", ".join(f"{d.record.label} {d.mem_mb} MB ({d.source})" for d in chosen)
             self.log(
                 f"start {len(chosen)} job(s): {jobs}; batch {sum(d.mem_mb for d in chosen)} MB, "
-                f"running {used} of {self.budget_mb:.0f} MB"
+                f"running {used} of {self.budget_mb:.0f} MB, free {self.budget_mb - used:.0f} MB"
             )
         return chosen
 
