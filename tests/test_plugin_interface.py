@@ -7,6 +7,12 @@ from snakemake_interface_scheduler_plugins.tests import TestSchedulerBase
 from snakemake_scheduler_plugin_chromosched import Scheduler, SchedulerSettings
 
 
+def _scratch() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="chromosched-interface-")
+
+
 class TestDynamicMode(TestSchedulerBase):
     __test__ = True
 
@@ -14,7 +20,7 @@ class TestDynamicMode(TestSchedulerBase):
         return Scheduler
 
     def get_scheduler_settings(self):
-        return SchedulerSettings(mode="dynamic", store=".pytest-chromosched/store", model=".pytest-chromosched/model.json")
+        return SchedulerSettings(mode="dynamic", store=f"{_scratch()}/store", model=f"{_scratch()}/model.json")
 
 
 class TestStaticMode(TestSchedulerBase):
@@ -24,7 +30,7 @@ class TestStaticMode(TestSchedulerBase):
         return Scheduler
 
     def get_scheduler_settings(self):
-        return SchedulerSettings(mode="static", store=".pytest-chromosched/store", model=".pytest-chromosched/model.json")
+        return SchedulerSettings(mode="static", store=f"{_scratch()}/store", model=f"{_scratch()}/model.json")
 
 
 def test_idle_in_a_cluster_jobs_own_snakemake_process():
@@ -39,6 +45,6 @@ def test_idle_in_a_cluster_jobs_own_snakemake_process():
     for mode, expected_idle in ((ExecMode.REMOTE, True), (ExecMode.SUBPROCESS, True), (ExecMode.DEFAULT, False)):
         dag = DummyDAG()
         dag.workflow = SimpleNamespace(exec_mode=mode)
-        scheduler = Scheduler(dag, SchedulerSettings(store=".pytest-chromosched/store"), logging.getLogger("t"))
+        scheduler = Scheduler(dag, SchedulerSettings(store=f"{_scratch()}/store"), logging.getLogger("t"))
         selected = scheduler.select_jobs([dag._jobs[0]], dag._jobs, {"mem_mb": 4096, "cpu": 2}, defaultdict(int))
         assert (selected is None) == expected_idle
