@@ -18,6 +18,7 @@ finished or came back for another attempt. The session
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -54,6 +55,7 @@ class SessionSettings:
     degree: int | None = None
     store: str = DEFAULT_STORE
     model: str = ".chromosched/model.json"
+    events: str | None = ".chromosched/events.jsonl"  # one JSON line per start/finish/failure (report plots)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -116,6 +118,9 @@ class SchedulingSession:
         moved = self.store.archive()
         if moved is not None:
             self.log(f"previous run's predictions moved to {moved}")
+        if self.settings.events and os.path.exists(self.settings.events):
+            os.replace(self.settings.events, self.settings.events + ".previous")
+        self._event("begin", mode=self.settings.mode, budget_mb=self.budget_mb)
         if self.settings.mode == "static":
             from .ordering_table import OrderingTable, load_builtin_table
 
@@ -176,6 +181,8 @@ class SchedulingSession:
         now = self.clock()
         for d in chosen:
             self.running[d.record.uid] = _Running(d.record, d.mem_mb, now)
+            self._event("start", uid=d.record.uid, rule=d.record.rule, wildcards=dict(d.record.wildcards),
+                        attempt=d.record.attempt, mem_mb=d.mem_mb, source=d.source, predicted_mb=d.predicted_mb)
         if chosen:
             used = sum(r.mem_mb for r in self.running.values())
             jobs = ", ".join(f"{d.record.label} {d.mem_mb} MB ({d.source})" for d in chosen)
@@ -300,6 +307,11 @@ class SchedulingSession:
     # -- learning -------------------------------------------------------------------------------
     def finished(self, uid: str, measurement: Measurement | None) -> None:
         entry = self.running.pop(uid, None)
+        if entry is not None:
+            self._event("finish", uid=uid, rule=entry.record.rule, wildcards=dict(entry.record.wildcards),
+                        mem_mb=entry.mem_mb, need_mb=None if measurement is None else measurement.need_mb,
+                        runtime_s=None if measurement is None else measurement.runtime_s,
+                        measured_by=None if measurement is None else measurement.source)
         if entry is None or self._policy is None or measurement is None:
             return
         self._policy.observe_success(self._task(entry.record), measurement.need_mb, measurement.runtime_s)
@@ -312,6 +324,9 @@ class SchedulingSession:
     def failed(self, uid: str, oom: bool | None) -> None:
         """A job came back for another attempt. ``oom``: True/False when known, None when not."""
         entry = self.running.pop(uid, None)
+        if entry is not None:
+            self._event("fail", uid=uid, rule=entry.record.rule, wildcards=dict(entry.record.wildcards),
+                        attempt=entry.record.attempt, mem_mb=entry.mem_mb, oom=oom)
         if entry is None or self._policy is None:
             return
         if oom is False:
@@ -324,6 +339,18 @@ class SchedulingSession:
             "next attempt gets more"
         )
         self._save()
+
+    def _event(self, kind: str, **fields) -> None:
+        """Append one event line (best effort: the log must never stop scheduling)."""
+        if not self.settings.events:
+            return
+        try:
+            path = Path(self.settings.events)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as handle:
+                handle.write(json.dumps({"time": time.time(), "event": kind, **fields}) + "\n")
+        except OSError:
+            pass
 
     def _save(self) -> None:
         if self._policy is None:

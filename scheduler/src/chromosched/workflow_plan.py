@@ -85,7 +85,7 @@ class Plan:
 def plan_workflow(jobs: Sequence[DagJob], settings: SessionSettings, cores: int, budget_mb: float | None) -> Plan:
     """Simulate ``settings.mode`` over the DAG with predicted memory and runtimes."""
     with tempfile.TemporaryDirectory(prefix="chromosched-plan-") as scratch:
-        session = SchedulingSession(replace(settings, store=os.path.join(scratch, "store")))
+        session = SchedulingSession(replace(settings, store=os.path.join(scratch, "store"), events=None))
         total = {"_cores": float(cores), "_total_known": 1}
         if budget_mb is not None:
             total["mem_mb"] = float(budget_mb)

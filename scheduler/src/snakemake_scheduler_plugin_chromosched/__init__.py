@@ -63,6 +63,8 @@ class SchedulerSettings(SchedulerSettingsBase):
         "Prediction store directory (the rules' mem_mb read it)."))
     model: Optional[str] = field(default=".chromosched/model.json", metadata=_help(
         "Where the learned model is saved after each update and loaded at start (warm start)."))
+    events: Optional[str] = field(default=".chromosched/events.jsonl", metadata=_help(
+        "Event log (one JSON line per job start, finish and failure) for the report's plots."))
 
     def session_settings(self) -> SessionSettings:
         values = {f.name: getattr(self, f.name) for f in fields(SessionSettings) if getattr(self, f.name, None) is not None}
