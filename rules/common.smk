@@ -47,4 +47,6 @@ FINAL_OUTPUTS = [
     "results/report/job_resources.tsv",
     "results/report/job_resources.png",
     "results/report/imputation_quality.png",
+    "results/report/scheduler_schedule.png",
+    "results/report/predicted_vs_measured.png",
 ] + (["results/report/imputation_accuracy.tsv"] if PIPE.raw.get("truth") else [])

@@ -52,6 +52,7 @@ PYTHON_STEP_MEMORY = {
     "imputation_accuracy": (300, 4.0),
     "plot_prs": (300, 1.0),
     "job_resources": (300, 1.0),
+    "scheduler_plots": (300, 1.0),
 }
 DEFAULT_STEP = (256, 1.0)
 BEAGLE_HEAP_BASE_MB = 25.0

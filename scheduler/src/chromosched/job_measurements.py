@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OOM_KINDS = ("heap_oom", "killed", "oom")
+# Snakemake samples a benchmarked job's RSS every 0.5 s at first: a job shorter than two samples
+# may report the shell that started it rather than its own peak, so it teaches nothing.
+MIN_SAMPLED_RUNTIME_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ def measure_success(benchmark: str | None, outcome_log: str | None, attempt: int
             wall = _number(outcome.get("wall_s"))
             return Measurement(need, runtime if runtime is not None else wall, "outcome")
     if rss is not None and rss > 0:
+        if runtime is not None and runtime < MIN_SAMPLED_RUNTIME_S:
+            return None  # too short for Snakemake's RSS sampling to have seen its peak
         return Measurement(rss, runtime, "max_rss")
     return None
 
