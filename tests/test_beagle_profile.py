@@ -1,0 +1,76 @@
+"""The Beagle minimum-heap profiler: design, search, and a resumable table (real Beagle on tiny data)."""
+
+import math
+
+import pytest
+
+from chromosched_pipeline.beagle import BeagleResult
+from chromosched_pipeline.beagle_profile import (
+    COLUMNS, TINY_BASE, TINY_SPACE, Attempt, DesignSpace, find_min_heap, interleave, make_design, profile, read_table,
+)
+
+
+def test_design_covers_the_space_and_decouples_marker_counts():
+    space = DesignSpace()
+    points = make_design(64, seed=11, split="fit", space=space, n_common=20000)
+    assert len({p.design_id for p in points}) == 64
+    for p in points:
+        assert space.threads[0] <= p.threads <= space.threads[1]
+        assert space.ref_variants[0] <= p.ref_variants <= space.ref_variants[1]
+        assert p.target_variants <= p.ref_variants
+    ratio = [p.target_variants / p.ref_variants for p in points]
+    assert max(ratio) / min(ratio) > 5  # array density varies on its own axis
+    held = make_design(16, seed=12, split="heldout", space=space, n_common=20000)
+    order = interleave(points, held)
+    assert len(order) == 80 and {p.split for p in order[:4]} == {"fit", "heldout"}
+
+
+def fake_beagle(true_min, gc_factor=1.0):
+    calls = []
+
+    def run_at(heap, timeout):
+        calls.append(heap)
+        ok = heap >= true_min
+        result = BeagleResult(command=[], exit_code=0 if ok else 3, heap_oom=not ok, killed=False, wall_s=1.0,
+                              peak_rss_mb=heap + 60.0, heap_mb=heap)
+        return Attempt(heap, result, true_min * gc_factor if ok else heap - 2, False)
+
+    return run_at, calls
+
+
+@pytest.mark.parametrize("true_min, first, gc", [(40, 64, 1.2), (300, 64, 0.9), (12, 200, 0.8), (95, 96, 1.0)])
+def test_search_brackets_the_minimum_within_tolerance(true_min, first, gc):
+    run_at, calls = fake_beagle(true_min, gc)
+    outcome = find_min_heap(run_at, first)
+    assert outcome.status == "ok"
+    assert outcome.min_heap_mb >= true_min > outcome.max_fail_mb
+    assert outcome.min_heap_mb / outcome.max_fail_mb <= 1.09 or outcome.min_heap_mb - outcome.max_fail_mb <= 2
+    assert len(calls) <= 10
+
+
+def test_search_uses_a_good_live_set_prediction_to_finish_quickly():
+    run_at, calls = fake_beagle(100, gc_factor=1.25)
+    outcome = find_min_heap(run_at, 150, predict_from_gc=lambda g: g / 1.25)
+    assert outcome.min_heap_mb >= 100 > outcome.max_fail_mb
+    assert len(calls) == 3  # the generous run and two probes straddling the prediction
+
+
+def test_profile_runs_real_beagle_and_resumes(tmp_path):
+    out = tmp_path / "runs.tsv"
+    work = tmp_path / "work"
+    rows = profile(out, work, n_fit=2, n_heldout=1, seed=11, space=TINY_SPACE, base=TINY_BASE, limit=1,
+                   progress=lambda m: None)
+    assert len(rows) == 1
+    comments, first = read_table(out)
+    assert any("regenerate" in c for c in comments)
+    row = first[0]
+    assert row["status"] == "ok" and int(row["attempts"]) >= 2
+    assert float(row["peak_rss_mb"]) > float(row["min_heap_mb"])  # the JVM's own RSS, above its heap
+    assert math.isfinite(float(row["wall_s"]))
+    # resume: the finished point is kept as it was, the rest are measured, nothing twice
+    profile(out, work, n_fit=2, n_heldout=1, seed=11, space=TINY_SPACE, base=TINY_BASE, progress=lambda m: None)
+    _, rows = read_table(out)
+    assert [r["design_id"] for r in rows] == ["fit-0000", "fit-0001", "heldout-0000"]
+    assert rows[0] == row
+    assert all(set(r) == set(COLUMNS) for r in rows)
+    assert not list((work / "runs").iterdir())  # per-run inputs cleaned up

@@ -1,0 +1,572 @@
+"""Measure Beagle 5.4's minimum Java heap over a design of its eight memory features.
+
+For the RAM prior (``chromosched prior fit``) each design point needs the *minimum* heap with which
+Beagle succeeds: peak RSS follows ``-Xmx`` rather than the data (REFERENCE 4), so learning from the
+RSS of a generous heap would only learn the heap we gave it.
+
+Data
+    One msprime chromosome (``simulate.simulate_chromosome``: out-of-Africa + admixed demography,
+    hotspot map, HKY) is simulated once with the largest sample counts and every common SNP on the
+    "array" (``array_density=1``). Each design point then cuts its own inputs with ``bcftools view``:
+    ``ref_samples`` panel samples, ``target_samples`` target samples, ``ref_variants`` panel markers
+    (thinned uniformly along the chromosome) of which ``target_variants`` common SNPs form the array.
+    The array density ``target_variants / ref_variants`` is a design axis of its own, so target and
+    reference marker counts are not confounded. Windows shorter than the chromosome's genetic length
+    (``--length-bp`` / ~1.15 cM per Mb) split it; longer ones take it whole.
+
+Design
+    A scrambled Sobol sequence over the eight axes (space-filling in 8-D; every prefix of 2^k points is
+    balanced, so a run cut short is still an even sample). Counts are log-uniform over demo-scale
+    ranges (``DesignSpace``), small integers uniform. The held-out split is a second, independently
+    scrambled Sobol sequence of the same space; the two are interleaved (3 fit : 1 held-out) so any
+    prefix of the run contains both.
+
+Minimum heap, by bracketed bisection on ``-Xmx`` (with ``-XX:+ExitOnOutOfMemoryError``)
+    1. First probe: a running log-linear model fitted on the points already measured (after 12
+       points; x1.3), else three times REFERENCE 4's rule ``25 MB + 3.6 B x ref markers per window x
+       target samples`` (at least 64 MB; the rule misses thread and phasing-state memory). Doubled
+       until Beagle succeeds.
+    2. Every run logs GC (``-Xlog:gc``); the largest heap occupancy after a collection in the first,
+       generous success is a live-set estimate ``g``; measured minimum heaps were 0.75-1.3x of it, and
+       ``log(min heap) ~ log(g)`` fitted on the finished rows (``GcCalibration``) predicts the minimum.
+       Two probes straddling that prediction (+-4 %) bracket it when it is good; otherwise galloping
+       down (steps x1.09, x1.19, x1.41, x2, ...) until a failure brackets it.
+    3. Geometric bisection between the largest failing and the smallest succeeding heap until they
+       are within 9 % or 2 MB. ``min_heap_mb`` is the smallest heap that succeeded (an upper bound
+       on the true minimum, within 9 %: conservative for a prior).
+    A run that takes more than 4x (+60 s) the wall time of the first success is killed and counts as
+    a failure: a heap that makes Beagle thrash in GC is not one a scheduler should hand out.
+
+Output: one TSV row per design point, appended atomically (the table is rewritten to a temporary
+file and renamed), so a killed run resumes where it stopped and skips finished points.
+
+    nice -n 10 python -m chromosched_pipeline.beagle_profile --out config/priors/beagle_runs.tsv \\
+        --work resources/beagle_profile --n-fit 192 --n-heldout 64 --seed 11
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from chromosched.errors import ChromoschedError
+
+from .beagle import BeagleParams, BeagleResult, beagle_command, find_beagle_jar, run_beagle
+from .simulate import MEAN_RECOMBINATION_RATE, simulate_chromosome
+from .vcfio import write_text_atomic
+
+FEATURES = ("threads", "burnin", "iterations", "window_cm", "target_variants", "target_samples",
+            "ref_variants", "ref_samples")
+COLUMNS = ("design_id", "split", *FEATURES, "min_heap_mb", "max_fail_mb", "gc_live_mb", "wall_s",
+           "wall_at_min_s", "peak_rss_mb", "attempts", "profile_s", "status")
+_GC_LINE = re.compile(r"Pause.*?(\d+)M->(\d+)M\((\d+)M\)")
+
+
+@dataclass(frozen=True)
+class DesignSpace:
+    """Ranges of the eight axes (inclusive). Counts are sampled log-uniformly."""
+
+    threads: tuple[int, int] = (1, 4)
+    burnin: tuple[int, int] = (1, 4)
+    iterations: tuple[int, int] = (2, 10)
+    window_cm: tuple[float, float] = (4.5, 30.0)  # Beagle's overlap stays at its default 2 cM
+    array_density: tuple[float, float] = (0.03, 0.3)  # target_variants / ref_variants
+    target_samples: tuple[int, int] = (8, 160)
+    ref_variants: tuple[int, int] = (1500, 30000)
+    ref_samples: tuple[int, int] = (40, 800)
+    min_target_variants: int = 50
+
+
+@dataclass(frozen=True)
+class BaseData:
+    """The simulated chromosome every design point is cut from."""
+
+    chrom: str = "chr1"
+    length_bp: int = 12_462_531  # GRCh37 chr1 / 20: ~14 cM, so windows below that split it
+    n_ref: int = 1000
+    n_target: int = 160
+    seed: int = 7
+
+
+@dataclass
+class DesignPoint:
+    design_id: str
+    split: str
+    threads: int
+    burnin: int
+    iterations: int
+    window_cm: float
+    target_variants: int
+    target_samples: int
+    ref_variants: int
+    ref_samples: int
+
+    def features(self) -> dict:
+        return {k: getattr(self, k) for k in FEATURES}
+
+
+def _log_uniform(u: float, lo: float, hi: float) -> float:
+    return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+
+
+def _int_uniform(u: float, lo: int, hi: int) -> int:
+    return int(min(hi, lo + math.floor(u * (hi - lo + 1))))
+
+
+def make_design(n: int, seed: int, split: str, space: DesignSpace, n_common: int) -> list[DesignPoint]:
+    """``n`` points of a scrambled Sobol sequence mapped onto ``space``."""
+    import warnings
+
+    from scipy.stats import qmc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Sobol prefers powers of two; any n is still space-filling
+        u = qmc.Sobol(d=8, scramble=True, seed=seed).random(n)
+    points = []
+    for i, row in enumerate(u):
+        ref_variants = int(round(_log_uniform(row[6], *space.ref_variants)))
+        density = _log_uniform(row[4], *space.array_density)
+        target_variants = int(min(n_common, ref_variants, max(space.min_target_variants, round(density * ref_variants))))
+        points.append(DesignPoint(
+            design_id=f"{split}-{i:04d}", split=split,
+            threads=_int_uniform(row[0], *space.threads),
+            burnin=_int_uniform(row[1], *space.burnin),
+            iterations=_int_uniform(row[2], *space.iterations),
+            window_cm=round(_log_uniform(row[3], *space.window_cm), 2),
+            target_variants=target_variants,
+            target_samples=int(round(_log_uniform(row[5], *space.target_samples))),
+            ref_variants=ref_variants,
+            ref_samples=int(round(_log_uniform(row[7], *space.ref_samples))),
+        ))
+    return points
+
+
+def interleave(fit: Sequence[DesignPoint], heldout: Sequence[DesignPoint], ratio: int = 3) -> list[DesignPoint]:
+    """fit[0:3], heldout[0], fit[3:6], heldout[1], ... (any prefix holds both splits)."""
+    out: list[DesignPoint] = []
+    f, h = list(fit), list(heldout)
+    while f or h:
+        out.extend(f[:ratio])
+        del f[:ratio]
+        if h:
+            out.append(h.pop(0))
+    return out
+
+
+# -- base data -------------------------------------------------------------------------------------
+@dataclass
+class BaseFiles:
+    panel: Path
+    target: Path
+    map: Path
+    genetic_length_cm: float
+    panel_ids: list[str]
+    common_ids: list[str]
+    ref_samples: list[str]
+    target_samples: list[str]
+
+
+def _bcftools(*args: str) -> str:
+    try:
+        return subprocess.run(["bcftools", *args], check=True, capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        raise ChromoschedError("bcftools not found on PATH (Debian package bcftools)") from None
+    except subprocess.CalledProcessError as err:
+        raise ChromoschedError(f"bcftools {' '.join(args[:3])} failed: {err.stderr.strip().splitlines()[-1] if err.stderr.strip() else err.returncode}") from None
+
+
+def prepare_base(work: Path, base: BaseData, progress: Callable[[str], None]) -> BaseFiles:
+    """Simulate the base chromosome once (reused when ``work/base/params.json`` matches)."""
+    out = work / "base"
+    stamp = out / "params.json"
+    wanted = asdict(base)
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == wanted):
+        progress(f"simulating the base chromosome {base.chrom} ({base.length_bp} bp, {base.n_ref} reference, "
+                 f"{base.n_target} target samples) under {out}")
+        simulate_chromosome(base.chrom, base.length_bp, out, n_ref=base.n_ref, n_target=base.n_target,
+                            array_density=1.0, missing_rate=0.0, seed=base.seed)
+        write_text_atomic(stamp, json.dumps(wanted))
+    panel = out / "panel" / f"{base.chrom}.vcf.gz"
+    target = out / "target" / f"{base.chrom}.vcf.gz"
+    genetic_map = out / "map" / f"{base.chrom}.map"
+    last = genetic_map.read_text().strip().splitlines()[-1].split()
+    return BaseFiles(
+        panel=panel, target=target, map=genetic_map, genetic_length_cm=float(last[2]),
+        panel_ids=_bcftools("query", "-f", "%ID\n", str(panel)).split(),
+        common_ids=_bcftools("query", "-f", "%ID\n", str(target)).split(),
+        ref_samples=_bcftools("query", "-l", str(panel)).split(),
+        target_samples=_bcftools("query", "-l", str(target)).split(),
+    )
+
+
+def cut_inputs(point: DesignPoint, base: BaseFiles, where: Path, seed: int) -> tuple[Path, Path]:
+    """Write this point's target and reference VCFs (sample and marker subsets of the base)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, int(hashlib.sha256(point.design_id.encode()).hexdigest()[:8], 16)]))
+    if point.ref_variants > len(base.panel_ids) or point.target_variants > len(base.common_ids):
+        raise ChromoschedError(f"{point.design_id}: asks for more markers than the base chromosome has")
+    if point.ref_samples > len(base.ref_samples) or point.target_samples > len(base.target_samples):
+        raise ChromoschedError(f"{point.design_id}: asks for more samples than the base chromosome has")
+    target_ids = set(rng.choice(base.common_ids, size=point.target_variants, replace=False).tolist())
+    others = [i for i in base.panel_ids if i not in target_ids]
+    extra = rng.choice(len(others), size=point.ref_variants - len(target_ids), replace=False)
+    ref_ids = target_ids | {others[i] for i in extra}
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "ref_ids.txt").write_text("\n".join(sorted(ref_ids)) + "\n")
+    (where / "target_ids.txt").write_text("\n".join(sorted(target_ids)) + "\n")
+    ref_samples = sorted(rng.choice(base.ref_samples, size=point.ref_samples, replace=False).tolist())
+    target_samples = sorted(rng.choice(base.target_samples, size=point.target_samples, replace=False).tolist())
+    (where / "ref_samples.txt").write_text("\n".join(ref_samples) + "\n")
+    (where / "target_samples.txt").write_text("\n".join(target_samples) + "\n")
+    ref = where / "ref.vcf.gz"
+    gt = where / "gt.vcf.gz"
+    _bcftools("view", "-S", str(where / "ref_samples.txt"), "-i", f"ID=@{where / 'ref_ids.txt'}",
+              "-Oz", "-o", str(ref), str(base.panel))
+    _bcftools("view", "-S", str(where / "target_samples.txt"), "-i", f"ID=@{where / 'target_ids.txt'}",
+              "-Oz", "-o", str(gt), str(base.target))
+    return gt, ref
+
+
+# -- minimum heap search ---------------------------------------------------------------------------
+def gc_peak_after_mb(log: Path) -> float | None:
+    """Largest heap occupancy after any collection in a ``-Xlog:gc`` file (a live-set estimate)."""
+    if not log.is_file():
+        return None
+    peaks = [int(m.group(2)) for m in _GC_LINE.finditer(log.read_text(errors="replace"))]
+    return float(max(peaks)) if peaks else None
+
+
+def rule_of_thumb_mb(point: DesignPoint, genetic_length_cm: float) -> float:
+    """REFERENCE 4: ~25 MB + 3.6 bytes x reference markers per window x target samples."""
+    per_window = point.ref_variants * min(1.0, (point.window_cm + 2.0) / genetic_length_cm)
+    return 25.0 + 3.6e-6 * per_window * point.target_samples
+
+
+class RunningModel:
+    """log(min heap) ~ log features, refitted on the finished rows: the first probe's guess."""
+
+    def __init__(self, rows: Sequence[dict], genetic_length_cm: float):
+        self.coef = None
+        self.length = genetic_length_cm
+        ok = [r for r in rows if r.get("status") == "ok"]
+        if len(ok) >= 12:
+            X = np.array([self._x(r) for r in ok])
+            y = np.log([float(r["min_heap_mb"]) for r in ok])
+            self.coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+            self.resid_sd = float(np.std(y - X @ self.coef))
+
+    def _x(self, r) -> list[float]:
+        w = min(1.0, (float(r["window_cm"]) + 2.0) / self.length)
+        rw_t = float(r["ref_variants"]) * w * float(r["target_samples"])
+        return [1.0, math.log(rw_t), math.log(float(r["ref_variants"])), math.log(float(r["target_samples"])),
+                math.log(float(r["ref_samples"])), math.log(float(r["target_variants"])), float(r["threads"])]
+
+    def guess(self, point: DesignPoint) -> float | None:
+        if self.coef is None:
+            return None
+        return float(math.exp(np.dot(self._x(point.features()), self.coef)))
+
+
+@dataclass
+class Attempt:
+    heap_mb: int
+    result: BeagleResult
+    gc_peak_mb: float | None
+    timed_out: bool
+
+
+@dataclass
+class SearchOutcome:
+    min_heap_mb: int | None
+    max_fail_mb: int | None
+    gc_live_mb: float | None
+    wall_s: float | None
+    wall_at_min_s: float | None
+    peak_rss_mb: float | None
+    attempts: list[Attempt] = field(default_factory=list)
+    status: str = "ok"
+
+
+def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
+                  predict_from_gc: Callable[[float], float] | None = None, rtol: float = 0.09, atol: float = 2.0,
+                  floor_mb: int = 8, ceiling_mb: int = 16000, default_timeout_s: float = 900.0,
+                  max_runs: int = 10) -> SearchOutcome:
+    """Bracketed bisection for the smallest ``-Xmx`` (MB) at which ``run_at(heap, timeout)`` succeeds.
+
+    1. ``first_probe``, doubled until Beagle succeeds (the first success is the "generous" run).
+    2. From that run's GC live-set estimate ``g``, a predicted minimum ``p = predict_from_gc(g)``;
+       probes at ``p * (1 + rtol/2)`` and ``p / (1 + rtol/2)`` bracket it in two runs when the
+       prediction is good; otherwise galloping down (steps of ``(1 + rtol)^(2^k)``) to a failure.
+    3. Geometric bisection until the bracket is within ``rtol`` (relative) or ``atol`` MB.
+    """
+    attempts: list[Attempt] = []
+    lo: int | None = None  # largest failing heap
+    hi: int | None = None  # smallest succeeding heap
+    best: Attempt | None = None
+    generous: Attempt | None = None  # first success: least GC pressure
+    predicted: float | None = None
+    heap = int(max(floor_mb, math.ceil(first_probe)))
+    timeout = default_timeout_s
+    status = "ok"
+    down_steps = 0
+    while True:
+        attempt = run_at(heap, timeout)
+        attempts.append(attempt)
+        result = attempt.result
+        if result.ok:
+            if hi is None or heap < hi:
+                hi, best = heap, attempt
+            if generous is None:
+                generous = attempt
+                timeout = 4.0 * result.wall_s + 60.0
+                g = attempt.gc_peak_mb
+                if g:
+                    predicted = predict_from_gc(g) if predict_from_gc else g + 2.0
+        elif result.heap_oom or attempt.timed_out:
+            lo = heap if lo is None else max(lo, heap)
+        else:
+            return SearchOutcome(None, lo, None, None, None, None, attempts, status="error")
+        if hi is None:
+            if heap >= ceiling_mb:
+                return SearchOutcome(None, lo, None, None, None, None, attempts, status="too_big")
+            heap = min(ceiling_mb, heap * 2)
+            continue
+        if lo is not None and (hi / lo <= 1 + rtol or hi - lo <= atol):
+            break
+        if lo is None and hi <= floor_mb:
+            break  # succeeds at the smallest heap we try (censored; max_fail_mb stays empty)
+        if len(attempts) >= max_runs:
+            status = "imprecise"
+            break
+        half = (1 + rtol) ** 0.45  # a little inside sqrt: the integer rounding widens the pair
+        straddle = []
+        if predicted is not None:  # two probes straddling the prediction, the upper one first
+            straddle = [h for h in (int(math.ceil(predicted * half)), int(math.floor(predicted / half)))
+                        if h < hi and (lo is None or h > lo) and not any(a.heap_mb == h for a in attempts)]
+        if straddle:
+            heap = straddle[0]
+        elif lo is None:  # galloping down: steps of 1.09, 1.19, 1.41, 2, ... until a failure
+            down_steps += 1
+            heap = int(math.floor(hi / (1 + rtol) ** (2 ** (down_steps - 1))))
+        else:
+            heap = int(round(math.sqrt(lo * hi)))
+        heap = max(floor_mb, heap, (lo or 0) + 1)
+        heap = min(heap, hi - 1)
+    return SearchOutcome(min_heap_mb=hi, max_fail_mb=lo, gc_live_mb=generous.gc_peak_mb if generous else None,
+                         wall_s=generous.result.wall_s if generous else None,
+                         wall_at_min_s=best.result.wall_s if best else None,
+                         peak_rss_mb=best.result.peak_rss_mb if best else None, attempts=attempts, status=status)
+
+
+class GcCalibration:
+    """Minimum heap from the generous run's GC live-set estimate, learned on finished rows.
+
+    ``log(min_heap) = a + b log(g)`` (least squares) once 8 rows have both; before that ``g + 2``.
+    Measured: small heaps need a few MB above the estimate, large ones ~0.8x of it.
+    """
+
+    def __init__(self, rows: Sequence[dict]):
+        pairs = [(float(r["gc_live_mb"]), float(r["min_heap_mb"])) for r in rows
+                 if r.get("status") == "ok" and r.get("gc_live_mb") not in (None, "", "NA") and r.get("max_fail_mb") not in (None, "", "NA")]
+        self.coef = None
+        if len(pairs) >= 8:
+            g, m = np.log(np.array(pairs)).T
+            self.coef = np.polyfit(g, m, 1)
+
+    def __call__(self, g: float) -> float:
+        if self.coef is None:
+            return g + 2.0
+        return float(math.exp(np.polyval(self.coef, math.log(max(g, 1.0)))))
+
+
+# A tiny launcher between us and java. Linux keeps the parent's RSS high-water mark in a child's
+# ru_maxrss across (v)fork + exec, so wait4 on a child of this (large) Python process reports at
+# least our own peak; java started by a small launcher reports its own. It also enforces the
+# wall-clock limit (SIGKILL -> exit 137, which run_beagle classifies as killed), and takes java down
+# with it when the profiler is killed.
+_LAUNCHER = """
+import json, os, signal, subprocess, sys, time
+limit, report, cmd = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
+parent = os.getppid()
+child = subprocess.Popen(cmd)
+deadline, killed = time.monotonic() + limit, False
+while True:
+    pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+    if pid:
+        break
+    if time.monotonic() > deadline or os.getppid() != parent:  # over time, or the profiler died
+        os.kill(child.pid, signal.SIGKILL)
+        killed = True
+        pid, status, usage = os.wait4(child.pid, 0)
+        break
+    time.sleep(0.05)
+code = os.waitstatus_to_exitcode(status)
+with open(report, "w") as handle:
+    json.dump({"maxrss_kb": usage.ru_maxrss, "timed_out": killed, "exit": code}, handle)
+sys.exit(128 - code if code < 0 else code)
+"""
+
+
+def beagle_runner(gt: Path, ref: Path, genetic_map: Path, where: Path, point: DesignPoint,
+                  jar: Path, log: Callable[[str], None]) -> Callable[[int, float], Attempt]:
+    """``run_at(heap, timeout)`` for one design point, built on the pipeline's Beagle command."""
+    params = BeagleParams(window=point.window_cm, burnin=point.burnin, iterations=point.iterations, seed=1)
+
+    def run_at(heap: int, timeout: float) -> Attempt:
+        gc_log = where / f"gc_{heap}.log"
+        report = where / f"launch_{heap}.json"
+        command = beagle_command(gt, ref, genetic_map, where / f"out_{heap}", heap, point.threads, params, jar)
+        # profiling additions: a GC log (live-set estimate) and the launcher (own RSS, time limit)
+        command = command[:1] + [f"-Xlog:gc:file={gc_log}"] + command[1:]
+        command = [sys.executable, "-c", _LAUNCHER, f"{timeout:.0f}", str(report)] + command
+        result = run_beagle(command, stream=io.StringIO())
+        timed_out = False
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            launch = json.loads(report.read_text())
+            result.peak_rss_mb = round(launch["maxrss_kb"] / 1024, 1)
+            timed_out = bool(launch["timed_out"])
+        attempt = Attempt(heap, result, gc_peak_after_mb(gc_log), timed_out)
+        log(f"  -Xmx{heap}m: {result.kind}{' (time limit)' if timed_out else ''}, {result.wall_s:.1f} s, "
+            f"RSS {result.peak_rss_mb:.0f} MB, GC live-set estimate {attempt.gc_peak_mb} MB")
+        for path in (Path(f"{where / f'out_{heap}'}.vcf.gz"), Path(f"{where / f'out_{heap}'}.log"), gc_log, report):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return attempt
+
+    return run_at
+
+
+# -- the table -------------------------------------------------------------------------------------
+def read_table(path: Path) -> tuple[list[str], list[dict]]:
+    """(comment lines, rows) of an existing runs table; ([], []) if absent."""
+    if not path.is_file():
+        return [], []
+    comments, rows, header = [], [], None
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            comments.append(line)
+        elif line.strip():
+            fields = line.split("\t")
+            if header is None:
+                header = fields
+                if tuple(header) != COLUMNS:
+                    raise ChromoschedError(f"{path}: header differs from this profiler's columns; use a new --out")
+            else:
+                rows.append(dict(zip(header, fields)))
+    return comments, rows
+
+
+def write_table(path: Path, comments: Sequence[str], rows: Sequence[dict]) -> None:
+    lines = list(comments) + ["\t".join(COLUMNS)] + ["\t".join(str(r.get(c, "")) for c in COLUMNS) for r in rows]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "NA"
+    if isinstance(v, float):
+        return f"{v:.3f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+def profile(out: Path, work: Path, n_fit: int, n_heldout: int, seed: int, space: DesignSpace = DesignSpace(),
+            base: BaseData = BaseData(), limit: int | None = None, max_hours: float | None = None,
+            jar: str | None = None, command_line: str = "", progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Run (or resume) the profiling design; returns all rows of the table."""
+    progress = progress or (lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True))
+    jar_path = find_beagle_jar(jar)
+    base_files = prepare_base(work, base, progress)
+    design = interleave(make_design(n_fit, seed, "fit", space, len(base_files.common_ids)),
+                        make_design(n_heldout, seed + 1, "heldout", space, len(base_files.common_ids)))
+    comments, rows = read_table(out)
+    if not comments:
+        comments = [f"# Beagle 5.4 minimum-heap profile (chromosched_pipeline.beagle_profile); base: {json.dumps(asdict(base))}",
+                    f"# design space: {json.dumps(asdict(space))}; seed {seed}; genetic length {base_files.genetic_length_cm:.2f} cM",
+                    f"# regenerate: {command_line or 'python -m chromosched_pipeline.beagle_profile --out ' + str(out)}"]
+    done = {r["design_id"] for r in rows}
+    todo = [p for p in design if p.design_id not in done]
+    progress(f"{len(design)} design points, {len(done)} done, {len(todo)} to go; table {out}")
+    started = time.time()
+    measured = 0
+    for index, point in enumerate(todo, start=1):
+        if limit is not None and measured >= limit:
+            break
+        if max_hours is not None and time.time() - started > max_hours * 3600:
+            progress(f"stopping after {max_hours} h; rerun the same command to resume")
+            break
+        t0 = time.perf_counter()
+        where = work / "runs" / point.design_id
+        shutil.rmtree(where, ignore_errors=True)
+        try:
+            gt, ref = cut_inputs(point, base_files, where, seed)
+            model = RunningModel(rows, base_files.genetic_length_cm)
+            guess = model.guess(point)
+            # the rule of thumb under-predicts many points (threads, phasing states): start high
+            probe = guess * 1.3 if guess else max(64.0, 3.0 * rule_of_thumb_mb(point, base_files.genetic_length_cm))
+            progress(f"[{len(done) + index}/{len(design)}] {point.design_id} {point.features()} first probe {probe:.0f} MB")
+            outcome = find_min_heap(beagle_runner(gt, ref, base_files.map, where, point, jar_path, progress), probe,
+                                    predict_from_gc=GcCalibration(rows))
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
+        row = {"design_id": point.design_id, "split": point.split, **point.features(),
+               "min_heap_mb": outcome.min_heap_mb, "max_fail_mb": outcome.max_fail_mb, "gc_live_mb": outcome.gc_live_mb,
+               "wall_s": outcome.wall_s, "wall_at_min_s": outcome.wall_at_min_s, "peak_rss_mb": outcome.peak_rss_mb,
+               "attempts": len(outcome.attempts), "profile_s": round(time.perf_counter() - t0, 1), "status": outcome.status}
+        rows.append({k: _fmt(v) for k, v in row.items()})
+        write_table(out, comments, rows)
+        measured += 1
+        progress(f"  -> {point.design_id}: min heap {outcome.min_heap_mb} MB (fails at {outcome.max_fail_mb}), "
+                 f"{len(outcome.attempts)} runs, {row['profile_s']} s, status {outcome.status}")
+    return rows
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.beagle_profile",
+                                description="Measure Beagle's minimum Java heap over a Sobol design of its eight features.")
+    p.add_argument("--out", required=True, type=Path, help="runs TSV (appended to; finished design points are skipped)")
+    p.add_argument("--work", type=Path, default=Path("resources/beagle_profile"), help="scratch directory (base simulation, per-run inputs)")
+    p.add_argument("--n-fit", type=int, default=192, help="design points for fitting (default 192)")
+    p.add_argument("--n-heldout", type=int, default=64, help="held-out design points (default 64)")
+    p.add_argument("--seed", type=int, default=11, help="design seed (held-out uses seed + 1)")
+    p.add_argument("--limit", type=int, default=None, help="measure at most this many new points, then stop")
+    p.add_argument("--max-hours", type=float, default=None, help="stop starting new points after this long")
+    p.add_argument("--jar", default=None, help="beagle.jar (default: $BEAGLE_JAR, then dpkg -L beagle)")
+    p.add_argument("--tiny", action="store_true", help="a tiny base chromosome and ranges (tests)")
+    return p
+
+
+TINY_SPACE = DesignSpace(threads=(1, 2), burnin=(1, 2), iterations=(1, 2), window_cm=(4.5, 10.0),
+                         array_density=(0.1, 0.3), target_samples=(5, 20), ref_variants=(300, 1000),
+                         ref_samples=(20, 60), min_target_variants=20)
+TINY_BASE = BaseData(chrom="chr22", length_bp=600_000, n_ref=60, n_target=20, seed=3)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command_line = "python -m chromosched_pipeline.beagle_profile " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        profile(args.out, args.work, args.n_fit, args.n_heldout, args.seed,
+                space=TINY_SPACE if args.tiny else DesignSpace(), base=TINY_BASE if args.tiny else BaseData(),
+                limit=args.limit, max_hours=args.max_hours, jar=args.jar, command_line=command_line)
+    except ChromoschedError as exc:
+        print(f"beagle_profile: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
