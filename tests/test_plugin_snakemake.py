@@ -55,10 +55,27 @@ def config(**kw) -> dict:
     return base
 
 
+def write_prior(path: Path) -> Path:
+    """A RAM prior for rule `work`: need ~ 0.5 MB per Mbp of chromosome, calibrated +10 %."""
+    path.write_text(json.dumps({
+        "format": "chromosched-prior/1", "tool": "work",
+        "target": {"name": "mem_mb", "unit": "MB"},
+        "features": [{"name": "length_mb", "unit": "Mbp", "description": "chromosome length"}],
+        "feature_ranges": {"length_mb": [40, 250]},
+        "expression": "0.5 * length_mb",
+        "level": 0.9,
+        "calibration": {"0.9": {"level": 0.9, "n_calibration": 100, "knots": [[1, 1.1], [300, 330]]}},
+    }))
+    return path
+
+
 def test_no_overcommit_where_greedy_overcommits(tmp_path):
-    greedy = run(tmp_path / "greedy", config(), scheduler="greedy")
+    cfg = config(outcome=True, length_mb={c: LENGTHS[c] / 1e6 for c in CHROMS})
+    greedy = run(tmp_path / "greedy", cfg, scheduler="greedy")
     assert greedy.returncode == 0, greedy.stderr
-    ours = run(tmp_path / "ours", config(outcome=True))
+    prior = write_prior(tmp_path / "work-prior.json")
+    ours = run(tmp_path / "ours", cfg, "--scheduler-chromosched-prior", str(prior),
+               "--scheduler-chromosched-prior-rule", "work")
     assert ours.returncode == 0, ours.stderr
     assert peak_true_memory(ledger(tmp_path / "greedy")) > BUDGET  # declared 70 %: greedy packs too much
     assert peak_true_memory(ledger(tmp_path / "ours")) <= BUDGET

@@ -230,7 +230,13 @@ class SchedulingSession:
             for k in other:
                 other[k] -= record.resources.get(k, 0)
             mem = int(math.ceil(alloc.mem_mb))
-            source = "escalation" if record.attempt > 1 else ("regressor" if alloc.predicted_mb is not None else "prior")
+            if record.attempt > 1:
+                source = "escalation"
+            elif alloc.predicted_mb is None:
+                source = "whole-budget"  # the paper's initial sequential phase (no prior, nothing learned)
+            else:
+                observed = self._policy.memory.get(record.rule).n_observed
+                source = "regressor" if observed else ("prior" if tasks[record.uid].prior_mb is not None else "regressor")
             if record.storable:
                 mem = self.store.put_once(
                     Prediction(record.rule, dict(record.wildcards), record.attempt, mem, alloc.predicted_runtime_s, source)
