@@ -31,6 +31,9 @@ res.configure(
         overrides=PIPE.raw["resources"],
     )
 )
+# mem_mb comes from the chromosched prediction store when the scheduler plugin wrote one for the job
+# (rule, wildcards, attempt): one number for the local budget, sbatch --mem and Beagle's -Xmx.
+res.use_model(res.PredictionStoreModel())
 
 
 wildcard_constraints:
@@ -44,4 +47,6 @@ FINAL_OUTPUTS = [
     "results/report/job_resources.tsv",
     "results/report/job_resources.png",
     "results/report/imputation_quality.png",
+    "results/report/scheduler_schedule.png",
+    "results/report/predicted_vs_measured.png",
 ] + (["results/report/imputation_accuracy.tsv"] if PIPE.raw.get("truth") else [])

@@ -14,9 +14,12 @@ rule impute:
         tbi="results/imputed/{chrom}.vcf.gz.tbi",
     params:
         beagle=PIPE.beagle_arguments(),
-        # One JSON line per attempt (outcome, mem_mb, heap, peak RSS). Not a log: directive,
-        # because Snakemake deletes a failed job's logs before the retry; this history must stay.
-        attempts="logs/impute/{chrom}.attempts.jsonl",
+        # One JSON line per attempt (outcome, mem_mb, heap, peak RSS, GC live set -> need_mb). Not a
+        # log: directive, because Snakemake deletes a failed job's logs before the retry; this
+        # history must stay. The chromosched scheduler learns from it (RSS follows -Xmx for Java).
+        chromosched_outcome="logs/impute/{chrom}.attempts.jsonl",
+        # The RAM prior's eight features, from this job's own inputs (chromosched scheduler).
+        chromosched_features=res.prior_features("impute", PIPE.beagle),
     log:
         "logs/impute/{chrom}.log",
     benchmark:
@@ -30,7 +33,7 @@ rule impute:
     shell:
         "python -m chromosched_pipeline.beagle --gt {input.gt} --ref {input.ref} --map {input.map}"
         " --out {output.vcf} --mem-mb {resources.mem_mb} --threads {threads} {params.beagle}"
-        " --attempts {params.attempts} 2> {log}"
+        " --attempts {params.chromosched_outcome} 2> {log}"
 
 
 rule imputation_quality:

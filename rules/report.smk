@@ -99,3 +99,33 @@ rule imputation_accuracy:
     shell:
         "python -m chromosched_pipeline.accuracy --imputed {input.imputed} --truth {input.truth}"
         " --out {output} 2> {log}"
+
+
+rule scheduler_plots:
+    input:
+        # Last in the run: every per-chromosome job has finished once these exist.
+        "results/report/job_resources.tsv",
+        "results/prs/prs.tsv",
+    output:
+        schedule=report(
+            "results/report/scheduler_schedule.png",
+            caption="report/scheduler_schedule.rst",
+            category="Scheduling",
+        ),
+        prediction=report(
+            "results/report/predicted_vs_measured.png",
+            caption="report/predicted_vs_measured.rst",
+            category="Scheduling",
+        ),
+    params:
+        events=".chromosched/events.jsonl",
+    log:
+        "logs/scheduler_plots.log",
+    resources:
+        mem_mb=res.mem_mb("scheduler_plots"),
+        runtime=res.runtime("scheduler_plots"),
+    conda:
+        "../envs/python.yaml"
+    shell:
+        "python -m chromosched_pipeline.plots scheduler --events {params.events}"
+        " --out-schedule {output.schedule} --out-prediction {output.prediction} 2> {log}"

@@ -77,5 +77,8 @@ def pipeline_run(tiny_cohort, tmp_path_factory):
     """
     workdir = tmp_path_factory.mktemp("pipeline_run")
     config = pipeline_config(tiny_cohort, resources={"impute": {"mem_mb": 100}})
-    proc = run_snakemake(workdir, config, "--profile", str(REPO / "profiles" / "local"), "--cores", "2")
+    # Snakemake's own scheduler: this run tests the heuristic's retry path (chromosched would
+    # replace the too-low declared memory by its prediction; tests/test_plugin_pipeline.py).
+    proc = run_snakemake(workdir, config, "--profile", str(REPO / "profiles" / "local"), "--cores", "2",
+                         "--scheduler", "greedy")
     return workdir, proc

@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import gzip
 import json
+import re
 import os
 import shutil
 import signal
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from chromosched.errors import ChromoschedError
+from chromosched.java_memory import HEAP_FLOOR_MB, JVM_OVERHEAD_FRACTION, JVM_OVERHEAD_MB, heap_mb_for, mem_mb_for_heap  # noqa: F401 - re-exported
 
 from .vcfio import (
     exit_on_sigterm,
@@ -54,31 +56,15 @@ from .vcfio import (
     write_bgzipped_vcf,
 )
 
-# Memory the JVM needs beyond -Xmx (metaspace, code cache, GC structures, thread stacks): measured
-# ~60-100 MB for Beagle 5.4 on OpenJDK 17 at small heaps; GC bookkeeping grows with the heap.
-JVM_OVERHEAD_MB = 100
-JVM_OVERHEAD_FRACTION = 0.05
-# Smallest heap we ever pass: enough for the JVM to start (OpenJDK 17 refuses -Xmx2m). Beagle
-# itself needs more, so a grant this small fails fast with a heap OOM and the retry gets more.
-HEAP_FLOOR_MB = 4
 DEFAULT_JAR = Path("/usr/share/beagle/beagle.jar")
 OOM_MARKER = "Terminating due to java.lang.OutOfMemoryError"
 OOM_EXIT_CODE = 3  # what -XX:+ExitOnOutOfMemoryError exits with
 KILLED_EXIT_CODE = 137  # 128 + SIGKILL, as shells and Slurm report a killed job
-
-
-def heap_mb_for(mem_mb: int | float) -> int:
-    """The ``-Xmx`` (MB) for a job granted ``mem_mb``: ``mem_mb - 100 - 5% of mem_mb``, at least 4.
-
-    Example: 1024 -> 872, 4096 -> 3791, 200 -> 90, 100 -> 4 (the floor).
-    """
-    mem = float(mem_mb)
-    return max(HEAP_FLOOR_MB, int(mem - JVM_OVERHEAD_MB - JVM_OVERHEAD_FRACTION * mem))
-
-
-def mem_mb_for_heap(heap_mb: int | float) -> int:
-    """Inverse of :func:`heap_mb_for`: the ``mem_mb`` to request so the heap is ``heap_mb``."""
-    return int(-(-(float(heap_mb) + JVM_OVERHEAD_MB) // (1 - JVM_OVERHEAD_FRACTION)))
+# RSS follows -Xmx, not the data, so a job's real need is read from its GC log instead: the largest
+# heap occupancy after a collection (a live-set estimate). Over the measured minimum-heap profile
+# (config/priors/beagle_runs.tsv) the minimum heap was 0.75-1.3x of it; the upper end is used.
+GC_LIVE_SAFETY = 1.3
+_GC_PAUSE = re.compile(r"Pause.*?(\d+)M->(\d+)M\((\d+)M\)")
 
 
 def find_beagle_jar(explicit: str | os.PathLike | None = None) -> Path:
@@ -140,12 +126,15 @@ def beagle_command(
     params: BeagleParams = BeagleParams(),
     jar: str | os.PathLike | None = None,
     java: str = "java",
+    gc_log: str | os.PathLike | None = None,
 ) -> list[str]:
-    """``java -Xmx<heap>m -XX:+ExitOnOutOfMemoryError -jar <jar> gt= ref= map= out= nthreads= [...]``."""
+    """``java -Xmx<heap>m -XX:+ExitOnOutOfMemoryError -jar <jar> gt= ref= map= out= nthreads= [...]``
+    (with ``-Xlog:gc:file=<gc_log>`` first when ``gc_log`` is given)."""
     if int(threads) < 1:
         raise ChromoschedError(f"beagle: threads must be >= 1, not {threads}")
+    logging = [f"-Xlog:gc:file={gc_log}"] if gc_log else []
     cmd = [
-        java, f"-Xmx{int(heap_mb)}m", "-XX:+ExitOnOutOfMemoryError", "-jar", str(jar or find_beagle_jar()),
+        java, *logging, f"-Xmx{int(heap_mb)}m", "-XX:+ExitOnOutOfMemoryError", "-jar", str(jar or find_beagle_jar()),
         f"gt={gt}", f"ref={ref}",
     ]
     if genetic_map:
@@ -168,6 +157,13 @@ class BeagleResult:
     mem_mb: int | None = None
     threads: int | None = None
     output_tail: list[str] = field(default_factory=list)
+    gc_live_mb: float | None = None  # largest heap occupancy after a GC (live-set estimate)
+    need_mb: float | None = None  # mem_mb this run really needed: live set x GC_LIVE_SAFETY + JVM
+
+    def set_gc_live(self, live_mb: float | None) -> None:
+        self.gc_live_mb = live_mb
+        if live_mb is not None and self.ok:
+            self.need_mb = float(mem_mb_for_heap(max(HEAP_FLOOR_MB, GC_LIVE_SAFETY * live_mb)))
 
     @property
     def ok(self) -> bool:
@@ -316,11 +312,13 @@ def impute(
     out_vcf.parent.mkdir(parents=True, exist_ok=True)
     prefix = temporary_path(out_vcf, ".beagle")
     heap = heap_mb_for(mem_mb)
-    command = beagle_command(gt, ref, genetic_map, prefix, heap, threads, params, jar)
-    produced = [Path(f"{prefix}.vcf.gz"), Path(f"{prefix}.log")]
+    gc_log = Path(f"{prefix}.gc.log")
+    command = beagle_command(gt, ref, genetic_map, prefix, heap, threads, params, jar, gc_log=gc_log)
+    produced = [Path(f"{prefix}.vcf.gz"), Path(f"{prefix}.log"), gc_log]
     try:
         result = run_beagle(command, stream=stream)
         result.mem_mb = int(mem_mb)
+        result.set_gc_live(gc_peak_after_mb(gc_log))
         if attempts_log:
             Path(attempts_log).parent.mkdir(parents=True, exist_ok=True)
             with open(attempts_log, "a") as fh:
@@ -335,6 +333,16 @@ def impute(
         for path in produced:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def gc_peak_after_mb(log: str | os.PathLike) -> float | None:
+    """Largest heap occupancy after any collection in a ``-Xlog:gc`` file (a live-set estimate)."""
+    try:
+        text = Path(log).read_text(errors="replace")
+    except OSError:
+        return None
+    peaks = [int(m.group(2)) for m in _GC_PAUSE.finditer(text)]
+    return float(max(peaks)) if peaks else None
 
 
 def _record_contigs(vcf: Path) -> list[str]:

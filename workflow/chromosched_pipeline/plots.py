@@ -197,6 +197,92 @@ def imputation_quality(dr2_files: Sequence[str | Path], out_png: str | Path) -> 
     _save(fig, out_png)
 
 
+def _read_events(path: str | Path) -> list[dict]:
+    events = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return events
+    for line in lines:
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut by a kill
+    return events
+
+
+def scheduler_figures(events_jsonl: str | Path, out_schedule: str | Path, out_prediction: str | Path) -> int:
+    """From the chromosched plugin's event log: (1) the schedule - one bar per job attempt over time,
+    and the memory reserved by running jobs against the budget; (2) each job's reserved memory
+    against what it really needed (measured). Returns the number of job attempts drawn."""
+    events = _read_events(events_jsonl)
+    begin = next((e for e in events if e.get("event") == "begin"), None)
+    starts = [e for e in events if e.get("event") == "start"]
+    ends = {}
+    for e in events:
+        if e.get("event") in ("finish", "fail"):
+            ends.setdefault(e["uid"], []).append(e)
+    fig, (gantt, memory) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    fig2, ax = plt.subplots(figsize=(6, 5))
+    if not starts:
+        for axis in (gantt, ax):
+            axis.text(0.5, 0.5, "no chromosched events: run with --scheduler chromosched", ha="center", va="center",
+                      transform=axis.transAxes)
+        _save(fig, out_schedule)
+        _save(fig2, out_prediction)
+        return 0
+    t0 = min(e["time"] for e in starts)
+    last = max(e["time"] for e in events)
+    rules = sorted({e["rule"] for e in starts})
+    colour = {r: plt.cm.tab10(i % 10) for i, r in enumerate(rules)}
+    spans, steps = [], []
+    for i, e in enumerate(starts):
+        done = ends.get(e["uid"], [])
+        end_event = done.pop(0) if done else None  # attempts end in the order they started
+        end = end_event["time"] if end_event else last
+        failed = end_event is not None and end_event.get("event") == "fail"
+        spans.append((e, end, failed, end_event))
+        gantt.barh(i, end - e["time"], left=e["time"] - t0, color=colour[e["rule"]], edgecolor="red" if failed else "none")
+        steps += [(e["time"] - t0, e["mem_mb"]), (end - t0, -e["mem_mb"])]
+    steps.sort()
+    times, level, levels = [0.0], 0.0, [0.0]
+    for t, delta in steps:
+        level += delta
+        times.append(t)
+        levels.append(level)
+    memory.step(times, levels, where="post", color="black", label="reserved by running jobs")
+    if begin and begin.get("budget_mb"):
+        memory.axhline(begin["budget_mb"], color="red", linestyle="--", label=f"budget {begin['budget_mb']:.0f} MB")
+    memory.set_ylabel("MB")
+    memory.set_xlabel("seconds since the first job")
+    memory.legend(loc="upper right", fontsize=8)
+    gantt.set_ylabel("job attempts (start order)")
+    gantt.set_title(f"chromosched {begin.get('mode', '') if begin else ''} schedule: {len(starts)} job attempts "
+                    f"(red edge: failed)")
+    for r in rules:
+        gantt.barh([], [], color=colour[r], label=r)
+    gantt.legend(loc="lower right", fontsize=7, ncol=2)
+    _save(fig, out_schedule)
+
+    drawn = 0
+    for e, _, failed, end_event in spans:
+        need = (end_event or {}).get("need_mb")
+        if need is None or e.get("source") == "unmanaged":
+            continue
+        ax.scatter(need, e["mem_mb"], color=colour[e["rule"]], marker="x" if failed else "o", s=25)
+        drawn += 1
+    lims = ax.get_xlim()[0], max(ax.get_xlim()[1], ax.get_ylim()[1])
+    ax.plot(lims, lims, color="grey", linewidth=1, label="reserved = needed")
+    for r in rules:
+        ax.scatter([], [], color=colour[r], label=r)
+    ax.set_xlabel("measured need (MB; Beagle: GC live set + JVM)")
+    ax.set_ylabel("reserved by chromosched (MB)")
+    ax.set_title(f"predicted vs measured memory ({drawn} jobs)")
+    ax.legend(fontsize=7)
+    _save(fig2, out_prediction)
+    return len(starts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     exit_on_sigterm()
     p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.plots", description="Report figures and tables.")
@@ -213,9 +299,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     c = sub.add_parser("quality")
     c.add_argument("--dr2", nargs="+", required=True)
     c.add_argument("--out", required=True)
+    d = sub.add_parser("scheduler")
+    d.add_argument("--events", required=True, help="the chromosched plugin's event log (.chromosched/events.jsonl)")
+    d.add_argument("--out-schedule", required=True)
+    d.add_argument("--out-prediction", required=True)
     args = p.parse_args(argv)
     try:
-        if args.command == "prs":
+        if args.command == "scheduler":
+            n = scheduler_figures(args.events, args.out_schedule, args.out_prediction)
+            print(f"plots: {n} scheduled job attempts -> {args.out_schedule}, {args.out_prediction}", file=sys.stderr)
+        elif args.command == "prs":
             prs_distribution(args.prs, args.out, args.groups)
         elif args.command == "resources":
             rows = job_resources(args.benchmarks, args.out_tsv, args.out_png, args.attempts)

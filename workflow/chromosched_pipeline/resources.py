@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from chromosched.prediction_store import PredictionStore
 
 from .beagle import mem_mb_for_heap
 from .vcfio import indexed_record_counts, match_contig, read_header_lines
@@ -50,6 +52,7 @@ PYTHON_STEP_MEMORY = {
     "imputation_accuracy": (300, 4.0),
     "plot_prs": (300, 1.0),
     "job_resources": (300, 1.0),
+    "scheduler_plots": (300, 1.0),
 }
 DEFAULT_STEP = (256, 1.0)
 BEAGLE_HEAP_BASE_MB = 25.0
@@ -198,6 +201,26 @@ class HeuristicModel:
         return mem_mb_for_heap(heap), max(5.0, 3 * seconds / 60)
 
 
+class PredictionStoreModel:
+    """``mem_mb`` from the chromosched prediction store, everything else from the heuristic.
+
+    The scheduler plugin writes one prediction per (rule, wildcards, attempt) before it starts a
+    job; reading it here makes the job's ``mem_mb`` resource - hence the local budget, ``sbatch
+    --mem`` and Beagle's ``-Xmx`` - that same number, also in a cluster job's own Snakemake
+    process. Jobs without an entry (no plugin, or not yet predicted) defer to the heuristic.
+    """
+
+    def __init__(self, store: PredictionStore | None = None):
+        self.store = store
+
+    def request(self, job: JobInfo) -> ResourceRequest | None:
+        store = self.store or PredictionStore()  # location may come from the environment
+        prediction = store.get(job.rule, job.wildcards, job.attempt)
+        if prediction is None:
+            return None
+        return replace(_heuristic.request(job), mem_mb=int(prediction.mem_mb))
+
+
 _heuristic = HeuristicModel()
 _model: ResourceModel | None = None
 
@@ -271,6 +294,56 @@ def threads(rule: str) -> Callable[..., int]:
 
     _threads.__name__ = f"threads_{rule}"
     return _threads
+
+
+# Beagle's documented defaults, for parameters the config leaves unset (null).
+BEAGLE_DEFAULTS = {"burnin": 3, "iterations": 12, "window": 40.0, "overlap": 2.0}
+
+
+def prior_features(rule: str, beagle: Mapping[str, Any] | None = None) -> Callable[..., dict]:
+    """Snakemake params callable: the RAM prior's features for one job (``params:
+    chromosched_features=...``); the scheduler plugin feeds them to the prior.
+
+    For Beagle (``impute``): threads, burnin, iterations, window_cm, overlap_cm, the genetic
+    length of the chromosome (chrom_cm) and the marker and sample counts of the job's own target
+    and reference VCFs (from tabix index statistics and headers, so cheap). Inputs that do not exist yet (at DAG build) give an empty mapping; Snakemake
+    evaluates params again when the job is ready.
+    """
+    settings = {k: v for k, v in dict(beagle or {}).items() if v is not None}
+
+    def _features(wildcards, input, threads):
+        if rule != "impute":
+            return {}
+        try:
+            gt, ref = str(input.gt), str(input.ref)
+            chrom = str(_as_dict(wildcards).get("chrom", ""))
+            target_counts = indexed_record_counts(gt) or {}
+            panel_counts = indexed_record_counts(ref) or {}
+            target_name = match_contig(chrom, target_counts) if chrom else None
+            panel_name = match_contig(chrom, panel_counts) if chrom else None
+            features = {
+                "threads": int(threads),
+                "burnin": settings.get("burnin", BEAGLE_DEFAULTS["burnin"]),
+                "iterations": settings.get("iterations", BEAGLE_DEFAULTS["iterations"]),
+                "window_cm": settings.get("window", BEAGLE_DEFAULTS["window"]),
+                "target_variants": target_counts.get(target_name) if target_name else sum(target_counts.values()),
+                "target_samples": target_sample_count(gt),
+                "ref_variants": panel_counts.get(panel_name) if panel_name else sum(panel_counts.values()),
+                "ref_samples": target_sample_count(ref),
+            }
+        except (AttributeError, OSError, ValueError, TypeError):
+            return {}
+        if any(v in (None, 0) for v in features.values()):
+            return {}
+        # Facts the prior uses to place a window on a chromosome of another genetic length.
+        features["overlap_cm"] = settings.get("overlap", BEAGLE_DEFAULTS["overlap"])
+        length_cm = _heuristic.map_length_cm(chrom) if chrom else None
+        if length_cm:
+            features["chrom_cm"] = length_cm
+        return {k: float(v) for k, v in features.items()}
+
+    _features.__name__ = f"prior_features_{rule}"
+    return _features
 
 
 def target_sample_count(vcf: str | os.PathLike) -> int | None:

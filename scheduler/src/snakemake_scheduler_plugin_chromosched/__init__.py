@@ -1,23 +1,293 @@
-"""Snakemake scheduler plugin ``chromosched`` (``snakemake --scheduler chromosched``).
+"""Snakemake scheduler plugin ``chromosched``: ``snakemake --scheduler chromosched``.
 
-The thin adapter between Snakemake's job objects and the algorithms in :mod:`chromosched`.
-Until the plugin issue lands it delegates every selection to Snakemake's greedy fallback by
-returning ``None`` (documented interface behaviour).
+The thin adapter between Snakemake's job objects and :mod:`chromosched`; the only module that
+knows Snakemake's jobs. It turns ready jobs into plain :class:`~chromosched.job_record.JobRecord`,
+lets :class:`~chromosched.scheduling_session.SchedulingSession` choose, and hands the chosen jobs
+back. Around that it
+
+- does nothing in a cluster job's own Snakemake process (``exec_mode`` is not the default one):
+  plugin settings are not forwarded there, and that process runs exactly one job;
+- resets a job's cached resources after its prediction is written (and on retries, where
+  Snakemake keeps attempt 1's ``scheduler_resources``), so ``mem_mb`` is re-read from the store;
+- notices finished jobs (``dag.finished``) and failed ones (back with a higher ``attempt``);
+- logs any internal error once as a warning and returns None (Snakemake's greedy fallback).
+  User errors (a corrupt ordering table, a job larger than the whole budget) stop the run with
+  their one-line message.
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass
+# No `from __future__ import annotations`: Snakemake builds --scheduler-chromosched-* flags from
+# the settings' real type objects.
+import math
+from dataclasses import dataclass, field, fields
+from typing import Optional
 
 from snakemake_interface_scheduler_plugins.base import SchedulerBase
 from snakemake_interface_scheduler_plugins.settings import SchedulerSettingsBase
 
+from chromosched.errors import ChromoschedError
+from chromosched.job_measurements import failure_was_oom, measure_success
+from chromosched.job_record import JobRecord, chromosome_of, job_uid
+from chromosched.prediction_store import DEFAULT_STORE
+from chromosched.scheduling_session import SchedulingSession, SessionSettings
+
+#: params keys a rule may set for chromosched (see README "Scheduler plugin").
+PARAM_FEATURES = "chromosched_features"
+PARAM_OUTCOME = "chromosched_outcome"
+_GPU_NAMES = ("gpu", "nvidia_gpu", "gpus")
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
 
 @dataclass
 class SchedulerSettings(SchedulerSettingsBase):
-    pass
+    mode: Optional[str] = field(default="dynamic", metadata=_help(
+        "static: start chromosome jobs in the ordering table's order, K at a time; dynamic: predict "
+        "each job's memory and knapsack-pack ready jobs into the free memory (default)."))
+    ordering: Optional[str] = field(default="GRCh37", metadata=_help(
+        "Genome build (GRCh37, GRCh38) or path of an ordering table (chromosched tables)."))
+    workers: Optional[int] = field(default=None, metadata=_help(
+        "K, chromosome jobs per rule at once in static mode (default: the run's cores)."))
+    budget_mb: Optional[int] = field(default=None, metadata=_help(
+        "Memory budget in MB (default: --resources mem_mb)."))
+    prior: Optional[str] = field(default=None, metadata=_help(
+        "RAM prior JSON (chromosched prior fit); default: the built-in Beagle prior."))
+    prior_rule: Optional[str] = field(default="impute", metadata=_help(
+        "The rule the prior describes (its jobs give params chromosched_features)."))
+    packer: Optional[str] = field(default="knapsack", metadata=_help("knapsack (most memory used) or greedy (most jobs)."))
+    gamma_max: Optional[float] = field(default=None, metadata=_help("Bias percentile early on (default: chromosched's)."))
+    gamma_min: Optional[float] = field(default=None, metadata=_help("Bias percentile late (default: chromosched's)."))
+    degree: Optional[int] = field(default=None, metadata=_help("Polynomial degree of the online regressor."))
+    store: Optional[str] = field(default=DEFAULT_STORE, metadata=_help(
+        "Prediction store directory (the rules' mem_mb read it)."))
+    model: Optional[str] = field(default=".chromosched/model.json", metadata=_help(
+        "Where the learned model is saved after each update and loaded at start (warm start)."))
+    events: Optional[str] = field(default=".chromosched/events.jsonl", metadata=_help(
+        "Event log (one JSON line per job start, finish and failure) for the report's plots."))
+
+    def session_settings(self) -> SessionSettings:
+        values = {f.name: getattr(self, f.name) for f in fields(SessionSettings) if getattr(self, f.name, None) is not None}
+        return SessionSettings(**values)
 
 
 class Scheduler(SchedulerBase):
+    def __post_init__(self) -> None:
+        self._session: Optional[SchedulingSession] = None
+        self._active = _is_main_process(self.dag)
+        self._warned = False
+        self._fixed_rules: set[str] = set()  # rules whose mem_mb does not read the store
+        self._jobs: dict[str, object] = {}  # uid -> job object we started
+        self._attempt: dict[str, int] = {}  # uid -> attempt we started
+
+    # -- Snakemake's entry point ------------------------------------------------------------------
     def select_jobs(self, selectable_jobs, remaining_jobs, available_resources, input_sizes):
+        if not self._active:
+            return None
+        try:
+            return self._select(list(selectable_jobs), remaining_jobs, dict(available_resources), input_sizes)
+        except ChromoschedError:
+            raise  # a user error with a clear message: stop rather than run into an OOM
+        except Exception as err:  # noqa: BLE001 - never let a scheduler bug abort the workflow
+            if not self._warned:
+                self._warned = True
+                self.logger.warning(
+                    f"chromosched: internal error ({type(err).__name__}: {err}); "
+                    "falling back to Snakemake's greedy scheduler for this selection"
+                )
+            return None
+
+    # -- internals --------------------------------------------------------------------------------
+    def _select(self, selectable, remaining, available, input_sizes):
+        session = self._session_for(available, remaining)
+        self._learn(selectable)
+        by_uid = {}
+        records = []
+        for job in sorted(selectable, key=_sort_key):
+            record = self._record(job, input_sizes)
+            by_uid[record.uid] = job
+            records.append(record)
+        free = _numeric(available)
+        left = dict(free)
+
+        def admit(decision) -> bool:
+            job = by_uid[decision.record.uid]
+            if decision.source != "static":
+                _reset_resources(job)  # mem_mb is re-read from the store
+            # Snakemake subtracts the job's scheduler resources without checking: they must fit.
+            # They equal the decision for store-backed rules; a rule with a fixed mem_mb keeps its own.
+            needs = _numeric(_resources(job))
+            if any(needs.get(k, 0) > v for k, v in left.items() if k != "_job_count"):
+                return False
+            for k in left:
+                left[k] -= needs.get(k, 0) if k != "_job_count" else 1
+            if needs.get("mem_mb") not in (None, decision.mem_mb) and decision.record.rule not in self._fixed_rules:
+                self._fixed_rules.add(decision.record.rule)
+                self.logger.info(
+                    f"chromosched: rule {decision.record.rule} sets its own mem_mb ({needs['mem_mb']} MB), not "
+                    f"the predicted {decision.mem_mb} MB: use store-backed mem_mb callables (README)"
+                )
+            return True
+
+        chosen = []
+        for decision in session.select(records, free, admit):
+            job = by_uid[decision.record.uid]
+            self._jobs[decision.record.uid] = job
+            self._attempt[decision.record.uid] = decision.record.attempt
+            chosen.append(job)
+        return chosen
+
+    def _session_for(self, available, remaining) -> SchedulingSession:
+        if self._session is None:
+            settings = self.settings.session_settings() if isinstance(self.settings, SchedulerSettings) else SessionSettings()
+            self._session = SchedulingSession(settings, log=lambda msg: self.logger.info(f"chromosched: {msg}"))
+            total = dict(available)
+            workflow = getattr(self.dag, "workflow", None)
+            for name in ("mem_mb", "_cores"):
+                value = _global_resource(workflow, name)
+                if value is not None:
+                    total[name] = value
+                    total["_total_known"] = 1
+            self._session.begin(total, [self._record(j, {}) for j in remaining if _is_single(j)])
+        return self._session
+
+    def _learn(self, selectable) -> None:
+        """Finished jobs feed the model; jobs back with a higher attempt are failures."""
+        retried = {}
+        for job in selectable:
+            uid = self._uid(job)
+            if uid in self._attempt and getattr(job, "attempt", 1) > self._attempt[uid]:
+                retried[uid] = job
+        for uid, job in list(self._jobs.items()):
+            record_attempt = self._attempt[uid]
+            if uid in retried:
+                outcome = _param(job, PARAM_OUTCOME)
+                self._session.failed(uid, failure_was_oom(outcome, record_attempt))
+                _reset_resources(job)  # Snakemake keeps attempt 1's scheduler resources otherwise
+            elif _finished(self.dag, job):
+                benchmark = _benchmark(job)
+                outcome = _param(job, PARAM_OUTCOME)
+                self._session.finished(uid, measure_success(benchmark, outcome, record_attempt))
+            else:
+                continue
+            del self._jobs[uid]
+            del self._attempt[uid]
+
+    def _uid(self, job) -> str:
+        rule = getattr(getattr(job, "rule", None), "name", None)
+        if rule is None:
+            return f"job{id(job)}"
+        return job_uid(rule, _wildcards(job))
+
+    def _record(self, job, input_sizes) -> JobRecord:
+        rule = getattr(getattr(job, "rule", None), "name", None) or "job"
+        wildcards = _wildcards(job)
+        resources = _numeric(_resources(job))
+        gpus = next((resources[n] for n in _GPU_NAMES if n in resources), 0)
+        inputs = list(getattr(job, "input", []) or [])
+        input_bytes = sum(int(input_sizes.get(f, 0) or 0) for f in inputs) if input_sizes else 0
+        features = _param(job, PARAM_FEATURES)
+        return JobRecord(
+            uid=self._uid(job),
+            rule=rule,
+            wildcards=wildcards,
+            attempt=int(getattr(job, "attempt", 1) or 1),
+            cores=int(resources.get("_cores", getattr(job, "threads", 1) or 1)),
+            gpus=int(gpus),
+            declared_mem_mb=resources.get("mem_mb"),
+            resources=resources,
+            chrom=chromosome_of(wildcards),
+            input_mb=input_bytes / 2**20,
+            benchmark=_benchmark(job),
+            outcome_log=_param(job, PARAM_OUTCOME),
+            prior_features=dict(features) if isinstance(features, dict) else None,
+            priority=int(getattr(job, "priority", 0) or 0),
+            storable=hasattr(job, "rule"),
+            fixed_mem=not hasattr(job, "rule") or rule in self._fixed_rules,
+        )
+
+
+# -- helpers over Snakemake's job objects (guarded: the interface's test jobs lack most of this) --
+def _is_main_process(dag) -> bool:
+    workflow = getattr(dag, "workflow", None)
+    mode = getattr(workflow, "exec_mode", None)
+    if mode is None:
+        return True
+    return getattr(mode, "name", str(mode)).upper().endswith("DEFAULT")
+
+
+def _is_single(job) -> bool:
+    return not hasattr(job, "jobs") or not callable(getattr(job, "jobs"))
+
+
+def _sort_key(job):
+    rule = getattr(getattr(job, "rule", None), "name", "")
+    return (rule, sorted(_wildcards(job).items()), id(job))
+
+
+def _wildcards(job) -> dict[str, str]:
+    wildcards = getattr(job, "wildcards_dict", None) or {}
+    try:
+        return {str(k): str(v) for k, v in dict(wildcards).items()}
+    except (TypeError, ValueError):
+        return {}
+
+
+def _resources(job) -> dict:
+    return dict(getattr(job, "scheduler_resources", {}) or {})
+
+
+def _numeric(resources: dict) -> dict[str, int]:
+    out = {}
+    for name, value in resources.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            continue
+        out[str(name)] = value
+    return out
+
+
+def _reset_resources(job) -> None:
+    """Drop Snakemake's cached resources so the next read re-evaluates the rule's callables.
+
+    Only on Snakemake's own job objects (both caches present); other job types keep theirs."""
+    if hasattr(job, "_scheduler_resources") and hasattr(job, "_resources") and hasattr(job, "rule"):
+        job._resources = None
+        job._scheduler_resources = None
+
+
+def _param(job, name: str):
+    if not hasattr(job, "rule"):
         return None
+    try:
+        params = job.params
+        return params.get(name) if hasattr(params, "get") else getattr(params, name, None)
+    except Exception:  # noqa: BLE001 - params may fail to evaluate; features are optional
+        return None
+
+
+def _benchmark(job) -> Optional[str]:
+    if not hasattr(job, "rule"):
+        return None
+    try:
+        value = job.benchmark
+    except Exception:  # noqa: BLE001
+        return None
+    return str(value) if value else None
+
+
+def _finished(dag, job) -> bool:
+    try:
+        return bool(dag.finished(job))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _global_resource(workflow, name: str):
+    try:
+        value = workflow.global_resources[name]
+    except Exception:  # noqa: BLE001
+        return None
+    value = getattr(value, "value", value)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""The demo pipeline on all 22 chromosomes under a tight RAM budget, scheduler against scheduler.
+
+Cases, measured side by side in one run (same data, same machine, same budget):
+
+- ``chromosched-dynamic``: ``--scheduler chromosched`` (dynamic mode: Beagle prior + online regressor,
+  knapsack packing, predictions written to the store so Beagle's -Xmx is the packed number);
+- ``chromosched-static``: ``--scheduler chromosched --scheduler-chromosched-mode static`` (ordering
+  table for K = cores, the rules' heuristic mem_mb);
+- ``greedy``: ``--scheduler greedy`` with the rules' static heuristic mem_mb;
+- ``greedy-low`` / ``chromosched-low``: the same two with Beagle's declared mem_mb deliberately too
+  low (config ``resources: impute: mem_mb``): greedy runs Beagle out of heap and retries; the
+  dynamic scheduler replaces the declared number by its own prediction.
+
+The budget is ``--budget-factor`` (default 2) x the largest Beagle job's real need, measured first
+by imputing the largest chromosome alone (the GC live set, see chromosched_pipeline.beagle).
+
+Per case: makespan (wall s), Beagle OOM failures and retries (from logs/impute/*.attempts.jsonl),
+peak measured memory (sum of the RSS of the run's job processes, sampled every 0.2 s) against the
+budget, and wasted reservation of the Beagle jobs (sum of (mem_mb - need) x wall, GB-hours).
+
+    python benchmarks/pipeline_budget.py [--cores 2] [--budget-factor 2] [--cases ...] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+CASES = ("chromosched-dynamic", "chromosched-static", "greedy", "greedy-low", "chromosched-low")
+TARGETS = {"makespan_vs_greedy": 0.8, "chromosched_oom": 0}
+
+
+def snakemake(workdir: Path, *args: str, log: Path) -> tuple[int, float, float]:
+    """Run the pipeline; returns (exit code, wall seconds, peak RSS MB of its job processes)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "workflow"), os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "--profile", str(REPO / "profiles" / "local"), *args]
+    start = time.monotonic()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        code = proc.wait()
+        sampler.stop()
+    return code, time.monotonic() - start, sampler.peak_mb
+
+
+class RssSampler(threading.Thread):
+    """Peak of the summed RSS of a process's descendants (the jobs; Snakemake itself excluded)."""
+
+    def __init__(self, root: int, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.root, self.interval, self.peak_mb = root, interval, 0.0
+        self._stop = threading.Event()
+
+    def stop(self):
+        self._stop.set()
+        self.join()
+
+    def run(self):
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self._sample())
+            self._stop.wait(self.interval)
+
+    def _sample(self) -> float:
+        parent: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as fh:
+                        parent[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    pass
+        children: dict[int, list[int]] = {}
+        for pid, ppid in parent.items():
+            children.setdefault(ppid, []).append(pid)
+        total, stack = 0.0, list(children.get(self.root, []))
+        while stack:
+            pid = stack.pop()
+            stack.extend(children.get(pid, []))
+            try:
+                with open(f"/proc/{pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1]) / 1024
+                            break
+            except OSError:
+                pass
+        return total
+
+
+def attempts(workdir: Path) -> list[dict]:
+    out = []
+    for path in sorted((workdir / "logs" / "impute").glob("*.attempts.jsonl")):
+        out += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return out
+
+
+def prepare_case(root: Path, name: str, data: Path, budget: int, low_mb: int | None) -> Path:
+    workdir = root / name
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / "resources").mkdir()
+    os.symlink(data, workdir / "resources" / "demo")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["memory_budget_mb"] = budget
+    if low_mb is not None:
+        config.setdefault("resources", {})["impute"] = {"mem_mb": low_mb}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cores", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--budget-factor", type=float, default=2.0)
+    p.add_argument("--low-mb", type=int, default=None, help="declared Beagle mem_mb for the *-low cases (default: 60%% of the measured need)")
+    p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    p.add_argument("--scale", type=int, default=100, help="demo data: GRCh37 length / scale")
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "pipeline_budget"))
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    root = Path(args.out).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    data = root / "demo-data"
+    progress = lambda msg: print(f"pipeline_budget: {msg}", file=sys.stderr, flush=True)  # noqa: E731
+
+    progress("demo data (simulated once, reused)")
+    subprocess.run([sys.executable, "-m", "chromosched_pipeline.simulate", "--out", str(data), "--scale", str(args.scale),
+                    "--if-missing"], check=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")))
+
+    # The largest Beagle job's real need: impute the longest chromosome alone with a generous heap.
+    progress("measuring the largest Beagle job (chr1 alone)")
+    calib = prepare_case(root, "calibration", data, budget=4000, low_mb=None)
+    code, _, _ = snakemake(calib, "--cores", "1", "--resources", "mem_mb=4000", "--config", "chromosomes=[chr1]",
+                           "results/imputed/chr1.vcf.gz", log=root / "calibration.log")
+    ok = [a for a in attempts(calib) if a.get("kind") == "ok"]
+    if code != 0 or not ok or not ok[-1].get("need_mb"):
+        progress(f"calibration run failed (exit {code}); see {root / 'calibration.log'}")
+        return 1
+    need = float(ok[-1]["need_mb"])
+    budget = int(round(args.budget_factor * need))
+    low = args.low_mb or max(1, int(0.6 * need))
+    progress(f"largest Beagle job needs {need:.0f} MB -> budget {budget} MB; low declared Beagle mem_mb {low}")
+
+    rows = []
+    for case in args.cases:
+        low_mb = low if case.endswith("-low") else None
+        workdir = prepare_case(root, case, data, budget, low_mb)
+        scheduler = ["--scheduler", "greedy"] if case.startswith("greedy") else ["--scheduler", "chromosched"]
+        if case == "chromosched-static":
+            scheduler += ["--scheduler-chromosched-mode", "static"]
+        progress(f"{case}: running ({' '.join(scheduler)})")
+        code, wall, peak = snakemake(workdir, "--cores", str(args.cores), "--resources", f"mem_mb={budget}", *scheduler,
+                                     log=root / f"{case}.log")
+        runs = attempts(workdir)
+        failed = [a for a in runs if a.get("kind") != "ok"]
+        waste = sum(max(0.0, (a.get("mem_mb") or 0) - (a.get("need_mb") or a.get("mem_mb") or 0)) * a.get("wall_s", 0.0)
+                    for a in runs if a.get("kind") == "ok")
+        waste += sum((a.get("mem_mb") or 0) * a.get("wall_s", 0.0) for a in failed)
+        rows.append({
+            "case": case, "exit_code": code, "makespan_s": round(wall, 1), "beagle_runs": len(runs),
+            "oom_failures": sum(a.get("kind") in ("heap_oom", "killed") for a in runs),
+            "retries": max(0, len(runs) - len({a.get("out") for a in runs})),
+            "peak_measured_mb": round(peak, 1), "budget_mb": budget,
+            "wasted_gb_h": round(waste / 1024 / 3600, 6),
+        })
+        progress(f"{case}: exit {code}, {wall:.0f} s, {rows[-1]['oom_failures']} OOM, peak {peak:.0f} MB")
+
+    base = {r["case"]: r for r in rows}
+    for r in rows:
+        ref = base.get("greedy-low" if r["case"].endswith("-low") else "greedy")
+        r["makespan_vs_greedy"] = round(r["makespan_s"] / ref["makespan_s"], 3) if ref and ref["makespan_s"] else None
+    result = {"budget_mb": budget, "largest_beagle_need_mb": need, "cores": args.cores, "cases": rows, "targets": TARGETS}
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print(f"budget {budget} MB (= {args.budget_factor} x largest Beagle need {need:.0f} MB), {args.cores} cores")
+    print(f"{'case':22s} {'exit':>4s} {'makespan s':>10s} {'vs greedy':>9s} {'OOM':>4s} {'retries':>7s} {'peak MB':>8s} {'wasted GB-h':>11s}")
+    for r in rows:
+        ratio = f"{r['makespan_vs_greedy']:.2f}" if r["makespan_vs_greedy"] is not None else "-"
+        print(f"{r['case']:22s} {r['exit_code']:4d} {r['makespan_s']:10.1f} {ratio:>9s} {r['oom_failures']:4d} "
+              f"{r['retries']:7d} {r['peak_measured_mb']:8.0f} {r['wasted_gb_h']:11.5f}")
+    print(f"targets: zero OOM for chromosched, makespan <= {TARGETS['makespan_vs_greedy']} x greedy's")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,414 @@
+"""One Snakemake run as chromosched schedules it: the plain core behind the plugin adapter.
+
+The adapter turns Snakemake jobs into :class:`~chromosched.job_record.JobRecord` and calls
+:meth:`SchedulingSession.select` on every scheduling round, then tells the session which of its jobs
+finished or came back for another attempt. The session
+
+- in **static** mode, starts chromosome jobs in the ordering table's order for K workers
+  (:class:`~chromosched.static_admission.StaticAdmission`);
+- in **dynamic** mode, predicts each ready job's memory (RAM prior first, then the per-rule online
+  regressor), packs the ready jobs into the free memory with the knapsack (or greedy) packer of
+  :class:`~chromosched.dynamic_policy.DynamicPolicy`, and writes each chosen job's memory to the
+  write-once :class:`~chromosched.prediction_store.PredictionStore` *before* the job starts, so the
+  rule's ``mem_mb`` (local budget, ``sbatch --mem``, Beagle's ``-Xmx``) is that same number;
+- learns from finished jobs (benchmark TSV / outcome log) and failed ones (a retry is a censored
+  observation and an escalated allocation), logs one line per batch, and saves the learned model
+  after every update so the next run starts warm.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from .dynamic_policy import Capacity, DynamicPolicy, RunningTask, TaskRequest, preset
+from .errors import ChromoschedError
+from .genomes import GENOMES, genome_lengths
+from .job_measurements import Measurement
+from .job_record import JobRecord
+from .prediction_store import DEFAULT_STORE, Prediction, PredictionStore
+from .static_admission import StaticAdmission
+
+MODES = ("static", "dynamic")
+MEMORY = "mem_mb"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """The plugin's settings (``--scheduler-chromosched-<field>``), as plain values."""
+
+    mode: str = "dynamic"
+    ordering: str = "GRCh37"  # genome build name or ordering-table path (static mode; lengths in dynamic)
+    workers: int | None = None  # K (static); default: the run's cores
+    budget_mb: int | None = None  # default: --resources mem_mb
+    prior: str | None = None  # prior JSON; default: the built-in Beagle prior
+    prior_rule: str = "impute"  # the rule the prior describes
+    prior_level: float | None = None  # calibration level; default: the prior file's
+    packer: str = "knapsack"
+    gamma_max: float | None = None  # None: the chromosched preset's
+    gamma_min: float | None = None
+    degree: int | None = None
+    store: str = DEFAULT_STORE
+    model: str = ".chromosched/model.json"
+    events: str | None = ".chromosched/events.jsonl"  # one JSON line per start/finish/failure (report plots)
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ChromoschedError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.workers is not None and self.workers < 1:
+            raise ChromoschedError(f"workers must be >= 1, got {self.workers}")
+        if self.budget_mb is not None and self.budget_mb <= 0:
+            raise ChromoschedError(f"budget-mb must be positive, got {self.budget_mb}")
+
+
+@dataclass
+class Decision:
+    """A job to start now and the memory it gets."""
+
+    record: JobRecord
+    mem_mb: int
+    source: str  # prior | regressor | escalation | declared | static
+    predicted_mb: float | None = None
+
+
+@dataclass
+class _Running:
+    record: JobRecord
+    mem_mb: int
+    started: float
+    predicted_runtime_s: float | None = None
+
+
+class SchedulingSession:
+    def __init__(self, settings: SessionSettings, log: Callable[[str], None] = lambda msg: None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.log = log
+        self.clock = clock
+        self.store = PredictionStore(settings.store)
+        self.budget_mb: float | None = None
+        self.running: dict[str, _Running] = {}
+        self._policy: DynamicPolicy | None = None
+        self._static: StaticAdmission | None = None
+        self._prior = None
+        self._prior_checked = False
+        self._prior_warned: set[str] = set()
+        self._lengths = _chromosome_lengths(settings.ordering)
+        self._started = False
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def begin(self, total: Mapping[str, float], expected: Sequence[JobRecord] = ()) -> None:
+        """Called once with the run's total resources (``mem_mb``, ``_cores``, ...)."""
+        if self._started:
+            return
+        self._started = True
+        budget = self.settings.budget_mb or total.get(MEMORY)
+        # Without a stated total (only the free amount of the first round), the budget may grow.
+        self._budget_fixed = bool(self.settings.budget_mb) or bool(total.get("_total_known"))
+        if budget is None or not math.isfinite(budget) or budget >= 2**62:
+            self._budget_fixed = True
+            budget = _machine_memory_mb()
+            self.log(f"no --resources mem_mb and no budget-mb: budgeting {budget} MB (90% of this machine's memory)")
+        self.budget_mb = float(budget)
+        moved = self.store.archive()
+        if moved is not None:
+            self.log(f"previous run's predictions moved to {moved}")
+        if self.settings.events and os.path.exists(self.settings.events):
+            os.replace(self.settings.events, self.settings.events + ".previous")
+        self._event("begin", mode=self.settings.mode, budget_mb=self.budget_mb)
+        if self.settings.mode == "static":
+            from .ordering_table import OrderingTable, load_builtin_table
+
+            source = self.settings.ordering
+            table = OrderingTable.load(source) if _looks_like_path(source) else load_builtin_table(source)
+            cores = total.get("_cores")
+            cores = int(cores) if cores and cores < 2**62 else 1
+            workers = self.settings.workers or cores
+            order = table.order_for(workers)  # row(K) answers K above the chromosome count too
+            self._static = StaticAdmission(order, workers)
+            self._static.expect(expected)
+            self.log(
+                f"static mode: K={workers}, order {' '.join(order)} (table {source}: peak {table.peak_for(workers):.2f} "
+                f"{table.metadata.get('memory_unit', '')} for the full set)"
+            )
+        else:
+            config = preset("chromosched")
+            overrides = {"feature": "size", "packer": self.settings.packer}
+            for name in ("gamma_max", "gamma_min", "degree"):
+                value = getattr(self.settings, name)
+                if value is not None:
+                    overrides[name] = value
+            config = replace(config, **{k: v for k, v in overrides.items() if hasattr(config, k)})
+            capacity = Capacity(
+                mem_mb=self.budget_mb,
+                cores=_maybe_int(total.get("_cores")),
+                gpus=_maybe_int(total.get("gpu")),
+            )
+            self._policy = DynamicPolicy(config, capacity)
+            model = Path(self.settings.model)
+            if model.is_file():
+                try:
+                    self._policy.load_state(model)
+                    self.log(f"dynamic mode: warm start from {model}")
+                except Exception as err:  # a stale or foreign model must not stop the run
+                    self.log(f"dynamic mode: ignoring unreadable model {model} ({err})")
+            self.log(f"dynamic mode: budget {self.budget_mb:.0f} MB, packer {config.packer}")
+
+    # -- selection ------------------------------------------------------------------------------
+    def select(
+        self,
+        ready: Sequence[JobRecord],
+        free: Mapping[str, float],
+        admit: Callable[[Decision], bool] = lambda decision: True,
+    ) -> list[Decision]:
+        """The jobs to start now. ``admit`` is the caller's last word on each decision (its own
+        resource accounting); a refused decision is dropped and does not enter the ledger."""
+        if not ready:
+            return []
+        if self._static is not None:
+            running = [r.record for r in self.running.values()]
+            chosen = [Decision(r, int(r.declared_mem_mb or 0), "static") for r in self._static.select(ready, running, free)]
+        else:
+            chosen = self._select_dynamic(ready, free)
+        chosen = [d for d in chosen if admit(d)]
+        if self._static is not None:
+            self._static.confirm([d.record for d in chosen])
+        now = self.clock()
+        for d in chosen:
+            self.running[d.record.uid] = _Running(d.record, d.mem_mb, now)
+            self._event("start", uid=d.record.uid, rule=d.record.rule, wildcards=dict(d.record.wildcards),
+                        attempt=d.record.attempt, mem_mb=d.mem_mb, source=d.source, predicted_mb=d.predicted_mb)
+        if chosen:
+            used = sum(r.mem_mb for r in self.running.values())
+            jobs = ", ".join(f"{d.record.label} {d.mem_mb} MB ({d.source})" for d in chosen)
+            self.log(
+                f"start {len(chosen)} job(s): {jobs}; batch {sum(d.mem_mb for d in chosen)} MB, "
+                f"running {used} of {self.budget_mb:.0f} MB, free {self.budget_mb - used:.0f} MB"
+            )
+        return chosen
+
+    def _select_dynamic(self, ready: Sequence[JobRecord], free: Mapping[str, float]) -> list[Decision]:
+        assert self._policy is not None and self.budget_mb is not None
+        # A job whose mem_mb is its own is budgeted by Snakemake at that value: offer it only when
+        # its declared resources fit now, and never give it less than it declares.
+        ready = [r for r in ready if not r.fixed_mem or all(r.resources.get(k, 0) <= v for k, v in free.items() if k != "_job_count")]
+        # Jobs that state no memory at all (aggregators like `all`; Snakemake does not budget them
+        # either) are not predicted: they start whenever cores allow, after the packed ones.
+        unmanaged = [r for r in ready if not r.declared_mem_mb and not (r.rule == self.settings.prior_rule and r.prior_features)]
+        ready = [r for r in ready if r not in unmanaged]
+        tasks = {r.uid: self._task(r) for r in ready}
+        ledger = sum(r.mem_mb for r in self.running.values())
+        if not self._budget_fixed and MEMORY in free and free[MEMORY] + ledger > self.budget_mb:
+            self.budget_mb = float(free[MEMORY] + ledger)
+            self._policy.capacity = replace(self._policy.capacity, mem_mb=self.budget_mb)
+        free_mem = self.budget_mb - ledger
+        if MEMORY in free:
+            free_mem = min(free_mem, float(free[MEMORY]))
+        capacity = Capacity(
+            mem_mb=max(free_mem, 0.0),
+            cores=_maybe_int(free.get("_cores")),
+            gpus=_maybe_int(free.get("gpu")),
+            max_tasks=_maybe_int(free.get("_job_count")),
+        )
+        running = [
+            RunningTask(self._task(r.record), r.mem_mb, r.started, r.predicted_runtime_s) for r in self.running.values()
+        ]
+        allocations = self._policy.select(list(tasks.values()), capacity, running, now=self.clock())
+        by_uid = {r.uid: r for r in ready}
+        decisions = []
+        other = {k: float(v) for k, v in free.items() if k not in (MEMORY, "_cores", "gpu", "_job_count")}
+        for alloc in allocations:
+            record = by_uid[alloc.task.task_id]
+            # Resources the policy does not model (custom ones): first fit in the policy's order.
+            if any(record.resources.get(k, 0) > v for k, v in other.items()):
+                continue
+            for k in other:
+                other[k] -= record.resources.get(k, 0)
+            mem = int(math.ceil(alloc.mem_mb))
+            if record.attempt > 1:
+                source = "escalation"
+            elif alloc.predicted_mb is None:
+                source = "whole-budget"  # the paper's initial sequential phase (no prior, nothing learned)
+            else:
+                observed = self._policy.memory.get(record.rule).n_observed
+                source = "regressor" if observed else ("prior" if tasks[record.uid].prior_mb is not None else "regressor")
+            if record.storable:
+                mem = self.store.put_once(
+                    Prediction(record.rule, dict(record.wildcards), record.attempt, mem, alloc.predicted_runtime_s, source)
+                ).mem_mb
+            decisions.append(Decision(record, mem, source, alloc.predicted_mb))
+        cores = free.get("_cores")
+        jobs = free.get("_job_count")
+        for d in decisions:
+            cores = None if cores is None else cores - d.record.cores
+            jobs = None if jobs is None else jobs - 1
+        for record in unmanaged:
+            if (cores is not None and record.cores > cores) or (jobs is not None and jobs < 1):
+                continue
+            if any(record.resources.get(k, 0) > v for k, v in other.items()):
+                continue
+            cores = None if cores is None else cores - record.cores
+            jobs = None if jobs is None else jobs - 1
+            decisions.append(Decision(record, 0, "unmanaged"))
+        return decisions
+
+    def _task(self, record: JobRecord) -> TaskRequest:
+        features: dict[str, float] = {}
+        prior_mb = self._prior_mb(record)
+        if record.chrom is not None and record.chrom in self._lengths:
+            # Chromosome jobs: memory grows with the chromosome (the paper regresses on the index).
+            features["size"] = self._lengths[record.chrom] / 1e6
+            features["index"] = float(list(self._lengths).index(record.chrom) + 1)
+        elif record.declared_mem_mb:
+            # Other jobs: the rule's own statement of need is the best size we have; the regressor
+            # learns how it maps to what the jobs really use.
+            features["size"] = float(record.declared_mem_mb)
+        else:
+            features["size"] = float(record.input_mb)
+        return TaskRequest(
+            task_id=record.uid,
+            kind=record.rule,
+            features=features,
+            size_hint=prior_mb if prior_mb is not None else features["size"],
+            prior_mb=prior_mb,
+            min_mb=float(record.declared_mem_mb) if record.fixed_mem and record.declared_mem_mb else None,
+            cores=max(0, int(record.cores)),
+            gpus=max(0, int(record.gpus)),
+        )
+
+    def _prior_mb(self, record: JobRecord) -> float | None:
+        """Prior memory (MB): the RAM prior for its rule, else the rule's declared mem_mb."""
+        if record.rule == self.settings.prior_rule and record.prior_features:
+            prior = self._load_prior()
+            if prior is not None:
+                try:
+                    return prior_job_mem_mb(prior, record.prior_features, self.settings.prior_level)
+                except (ChromoschedError, TypeError, KeyError, ValueError) as err:
+                    if record.rule not in self._prior_warned:
+                        self._prior_warned.add(record.rule)
+                        self.log(f"prior not used for {record.label}: {err}")
+        return float(record.declared_mem_mb) if record.declared_mem_mb else None
+
+    def _load_prior(self):
+        """The RAM prior, loaded once. A prior the user named must load (a clear error otherwise);
+        without one, the built-in Beagle prior is used when it is there."""
+        if not self._prior_checked:
+            self._prior_checked = True
+            from .prior import load_builtin_prior, load_prior
+
+            if self.settings.prior:
+                self._prior = load_prior(self.settings.prior)
+            else:
+                try:
+                    self._prior = load_builtin_prior("beagle")
+                except ChromoschedError as err:
+                    self.log(f"no RAM prior ({err}); rule {self.settings.prior_rule} starts from its declared mem_mb")
+        return self._prior
+
+    # -- learning -------------------------------------------------------------------------------
+    def finished(self, uid: str, measurement: Measurement | None) -> None:
+        entry = self.running.pop(uid, None)
+        if entry is not None:
+            self._event("finish", uid=uid, rule=entry.record.rule, wildcards=dict(entry.record.wildcards),
+                        mem_mb=entry.mem_mb, need_mb=None if measurement is None else measurement.need_mb,
+                        runtime_s=None if measurement is None else measurement.runtime_s,
+                        measured_by=None if measurement is None else measurement.source)
+        if entry is None or self._policy is None or measurement is None:
+            return
+        self._policy.observe_success(self._task(entry.record), measurement.need_mb, measurement.runtime_s)
+        self.log(
+            f"learned {entry.record.label}: {measurement.need_mb:.0f} MB ({measurement.source}) "
+            f"vs {entry.mem_mb} MB given"
+        )
+        self._save()
+
+    def failed(self, uid: str, oom: bool | None) -> None:
+        """A job came back for another attempt. ``oom``: True/False when known, None when not."""
+        entry = self.running.pop(uid, None)
+        if entry is not None:
+            self._event("fail", uid=uid, rule=entry.record.rule, wildcards=dict(entry.record.wildcards),
+                        attempt=entry.record.attempt, mem_mb=entry.mem_mb, oom=oom)
+        if entry is None or self._policy is None:
+            return
+        if oom is False:
+            self.log(f"{entry.record.label} failed (not out of memory): retried with a fresh prediction")
+            return
+        self._policy.observe_failure(self._task(entry.record), entry.mem_mb)
+        self.log(
+            f"{entry.record.label} attempt {entry.record.attempt} failed"
+            f"{' out of memory' if oom else ' (cause unknown: treated as out of memory)'} with {entry.mem_mb} MB; "
+            "next attempt gets more"
+        )
+        self._save()
+
+    def _event(self, kind: str, **fields) -> None:
+        """Append one event line (best effort: the log must never stop scheduling)."""
+        if not self.settings.events:
+            return
+        try:
+            path = Path(self.settings.events)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as handle:
+                handle.write(json.dumps({"time": time.time(), "event": kind, **fields}) + "\n")
+        except OSError:
+            pass
+
+    def _save(self) -> None:
+        if self._policy is None:
+            return
+        path = Path(self.settings.model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._policy.save_state(path)
+
+
+def prior_job_mem_mb(prior, facts: Mapping[str, float], level: float | None = None) -> float:
+    """A job's ``mem_mb`` from a RAM prior: the calibrated prediction at ``level`` for the job's
+    facts; a prior of a Java heap (target ``min_heap_mb``) gets the JVM's overhead on top, the way
+    the job turns its ``mem_mb`` back into ``-Xmx``."""
+    from .java_memory import mem_mb_for_heap
+
+    if prior.tool == "beagle":
+        from .prior.beagle import beagle_features
+
+        known = {k: facts[k] for k in ("threads", "target_variants", "target_samples", "ref_variants", "ref_samples")}
+        optional = {k: facts.get(k) for k in ("burnin", "iterations", "window_cm", "overlap_cm", "chrom_cm")}
+        features = beagle_features(prior, **{k: int(v) for k, v in known.items()}, **optional)
+    else:
+        features = {name: facts[name] for name in prior.feature_names}
+    estimate = prior.calibrated_mb(features, level)
+    if prior.target.get("name") == "min_heap_mb":
+        return float(mem_mb_for_heap(estimate))
+    return float(estimate)
+
+
+def _chromosome_lengths(ordering: str) -> dict[str, int]:
+    if ordering in GENOMES or not _looks_like_path(ordering):
+        try:
+            return genome_lengths(ordering)
+        except ChromoschedError:
+            pass
+    return genome_lengths("GRCh37")
+
+
+def _looks_like_path(value: str) -> bool:
+    return os.sep in value or value.endswith((".tsv", ".txt")) or os.path.exists(value)
+
+
+def _maybe_int(value) -> int | None:
+    if value is None:
+        return None
+    value = int(value)
+    return None if value >= 2**62 else value
+
+
+def _machine_memory_mb() -> int:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 8000
+    return int(total / 2**20 * 0.9)
