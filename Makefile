@@ -39,15 +39,18 @@ $(VENV)/.installed: $(VENV)/.requirements $(SCHEDULER_SOURCES)
 	rm -rf scheduler/build
 	touch $@
 
-# The demo: simulate the cohort into resources/demo/ (skipped when its manifest matches), run the
-# pipeline on all 22 chromosomes with the local profile, build the report.
+# The demo: simulate the cohort into resources/demo/ (skipped when its manifest matches), print the
+# dry-run plan (memory-safe batches), run the pipeline on all 22 chromosomes with the local profile
+# (the chromosched scheduler plugin, dynamic mode), build the report.
 DEMO_CORES ?= $(shell nproc)
 demo: setup
 	PYTHONPATH=$(CURDIR)/workflow $(BIN)/python -m chromosched_pipeline.simulate --out resources/demo --if-missing
+	$(BIN)/chromosched plan --profile profiles/local --cores $(DEMO_CORES)
 	$(BIN)/snakemake --profile profiles/local --cores $(DEMO_CORES)
 	$(BIN)/snakemake --report results/report.html
 	@echo "PRS table: $(CURDIR)/results/prs/prs.tsv"
 	@echo "report:    $(CURDIR)/results/report.html"
+	@echo "schedule:  $(CURDIR)/results/report/scheduler_schedule.png (and predicted_vs_measured.png)"
 
 test: setup
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)

@@ -59,6 +59,7 @@ class TaskRequest:
     cores: int = 1
     gpus: int = 0
     min_mb: float | None = None
+    cap_mb: float | None = None  # a conservative upper estimate (a calibrated prior): see _allocations
 
 
 @dataclass(frozen=True)
@@ -365,8 +366,13 @@ class DynamicPolicy:
             add, frac = reg.margin()
             mems = points * (1.0 + frac) + add
         out = []
-        for t, m in zip(tasks, mems.tolist()):
+        for t, m, point in zip(tasks, mems.tolist(), points.tolist()):
             failed = self._failed_at.get(t.task_id)
+            if t.cap_mb is not None and failed is None and point <= t.cap_mb:
+                # A calibrated prior already covers its level: learning may lower the allocation
+                # below it, the margin does not lift it above. (A failure, or a learned need above
+                # the prior, lifts the cap.)
+                m = min(m, float(t.cap_mb))
             if failed is not None:
                 m = max(m, self.config.escalation * failed)
             if t.min_mb is not None:

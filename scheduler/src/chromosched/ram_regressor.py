@@ -348,13 +348,28 @@ class RegressorRegistry:
     def __init__(self, settings: RegressorSettings | None = None):
         self.settings = settings or RegressorSettings()
         self._by_kind: dict[str, OnlineRamRegressor] = {}
+        self._overrides: dict[str, dict] = {}  # job type -> settings changed for it (and its alt features)
+
+    def _settings_for(self, kind: str) -> RegressorSettings:
+        values = dict(self.settings.__dict__)
+        values.update(self._overrides.get(kind.split("@", 1)[0], {}))
+        return RegressorSettings(**values)
 
     def get(self, kind: str) -> OnlineRamRegressor:
         reg = self._by_kind.get(kind)
         if reg is None:
-            reg = OnlineRamRegressor(RegressorSettings(**self.settings.__dict__))
+            reg = OnlineRamRegressor(self._settings_for(kind))
             self._by_kind[kind] = reg
         return reg
+
+    def configure(self, kind: str, **changes) -> None:
+        """Settings for one job type that differ from the shared ones (e.g. no early default
+        margin for a type whose prior is already a calibrated, conservative estimate)."""
+        self._overrides[kind] = {**self._overrides.get(kind, {}), **changes}
+        for name, reg in self._by_kind.items():
+            if name.split("@", 1)[0] == kind:
+                reg.settings = self._settings_for(name)
+                reg._margin_cache = None
 
     def kinds(self) -> list[str]:
         return sorted(self._by_kind)

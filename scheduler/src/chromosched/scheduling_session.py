@@ -157,6 +157,9 @@ class SchedulingSession:
                     self.log(f"dynamic mode: warm start from {model}")
                 except Exception as err:  # a stale or foreign model must not stop the run
                     self.log(f"dynamic mode: ignoring unreadable model {model} ({err})")
+            # The RAM prior's estimate is already conservative (calibrated at its level): no extra
+            # early margin on top of it while few of the rule's jobs are known.
+            self._policy.memory.configure(self.settings.prior_rule, default_margin=0.0)
             self.log(f"dynamic mode: budget {self.budget_mb:.0f} MB, packer {config.packer}")
 
     # -- selection ------------------------------------------------------------------------------
@@ -260,7 +263,15 @@ class SchedulingSession:
     def _task(self, record: JobRecord) -> TaskRequest:
         features: dict[str, float] = {}
         prior_mb = self._prior_mb(record)
-        if record.chrom is not None and record.chrom in self._lengths:
+        calibrated = prior_mb is not None and record.rule == self.settings.prior_rule and bool(record.prior_features) \
+            and self._prior is not None
+        if calibrated:
+            # A calibrated RAM prior already knows what drives memory (markers, samples, window)
+            # and is conservative at its level: regress the real need on the prior's own estimate,
+            # so the first jobs get exactly that estimate and later ones a learned correction of it.
+            features["size"] = prior_mb
+            features["index"] = float(list(self._lengths).index(record.chrom) + 1) if record.chrom in self._lengths else 0.0
+        elif record.chrom is not None and record.chrom in self._lengths:
             # Chromosome jobs: memory grows with the chromosome (the paper regresses on the index).
             features["size"] = self._lengths[record.chrom] / 1e6
             features["index"] = float(list(self._lengths).index(record.chrom) + 1)
@@ -277,6 +288,7 @@ class SchedulingSession:
             size_hint=prior_mb if prior_mb is not None else features["size"],
             prior_mb=prior_mb,
             min_mb=float(record.declared_mem_mb) if record.fixed_mem and record.declared_mem_mb else None,
+            cap_mb=prior_mb if calibrated else None,
             cores=max(0, int(record.cores)),
             gpus=max(0, int(record.gpus)),
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import ChromoschedError
 from ..prediction_store import DEFAULT_STORE
 from ..scheduling_session import MODES, SessionSettings
-from ..workflow_plan import plan_workflow, read_workflow_dag
+from ..workflow_plan import DEFAULT_RUNTIME_S, plan_workflow, read_workflow_dag
 
 
 def register(commands, simulate) -> None:
@@ -116,8 +116,12 @@ def run_plan(args) -> int:
         total = sum(j.predicted_mem_mb for j in members)
         names = ", ".join(f"{j.rule}{'(' + ','.join(j.wildcards.values()) + ')' if j.wildcards else ''} {j.predicted_mem_mb} MB" for j in members)
         print(f"  batch {number:3d} at {members[0].start_s:8.1f} s: {total:7d} MB  {names}")
+    kinds = {"benchmark": "measured earlier", "rule-mean": "rule mean of measured", "declared": "rules' runtime limits",
+             "default": f"{DEFAULT_RUNTIME_S:.0f} s default"}
+    sources = ", ".join(f"{v} {kinds[k]}" for k, v in plan.runtime_sources.items() if v)
+    note = " - an upper bound until a run has left benchmark files" if plan.runtime_sources.get("declared") else ""
     print(f"peak {plan.peak_mb:.0f} MB of {plan.budget_mb:.0f} MB; estimated makespan {plan.makespan_estimate_s:.0f} s "
-          f"(runtimes: {', '.join(f'{v} {k}' for k, v in plan.runtime_sources.items() if v)})")
+          f"(runtimes: {sources}{note})")
     for item in plan.cannot_fit:
         wc = ",".join(item["wildcards"].values())
         print(f"  cannot run: {item['rule']}{'(' + wc + ')' if wc else ''}: {item['reason']}")
