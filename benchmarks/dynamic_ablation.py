@@ -13,16 +13,16 @@ both. Writes benchmarks/out/dynamic_ablation.json and .png.
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import os
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "scheduler" / "src"))
 
+from chromosched.atomic_files import write_bytes_atomic, write_text_atomic  # noqa: E402
 from chromosched.cli.dynamic import add_simulation_arguments  # noqa: E402
 from chromosched.dynamic_comparison import DEFAULT_POLICIES, ComparisonSettings, compare, stderr_progress  # noqa: E402
 from chromosched.dynamic_policy import ABLATIONS  # noqa: E402
@@ -57,14 +57,6 @@ def parse_args(argv=None):
     p.add_argument("--quiet", action="store_true")
     add_simulation_arguments(p)
     return p.parse_args(argv)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def run(args) -> dict:
@@ -218,10 +210,9 @@ def plot(result: dict, path: Path) -> None:
     ax[1].set(xlabel="task size (% of capacity)", ylabel="overcommits per run", title="overcommits")
     ax[1].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
+    write_bytes_atomic(path, png.getvalue())
 
 
 def main(argv=None) -> int:
@@ -232,7 +223,7 @@ def main(argv=None) -> int:
         print(f"dynamic_ablation: error: {err}", file=sys.stderr)
         return 2
     stem = Path(args.out)
-    write_atomic(stem.with_suffix(".json"), json.dumps(result, indent=1))
+    write_text_atomic(stem.with_suffix(".json"), json.dumps(result, indent=1))
     if all(res.get("optimum_makespan_mean") for res in result["sizes"].values()):
         plot(result, stem.with_suffix(".png"))
     if args.json:
