@@ -16,19 +16,16 @@ import argparse
 import io
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "scheduler" / "src"))
 
 from chromosched.atomic_files import write_bytes_atomic, write_text_atomic  # noqa: E402
-from chromosched.cli.dynamic import add_simulation_arguments  # noqa: E402
-from chromosched.dynamic_comparison import DEFAULT_POLICIES, ComparisonSettings, compare, stderr_progress  # noqa: E402
+from chromosched.cli.dynamic import add_simulation_arguments, build_settings  # noqa: E402
+from chromosched.dynamic_comparison import DEFAULT_POLICIES, compare, stderr_progress  # noqa: E402
 from chromosched.dynamic_policy import ABLATIONS  # noqa: E402
-from chromosched.dynamic_workload import profile  # noqa: E402
 from chromosched.errors import ChromoschedError  # noqa: E402
-from chromosched.sizey_baseline import SizeyConfig  # noqa: E402
 
 # The paper's Table 2 (makespan, overcommits) as published (REFERENCE section 1.6).
 PAPER = {
@@ -64,25 +61,7 @@ def run(args) -> dict:
     policies = DEFAULT_POLICIES if args.no_ablation else DEFAULT_POLICIES[:-1] + ABLATIONS + ("clairvoyant", "optimum")
     results = {}
     for size in sizes:
-        prof = profile(
-            args.profile, task_size=size, capacity=args.capacity, n_tasks=args.tasks, ratio=args.ratio,
-            beta_ram=args.beta_ram, beta_dur=args.beta_dur,
-        )
-        if args.max_parallel is not None:
-            prof = replace(prof, max_parallel=None if args.max_parallel == 0 else args.max_parallel)
-        if args.no_clip_ram:
-            prof = replace(prof, clip_ram=False)
-        settings = ComparisonSettings(
-            profile=prof,
-            seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
-            policies=policies,
-            semantics=args.semantics,
-            optimum_time_limit_s=args.optimum_time_limit,
-            optimum_search_iterations=args.optimum_search,
-            sizey=SizeyConfig(alpha=args.sizey_alpha, softmax=not args.sizey_argmax, packer=args.sizey_packer),
-            declared_headroom=args.declared_headroom,
-            declared_per_task=args.declared_per_task,
-        )
+        settings = build_settings(args, task_size=size, policies=policies)
         progress = None
         if not args.quiet:
             progress = lambda msg, s=size: stderr_progress(f"task size {s:.0%}: {msg}")  # noqa: E731
