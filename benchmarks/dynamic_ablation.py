@@ -13,22 +13,19 @@ both. Writes benchmarks/out/dynamic_ablation.json and .png.
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import os
 import sys
-import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "scheduler" / "src"))
 
-from chromosched.cli.dynamic import add_simulation_arguments  # noqa: E402
-from chromosched.dynamic_comparison import DEFAULT_POLICIES, ComparisonSettings, compare, stderr_progress  # noqa: E402
+from chromosched.atomic_files import write_bytes_atomic, write_text_atomic  # noqa: E402
+from chromosched.cli.dynamic import add_simulation_arguments, build_settings  # noqa: E402
+from chromosched.dynamic_comparison import DEFAULT_POLICIES, compare, stderr_progress  # noqa: E402
 from chromosched.dynamic_policy import ABLATIONS  # noqa: E402
-from chromosched.dynamic_workload import profile  # noqa: E402
 from chromosched.errors import ChromoschedError  # noqa: E402
-from chromosched.sizey_baseline import SizeyConfig  # noqa: E402
 
 # The paper's Table 2 (makespan, overcommits) as published (REFERENCE section 1.6).
 PAPER = {
@@ -59,38 +56,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def run(args) -> dict:
     sizes = [float(s) for s in args.sizes.split(",")]
     policies = DEFAULT_POLICIES if args.no_ablation else DEFAULT_POLICIES[:-1] + ABLATIONS + ("clairvoyant", "optimum")
     results = {}
     for size in sizes:
-        prof = profile(
-            args.profile, task_size=size, capacity=args.capacity, n_tasks=args.tasks, ratio=args.ratio,
-            beta_ram=args.beta_ram, beta_dur=args.beta_dur,
-        )
-        if args.max_parallel is not None:
-            prof = replace(prof, max_parallel=None if args.max_parallel == 0 else args.max_parallel)
-        if args.no_clip_ram:
-            prof = replace(prof, clip_ram=False)
-        settings = ComparisonSettings(
-            profile=prof,
-            seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
-            policies=policies,
-            semantics=args.semantics,
-            optimum_time_limit_s=args.optimum_time_limit,
-            optimum_search_iterations=args.optimum_search,
-            sizey=SizeyConfig(alpha=args.sizey_alpha, softmax=not args.sizey_argmax, packer=args.sizey_packer),
-            declared_headroom=args.declared_headroom,
-            declared_per_task=args.declared_per_task,
-        )
+        settings = build_settings(args, task_size=size, policies=policies)
         progress = None
         if not args.quiet:
             progress = lambda msg, s=size: stderr_progress(f"task size {s:.0%}: {msg}")  # noqa: E731
@@ -218,10 +189,9 @@ def plot(result: dict, path: Path) -> None:
     ax[1].set(xlabel="task size (% of capacity)", ylabel="overcommits per run", title="overcommits")
     ax[1].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
+    write_bytes_atomic(path, png.getvalue())
 
 
 def main(argv=None) -> int:
@@ -232,7 +202,7 @@ def main(argv=None) -> int:
         print(f"dynamic_ablation: error: {err}", file=sys.stderr)
         return 2
     stem = Path(args.out)
-    write_atomic(stem.with_suffix(".json"), json.dumps(result, indent=1))
+    write_text_atomic(stem.with_suffix(".json"), json.dumps(result, indent=1))
     if all(res.get("optimum_makespan_mean") for res in result["sizes"].values()):
         plot(result, stem.with_suffix(".png"))
     if args.json:

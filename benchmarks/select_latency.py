@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -34,6 +32,7 @@ from snakemake_interface_scheduler_plugins.interfaces.jobs import (  # noqa: E40
     SingleJobSchedulerInterface,
 )
 
+from chromosched.atomic_files import write_text_atomic  # noqa: E402
 from chromosched.dynamic_policy import Capacity, DynamicPolicy, TaskRequest, preset  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -213,11 +212,7 @@ def main(argv=None) -> int:
             r["mem_ratio_chromosched_knapsack_vs"] = base["mem_mb"] / r["mem_mb"] if r.get("mem_mb") else None
         result["sizes"][str(n)] = res
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh, indent=1)
-    os.replace(tmp, out)
+    write_text_atomic(out, json.dumps(result, indent=1))
     if args.json:
         print(json.dumps(result, indent=1))
         return 0

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from chromosched.cli import main
+from chromosched.cli import build_parser, main
+from chromosched.cli.dynamic import build_settings
 
 CONTRACT = [
     "knapsack",
@@ -53,6 +54,12 @@ def test_semantics_and_workload_flags(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["settings"]["semantics"] == "system" and out["settings"]["profile"]["n_tasks"] == 8
     assert out["optimum_makespan_mean"] is None
+
+
+@pytest.mark.parametrize("flag, expected", [("0", None), ("3", 3)])
+def test_max_parallel_zero_means_no_cap(flag, expected):
+    args = build_parser().parse_args(["simulate", "dynamic", "--profile", "paper-cal", "--max-parallel", flag])
+    assert build_settings(args).profile.max_parallel == expected  # paper-cal's own cap is 10
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,6 @@ import hashlib
 import io
 import json
 import math
-import re
 import shutil
 import subprocess
 import sys
@@ -65,7 +64,7 @@ import numpy as np
 
 from chromosched.errors import ChromoschedError
 
-from .beagle import BeagleParams, BeagleResult, beagle_command, find_beagle_jar, run_beagle
+from .beagle import BeagleParams, BeagleResult, beagle_command, find_beagle_jar, gc_peak_after_mb, run_beagle
 from .simulate import simulate_chromosome
 from .vcfio import write_text_atomic
 
@@ -73,7 +72,6 @@ FEATURES = ("threads", "burnin", "iterations", "window_cm", "target_variants", "
             "ref_variants", "ref_samples")
 COLUMNS = ("design_id", "split", *FEATURES, "min_heap_mb", "max_fail_mb", "gc_live_mb", "wall_s",
            "wall_at_min_s", "peak_rss_mb", "attempts", "profile_s", "status")
-_GC_LINE = re.compile(r"Pause.*?(\d+)M->(\d+)M\((\d+)M\)")
 
 
 @dataclass(frozen=True)
@@ -241,14 +239,6 @@ def cut_inputs(point: DesignPoint, base: BaseFiles, where: Path, seed: int) -> t
 
 
 # -- minimum heap search ---------------------------------------------------------------------------
-def gc_peak_after_mb(log: Path) -> float | None:
-    """Largest heap occupancy after any collection in a ``-Xlog:gc`` file (a live-set estimate)."""
-    if not log.is_file():
-        return None
-    peaks = [int(m.group(2)) for m in _GC_LINE.finditer(log.read_text(errors="replace"))]
-    return float(max(peaks)) if peaks else None
-
-
 def rule_of_thumb_mb(point: DesignPoint, genetic_length_cm: float) -> float:
     """REFERENCE 4: ~25 MB + 3.6 bytes x reference markers per window x target samples."""
     per_window = point.ref_variants * min(1.0, (point.window_cm + 2.0) / genetic_length_cm)
@@ -428,9 +418,9 @@ def beagle_runner(gt: Path, ref: Path, genetic_map: Path, where: Path, point: De
     def run_at(heap: int, timeout: float) -> Attempt:
         gc_log = where / f"gc_{heap}.log"
         report = where / f"launch_{heap}.json"
-        command = beagle_command(gt, ref, genetic_map, where / f"out_{heap}", heap, point.threads, params, jar)
         # profiling additions: a GC log (live-set estimate) and the launcher (own RSS, time limit)
-        command = command[:1] + [f"-Xlog:gc:file={gc_log}"] + command[1:]
+        command = beagle_command(gt, ref, genetic_map, where / f"out_{heap}", heap, point.threads, params, jar,
+                                 gc_log=gc_log)
         command = [sys.executable, "-c", _LAUNCHER, f"{timeout:.0f}", str(report)] + command
         result = run_beagle(command, stream=io.StringIO())
         timed_out = False

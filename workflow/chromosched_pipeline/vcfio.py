@@ -17,6 +17,7 @@ from typing import Iterable, Iterator, Sequence
 
 import pysam
 
+from chromosched.atomic_files import write_text_atomic  # noqa: F401  (re-exported: the steps write small text files with it)
 from chromosched.errors import ChromoschedError
 from chromosched.genomes import canonical_chrom
 
@@ -63,12 +64,6 @@ def exit_on_sigterm() -> None:
     import sys
 
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write a small text file atomically."""
-    with atomic_outputs(path) as (tmp,):
-        tmp.write_text(text)
 
 
 def write_bgzipped_vcf(

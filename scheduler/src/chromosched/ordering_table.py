@@ -28,13 +28,12 @@ finds a table by genome name at run time without the repository.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .atomic_files import write_text_atomic
 from .errors import ChromoschedError
 from .genomes import ALIASES, GENOMES
 
@@ -128,16 +127,7 @@ class OrderingTable:
         """Write atomically (temporary file in the same directory, then rename)."""
         path = Path(path)
         _validate_rows(self.rows, str(path), {})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_text())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_text_atomic(path, self.to_text())
 
     @classmethod
     def load(cls, path: str | Path) -> "OrderingTable":

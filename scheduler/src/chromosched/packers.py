@@ -136,28 +136,39 @@ def selection_fits(items: Sequence[PackItem], chosen: Sequence[int], limits: Lim
     )
 
 
+def _take_in_order(items: Sequence[PackItem], order: Sequence[int], limits: Limits, memory_sorted: bool) -> list[int]:
+    """Walk ``items`` in ``order`` and take each that still fits every limit.
+
+    ``memory_sorted``: ``order`` is by ascending memory, so the first item whose memory does not
+    fit ends the walk (nothing later fits either); otherwise such an item is skipped.
+    """
+    mem, cores, gpus, chosen = 0.0, 0, 0, []
+    for i in order:
+        it = items[i]
+        if limits.max_items is not None and len(chosen) >= limits.max_items:
+            break
+        if mem + it.mem > limits.mem:
+            if memory_sorted:
+                break
+            continue
+        if limits.cores is not None and cores + it.cores > limits.cores:
+            continue
+        if limits.gpus is not None and gpus + it.gpus > limits.gpus:
+            continue
+        chosen.append(i)
+        mem += it.mem
+        cores += it.cores
+        gpus += it.gpus
+    return chosen
+
+
 class GreedyPacker:
     """Ascending memory, add while everything fits: the most jobs (the paper's greedy)."""
 
     def select(self, items: Sequence[PackItem], limits: Limits) -> list[int]:
         _check(items, limits)
         order = sorted(range(len(items)), key=lambda i: (items[i].mem, i))
-        mem, cores, gpus, chosen = 0.0, 0, 0, []
-        for i in order:
-            it = items[i]
-            if limits.max_items is not None and len(chosen) >= limits.max_items:
-                break
-            if mem + it.mem > limits.mem:
-                break  # ascending order: nothing later fits either
-            if limits.cores is not None and cores + it.cores > limits.cores:
-                continue
-            if limits.gpus is not None and gpus + it.gpus > limits.gpus:
-                continue
-            chosen.append(i)
-            mem += it.mem
-            cores += it.cores
-            gpus += it.gpus
-        return chosen
+        return _take_in_order(items, order, limits, memory_sorted=True)
 
 
 class FirstFitPacker:
@@ -165,21 +176,7 @@ class FirstFitPacker:
 
     def select(self, items: Sequence[PackItem], limits: Limits) -> list[int]:
         _check(items, limits)
-        mem, cores, gpus, chosen = 0.0, 0, 0, []
-        for i, it in enumerate(items):
-            if limits.max_items is not None and len(chosen) >= limits.max_items:
-                break
-            if mem + it.mem > limits.mem:
-                continue
-            if limits.cores is not None and cores + it.cores > limits.cores:
-                continue
-            if limits.gpus is not None and gpus + it.gpus > limits.gpus:
-                continue
-            chosen.append(i)
-            mem += it.mem
-            cores += it.cores
-            gpus += it.gpus
-        return chosen
+        return _take_in_order(items, range(len(items)), limits, memory_sorted=False)
 
 
 class KnapsackPacker:

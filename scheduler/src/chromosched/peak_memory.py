@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .errors import ChromoschedError
 from .task_model import TaskSet
@@ -55,10 +55,33 @@ def list_schedule(memories: Sequence[float], durations: Sequence[float], order: 
 
     The peak comes from a sweep over the start/end events (ends before starts at equal times).
     """
+    return _simulate(memories, durations, order, workers, _list_starts)
+
+
+def waves_schedule(memories: Sequence[float], durations: Sequence[float], order: Sequence[int],
+                   workers: int) -> Schedule:
+    """Simulate ``order`` under the waves model (blocks of K start together)."""
+    return _simulate(memories, durations, order, workers, _waves_starts)
+
+
+def _simulate(memories: Sequence[float], durations: Sequence[float], order: Sequence[int], workers: int,
+              place: Callable[[list[int], Sequence[int], int], tuple[list[int], list[int]]]) -> Schedule:
+    """Check the order, let ``place`` give each task its start (ticks) and worker, sweep the peak."""
     n = len(memories)
     _check(n, order, workers)
     dur = _ticks(durations)
-    mem = _ticks(memories)
+    start, worker = place(dur, order, workers)
+    end = [start[i] + dur[i] for i in range(n)]
+    peak = _sweep_peak(_ticks(memories), start, end)
+    return Schedule(
+        tuple(s / GRID for s in start), tuple(e / GRID for e in end), tuple(worker),
+        peak / GRID, max(end) / GRID,
+    )
+
+
+def _list_starts(dur: list[int], order: Sequence[int], workers: int) -> tuple[list[int], list[int]]:
+    """List model: each task in order starts on the first worker to become free."""
+    n = len(dur)
     start = [0] * n
     worker = [0] * n
     # (time the worker becomes free, worker id): ties go to the lowest worker id, "first worker".
@@ -68,21 +91,12 @@ def list_schedule(memories: Sequence[float], durations: Sequence[float], order: 
         t, w = heapq.heappop(free)
         start[task], worker[task] = t, w
         heapq.heappush(free, (t + dur[task], w))
-    end = [start[i] + dur[i] for i in range(n)]
-    peak = _sweep_peak(mem, start, end)
-    return Schedule(
-        tuple(s / GRID for s in start), tuple(e / GRID for e in end), tuple(worker),
-        peak / GRID, max(end) / GRID,
-    )
+    return start, worker
 
 
-def waves_schedule(memories: Sequence[float], durations: Sequence[float], order: Sequence[int],
-                   workers: int) -> Schedule:
-    """Simulate ``order`` under the waves model (blocks of K start together)."""
-    n = len(memories)
-    _check(n, order, workers)
-    dur = _ticks(durations)
-    mem = _ticks(memories)
+def _waves_starts(dur: list[int], order: Sequence[int], workers: int) -> tuple[list[int], list[int]]:
+    """Waves model: blocks of K start together, the next when the whole block has finished."""
+    n = len(dur)
     start = [0] * n
     worker = [0] * n
     t = 0
@@ -91,12 +105,7 @@ def waves_schedule(memories: Sequence[float], durations: Sequence[float], order:
         for w, task in enumerate(block):
             start[task], worker[task] = t, w
         t += max(dur[task] for task in block)
-    end = [start[i] + dur[i] for i in range(n)]
-    peak = _sweep_peak(mem, start, end)
-    return Schedule(
-        tuple(s / GRID for s in start), tuple(e / GRID for e in end), tuple(worker),
-        peak / GRID, max(end) / GRID,
-    )
+    return start, worker
 
 
 def _sweep_peak(mem: list[int], start: list[int], end: list[int]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 from ..errors import ChromoschedError
 
@@ -27,30 +28,36 @@ def _relative_sizes(text: str | None) -> tuple[float, ...] | None:
     return vals
 
 
-def build_settings(args):
+def build_settings(args, task_size: float | None = None, policies: tuple[str, ...] | None = None):
+    """``ComparisonSettings`` from parsed ``--seeds``/``--first-seed`` and :func:`add_simulation_arguments` flags.
+
+    ``task_size`` and ``policies`` default to ``chromosched simulate dynamic``'s ``--task-size`` and
+    ``--policies``; benchmarks/dynamic_ablation.py passes its own (one task size at a time).
+    """
     from ..dynamic_comparison import DEFAULT_POLICIES, ComparisonSettings
     from ..dynamic_workload import profile
     from ..sizey_baseline import SizeyConfig
 
-    max_parallel = args.max_parallel
     overrides = dict(
         capacity=args.capacity,
-        task_size=args.task_size,
+        task_size=args.task_size if task_size is None else task_size,
         n_tasks=args.tasks,
         ratio=args.ratio,
         beta_ram=args.beta_ram,
         beta_dur=args.beta_dur,
         relative_sizes=_relative_sizes(args.relative_sizes),
     )
-    if max_parallel is not None:
-        overrides["max_parallel"] = None if max_parallel == 0 else max_parallel
     if args.no_clip_ram:
         overrides["clip_ram"] = False
     try:
         prof = profile(args.profile, **overrides)
     except TypeError as err:  # pragma: no cover - programming error
         raise ChromoschedError(str(err)) from None
-    policies = tuple(p.strip() for p in args.policies.split(",")) if args.policies else DEFAULT_POLICIES
+    if args.max_parallel is not None:
+        # not through profile(): it drops None overrides, and None is how "0 = no cap" is spelt
+        prof = replace(prof, max_parallel=None if args.max_parallel == 0 else args.max_parallel)
+    if policies is None:
+        policies = tuple(p.strip() for p in args.policies.split(",")) if args.policies else DEFAULT_POLICIES
     if args.optimum_time_limit <= 0:
         raise ChromoschedError(f"--optimum-time-limit must be > 0, got {args.optimum_time_limit}")
     return ComparisonSettings(

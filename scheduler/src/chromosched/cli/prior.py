@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..atomic_files import write_bytes_atomic
 from ..errors import ChromoschedError
 
 
@@ -44,7 +45,6 @@ def register(commands, simulate) -> None:
 
 def _fit(args) -> int:
     from ..prior.fitting import fit_prior
-    from ..prior.prior_file import atomic_write_bytes
 
     out = Path(args.out)
     if out.suffix != ".json":
@@ -53,7 +53,7 @@ def _fit(args) -> int:
     fitted = fit_prior(args.runs, engine=args.engine, level=args.level, seed=args.seed, budget=args.budget,
                        n_synthetic=args.synthetic, tool=args.tool, teacher_file=teacher_name,
                        sr_target=args.sr_target)
-    atomic_write_bytes(out.parent / teacher_name, fitted.teacher_bytes)
+    write_bytes_atomic(out.parent / teacher_name, fitted.teacher_bytes)
     fitted.prior.save(out)
     print(f"wrote {out} and {out.parent / teacher_name}", file=sys.stderr)
     print(fitted.prior.expression.text)

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from ..atomic_files import write_bytes_atomic
 from ..errors import ChromoschedError
 from .calibration import ConformalCalibrator
 from .expression import FUNCTIONS, SafeExpression
@@ -40,24 +39,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 def level_key(level: float) -> str:
     return f"{float(level):g}"
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory, then ``os.replace`` (never half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass
@@ -143,7 +124,7 @@ class Prior:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     def save(self, path: str | Path) -> None:
-        atomic_write_bytes(path, self.dumps().encode())
+        write_bytes_atomic(path, self.dumps().encode())
 
     @classmethod
     def from_dict(cls, data, source: str = "prior") -> "Prior":
