@@ -143,3 +143,46 @@ def test_feature_selection_picks_the_feature_memory_follows():
     pol = DynamicPolicy(preset("chromosched"), Capacity(mem_mb=5000.0))
     pol.select(linear, Capacity(5000.0))
     assert pol.chosen_feature("impute") == "index"
+
+
+def test_calibrated_prior_caps_allocations_until_a_failure():
+    """A calibrated prior (cap_mb) is an upper estimate: the policy's margin never lifts an
+    allocation above it, learning lowers it, and a failure lifts the cap."""
+    from dataclasses import replace
+
+    config = replace(preset("chromosched"), feature="size")
+    policy = DynamicPolicy(config, Capacity(mem_mb=10_000, cores=1))
+    policy.memory.configure("beagle", default_margin=0.0)
+    priors = [300.0, 280.0, 260.0, 240.0, 220.0, 200.0]
+    tasks = [TaskRequest(f"t{i}", "beagle", {"size": p}, prior_mb=p, cap_mb=p) for i, p in enumerate(priors)]
+    first = policy.select(tasks, Capacity(mem_mb=10_000, cores=1))[0]
+    assert first.mem_mb == pytest.approx(first.task.prior_mb)  # exactly the calibrated estimate
+    policy.observe_success(first.task, measured_mb=0.6 * first.task.prior_mb)  # the prior runs high
+    rest = [t for t in tasks if t.task_id != first.task.task_id]
+    second = policy.select(rest, Capacity(mem_mb=10_000, cores=1))[0]
+    assert second.mem_mb <= second.task.prior_mb + 1e-9
+    policy.observe_failure(second.task, allocated_mb=second.mem_mb)
+    again = policy.select([second.task], Capacity(mem_mb=10_000, cores=1))[0]
+    assert again.mem_mb >= config.escalation * second.mem_mb - 1e-9 and again.mem_mb > second.task.prior_mb
+
+
+def test_per_type_settings_apply_to_that_type_only():
+    from chromosched.ram_regressor import RegressorRegistry, RegressorSettings
+
+    registry = RegressorRegistry(RegressorSettings(default_margin=0.5))
+    registry.get("impute@prior")
+    registry.configure("impute", default_margin=0.0)
+    assert registry.get("impute").settings.default_margin == 0.0
+    assert registry.get("impute@prior").settings.default_margin == 0.0  # its alternative features too
+    assert registry.get("prepare").settings.default_margin == 0.5
+
+
+def test_a_need_above_the_calibrated_prior_lifts_the_cap():
+    from dataclasses import replace
+
+    policy = DynamicPolicy(replace(preset("chromosched"), feature="size"), Capacity(mem_mb=10_000, cores=1))
+    tasks = [TaskRequest(f"t{i}", "beagle", {"size": p}, prior_mb=p, cap_mb=p) for i, p in enumerate([300.0, 250.0, 200.0])]
+    first = policy.select(tasks, Capacity(mem_mb=10_000, cores=1))[0]
+    policy.observe_success(first.task, measured_mb=1.5 * first.task.prior_mb)  # the prior runs low
+    nxt = policy.select([t for t in tasks if t is not first.task], Capacity(mem_mb=10_000, cores=1))[0]
+    assert nxt.mem_mb > nxt.task.prior_mb  # the learned need, not the prior that proved too low

@@ -259,22 +259,22 @@ def scheduler_figures(events_jsonl: str | Path, out_schedule: str | Path, out_pr
     gantt.set_ylabel("job attempts (start order)")
     gantt.set_title(f"chromosched {begin.get('mode', '') if begin else ''} schedule: {len(starts)} job attempts "
                     f"(red edge: failed)")
-    for r in rules:
-        gantt.barh([], [], color=colour[r], label=r)
-    gantt.legend(loc="lower right", fontsize=7, ncol=2)
+    from matplotlib.patches import Patch
+
+    gantt.legend(handles=[Patch(color=colour[r], label=r) for r in rules], loc="lower right", fontsize=7, ncol=2)
     _save(fig, out_schedule)
 
-    drawn = 0
+    drawn, shown = 0, set()
     for e, _, failed, end_event in spans:
         need = (end_event or {}).get("need_mb")
         if need is None or e.get("source") == "unmanaged":
-            continue
-        ax.scatter(need, e["mem_mb"], color=colour[e["rule"]], marker="x" if failed else "o", s=25)
+            continue  # failed attempts and jobs too short to measure have no need
+        ax.scatter(need, e["mem_mb"], color=colour[e["rule"]], marker="x" if failed else "o", s=25,
+                   label=None if e["rule"] in shown else e["rule"])
+        shown.add(e["rule"])
         drawn += 1
     lims = ax.get_xlim()[0], max(ax.get_xlim()[1], ax.get_ylim()[1])
     ax.plot(lims, lims, color="grey", linewidth=1, label="reserved = needed")
-    for r in rules:
-        ax.scatter([], [], color=colour[r], label=r)
     ax.set_xlabel("measured need (MB; Beagle: GC live set + JVM)")
     ax.set_ylabel("reserved by chromosched (MB)")
     ax.set_title(f"predicted vs measured memory ({drawn} jobs)")

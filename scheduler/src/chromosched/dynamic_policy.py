@@ -231,6 +231,7 @@ class DynamicPolicy:
         self.runtime = RegressorRegistry(RegressorSettings(degree=config.degree, bias="none", floor="positive"))
         self._seen: dict[str, dict[str, TaskRequest]] = {}
         self._failed_at: dict[str, float] = {}  # task id -> last failed allocation
+        self._cap_exceeded: set[str] = set()  # job types whose calibrated prior proved too low
         self._launched: dict[str, Allocation] = {}
         self._done: set[str] = set()
         self._pooled_bonus: dict[str, float] = {}
@@ -317,6 +318,8 @@ class DynamicPolicy:
                 self.runtime.get(self._key(task.kind, f)).observe(task.task_id, x, runtime_s)
         self._failed_at.pop(task.task_id, None)
         self._done.add(task.task_id)
+        if task.cap_mb is not None and measured_mb > task.cap_mb:
+            self._cap_exceeded.add(task.kind)
 
     def observe_failure(self, task: TaskRequest, allocated_mb: float) -> None:
         """A job ran out of its ``allocated_mb``: censored observation, escalate the next try."""
@@ -366,12 +369,12 @@ class DynamicPolicy:
             add, frac = reg.margin()
             mems = points * (1.0 + frac) + add
         out = []
-        for t, m, point in zip(tasks, mems.tolist(), points.tolist()):
+        for t, m in zip(tasks, mems.tolist()):
             failed = self._failed_at.get(t.task_id)
-            if t.cap_mb is not None and failed is None and point <= t.cap_mb:
+            if t.cap_mb is not None and failed is None and kind not in self._cap_exceeded:
                 # A calibrated prior already covers its level: learning may lower the allocation
-                # below it, the margin does not lift it above. (A failure, or a learned need above
-                # the prior, lifts the cap.)
+                # below it, the margin does not lift it above. A failure, or any job of this type
+                # that really needed more than its own cap, lifts the cap.
                 m = min(m, float(t.cap_mb))
             if failed is not None:
                 m = max(m, self.config.escalation * failed)
