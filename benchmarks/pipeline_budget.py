@@ -63,16 +63,16 @@ class RssSampler(threading.Thread):
     def __init__(self, root: int, interval: float = 0.2):
         super().__init__(daemon=True)
         self.root, self.interval, self.peak_mb = root, interval, 0.0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join()
 
     def run(self):
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.peak_mb = max(self.peak_mb, self._sample())
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def _sample(self) -> float:
         parent: dict[int, int] = {}
