@@ -15,11 +15,11 @@ Cases, measured side by side in one run (same data, same machine, same budget):
 The budget is ``--budget-factor`` (default 2) x the largest Beagle job's real need, measured first
 by imputing the largest chromosome alone (the GC live set, see chromosched_pipeline.beagle).
 
-Per case: makespan (wall s), Beagle OOM failures and retries (from logs/impute/*.attempts.jsonl),
+Per case (``--repeats`` runs each, round robin in rotated order, median makespan): makespan (wall s), Beagle OOM failures and retries (from logs/impute/*.attempts.jsonl),
 peak measured memory (sum of the RSS of the run's job processes, sampled every 0.2 s) against the
 budget, and wasted reservation of the Beagle jobs (sum of (mem_mb - need) x wall, GB-hours).
 
-    python benchmarks/pipeline_budget.py [--cores 2] [--budget-factor 2] [--cases ...] [--json]
+    python benchmarks/pipeline_budget.py [--cores 2] [--budget-factor 2] [--repeats 3] [--cases ...] [--json]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -44,7 +45,9 @@ TARGETS = {"makespan_vs_greedy": 0.8, "chromosched_oom": 0}
 
 def snakemake(workdir: Path, *args: str, log: Path) -> tuple[int, float, float]:
     """Run the pipeline; returns (exit code, wall seconds, peak RSS MB of its job processes)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "workflow"), os.environ.get("PYTHONPATH", "")]))
+    # The rules call `python`: the interpreter running this benchmark (the .venv) must come first.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "workflow"), os.environ.get("PYTHONPATH", "")]),
+               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "config.yaml"), "--profile", str(REPO / "profiles" / "local"), *args]
     start = time.monotonic()
@@ -108,7 +111,8 @@ def attempts(workdir: Path) -> list[dict]:
     return out
 
 
-def prepare_case(root: Path, name: str, data: Path, budget: int, low_mb: int | None) -> Path:
+def prepare_case(root: Path, name: str, data: Path, budget: int, low_mb: int | None,
+                 chromosomes: list[str] | None = None) -> Path:
     workdir = root / name
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -117,10 +121,48 @@ def prepare_case(root: Path, name: str, data: Path, budget: int, low_mb: int | N
     os.symlink(data, workdir / "resources" / "demo")
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["memory_budget_mb"] = budget
+    if chromosomes:
+        config["chromosomes"] = chromosomes
     if low_mb is not None:
         config.setdefault("resources", {})["impute"] = {"mem_mb": low_mb}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return workdir
+
+
+def run_case(root: Path, case: str, data: Path, budget: int, low: int, cores: int, rep: int, progress) -> dict:
+    """One run of one case in a fresh working directory."""
+    low_mb = low if case.endswith("-low") else None
+    workdir = prepare_case(root, case, data, budget, low_mb)
+    scheduler = ["--scheduler", "greedy"] if case.startswith("greedy") else ["--scheduler", "chromosched"]
+    if case == "chromosched-static":
+        scheduler += ["--scheduler-chromosched-mode", "static"]
+    progress(f"{case} (run {rep + 1}): running ({' '.join(scheduler)})")
+    code, wall, peak = snakemake(workdir, "--cores", str(cores), "--resources", f"mem_mb={budget}", *scheduler,
+                                 log=root / f"{case}.run{rep + 1}.log")
+    runs = attempts(workdir)
+    failed = [a for a in runs if a.get("kind") != "ok"]
+    waste = sum(max(0.0, (a.get("mem_mb") or 0) - (a.get("need_mb") or a.get("mem_mb") or 0)) * a.get("wall_s", 0.0)
+                for a in runs if a.get("kind") == "ok")
+    waste += sum((a.get("mem_mb") or 0) * a.get("wall_s", 0.0) for a in failed)
+    row = {
+        "exit_code": code, "makespan_s": round(wall, 1), "beagle_runs": len(runs),
+        "oom_failures": sum(a.get("kind") in ("heap_oom", "killed") for a in runs),
+        "retries": max(0, len(runs) - len({a.get("out") for a in runs})),
+        "peak_measured_mb": round(peak, 1), "wasted_gb_h": round(waste / 1024 / 3600, 6),
+    }
+    progress(f"{case} (run {rep + 1}): exit {code}, {wall:.0f} s, {row['oom_failures']} OOM, peak {peak:.0f} MB")
+    return row
+
+
+def summarise(case: str, runs: list[dict], budget: int) -> dict:
+    makespans = [r["makespan_s"] for r in runs]
+    return {
+        "case": case, "exit_code": max(r["exit_code"] for r in runs), "makespan_s": round(statistics.median(makespans), 1),
+        "makespans_s": makespans, "beagle_runs": sum(r["beagle_runs"] for r in runs),
+        "oom_failures": sum(r["oom_failures"] for r in runs), "retries": sum(r["retries"] for r in runs),
+        "peak_measured_mb": max(r["peak_measured_mb"] for r in runs), "budget_mb": budget,
+        "wasted_gb_h": round(statistics.median(r["wasted_gb_h"] for r in runs), 6),
+    }
 
 
 def main(argv=None) -> int:
@@ -131,8 +173,11 @@ def main(argv=None) -> int:
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     p.add_argument("--scale", type=int, default=100, help="demo data: GRCh37 length / scale")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "pipeline_budget"))
+    p.add_argument("--repeats", type=int, default=1, help="runs per case, round robin; the median makespan is reported")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
     root = Path(args.out).resolve()
     root.mkdir(parents=True, exist_ok=True)
     data = root / "demo-data"
@@ -144,8 +189,8 @@ def main(argv=None) -> int:
 
     # The largest Beagle job's real need: impute the longest chromosome alone with a generous heap.
     progress("measuring the largest Beagle job (chr1 alone)")
-    calib = prepare_case(root, "calibration", data, budget=4000, low_mb=None)
-    code, _, _ = snakemake(calib, "--cores", "1", "--resources", "mem_mb=4000", "--config", "chromosomes=[chr1]",
+    calib = prepare_case(root, "calibration", data, budget=4000, low_mb=None, chromosomes=["chr1"])
+    code, _, _ = snakemake(calib, "--cores", "1", "--resources", "mem_mb=4000", "--scheduler", "greedy",
                            "results/imputed/chr1.vcf.gz", log=root / "calibration.log")
     ok = [a for a in attempts(calib) if a.get("kind") == "ok"]
     if code != 0 or not ok or not ok[-1].get("need_mb"):
@@ -156,29 +201,13 @@ def main(argv=None) -> int:
     low = args.low_mb or max(1, int(0.6 * need))
     progress(f"largest Beagle job needs {need:.0f} MB -> budget {budget} MB; low declared Beagle mem_mb {low}")
 
-    rows = []
-    for case in args.cases:
-        low_mb = low if case.endswith("-low") else None
-        workdir = prepare_case(root, case, data, budget, low_mb)
-        scheduler = ["--scheduler", "greedy"] if case.startswith("greedy") else ["--scheduler", "chromosched"]
-        if case == "chromosched-static":
-            scheduler += ["--scheduler-chromosched-mode", "static"]
-        progress(f"{case}: running ({' '.join(scheduler)})")
-        code, wall, peak = snakemake(workdir, "--cores", str(args.cores), "--resources", f"mem_mb={budget}", *scheduler,
-                                     log=root / f"{case}.log")
-        runs = attempts(workdir)
-        failed = [a for a in runs if a.get("kind") != "ok"]
-        waste = sum(max(0.0, (a.get("mem_mb") or 0) - (a.get("need_mb") or a.get("mem_mb") or 0)) * a.get("wall_s", 0.0)
-                    for a in runs if a.get("kind") == "ok")
-        waste += sum((a.get("mem_mb") or 0) * a.get("wall_s", 0.0) for a in failed)
-        rows.append({
-            "case": case, "exit_code": code, "makespan_s": round(wall, 1), "beagle_runs": len(runs),
-            "oom_failures": sum(a.get("kind") in ("heap_oom", "killed") for a in runs),
-            "retries": max(0, len(runs) - len({a.get("out") for a in runs})),
-            "peak_measured_mb": round(peak, 1), "budget_mb": budget,
-            "wasted_gb_h": round(waste / 1024 / 3600, 6),
-        })
-        progress(f"{case}: exit {code}, {wall:.0f} s, {rows[-1]['oom_failures']} OOM, peak {peak:.0f} MB")
+    # Round robin: every repeat runs each case once, in a rotated order (no case always goes first).
+    runs_by_case: dict[str, list[dict]] = {case: [] for case in args.cases}
+    for rep in range(args.repeats):
+        order = args.cases[rep % len(args.cases):] + args.cases[:rep % len(args.cases)]
+        for case in order:
+            runs_by_case[case].append(run_case(root, case, data, budget, low, args.cores, rep, progress))
+    rows = [summarise(case, runs, budget) for case, runs in runs_by_case.items()]
 
     base = {r["case"]: r for r in rows}
     for r in rows:
@@ -188,12 +217,14 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
-    print(f"budget {budget} MB (= {args.budget_factor} x largest Beagle need {need:.0f} MB), {args.cores} cores")
+    print(f"budget {budget} MB (= {args.budget_factor} x largest Beagle need {need:.0f} MB), {args.cores} cores, "
+          f"{args.repeats} run(s) per case (median makespan; OOM and retries summed; peak: the largest)")
     print(f"{'case':22s} {'exit':>4s} {'makespan s':>10s} {'vs greedy':>9s} {'OOM':>4s} {'retries':>7s} {'peak MB':>8s} {'wasted GB-h':>11s}")
     for r in rows:
         ratio = f"{r['makespan_vs_greedy']:.2f}" if r["makespan_vs_greedy"] is not None else "-"
         print(f"{r['case']:22s} {r['exit_code']:4d} {r['makespan_s']:10.1f} {ratio:>9s} {r['oom_failures']:4d} "
-              f"{r['retries']:7d} {r['peak_measured_mb']:8.0f} {r['wasted_gb_h']:11.5f}")
+              f"{r['retries']:7d} {r['peak_measured_mb']:8.0f} {r['wasted_gb_h']:11.5f}   runs: "
+              + " ".join(f"{m:.0f}" for m in r["makespans_s"]))
     print(f"targets: zero OOM for chromosched, makespan <= {TARGETS['makespan_vs_greedy']} x greedy's")
     return 0
 
