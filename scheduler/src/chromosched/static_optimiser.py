@@ -23,16 +23,10 @@ DEFAULT_BUDGET = 200_000  # peak evaluations per K (about 1-1.5 s in pure Python
 
 
 @dataclass(frozen=True)
-class StaticResult:
-    """Everything measured for one K (peaks in the task set's memory unit)."""
+class StaticResult(OrderingRow):
+    """Everything measured for one K (peaks in the task set's memory unit): an ordering table's
+    row plus what the search cost and the hill-climbing baseline's result."""
 
-    workers: int
-    order: tuple[str, ...]
-    peak: float
-    sequential_peak: float
-    lower_bound: float
-    method: str
-    seed: int
     budget: int
     seconds: float
     hill_climb_peak: float | None = None
