@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import yaml
+from chromosched.job_measurements import OOM_KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
@@ -43,11 +44,16 @@ CASES = ("chromosched-dynamic", "chromosched-static", "greedy", "greedy-low", "c
 TARGETS = {"makespan_vs_greedy": 0.8, "chromosched_oom": 0}
 
 
+def pipeline_env() -> dict[str, str]:
+    """The environment of the pipeline's processes: workflow/ importable, and this benchmark's
+    interpreter (the .venv) first on PATH, because the rules call `python`."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "workflow"), os.environ.get("PYTHONPATH", "")]),
+                PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+
+
 def snakemake(workdir: Path, *args: str, log: Path) -> tuple[int, float, float]:
     """Run the pipeline; returns (exit code, wall seconds, peak RSS MB of its job processes)."""
-    # The rules call `python`: the interpreter running this benchmark (the .venv) must come first.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "workflow"), os.environ.get("PYTHONPATH", "")]),
-               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    env = pipeline_env()
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "config.yaml"), "--profile", str(REPO / "profiles" / "local"), *args]
     start = time.monotonic()
@@ -146,7 +152,7 @@ def run_case(root: Path, case: str, data: Path, budget: int, low: int, cores: in
     waste += sum((a.get("mem_mb") or 0) * a.get("wall_s", 0.0) for a in failed)
     row = {
         "exit_code": code, "makespan_s": round(wall, 1), "beagle_runs": len(runs),
-        "oom_failures": sum(a.get("kind") in ("heap_oom", "killed") for a in runs),
+        "oom_failures": sum(a.get("kind") in OOM_KINDS for a in runs),
         "retries": max(0, len(runs) - len({a.get("out") for a in runs})),
         "peak_measured_mb": round(peak, 1), "wasted_gb_h": round(waste / 1024 / 3600, 6),
     }
@@ -185,7 +191,7 @@ def main(argv=None) -> int:
 
     progress("demo data (simulated once, reused)")
     subprocess.run([sys.executable, "-m", "chromosched_pipeline.simulate", "--out", str(data), "--scale", str(args.scale),
-                    "--if-missing"], check=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")))
+                    "--if-missing"], check=True, cwd=REPO, env=pipeline_env())
 
     # The largest Beagle job's real need: impute the longest chromosome alone with a generous heap.
     progress("measuring the largest Beagle job (chr1 alone)")
