@@ -51,8 +51,9 @@ K tasks and a last block of r = n - (B-1)*K tasks. For every order
 P >= sum(m)/B (average block), P >= (sum(m) - sum of the r largest)/(B-1) (the full blocks hold all
 but at most r tasks), and P >= max(m) + the r-1 smallest other memories (the largest task's block
 has at least r tasks). For GRCh37 this bound is reached (so the order is optimal) at K=2 and within
-0.02% for K >= 5; the waves optimum is a min-max partition, and on these inputs CP-SAT (tried
-during development) proved nothing tighter at K=3 and K=6 within 20 s, so it is not used.
+0.02% for K >= 5. The waves optimum itself is a min-max partition, which
+:mod:`chromosched.waves_partition` finds and proves by branch and bound (the optimiser then reports
+it as the bound); this analytic bound is what is known when that search stops at its node limit.
 """
 
 from __future__ import annotations
