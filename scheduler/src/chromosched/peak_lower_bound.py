@@ -64,6 +64,7 @@ from typing import Sequence
 
 from .peak_memory import GRID
 from .task_model import TaskSet
+from .waves_partition import block_sizes
 
 MAX_TIE_TASKS = 24  # 2^24 subset sums is the most we enumerate to rule out ties
 
@@ -251,8 +252,8 @@ def waves_lower_bound(mem: Sequence[float], workers: int) -> float:
 def _waves_lower_bound(mem: list[float], n: int, k: int) -> float:
     if n <= k:
         return float(sum(mem))
-    blocks = math.ceil(n / k)
-    short = n - (blocks - 1) * k
+    sizes = block_sizes(n, k)
+    blocks, short = len(sizes), sizes[-1]
     vals = sorted(mem)
     average = sum(vals) / blocks
     full_blocks = (sum(vals) - sum(vals[n - short:])) / (blocks - 1)
