@@ -7,6 +7,7 @@ import pytest
 from chromosched_pipeline.beagle import BeagleResult
 from chromosched_pipeline.beagle_profile import (
     COLUMNS, TINY_BASE, TINY_SPACE, Attempt, DesignSpace, find_min_heap, interleave, make_design, profile, read_table,
+    refine, refine_bracket, write_table,
 )
 
 
@@ -55,6 +56,21 @@ def test_search_uses_a_good_live_set_prediction_to_finish_quickly():
     assert len(calls) == 3  # the generous run and two probes straddling the prediction
 
 
+@pytest.mark.parametrize("true_min, lo, hi", [(37, 36, 39), (100, 92, 100), (51, 40, 60)])
+def test_refine_narrows_a_bracket_and_rechecks_its_upper_end(true_min, lo, hi):
+    run_at, calls = fake_beagle(true_min)
+    new_lo, new_hi, best, attempts, status = refine_bracket(run_at, lo, hi, timeout_s=60, rtol=0.02, atol=1)
+    assert calls[0] == hi  # the succeeding end is re-run first
+    assert status == "ok" and best.heap_mb == new_hi
+    assert new_lo < true_min <= new_hi and (new_hi - new_lo <= 1 or new_hi / new_lo <= 1.02)
+
+
+def test_refine_reports_a_bracket_that_no_longer_reproduces():
+    run_at, calls = fake_beagle(45)
+    new_lo, new_hi, _, _, status = refine_bracket(run_at, 36, 39, timeout_s=60, rtol=0.02, atol=1)
+    assert status == "moved" and new_lo < 45 <= new_hi and calls[0] == 39
+
+
 def test_profile_runs_real_beagle_and_resumes(tmp_path):
     out = tmp_path / "runs.tsv"
     work = tmp_path / "work"
@@ -74,3 +90,16 @@ def test_profile_runs_real_beagle_and_resumes(tmp_path):
     assert rows[0] == row
     assert all(set(r) == set(COLUMNS) for r in rows)
     assert not list((work / "runs").iterdir())  # per-run inputs cleaned up
+    # refine: a coarse bracket (3, 16] MB on the held-out row (as a coarse first pass would leave it)
+    # narrows to 1 MB with real Beagle; the 8 MB floor run succeeded, so the minimum is at most 8
+    comments, rows = read_table(out)
+    rows[2].update(max_fail_mb="3", min_heap_mb="16")
+    write_table(out, comments, rows)
+    refine(out, work, "heldout", seed=11, rtol=0.0, atol=1.0, base=TINY_BASE, progress=lambda m: None)
+    comments, after = read_table(out)
+    held = after[2]
+    assert int(held["min_heap_mb"]) - int(held["max_fail_mb"]) <= 1 and held["status"] == "ok"
+    assert 3 <= int(held["max_fail_mb"]) < int(held["min_heap_mb"]) <= 8
+    assert int(held["attempts"]) > int(rows[2]["attempts"])
+    assert after[:2] == rows[:2] and any(c.startswith("# refined: heldout") for c in comments)
+    assert not list((work / "runs").iterdir())

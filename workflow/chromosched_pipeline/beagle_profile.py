@@ -361,6 +361,45 @@ def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
                          peak_rss_mb=best.result.peak_rss_mb if best else None, attempts=attempts, status=status)
 
 
+def refine_bracket(run_at: Callable[[int, float], Attempt], lo: int, hi: int, timeout_s: float, rtol: float = 0.02,
+                   atol: float = 1.0, max_runs: int = 8) -> tuple[int, int | None, Attempt | None, list[Attempt], str]:
+    """Tighten a measured bracket (``lo`` failed, ``hi`` succeeded) to ``rtol`` or ``atol`` MB.
+
+    The succeeding end is re-run first, so a bracket that no longer reproduces (a different base
+    simulation, a different JVM) is caught instead of silently narrowed: if ``hi`` now fails, the search
+    gallops up by ``1 + 4 rtol`` until a success. Then geometric bisection. Returns
+    ``(lo, hi, attempt at hi, attempts, status)`` with status ``ok``, ``moved`` (``hi`` failed on the
+    re-run) or ``imprecise`` (``max_runs`` spent first).
+    """
+    attempts: list[Attempt] = []
+    status = "ok"
+    best: Attempt | None = None
+    heap = hi
+    hi_now: int | None = None
+    while True:
+        attempt = run_at(heap, timeout_s)
+        attempts.append(attempt)
+        if attempt.result.ok:
+            if hi_now is None or heap < hi_now:
+                hi_now, best = heap, attempt
+        elif attempt.result.heap_oom or attempt.timed_out:
+            lo = max(lo, heap)
+            if hi_now is None:
+                status = "moved"
+        else:
+            return lo, hi_now, best, attempts, "error"
+        if hi_now is not None and (hi_now / lo <= 1 + rtol or hi_now - lo <= atol):
+            break
+        if len(attempts) >= max_runs:
+            status = "imprecise" if status == "ok" else status
+            break
+        if hi_now is None:
+            heap = int(math.ceil(heap * (1 + 4 * rtol))) + 1
+        else:
+            heap = min(hi_now - 1, max(lo + 1, int(round(math.sqrt(lo * hi_now)))))
+    return lo, hi_now, best, attempts, status
+
+
 class GcCalibration:
     """Minimum heap from the generous run's GC live-set estimate, learned on finished rows.
 
@@ -523,6 +562,63 @@ def profile(out: Path, work: Path, n_fit: int, n_heldout: int, seed: int, space:
     return rows
 
 
+def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, atol: float = 1.0,
+           base: BaseData = BaseData(), jar: str | None = None, command_line: str = "",
+           progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Narrow the measured brackets of one split's rows (resumable: rows already narrow are skipped).
+
+    ``min_heap_mb`` becomes the smallest heap that succeeded in either pass, ``max_fail_mb`` the
+    largest that failed; ``attempts`` and ``profile_s`` accumulate. The design features come from the
+    table, the inputs are cut again from the same base simulation with the same seed.
+    """
+    progress = progress or (lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True))
+    comments, rows = read_table(out)
+    if not rows:
+        raise ChromoschedError(f"{out}: no runs to refine")
+    jar_path = find_beagle_jar(jar)
+    base_files = prepare_base(work, base, progress)
+
+    def wide(r: dict) -> bool:
+        if r["split"] != split or r["status"] != "ok" or r["max_fail_mb"] in ("", "NA"):
+            return False
+        lo, hi = float(r["max_fail_mb"]), float(r["min_heap_mb"])
+        return not (hi / lo <= 1 + rtol or hi - lo <= atol)
+
+    todo = [r for r in rows if wide(r)]
+    note = f"# refined: {split} rows narrowed to {rtol:g} relative or {atol:g} MB: {command_line or 'refine'}"
+    if todo and note not in comments:
+        comments.append(note)
+    progress(f"{sum(r['split'] == split for r in rows)} {split} rows, {len(todo)} with a bracket wider than "
+             f"{rtol:g} / {atol:g} MB; table {out}")
+    for index, row in enumerate(todo, start=1):
+        t0 = time.perf_counter()
+        point = DesignPoint(design_id=row["design_id"], split=row["split"],
+                            **{k: (float(row[k]) if k == "window_cm" else int(row[k])) for k in FEATURES})
+        where = work / "runs" / point.design_id
+        shutil.rmtree(where, ignore_errors=True)
+        lo, hi = int(row["max_fail_mb"]), int(row["min_heap_mb"])
+        timeout = 4.0 * float(row["wall_s"]) + 60.0 if row["wall_s"] not in ("", "NA") else 900.0
+        progress(f"[{index}/{len(todo)}] {point.design_id}: bracket ({lo}, {hi}] MB")
+        try:
+            gt, ref = cut_inputs(point, base_files, where, seed)
+            new_lo, new_hi, best, attempts, status = refine_bracket(
+                beagle_runner(gt, ref, base_files.map, where, point, jar_path, progress), lo, hi, timeout, rtol, atol)
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
+        if new_hi is None or status == "error":
+            progress(f"  -> {point.design_id}: {status}; row left as it was")
+            continue
+        row.update({"min_heap_mb": _fmt(new_hi), "max_fail_mb": _fmt(new_lo),
+                    "wall_at_min_s": _fmt(best.result.wall_s), "peak_rss_mb": _fmt(best.result.peak_rss_mb),
+                    "attempts": _fmt(int(row["attempts"]) + len(attempts)),
+                    "profile_s": _fmt(round(float(row["profile_s"]) + time.perf_counter() - t0, 1)),
+                    "status": "ok"})  # a wider-than-asked bracket is still a valid one
+        write_table(out, comments, rows)
+        progress(f"  -> {point.design_id}: ({new_lo}, {new_hi}] MB, {len(attempts)} runs"
+                 f"{'; the old succeeding heap failed on the re-run' if status == 'moved' else ''}")
+    return rows
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.beagle_profile",
                                 description="Measure Beagle's minimum Java heap over a Sobol design of its eight features.")
@@ -535,6 +631,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-hours", type=float, default=None, help="stop starting new points after this long")
     p.add_argument("--jar", default=None, help="beagle.jar (default: $BEAGLE_JAR, then dpkg -L beagle)")
     p.add_argument("--tiny", action="store_true", help="a tiny base chromosome and ranges (tests)")
+    p.add_argument("--refine", metavar="SPLIT", default=None,
+                   help="instead of measuring new points, narrow the brackets of this split's rows (fit|heldout)")
+    p.add_argument("--refine-rtol", type=float, default=0.02, help="--refine: relative bracket width (default 0.02)")
+    p.add_argument("--refine-atol", type=float, default=1.0, help="--refine: absolute bracket width, MB (default 1)")
     return p
 
 
@@ -548,6 +648,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command_line = "python -m chromosched_pipeline.beagle_profile " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
+        if args.refine:
+            refine(args.out, args.work, args.refine, args.seed, args.refine_rtol, args.refine_atol,
+                   base=TINY_BASE if args.tiny else BaseData(), jar=args.jar, command_line=command_line)
+            return 0
         profile(args.out, args.work, args.n_fit, args.n_heldout, args.seed,
                 space=TINY_SPACE if args.tiny else DesignSpace(), base=TINY_BASE if args.tiny else BaseData(),
                 limit=args.limit, max_hours=args.max_hours, jar=args.jar, command_line=command_line)
