@@ -41,6 +41,9 @@ rule imputation_quality:
         vcf="results/imputed/{chrom}.vcf.gz",
     output:
         dr2="results/quality/{chrom}.dr2.tsv",
+    params:
+        # bcftools' peak RSS (and the wrapper's) per attempt, see rules/prepare.smk
+        chromosched_outcome="logs/imputation_quality/{chrom}.attempts.jsonl",
     log:
         "logs/imputation_quality/{chrom}.log",
     resources:
@@ -51,5 +54,6 @@ rule imputation_quality:
     shell:
         # written under a temporary name and renamed, so a killed job leaves no partial table
         "trap 'rm -f {output.dr2}.tmp' EXIT;"
+        " python -m chromosched_pipeline.step_outcome --outcome {params.chromosched_outcome} --"
         " bcftools query -f '%CHROM\\t%POS\\t%INFO/AF\\t%INFO/DR2\\n' -o {output.dr2}.tmp {input.vcf} 2> {log}"
         " && mv {output.dr2}.tmp {output.dr2}"

@@ -15,6 +15,9 @@ rule prepare_target:
         map="results/prepared/{chrom}/genetic.map",
     params:
         samples=lambda wildcards: f"--samples {PIPE.samples_file}" if PIPE.samples_file else "",
+        # One JSON line per attempt with the step's own peak RSS (getrusage): it finishes before
+        # Snakemake's benchmark takes its first RSS sample. The chromosched scheduler learns from it.
+        chromosched_outcome="logs/prepare_target/{chrom}.attempts.jsonl",
     log:
         "logs/prepare_target/{chrom}.log",
     benchmark:
@@ -28,4 +31,4 @@ rule prepare_target:
     shell:
         "python -m chromosched_pipeline.prepare --chrom {wildcards.chrom} --target {input.target}"
         " --panel {input.panel} --map {input.map} --out-vcf {output.vcf} --out-map {output.map}"
-        " {params.samples} 2> {log}"
+        " {params.samples} --outcome {params.chromosched_outcome} 2> {log}"

@@ -8,6 +8,9 @@ rule prs_partial:
     output:
         partial="results/prs/partial/{chrom}.tsv",
         matches="results/prs/partial/{chrom}.matches.tsv",
+    params:
+        # the step's own peak RSS per attempt (see rules/prepare.smk)
+        chromosched_outcome="logs/prs_partial/{chrom}.attempts.jsonl",
     log:
         "logs/prs_partial/{chrom}.log",
     benchmark:
@@ -20,7 +23,8 @@ rule prs_partial:
         "../envs/python.yaml"
     shell:
         "python -m chromosched_pipeline.prs score --vcf {input.vcf} --chrom {wildcards.chrom}"
-        " --scoring-file {input.scores} --out {output.partial} --matches {output.matches} 2> {log}"
+        " --scoring-file {input.scores} --out {output.partial} --matches {output.matches}"
+        " --outcome {params.chromosched_outcome} 2> {log}"
 
 
 rule prs_combine:

@@ -34,6 +34,7 @@ import gzip
 import io
 import math
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from cyvcf2 import VCF
 from chromosched.errors import ChromoschedError
 from chromosched.genomes import canonical_chrom
 
+from .step_outcome import record_outcome
 from .vcfio import check_bgzf_complete, exit_on_sigterm, write_text_atomic
 
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
@@ -367,12 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, type=Path)
     c.add_argument("--summary", default=None, type=Path, help="per-chromosome match summary (TSV)")
     c.add_argument("--min-match-rate", type=float, default=0.0, help="fail below this match rate (default 0)")
+    for sp in (s, c):
+        sp.add_argument("--outcome", default=None, help="append this attempt's outcome and peak memory (JSON line) here")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     exit_on_sigterm()
     args = build_parser().parse_args(argv)
+    started = time.monotonic()
     try:
         if args.command == "score":
             score = partial_score(args.vcf, args.chrom, read_scoring_file(args.scoring_file))
@@ -398,8 +403,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
     except ChromoschedError as exc:
+        record_outcome(args.outcome, "error", started)
         print(f"prs: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        record_outcome(args.outcome, "oom", started)
+        raise
+    record_outcome(args.outcome, "ok", started, out=str(args.out))
     return 0
 
 
