@@ -186,3 +186,28 @@ def test_a_need_above_the_calibrated_prior_lifts_the_cap():
     policy.observe_success(first.task, measured_mb=1.5 * first.task.prior_mb)  # the prior runs low
     nxt = policy.select([t for t in tasks if t is not first.task], Capacity(mem_mb=10_000, cores=1))[0]
     assert nxt.mem_mb > nxt.task.prior_mb  # the learned need, not the prior that proved too low
+
+
+def test_a_declared_mem_mb_bounds_allocations_and_leaves_the_fit_once_a_job_is_seen():
+    """A rule's declared mem_mb (prior_is_bound) is an upper bound, not an estimate: the first job
+    gets it, later ones never more (without a failure), and one observation replaces it."""
+    from dataclasses import replace
+
+    config = replace(preset("chromosched"), feature="size")
+    declared = [TaskRequest(f"c{i}", "prs", {"size": 250.0 - 10 * i}, prior_mb=250.0, cap_mb=250.0, prior_is_bound=True)
+                for i in range(8)]
+    plain = [replace(t, kind="prs2", prior_is_bound=False, cap_mb=None) for t in declared]
+    policy = DynamicPolicy(config, Capacity(mem_mb=400, cores=1))
+    got = {}
+    for kind, group in (("prs", declared), ("prs2", plain)):
+        first = policy.select(group, Capacity(mem_mb=400, cores=1))[0]
+        assert first.mem_mb == pytest.approx(250.0)
+        policy.observe_success(first.task, measured_mb=45.0)
+        got[kind] = policy.select([t for t in group if t is not first.task], Capacity(mem_mb=400, cores=1))[0].mem_mb
+    assert got["prs"] <= 1.5 * 45.0 + 1e-9  # the observation plus the early margin
+    assert got["prs2"] > 250.0  # as an estimate, the declared value keeps pulling (and the margin lifts it)
+    # a failure still escalates above the bound
+    nxt = policy.select(declared[1:], Capacity(mem_mb=400, cores=1))[0]
+    policy.observe_failure(nxt.task, allocated_mb=nxt.mem_mb)
+    again = policy.select([nxt.task], Capacity(mem_mb=400, cores=1))[0]
+    assert again.mem_mb >= config.escalation * nxt.mem_mb - 1e-9

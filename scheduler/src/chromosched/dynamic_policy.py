@@ -60,6 +60,9 @@ class TaskRequest:
     gpus: int = 0
     min_mb: float | None = None
     cap_mb: float | None = None  # a conservative upper estimate (a calibrated prior): see _allocations
+    # True when prior_mb is only an upper bound someone stated (a rule's declared mem_mb), not an
+    # estimate: it answers for the job type until its first job is observed, then leaves the fit.
+    prior_is_bound: bool = False
 
 
 @dataclass(frozen=True)
@@ -344,6 +347,7 @@ class DynamicPolicy:
                 reg = self.memory.get(self._key(t.kind, f))
                 reg.expected_tasks = len(seen)
                 reg.prior_is_feature = f == "prior"
+                reg.priors_are_bounds = t.prior_is_bound
                 if self.config.use_prior and t.prior_mb is not None:
                     reg.add_prior(t.task_id, x, t.prior_mb)
                 if t.prior_runtime_s is not None:

@@ -98,6 +98,9 @@ class OnlineRamRegressor:
         self._floor = 0.0
         self._fit_keys: list[str] = []
         self.prior_is_feature = False
+        # Prior points that are only a stated upper bound (a rule's declared mem_mb), not an
+        # estimate: they seed the fit until the first job is observed, then leave it.
+        self.priors_are_bounds = False
         self._obs_loo_cache: list[float] | None = None
         self._margin_cache: tuple[float, tuple[float, float]] | None = None
 
@@ -250,6 +253,8 @@ class OnlineRamRegressor:
     def _fit(self) -> _PolyModel | None:
         if self._dirty:
             exact = [k for k, p in self._points.items() if p.kind != "censored"]
+            if self.priors_are_bounds and self.n_observed:
+                exact = [k for k in exact if self._points[k].kind != "prior"]
             censored = [k for k, p in self._points.items() if p.kind == "censored"]
             keys = exact
             base = self._fit_points(exact)
@@ -286,7 +291,9 @@ class OnlineRamRegressor:
             return self._loo_cache
         abs_res: list[float] = []
         rel_res: list[float] = []
-        if model is not None and len(self._points) >= self.settings.degree + 2:
+        if self.priors_are_bounds and self.n_observed:
+            pass  # a bound's distance from the data is not noise
+        elif model is not None and len(self._points) >= self.settings.degree + 2:
             loo = dict(zip(self._fit_keys, model.loo_predictions()))
             for key, (x, y) in self._priors.items():
                 p = self._points.get(key)
