@@ -15,13 +15,17 @@ ALLOCATE = "b = bytearray({mb} * 2**20); b[::4096] = b'x' * len(b[::4096])"  # t
 
 def test_wrapped_command_reports_its_peak_and_the_scheduler_learns_it(tmp_path):
     log = tmp_path / "o.jsonl"
-    # a fresh wrapper process, as in a rule (in-process, pytest's own peak would count)
+    # a fresh wrapper process, as in a rule, started from a big parent (Snakemake, or this pytest
+    # made bigger on purpose): the parent's high-water mark must not be counted as the wrapper's
+    ballast = bytearray(300 * 2**20)
+    ballast[::4096] = b"x" * len(ballast[::4096])
     proc = subprocess.run([sys.executable, "-m", "chromosched_pipeline.step_outcome", "--outcome", str(log), "--",
                            sys.executable, "-c", ALLOCATE.format(mb=80)])
     assert proc.returncode == 0
     line = json.loads(log.read_text().splitlines()[-1])
     # the child's 80 MB plus the wrapper (and the child's inherited high-water mark, see the module)
     assert line["kind"] == "ok" and 80 <= line["peak_rss_mb"] < 200
+    del ballast
     assert line["need_mb"] == line["peak_rss_mb"] + SHELL_MB
     # a 0.3 s job whose benchmark only saw the shell: the outcome line is what counts
     bench = tmp_path / "b.tsv"

@@ -3,8 +3,8 @@
 Snakemake's benchmark samples a job's RSS every 0.5 s at first; the pipeline's Python steps often
 finish in 0.1-0.3 s, so their benchmark TSV holds the shell that started them (~3 MB) and the
 scheduler rightly ignores it (``chromosched.job_measurements.MIN_SAMPLED_RUNTIME_S``). The kernel
-knows better: ``getrusage`` keeps the process's high-water mark (``ru_maxrss``) and that of its
-largest waited-for child. A step appends one JSON line per attempt, the same format as the Beagle
+knows better: ``/proc/self/status`` keeps the process's high-water mark (``VmHWM``) and
+``getrusage`` that of its largest waited-for child (``ru_maxrss``). A step appends one JSON line per attempt, the same format as the Beagle
 wrapper's (``kind``, ``need_mb``, ``wall_s``), to the file its rule names in the
 ``chromosched_outcome`` param.
 
@@ -26,12 +26,30 @@ from pathlib import Path
 SHELL_MB = 4.0  # bash running the step (measured RSS 3-4 MB)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS plus its largest waited-for child's (MB; Linux reports KiB)."""
+def own_peak_kib() -> float:
+    """This process's own peak RSS (KiB): ``VmHWM`` of ``/proc/self/status``.
+
+    Not ``getrusage(RUSAGE_SELF)``: Linux carries the RSS high-water mark of the process that
+    spawned us across ``exec`` into ours (measured: a wrapper started from a 430 MB pytest process
+    reported 430 MB), and a shell that ``exec``s its last command passes Snakemake's own peak on.
+    ``VmHWM`` belongs to this program's address space only. Elsewhere: ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return own / 1024.0 if sys.platform == "darwin" else float(own)  # macOS reports bytes
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS plus its largest waited-for child's (MB)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    scale = 1024.0 if sys.platform != "darwin" else 1024.0 * 1024.0  # macOS reports bytes
-    return (own + children) / scale
+    children = children / 1024.0 if sys.platform == "darwin" else float(children)
+    return (own_peak_kib() + children) / 1024.0
 
 
 def record_outcome(path: str | os.PathLike | None, kind: str, started: float, **extra) -> None:
