@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import sys
-import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import pysam
 
 from chromosched.errors import ChromoschedError
 
-from .step_outcome import record_outcome
+from .step_outcome import outcome_recorded
 from .vcfio import (
     exit_on_sigterm,
     check_bgzf_complete,
@@ -241,17 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--samples", default=None, help="optional file of sample IDs to keep")
     p.add_argument("--outcome", default=None, help="append this attempt's outcome and peak memory (JSON line) here")
     args = p.parse_args(argv)
-    started = time.monotonic()
     try:
-        done = prepare_chromosome(args.chrom, args.target, args.panel, args.map, args.out_vcf, args.out_map, args.samples)
+        with outcome_recorded(args.outcome, out=str(args.out_vcf)):
+            done = prepare_chromosome(args.chrom, args.target, args.panel, args.map, args.out_vcf, args.out_map,
+                                      args.samples)
     except ChromoschedError as exc:
-        record_outcome(args.outcome, "error", started)
         print(f"prepare: error: {exc}", file=sys.stderr)
         return 2
-    except MemoryError:
-        record_outcome(args.outcome, "oom", started)
-        raise
-    record_outcome(args.outcome, "ok", started, out=str(args.out_vcf))
     renamed = "" if done.target_contig == done.panel_contig else f" (target contig {done.target_contig} renamed to {done.panel_contig})"
     print(
         f"prepare: {done.chrom}: {done.n_records} target records x {done.n_samples} samples, "

@@ -34,7 +34,6 @@ import gzip
 import io
 import math
 import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,7 @@ from cyvcf2 import VCF
 from chromosched.errors import ChromoschedError
 from chromosched.genomes import canonical_chrom
 
-from .step_outcome import record_outcome
+from .step_outcome import outcome_recorded
 from .vcfio import check_bgzf_complete, exit_on_sigterm, write_text_atomic
 
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
@@ -377,39 +376,34 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     exit_on_sigterm()
     args = build_parser().parse_args(argv)
-    started = time.monotonic()
     try:
-        if args.command == "score":
-            score = partial_score(args.vcf, args.chrom, read_scoring_file(args.scoring_file))
-            write_partial(score, args.out, args.matches)
-            c = score.counts()
-            print(
-                f"prs: {score.chrom}: {score.n_matched}/{score.n_variants} scoring variants matched "
-                f"({c['flipped']} strand-flipped, {c['effect_is_ref']} with REF as effect allele, "
-                f"{c['absent']} absent, {c['allele_mismatch']} allele mismatch) for {len(score.samples)} samples",
-                file=sys.stderr,
-            )
-        else:
-            table = combine_partials(args.partial, args.matches, args.scoring_file)
-            if not math.isnan(table.match_rate) and table.match_rate < args.min_match_rate:
-                raise ChromoschedError(
-                    f"prs: only {table.n_matched} of {table.n_variants} scoring variants ({table.match_rate:.1%}) were found "
-                    f"in the imputed data, below prs.min_match_rate={args.min_match_rate} (see the *.matches.tsv files)"
+        with outcome_recorded(args.outcome, out=str(args.out)):
+            if args.command == "score":
+                score = partial_score(args.vcf, args.chrom, read_scoring_file(args.scoring_file))
+                write_partial(score, args.out, args.matches)
+                c = score.counts()
+                print(
+                    f"prs: {score.chrom}: {score.n_matched}/{score.n_variants} scoring variants matched "
+                    f"({c['flipped']} strand-flipped, {c['effect_is_ref']} with REF as effect allele, "
+                    f"{c['absent']} absent, {c['allele_mismatch']} allele mismatch) for {len(score.samples)} samples",
+                    file=sys.stderr,
                 )
-            write_prs_table(table, args.out, args.summary)
-            print(
-                f"prs: {len(table.samples)} samples, {table.n_matched}/{table.n_variants} variants matched "
-                f"({table.match_rate:.1%}) -> {args.out}",
-                file=sys.stderr,
-            )
+            else:
+                table = combine_partials(args.partial, args.matches, args.scoring_file)
+                if not math.isnan(table.match_rate) and table.match_rate < args.min_match_rate:
+                    raise ChromoschedError(
+                        f"prs: only {table.n_matched} of {table.n_variants} scoring variants ({table.match_rate:.1%}) were found "
+                        f"in the imputed data, below prs.min_match_rate={args.min_match_rate} (see the *.matches.tsv files)"
+                    )
+                write_prs_table(table, args.out, args.summary)
+                print(
+                    f"prs: {len(table.samples)} samples, {table.n_matched}/{table.n_variants} variants matched "
+                    f"({table.match_rate:.1%}) -> {args.out}",
+                    file=sys.stderr,
+                )
     except ChromoschedError as exc:
-        record_outcome(args.outcome, "error", started)
         print(f"prs: error: {exc}", file=sys.stderr)
         return 2
-    except MemoryError:
-        record_outcome(args.outcome, "oom", started)
-        raise
-    record_outcome(args.outcome, "ok", started, out=str(args.out))
     return 0
 
 

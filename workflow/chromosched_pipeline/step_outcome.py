@@ -16,12 +16,14 @@ parent reports the parent's size (the wrapper's ~25 MB then counts twice).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 SHELL_MB = 4.0  # bash running the step (measured RSS 3-4 MB)
 
@@ -70,6 +72,22 @@ def record_outcome(path: str | os.PathLike | None, kind: str, started: float, **
             handle.write(json.dumps(line) + "\n")
     except OSError as err:
         print(f"warning: could not append the outcome line to {path}: {err}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def outcome_recorded(path: str | os.PathLike | None, **extra) -> Iterator[None]:
+    """Append the outcome of the enclosed step to ``path``: ``ok``, ``oom`` (MemoryError) or
+    ``error`` (any other exception, which propagates)."""
+    started = time.monotonic()
+    try:
+        yield
+    except MemoryError:
+        record_outcome(path, "oom", started, **extra)
+        raise
+    except BaseException:
+        record_outcome(path, "error", started, **extra)
+        raise
+    record_outcome(path, "ok", started, **extra)
 
 
 def main(argv: list[str] | None = None) -> int:
