@@ -290,6 +290,11 @@ class SearchOutcome:
     status: str = "ok"
 
 
+def bracket_is_narrow(lo: float, hi: float, rtol: float, atol: float) -> bool:
+    """True when a (failing ``lo``, succeeding ``hi``] heap bracket is within ``rtol`` or ``atol`` MB."""
+    return hi / lo <= 1 + rtol or hi - lo <= atol
+
+
 def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
                   predict_from_gc: Callable[[float], float] | None = None, rtol: float = 0.09, atol: float = 2.0,
                   floor_mb: int = 8, ceiling_mb: int = 16000, default_timeout_s: float = 900.0,
@@ -334,7 +339,7 @@ def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
                 return SearchOutcome(None, lo, None, None, None, None, attempts, status="too_big")
             heap = min(ceiling_mb, heap * 2)
             continue
-        if lo is not None and (hi / lo <= 1 + rtol or hi - lo <= atol):
+        if lo is not None and bracket_is_narrow(lo, hi, rtol, atol):
             break
         if lo is None and hi <= floor_mb:
             break  # succeeds at the smallest heap we try (censored; max_fail_mb stays empty)
@@ -388,7 +393,7 @@ def refine_bracket(run_at: Callable[[int, float], Attempt], lo: int, hi: int, ti
                 status = "moved"
         else:
             return lo, hi_now, best, attempts, "error"
-        if hi_now is not None and (hi_now / lo <= 1 + rtol or hi_now - lo <= atol):
+        if hi_now is not None and bracket_is_narrow(lo, hi_now, rtol, atol):
             break
         if len(attempts) >= max_runs:
             status = "imprecise" if status == "ok" else status
@@ -567,8 +572,9 @@ def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, ato
            progress: Callable[[str], None] | None = None) -> list[dict]:
     """Narrow the measured brackets of one split's rows (resumable: rows already narrow are skipped).
 
-    ``min_heap_mb`` becomes the smallest heap that succeeded in either pass, ``max_fail_mb`` the
-    largest that failed; ``attempts`` and ``profile_s`` accumulate. The design features come from the
+    ``min_heap_mb`` becomes the smallest heap that succeeded in this pass (the old succeeding heap is
+    re-run first; if it now fails, the value goes up), ``max_fail_mb`` the largest that failed in
+    either pass; ``attempts`` and ``profile_s`` accumulate. The design features come from the
     table, the inputs are cut again from the same base simulation with the same seed.
     """
     progress = progress or (lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True))
@@ -581,8 +587,7 @@ def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, ato
     def wide(r: dict) -> bool:
         if r["split"] != split or r["status"] != "ok" or r["max_fail_mb"] in ("", "NA"):
             return False
-        lo, hi = float(r["max_fail_mb"]), float(r["min_heap_mb"])
-        return not (hi / lo <= 1 + rtol or hi - lo <= atol)
+        return not bracket_is_narrow(float(r["max_fail_mb"]), float(r["min_heap_mb"]), rtol, atol)
 
     todo = [r for r in rows if wide(r)]
     note = f"# refined: {split} rows narrowed to {rtol:g} relative or {atol:g} MB: {command_line or 'refine'}"
