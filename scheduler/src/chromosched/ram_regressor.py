@@ -291,9 +291,8 @@ class OnlineRamRegressor:
             return self._loo_cache
         abs_res: list[float] = []
         rel_res: list[float] = []
-        if self.priors_are_bounds and self.n_observed:
-            pass  # a bound's distance from the data is not noise
-        elif model is not None and len(self._points) >= self.settings.degree + 2:
+        bounds_only = self.priors_are_bounds and self.n_observed  # a bound's distance from the data is not noise
+        if model is not None and len(self._points) >= self.settings.degree + 2 and not bounds_only:
             loo = dict(zip(self._fit_keys, model.loo_predictions()))
             for key, (x, y) in self._priors.items():
                 p = self._points.get(key)

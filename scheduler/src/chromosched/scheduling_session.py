@@ -288,9 +288,9 @@ class SchedulingSession:
             size_hint=prior_mb if prior_mb is not None else features["size"],
             prior_mb=prior_mb,
             min_mb=float(record.declared_mem_mb) if record.fixed_mem and record.declared_mem_mb else None,
-            # A calibrated prior, or else the rule's declared mem_mb (what Snakemake would give), is
-            # the most a job gets until a job of its rule is seen to need more, or fails.
-            cap_mb=prior_mb if calibrated else (float(record.declared_mem_mb) if record.declared_mem_mb else None),
+            # The prior (a calibrated estimate, or else the rule's declared mem_mb: what Snakemake
+            # would give) is the most a job gets until a job of its rule is seen to need more, or fails.
+            cap_mb=prior_mb,
             prior_is_bound=not calibrated and prior_mb is not None,
             cores=max(0, int(record.cores)),
             gpus=max(0, int(record.gpus)),
