@@ -6,10 +6,16 @@ the OOM rate (runs whose real minimum heap exceeds the calibrated estimate) and 
 over-reservation (calibrated / true - 1). Baselines in the same run: the raw formula without
 calibration, and REFERENCE 4's rule of thumb (25 MB + 3.6 B x ref markers per window x target samples).
 Next to the OOM rate, ``oom_rate_as_run``: runs whose measured minimum heap is above the ``-Xmx``
-the pipeline would actually pass for the estimate (``heap_mb_for(mem_mb_for_heap(estimate))``, an
-integer; the JVM sizes its heap in whole regions anyway). The OOM rate is the target's metric.
+the pipeline would actually pass for the estimate (``heap_mb_for(mem_mb_for_heap(estimate))``, the
+estimate rounded up to whole MB, so never above the OOM rate). The OOM rate is the target's metric.
 
-    python benchmarks/prior_accuracy.py [--prior config/priors/beagle.json] [--runs config/priors/beagle_runs.tsv] [--json]
+The default table is ``beagle_runs_refined.tsv``: the same 64 held-out design points as
+``beagle_runs.tsv`` (whose fit rows it copies unchanged), measured more precisely (brackets narrowed
+to 1 MB, and Beagle re-run at every calibrated estimate that still fell inside a bracket; see
+``chromosched_pipeline.beagle_profile --refine/--probe``). ``--runs config/priors/beagle_runs.tsv``
+gives the coarse first-pass numbers.
+
+    python benchmarks/prior_accuracy.py [--prior config/priors/beagle.json] [--runs config/priors/beagle_runs_refined.tsv] [--json]
 
 Writes benchmarks/out/prior_accuracy.png (predicted vs measured) and prints a table, or JSON.
 """
@@ -115,7 +121,7 @@ def plot(y, raw, calibrated, teacher_pred) -> Path:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prior", type=Path, default=REPO / "config" / "priors" / "beagle.json")
-    p.add_argument("--runs", type=Path, default=REPO / "config" / "priors" / "beagle_runs.tsv")
+    p.add_argument("--runs", type=Path, default=REPO / "config" / "priors" / "beagle_runs_refined.tsv")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     result = measure(args.prior, args.runs)

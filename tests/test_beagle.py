@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import os
 import signal
 import sys
@@ -38,6 +39,11 @@ def test_heap_from_mem_mb_leaves_jvm_overhead_and_has_a_floor():
     for heap in (64, 500, 3000, 120_000):
         mem = mem_mb_for_heap(heap)
         assert heap_mb_for(mem) >= heap and heap_mb_for(mem - 2) < heap
+    # a fractional prediction is never handed out smaller (the naive inverse gave -Xmx36m for 36.17)
+    assert heap_mb_for(mem_mb_for_heap(36.17)) == 37
+    for heap in [x / 7 for x in range(29, 7000)]:  # above the 4 MB floor
+        mem = mem_mb_for_heap(heap)
+        assert heap_mb_for(mem) >= heap and heap_mb_for(mem - 1) < math.ceil(heap)
 
 
 def test_command_has_heap_exit_on_oom_threads_and_params(tmp_path):

@@ -1,13 +1,15 @@
 """The Beagle minimum-heap profiler: design, search, and a resumable table (real Beagle on tiny data)."""
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from chromosched_pipeline.beagle import BeagleResult
 from chromosched_pipeline.beagle_profile import (
-    COLUMNS, TINY_BASE, TINY_SPACE, Attempt, DesignSpace, find_min_heap, interleave, make_design, profile, read_table,
-    refine, refine_bracket, write_table,
+    COLUMNS, TINY_BASE, TINY_SPACE, Attempt, DesignSpace, find_min_heap, interleave, make_design, probe, probe_heap_mb,
+    probe_heaps, profile, read_table, refine, refine_bracket, write_table,
 )
 
 
@@ -71,6 +73,45 @@ def test_refine_reports_a_bracket_that_no_longer_reproduces():
     assert status == "moved" and new_lo < 45 <= new_hi and calls[0] == 39
 
 
+def flaky_beagle(true_min, fail_every):
+    """Succeeds at or above ``true_min``, except every ``fail_every``-th run (the minimum varies)."""
+    calls = []
+    inner, _ = fake_beagle(true_min)
+
+    def run_at(heap, timeout):
+        calls.append(heap)
+        attempt = inner(heap if len(calls) % fail_every else 0, timeout)
+        attempt.heap_mb = heap
+        return attempt
+
+    return run_at, calls
+
+
+def test_probe_runs_each_estimate_inside_the_bracket_and_narrows_it():
+    run_at, calls = fake_beagle(36.5)
+    lo, hi, best, attempts = probe_heaps(run_at, 36, 37, [36.2, 36.84, 40.0, 35.0, 37.0], timeout_s=60, repeats=3)
+    assert calls == [36.2, 36.84, 36.84, 36.84]  # only heaps strictly inside; a failure is not repeated
+    assert (lo, hi) == (36.2, 36.84) and best.heap_mb == 36.84 and len(attempts) == 4
+
+
+def test_probe_counts_a_heap_as_enough_only_if_every_repeat_succeeds():
+    run_at, calls = flaky_beagle(30, fail_every=3)
+    lo, hi, best, _ = probe_heaps(run_at, 36, 37, [36.84], timeout_s=60, repeats=3)
+    assert calls == [36.84] * 3 and (lo, hi) == (36.84, 37) and best is None  # third run failed: OOM stands
+
+
+def test_probe_heap_and_xmx_never_exceed_the_estimate():
+    from chromosched_pipeline.beagle import heap_mb_of_option, xmx_option
+
+    for estimate in (36.8412, 16.2215, 90.0, 1234.5678):
+        heap = probe_heap_mb(estimate)
+        option = xmx_option(heap)
+        assert heap <= estimate and estimate - heap < 1 / 1024
+        assert heap_mb_of_option(option) == heap
+    assert xmx_option(37) == "-Xmx37m" and xmx_option(36.84) == "-Xmx37724k"
+    assert heap_mb_of_option("-Xmx2g") is None and heap_mb_of_option("nthreads=2") is None
+
+
 def test_profile_runs_real_beagle_and_resumes(tmp_path):
     out = tmp_path / "runs.tsv"
     work = tmp_path / "work"
@@ -103,3 +144,27 @@ def test_profile_runs_real_beagle_and_resumes(tmp_path):
     assert int(held["attempts"]) > int(rows[2]["attempts"])
     assert after[:2] == rows[:2] and any(c.startswith("# refined: heldout") for c in comments)
     assert not list((work / "runs").iterdir())
+    # probe: with a bracket (3, estimate + 20] around the shipped prior's estimate for this row, Beagle
+    # runs at the estimate itself (3 repeats, all succeed: the 8 MB floor run already did), and the
+    # row's minimum heap becomes that KB-exact estimate
+    from chromosched.prior import load_prior
+
+    from chromosched_pipeline.beagle_profile import FEATURES
+
+    prior_path = Path(__file__).resolve().parents[1] / "config" / "priors" / "beagle.json"
+    prior = load_prior(prior_path)
+    raw = prior.raw_many(np.array([[float(held[f]) for f in prior.feature_names]]))
+    estimate = float(prior.calibrator(0.9).apply(raw)[0])
+    assert set(prior.feature_names) <= set(FEATURES) and estimate > 8
+    held.update(max_fail_mb="3", min_heap_mb=str(int(estimate) + 20))
+    write_table(out, comments, after)
+    probe(out, work, "heldout", seed=11, prior_path=prior_path, levels=[0.9], repeats=3, base=TINY_BASE,
+          progress=lambda m: None)
+    comments, probed = read_table(out)
+    assert float(probed[2]["min_heap_mb"]) == probe_heap_mb(estimate) and probed[2]["max_fail_mb"] == "3"
+    assert int(probed[2]["attempts"]) == int(held["attempts"]) + 3
+    assert any(c.startswith("# probed: heldout") for c in comments) and probed[:2] == after[:2]
+    # resumable: the estimate is now the bracket's upper end, so nothing is run again
+    probe(out, work, "heldout", seed=11, prior_path=prior_path, levels=[0.9], repeats=3, base=TINY_BASE,
+          progress=lambda m: None)
+    assert read_table(out)[1] == probed

@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import gzip
 import json
+import math
 import re
 import os
 import shutil
@@ -116,6 +117,24 @@ def _fmt(value: float | int) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def xmx_option(heap_mb: int | float) -> str:
+    """``-Xmx<n>m`` for a whole number of MB, else ``-Xmx<n>k`` rounded *down* to a KB: never a larger
+    heap than asked (the profiler probes Beagle at calibrated estimates such as 36.84 MB)."""
+    heap = float(heap_mb)
+    if heap == int(heap):
+        return f"-Xmx{int(heap)}m"
+    return f"-Xmx{int(math.floor(heap * 1024))}k"
+
+
+def heap_mb_of_option(arg: str) -> int | float | None:
+    """MB of an ``-Xmx<n>m`` / ``-Xmx<n>k`` argument (None for any other argument)."""
+    match = re.fullmatch(r"-Xmx(\d+)([mMkK])", arg)
+    if not match:
+        return None
+    n = int(match.group(1))
+    return n if match.group(2) in "mM" else n / 1024
+
+
 def beagle_command(
     gt: str | os.PathLike,
     ref: str | os.PathLike,
@@ -134,7 +153,7 @@ def beagle_command(
         raise ChromoschedError(f"beagle: threads must be >= 1, not {threads}")
     logging = [f"-Xlog:gc:file={gc_log}"] if gc_log else []
     cmd = [
-        java, *logging, f"-Xmx{int(heap_mb)}m", "-XX:+ExitOnOutOfMemoryError", "-jar", str(jar or find_beagle_jar()),
+        java, *logging, xmx_option(heap_mb), "-XX:+ExitOnOutOfMemoryError", "-jar", str(jar or find_beagle_jar()),
         f"gt={gt}", f"ref={ref}",
     ]
     if genetic_map:
@@ -153,7 +172,7 @@ class BeagleResult:
     killed: bool  # killed by a signal (kernel OOM killer, Slurm, user)
     wall_s: float
     peak_rss_mb: float  # maximum resident set size of the Java process
-    heap_mb: int | None = None
+    heap_mb: float | None = None  # MB; whole unless -Xmx was given in KB
     mem_mb: int | None = None
     threads: int | None = None
     output_tail: list[str] = field(default_factory=list)
@@ -246,7 +265,7 @@ def run_beagle(
     code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     text = "\n".join(tail)
     heap_oom, killed = classify_exit(code, text)
-    heap = next((int(a[4:-1]) for a in command if a.startswith("-Xmx") and a.endswith("m")), None)
+    heap = next((h for h in map(heap_mb_of_option, command) if h is not None), None)
     threads = next((int(a[9:]) for a in command if a.startswith("nthreads=")), None)
     return BeagleResult(
         command=list(command), exit_code=code, heap_oom=heap_oom, killed=killed, wall_s=round(wall, 3),

@@ -37,6 +37,15 @@ Minimum heap, by bracketed bisection on ``-Xmx`` (with ``-XX:+ExitOnOutOfMemoryE
     A run that takes more than 4x (+60 s) the wall time of the first success is killed and counts as
     a failure: a heap that makes Beagle thrash in GC is not one a scheduler should hand out.
 
+Afterwards, for held-out rows (both resumable, both rewrite the rows they touch):
+    ``--refine SPLIT`` re-runs each row's succeeding heap and bisects its bracket to ``--refine-rtol``
+    or ``--refine-atol`` (whole MB); ``--probe SPLIT --probe-prior P`` runs Beagle at each calibrated
+    estimate of ``P`` that lies strictly inside a row's bracket (``-Xmx`` in KB, rounded down), so
+    whether that estimate is enough is measured rather than left to the bracket's upper end. This
+    JVM (G1) sizes the heap in 2 MB steps (``-Xmx36m`` gives 36 MB, ``-Xmx37m`` and ``-Xmx36865k``
+    both 38 MB; ``java -Xmx37m -XX:+PrintFlagsFinal -version``), so a 1 MB bracket can still hold an
+    estimate whose heap is the bracket's succeeding one.
+
 Output: one TSV row per design point, appended atomically (the table is rewritten to a temporary
 file and renamed), so a killed run resumes where it stopped and skips finished points.
 
@@ -64,7 +73,7 @@ import numpy as np
 
 from chromosched.errors import ChromoschedError
 
-from .beagle import BeagleParams, BeagleResult, beagle_command, find_beagle_jar, gc_peak_after_mb, run_beagle
+from .beagle import BeagleParams, BeagleResult, beagle_command, find_beagle_jar, gc_peak_after_mb, run_beagle, xmx_option
 from .simulate import simulate_chromosome
 from .vcfio import write_text_atomic
 
@@ -272,7 +281,7 @@ class RunningModel:
 
 @dataclass
 class Attempt:
-    heap_mb: int
+    heap_mb: int | float  # whole MB, except a probe's KB-exact heap
     result: BeagleResult
     gc_peak_mb: float | None
     timed_out: bool
@@ -405,6 +414,34 @@ def refine_bracket(run_at: Callable[[int, float], Attempt], lo: int, hi: int, ti
     return lo, hi_now, best, attempts, status
 
 
+def probe_heaps(run_at: Callable[[float, float], Attempt], lo: float, hi: float, heaps: Sequence[float],
+                timeout_s: float, repeats: int = 3) -> tuple[float, float, Attempt | None, list[Attempt]]:
+    """Run Beagle ``repeats`` times at each heap strictly inside the bracket (``lo`` failed, ``hi``
+    succeeded) and narrow it conservatively: a heap counts as succeeding only if every repeat
+    succeeded; one heap OOM (or time limit) makes it a failing heap. Returns
+    ``(lo, hi, attempt at hi or None if hi is unchanged, attempts)``; a success at or below a failing
+    heap (the minimum varies a little between runs) is not used.
+    """
+    attempts: list[Attempt] = []
+    succeeded: dict[float, Attempt] = {}
+    failed: list[float] = []
+    for heap in sorted(h for h in set(heaps) if lo < h < hi):
+        runs = []
+        for _ in range(repeats):
+            runs.append(run_at(heap, timeout_s))
+            if not runs[-1].result.ok:
+                break
+        attempts += runs
+        if all(a.result.ok for a in runs):
+            succeeded[heap] = runs[-1]
+        elif any(a.result.heap_oom or a.timed_out for a in runs):
+            failed.append(heap)
+    new_lo = max([lo, *failed])
+    usable = [h for h in succeeded if h > new_lo]
+    new_hi = min(usable) if usable else hi
+    return new_lo, new_hi, succeeded.get(new_hi), attempts
+
+
 class GcCalibration:
     """Minimum heap from the generous run's GC live-set estimate, learned on finished rows.
 
@@ -455,11 +492,11 @@ sys.exit(128 - code if code < 0 else code)
 
 
 def beagle_runner(gt: Path, ref: Path, genetic_map: Path, where: Path, point: DesignPoint,
-                  jar: Path, log: Callable[[str], None]) -> Callable[[int, float], Attempt]:
+                  jar: Path, log: Callable[[str], None]) -> Callable[[float, float], Attempt]:
     """``run_at(heap, timeout)`` for one design point, built on the pipeline's Beagle command."""
     params = BeagleParams(window=point.window_cm, burnin=point.burnin, iterations=point.iterations, seed=1)
 
-    def run_at(heap: int, timeout: float) -> Attempt:
+    def run_at(heap: float, timeout: float) -> Attempt:
         gc_log = where / f"gc_{heap}.log"
         report = where / f"launch_{heap}.json"
         # profiling additions: a GC log (live-set estimate) and the launcher (own RSS, time limit)
@@ -473,7 +510,7 @@ def beagle_runner(gt: Path, ref: Path, genetic_map: Path, where: Path, point: De
             result.peak_rss_mb = round(launch["maxrss_kb"] / 1024, 1)
             timed_out = bool(launch["timed_out"])
         attempt = Attempt(heap, result, gc_peak_after_mb(gc_log), timed_out)
-        log(f"  -Xmx{heap}m: {result.kind}{' (time limit)' if timed_out else ''}, {result.wall_s:.1f} s, "
+        log(f"  {xmx_option(heap)}: {result.kind}{' (time limit)' if timed_out else ''}, {result.wall_s:.1f} s, "
             f"RSS {result.peak_rss_mb:.0f} MB, GC live-set estimate {attempt.gc_peak_mb} MB")
         for path in (Path(f"{where / f'out_{heap}'}.vcf.gz"), Path(f"{where / f'out_{heap}'}.log"), gc_log, report):
             with contextlib.suppress(FileNotFoundError):
@@ -578,6 +615,9 @@ def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, ato
     table, the inputs are cut again from the same base simulation with the same seed.
     """
     progress = progress or (lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True))
+    if atol < 1:
+        raise ChromoschedError(f"refine: --refine-atol {atol:g} is below 1 MB, but refine bisects in whole MB; "
+                               "use --probe to run Beagle at heaps inside a bracket")
     comments, rows = read_table(out)
     if not rows:
         raise ChromoschedError(f"{out}: no runs to refine")
@@ -601,9 +641,9 @@ def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, ato
                             **{k: (float(row[k]) if k == "window_cm" else int(row[k])) for k in FEATURES})
         where = work / "runs" / point.design_id
         shutil.rmtree(where, ignore_errors=True)
-        lo, hi = int(row["max_fail_mb"]), int(row["min_heap_mb"])
+        lo, hi = float(row["max_fail_mb"]), float(row["min_heap_mb"])
         timeout = 4.0 * float(row["wall_s"]) + 60.0 if row["wall_s"] not in ("", "NA") else 900.0
-        progress(f"[{index}/{len(todo)}] {point.design_id}: bracket ({lo}, {hi}] MB")
+        progress(f"[{index}/{len(todo)}] {point.design_id}: bracket ({row['max_fail_mb']}, {row['min_heap_mb']}] MB")
         try:
             gt, ref = cut_inputs(point, base_files, where, seed)
             new_lo, new_hi, best, attempts, status = refine_bracket(
@@ -613,7 +653,7 @@ def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, ato
         if new_hi is None or status == "error":
             progress(f"  -> {point.design_id}: {status}; row left as it was")
             continue
-        row.update({"min_heap_mb": _fmt(new_hi), "max_fail_mb": _fmt(new_lo),
+        row.update({"min_heap_mb": _heap_text(new_hi), "max_fail_mb": _heap_text(new_lo),
                     "wall_at_min_s": _fmt(best.result.wall_s), "peak_rss_mb": _fmt(best.result.peak_rss_mb),
                     "attempts": _fmt(int(row["attempts"]) + len(attempts)),
                     "profile_s": _fmt(round(float(row["profile_s"]) + time.perf_counter() - t0, 1)),
@@ -622,6 +662,86 @@ def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, ato
         progress(f"  -> {point.design_id}: ({new_lo}, {new_hi}] MB, {len(attempts)} runs"
                  f"{'; the old succeeding heap failed on the re-run' if status == 'moved' else ''}")
     return rows
+
+
+def probe_heap_mb(estimate: float) -> float:
+    """The heap a probe runs at for a calibrated estimate: rounded down to a whole KB, so the heap
+    Beagle gets is never above the estimate (``-Xmx<n>k``, :func:`chromosched_pipeline.beagle.xmx_option`)."""
+    return math.floor(float(estimate) * 1024) / 1024
+
+
+def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels: Sequence[float] = (0.8, 0.9, 0.95),
+          repeats: int = 3, base: BaseData = BaseData(), jar: str | None = None, command_line: str = "",
+          progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Decide the rows whose measured bracket holds a calibrated estimate of ``prior_path``.
+
+    A row with ``max_fail_mb < estimate < min_heap_mb`` at one of ``levels`` cannot say whether the
+    estimate is enough: its real minimum heap lies somewhere in the bracket. Beagle is run at the
+    estimate itself (rounded down to a KB), ``repeats`` times, and the bracket narrowed by
+    :func:`probe_heaps`: ``min_heap_mb`` becomes the estimate if every repeat succeeded,
+    ``max_fail_mb`` becomes it if one ran out of heap. Rows without such an estimate are not run.
+    Resumable: a decided row no longer holds the estimate inside its bracket.
+    """
+    from chromosched.prior import load_prior
+
+    progress = progress or (lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True))
+    comments, rows = read_table(out)
+    if not rows:
+        raise ChromoschedError(f"{out}: no runs to probe")
+    prior = load_prior(prior_path)
+    missing = [f for f in prior.feature_names if f not in COLUMNS]
+    if missing:
+        raise ChromoschedError(f"{prior_path}: features {missing} are not columns of {out}")
+    candidates = [r for r in rows if r["split"] == split and r["status"] == "ok" and r["max_fail_mb"] not in ("", "NA")]
+    todo: list[tuple[dict, list[float]]] = []
+    for row in candidates:
+        raw = prior.raw_many(np.array([[float(row[f]) for f in prior.feature_names]]))
+        lo, hi = float(row["max_fail_mb"]), float(row["min_heap_mb"])
+        heaps = sorted({probe_heap_mb(float(prior.calibrator(level).apply(raw)[0])) for level in levels})
+        heaps = [h for h in heaps if lo < h < hi]
+        if heaps:
+            todo.append((row, heaps))
+    note = (f"# probed: {split} rows whose bracket holds a calibrated estimate of {Path(prior_path).name} "
+            f"(levels {', '.join(f'{lv:g}' for lv in levels)}) re-run {repeats}x at that -Xmx: {command_line or 'probe'}")
+    if todo and note not in comments:
+        comments.append(note)
+    progress(f"{len(candidates)} {split} rows, {len(todo)} with a calibrated estimate inside the bracket; table {out}")
+    if not todo:
+        return rows
+    jar_path = find_beagle_jar(jar)
+    base_files = prepare_base(work, base, progress)
+    for index, (row, heaps) in enumerate(todo, start=1):
+        t0 = time.perf_counter()
+        point = DesignPoint(design_id=row["design_id"], split=row["split"],
+                            **{k: (float(row[k]) if k == "window_cm" else int(row[k])) for k in FEATURES})
+        where = work / "runs" / point.design_id
+        shutil.rmtree(where, ignore_errors=True)
+        lo, hi = float(row["max_fail_mb"]), float(row["min_heap_mb"])
+        timeout = 4.0 * float(row["wall_s"]) + 60.0 if row["wall_s"] not in ("", "NA") else 900.0
+        progress(f"[{index}/{len(todo)}] {point.design_id}: bracket ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, "
+                 f"estimates {', '.join(f'{h:.3f}' for h in heaps)} MB")
+        try:
+            gt, ref = cut_inputs(point, base_files, where, seed)
+            new_lo, new_hi, best, attempts = probe_heaps(
+                beagle_runner(gt, ref, base_files.map, where, point, jar_path, progress), lo, hi, heaps, timeout, repeats)
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
+        if any(not (a.result.ok or a.result.heap_oom or a.timed_out) for a in attempts):
+            progress(f"  -> {point.design_id}: Beagle failed for another reason; row left as it was")
+            continue
+        row.update({"max_fail_mb": _heap_text(new_lo), "min_heap_mb": _heap_text(new_hi),
+                    "attempts": _fmt(int(row["attempts"]) + len(attempts)),
+                    "profile_s": _fmt(round(float(row["profile_s"]) + time.perf_counter() - t0, 1))})
+        if best is not None:
+            row.update({"wall_at_min_s": _fmt(best.result.wall_s), "peak_rss_mb": _fmt(best.result.peak_rss_mb)})
+        write_table(out, comments, rows)
+        progress(f"  -> {point.design_id}: ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, {len(attempts)} runs")
+    return rows
+
+
+def _heap_text(heap_mb: float) -> str:
+    """A heap as the table writes it: whole MB as an integer, a probe's KB-exact heap in full."""
+    return str(int(heap_mb)) if float(heap_mb).is_integer() else repr(float(heap_mb))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -640,6 +760,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead of measuring new points, narrow the brackets of this split's rows (fit|heldout)")
     p.add_argument("--refine-rtol", type=float, default=0.02, help="--refine: relative bracket width (default 0.02)")
     p.add_argument("--refine-atol", type=float, default=1.0, help="--refine: absolute bracket width, MB (default 1)")
+    p.add_argument("--probe", metavar="SPLIT", default=None,
+                   help="instead of measuring new points, run Beagle at the calibrated estimates of --probe-prior "
+                        "that fall inside this split's brackets, and narrow those brackets")
+    p.add_argument("--probe-prior", type=Path, default=Path("config/priors/beagle.json"), help="--probe: the prior (JSON)")
+    p.add_argument("--probe-levels", type=float, nargs="+", default=[0.8, 0.9, 0.95], help="--probe: calibration levels")
+    p.add_argument("--probe-repeats", type=int, default=3, help="--probe: runs per estimate; all must succeed (default 3)")
     return p
 
 
@@ -653,6 +779,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command_line = "python -m chromosched_pipeline.beagle_profile " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
+        if args.probe:
+            probe(args.out, args.work, args.probe, args.seed, args.probe_prior, args.probe_levels, args.probe_repeats,
+                  base=TINY_BASE if args.tiny else BaseData(), jar=args.jar, command_line=command_line)
+            return 0
         if args.refine:
             refine(args.out, args.work, args.refine, args.seed, args.refine_rtol, args.refine_atol,
                    base=TINY_BASE if args.tiny else BaseData(), jar=args.jar, command_line=command_line)

@@ -7,6 +7,8 @@ One definition shared by the scheduler (which turns a heap prediction from a RAM
 
 from __future__ import annotations
 
+import math
+
 # Memory the JVM needs beyond -Xmx (metaspace, code cache, GC structures, thread stacks): measured
 # ~60-100 MB for Beagle 5.4 on OpenJDK 17 at small heaps; GC bookkeeping grows with the heap.
 JVM_OVERHEAD_MB = 100
@@ -26,5 +28,15 @@ def heap_mb_for(mem_mb: int | float) -> int:
 
 
 def mem_mb_for_heap(heap_mb: int | float) -> int:
-    """Inverse of :func:`heap_mb_for`: the ``mem_mb`` to request so the heap is ``heap_mb``."""
-    return int(-(-(float(heap_mb) + JVM_OVERHEAD_MB) // (1 - JVM_OVERHEAD_FRACTION)))
+    """Inverse of :func:`heap_mb_for`: the smallest ``mem_mb`` whose heap is at least ``heap_mb``.
+
+    ``heap_mb_for`` passes whole MB, so a fractional prediction (a calibrated 36.17 MB) is first
+    rounded up: the job then gets ``-Xmx37m``, never the 36 MB that the naive inverse gave back.
+    """
+    whole = math.ceil(float(heap_mb))
+    mem = int(-(-(whole + JVM_OVERHEAD_MB) // (1 - JVM_OVERHEAD_FRACTION)))
+    while heap_mb_for(mem) < whole:  # float rounding either way in 0.95 x mem
+        mem += 1
+    if whole > HEAP_FLOOR_MB and heap_mb_for(mem - 1) >= whole:
+        mem -= 1
+    return mem
