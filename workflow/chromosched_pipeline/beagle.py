@@ -206,7 +206,8 @@ class BeagleResult:
 
     def describe(self) -> str:
         """One line for logs and error messages."""
-        where = f"-Xmx{self.heap_mb}m" + (f" from mem_mb={self.mem_mb}" if self.mem_mb else "")
+        where = (xmx_option(self.heap_mb) if self.heap_mb is not None else "-Xmx?") + (
+            f" from mem_mb={self.mem_mb}" if self.mem_mb else "")
         base = f"wall {self.wall_s:.1f} s, peak RSS {self.peak_rss_mb:.0f} MB, {where}"
         if self.ok:
             return f"beagle finished ({base})"
