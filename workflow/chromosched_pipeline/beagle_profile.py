@@ -637,31 +637,47 @@ def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, ato
              f"{rtol:g} / {atol:g} MB; table {out}")
     for index, row in enumerate(todo, start=1):
         t0 = time.perf_counter()
-        point = DesignPoint(design_id=row["design_id"], split=row["split"],
-                            **{k: (float(row[k]) if k == "window_cm" else int(row[k])) for k in FEATURES})
-        where = work / "runs" / point.design_id
-        shutil.rmtree(where, ignore_errors=True)
-        lo, hi = float(row["max_fail_mb"]), float(row["min_heap_mb"])
-        timeout = 4.0 * float(row["wall_s"]) + 60.0 if row["wall_s"] not in ("", "NA") else 900.0
-        progress(f"[{index}/{len(todo)}] {point.design_id}: bracket ({row['max_fail_mb']}, {row['min_heap_mb']}] MB")
-        try:
-            gt, ref = cut_inputs(point, base_files, where, seed)
+        progress(f"[{index}/{len(todo)}] {row['design_id']}: bracket ({row['max_fail_mb']}, {row['min_heap_mb']}] MB")
+        with _rerun_row(row, work, base_files, seed, jar_path, progress) as (run_at, timeout):
             new_lo, new_hi, best, attempts, status = refine_bracket(
-                beagle_runner(gt, ref, base_files.map, where, point, jar_path, progress), lo, hi, timeout, rtol, atol)
-        finally:
-            shutil.rmtree(where, ignore_errors=True)
+                run_at, float(row["max_fail_mb"]), float(row["min_heap_mb"]), timeout, rtol, atol)
         if new_hi is None or status == "error":
-            progress(f"  -> {point.design_id}: {status}; row left as it was")
+            progress(f"  -> {row['design_id']}: {status}; row left as it was")
             continue
-        row.update({"min_heap_mb": _heap_text(new_hi), "max_fail_mb": _heap_text(new_lo),
-                    "wall_at_min_s": _fmt(best.result.wall_s), "peak_rss_mb": _fmt(best.result.peak_rss_mb),
-                    "attempts": _fmt(int(row["attempts"]) + len(attempts)),
-                    "profile_s": _fmt(round(float(row["profile_s"]) + time.perf_counter() - t0, 1)),
-                    "status": "ok"})  # a wider-than-asked bracket is still a valid one
+        _record_bracket(row, new_lo, new_hi, best, attempts, t0)
+        row["status"] = "ok"  # a wider-than-asked bracket is still a valid one
         write_table(out, comments, rows)
-        progress(f"  -> {point.design_id}: ({new_lo}, {new_hi}] MB, {len(attempts)} runs"
+        progress(f"  -> {row['design_id']}: ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, {len(attempts)} runs"
                  f"{'; the old succeeding heap failed on the re-run' if status == 'moved' else ''}")
     return rows
+
+
+@contextlib.contextmanager
+def _rerun_row(row: dict, work: Path, base_files: BaseFiles, seed: int, jar: Path, progress: Callable[[str], None]):
+    """Beagle again for a row of the table: its design point from the row's features, its inputs cut
+    again from the same base simulation with the same seed into a scratch directory that is removed
+    afterwards. Yields ``(run_at, time limit)``; the limit is 4x the row's first success + 60 s."""
+    point = DesignPoint(design_id=row["design_id"], split=row["split"],
+                        **{k: (float(row[k]) if k == "window_cm" else int(row[k])) for k in FEATURES})
+    where = work / "runs" / point.design_id
+    shutil.rmtree(where, ignore_errors=True)
+    timeout = 4.0 * float(row["wall_s"]) + 60.0 if row["wall_s"] not in ("", "NA") else 900.0
+    try:
+        gt, ref = cut_inputs(point, base_files, where, seed)
+        yield beagle_runner(gt, ref, base_files.map, where, point, jar, progress), timeout
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def _record_bracket(row: dict, lo: float, hi: float, best: Attempt | None, attempts: Sequence[Attempt],
+                    started: float) -> None:
+    """Write a re-measured bracket into ``row``, adding the runs and the time it took; the wall time
+    and peak RSS at the minimum come from ``best``, the run at ``hi``, when this pass made one."""
+    row.update({"min_heap_mb": _heap_text(hi), "max_fail_mb": _heap_text(lo),
+                "attempts": _fmt(int(row["attempts"]) + len(attempts)),
+                "profile_s": _fmt(round(float(row["profile_s"]) + time.perf_counter() - started, 1))})
+    if best is not None:
+        row.update({"wall_at_min_s": _fmt(best.result.wall_s), "peak_rss_mb": _fmt(best.result.peak_rss_mb)})
 
 
 def probe_heap_mb(estimate: float) -> float:
@@ -712,30 +728,17 @@ def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels
     base_files = prepare_base(work, base, progress)
     for index, (row, heaps) in enumerate(todo, start=1):
         t0 = time.perf_counter()
-        point = DesignPoint(design_id=row["design_id"], split=row["split"],
-                            **{k: (float(row[k]) if k == "window_cm" else int(row[k])) for k in FEATURES})
-        where = work / "runs" / point.design_id
-        shutil.rmtree(where, ignore_errors=True)
-        lo, hi = float(row["max_fail_mb"]), float(row["min_heap_mb"])
-        timeout = 4.0 * float(row["wall_s"]) + 60.0 if row["wall_s"] not in ("", "NA") else 900.0
-        progress(f"[{index}/{len(todo)}] {point.design_id}: bracket ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, "
+        progress(f"[{index}/{len(todo)}] {row['design_id']}: bracket ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, "
                  f"estimates {', '.join(f'{h:.3f}' for h in heaps)} MB")
-        try:
-            gt, ref = cut_inputs(point, base_files, where, seed)
+        with _rerun_row(row, work, base_files, seed, jar_path, progress) as (run_at, timeout):
             new_lo, new_hi, best, attempts = probe_heaps(
-                beagle_runner(gt, ref, base_files.map, where, point, jar_path, progress), lo, hi, heaps, timeout, repeats)
-        finally:
-            shutil.rmtree(where, ignore_errors=True)
+                run_at, float(row["max_fail_mb"]), float(row["min_heap_mb"]), heaps, timeout, repeats)
         if any(not (a.result.ok or a.result.heap_oom or a.timed_out) for a in attempts):
-            progress(f"  -> {point.design_id}: Beagle failed for another reason; row left as it was")
+            progress(f"  -> {row['design_id']}: Beagle failed for another reason; row left as it was")
             continue
-        row.update({"max_fail_mb": _heap_text(new_lo), "min_heap_mb": _heap_text(new_hi),
-                    "attempts": _fmt(int(row["attempts"]) + len(attempts)),
-                    "profile_s": _fmt(round(float(row["profile_s"]) + time.perf_counter() - t0, 1))})
-        if best is not None:
-            row.update({"wall_at_min_s": _fmt(best.result.wall_s), "peak_rss_mb": _fmt(best.result.peak_rss_mb)})
+        _record_bracket(row, new_lo, new_hi, best, attempts, t0)
         write_table(out, comments, rows)
-        progress(f"  -> {point.design_id}: ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, {len(attempts)} runs")
+        progress(f"  -> {row['design_id']}: ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, {len(attempts)} runs")
     return rows
 
 
