@@ -375,8 +375,8 @@ def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
                          peak_rss_mb=best.result.peak_rss_mb if best else None, attempts=attempts, status=status)
 
 
-def refine_bracket(run_at: Callable[[int, float], Attempt], lo: int, hi: int, timeout_s: float, rtol: float = 0.02,
-                   atol: float = 1.0, max_runs: int = 8) -> tuple[int, int | None, Attempt | None, list[Attempt], str]:
+def refine_bracket(run_at: Callable[[float, float], Attempt], lo: float, hi: float, timeout_s: float, rtol: float = 0.02,
+                   atol: float = 1.0, max_runs: int = 8) -> tuple[float, float | None, Attempt | None, list[Attempt], str]:
     """Tighten a measured bracket (``lo`` failed, ``hi`` succeeded) to ``rtol`` or ``atol`` MB.
 
     The succeeding end is re-run first, so a bracket that no longer reproduces (a different base
@@ -389,7 +389,7 @@ def refine_bracket(run_at: Callable[[int, float], Attempt], lo: int, hi: int, ti
     status = "ok"
     best: Attempt | None = None
     heap = hi
-    hi_now: int | None = None
+    hi_now: float | None = None
     while True:
         attempt = run_at(heap, timeout_s)
         attempts.append(attempt)
@@ -627,7 +627,7 @@ def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, ato
     def wide(r: dict) -> bool:
         if r["split"] != split or r["status"] != "ok" or r["max_fail_mb"] in ("", "NA"):
             return False
-        return not bracket_is_narrow(float(r["max_fail_mb"]), float(r["min_heap_mb"]), rtol, atol)
+        return not bracket_is_narrow(*_bracket(r), rtol, atol)
 
     todo = [r for r in rows if wide(r)]
     note = f"# refined: {split} rows narrowed to {rtol:g} relative or {atol:g} MB: {command_line or 'refine'}"
@@ -640,7 +640,7 @@ def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, ato
         progress(f"[{index}/{len(todo)}] {row['design_id']}: bracket ({row['max_fail_mb']}, {row['min_heap_mb']}] MB")
         with _rerun_row(row, work, base_files, seed, jar_path, progress) as (run_at, timeout):
             new_lo, new_hi, best, attempts, status = refine_bracket(
-                run_at, float(row["max_fail_mb"]), float(row["min_heap_mb"]), timeout, rtol, atol)
+                run_at, *_bracket(row), timeout, rtol, atol)
         if new_hi is None or status == "error":
             progress(f"  -> {row['design_id']}: {status}; row left as it was")
             continue
@@ -667,6 +667,11 @@ def _rerun_row(row: dict, work: Path, base_files: BaseFiles, seed: int, jar: Pat
         yield beagle_runner(gt, ref, base_files.map, where, point, jar, progress), timeout
     finally:
         shutil.rmtree(where, ignore_errors=True)
+
+
+def _bracket(row: dict) -> tuple[float, float]:
+    """A measured row's bracket: (largest failing heap, smallest succeeding heap), MB."""
+    return float(row["max_fail_mb"]), float(row["min_heap_mb"])
 
 
 def _record_bracket(row: dict, lo: float, hi: float, best: Attempt | None, attempts: Sequence[Attempt],
@@ -712,7 +717,7 @@ def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels
     todo: list[tuple[dict, list[float]]] = []
     for row in candidates:
         raw = prior.raw_many(np.array([[float(row[f]) for f in prior.feature_names]]))
-        lo, hi = float(row["max_fail_mb"]), float(row["min_heap_mb"])
+        lo, hi = _bracket(row)
         heaps = sorted({probe_heap_mb(float(prior.calibrator(level).apply(raw)[0])) for level in levels})
         heaps = [h for h in heaps if lo < h < hi]
         if heaps:
@@ -732,7 +737,7 @@ def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels
                  f"estimates {', '.join(f'{h:.3f}' for h in heaps)} MB")
         with _rerun_row(row, work, base_files, seed, jar_path, progress) as (run_at, timeout):
             new_lo, new_hi, best, attempts = probe_heaps(
-                run_at, float(row["max_fail_mb"]), float(row["min_heap_mb"]), heaps, timeout, repeats)
+                run_at, *_bracket(row), heaps, timeout, repeats)
         if any(not (a.result.ok or a.result.heap_oom or a.timed_out) for a in attempts):
             progress(f"  -> {row['design_id']}: Beagle failed for another reason; row left as it was")
             continue
