@@ -135,3 +135,75 @@ def test_array_interface_matches_items():
     a = packer.select(items, limits)
     b = packer.select_arrays(np.array([it.mem for it in items]), np.array([it.cores for it in items]), limits=limits)
     assert a == b and selection_fits(items, a, limits)
+
+
+def brute_force_extra(items, limits):
+    best = -1.0
+    for k in range(len(items) + 1):
+        for combo in itertools.combinations(range(len(items)), k):
+            if selection_fits(items, combo, limits):
+                best = max(best, sum(items[i].mem for i in combo))
+    return best
+
+
+def test_knapsack_packs_other_resources_optimally():
+    # GPU jobs and CPU jobs under one budget: memory, cores, gpu count and gpu memory (a large,
+    # fractional resource that gets coarse cells) all bind; undeclared resources count as 0.
+    rng = random.Random(5)
+    packer = KnapsackPacker(grid=60, grid_1d=60)
+    for _ in range(60):
+        items = []
+        for i in range(rng.randint(1, 9)):
+            extra = {}
+            if rng.random() < 0.5:
+                extra = {"gpu": rng.randint(1, 2), "gpu_mem_mb": rng.uniform(1000.0, 40000.0)}
+            items.append(PackItem(i, float(rng.randint(1, 30)), rng.randint(1, 4), 0, None, extra or None))
+        limits = Limits(mem=60.0, cores=rng.choice([None, 6]), extra={"gpu": rng.randint(0, 2), "gpu_mem_mb": 80000.0})
+        chosen = packer.select(items, limits)
+        assert selection_fits(items, chosen, limits)
+        # Coarse gpu-memory cells may cost a little fill, never a violation; exact otherwise.
+        best = brute_force_extra(items, limits)
+        got = sum(items[i].mem for i in chosen)
+        assert got <= best + 1e-9
+        coarse = Limits(mem=60.0, cores=limits.cores, extra={"gpu": limits.extra["gpu"], "gpu_mem_mb": 80000.0 * (1 - 1 / 32)})
+        assert got >= brute_force_extra(items, coarse) - 1e-9 or got == best
+
+
+@pytest.mark.parametrize("packer", [KnapsackPacker(), GreedyPacker(), FirstFitPacker()])
+def test_one_gpu_serialises_gpu_jobs(packer):
+    items = [PackItem("gpu-a", 10.0, 1, 0, None, {"gpu": 1}), PackItem("gpu-b", 10.0, 1, 0, None, {"gpu": 1}),
+             PackItem("cpu", 10.0, 1)]
+    chosen = packer.select(items, Limits(mem=100.0, cores=8, extra={"gpu": 1}))
+    assert sorted(chosen) in ([0, 2], [1, 2])
+    # A resource not given in the limits is not constrained.
+    assert sorted(packer.select(items, Limits(mem=100.0, cores=8))) == [0, 1, 2]
+
+
+def test_extra_resources_in_array_interface_and_never_overfilled():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    mem = rng.uniform(100, 8000, n)
+    cores = rng.integers(1, 9, n)
+    gpu = (rng.random(n) < 0.3).astype(int)
+    gpu_mem = gpu * rng.uniform(2000, 40000, n)
+    limits = Limits(mem=64000.0, cores=32, extra={"gpu": 2, "gpu_mem_mb": 80000.0})
+    for packer in (KnapsackPacker(), GreedyPacker(), FirstFitPacker()):
+        chosen = packer.select_arrays(mem, cores, limits=limits, extra={"gpu": gpu, "gpu_mem_mb": gpu_mem})
+        assert len(set(chosen)) == len(chosen) and chosen
+        assert mem[chosen].sum() <= 64000.0 and cores[chosen].sum() <= 32
+        assert gpu[chosen].sum() <= 2 and gpu_mem[chosen].sum() <= 80000.0
+
+
+def test_knapsack_large_ready_set_is_a_valid_near_full_packing():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    mem = rng.integers(1000, 32000, 10_000).astype(float)
+    cores = rng.choice([1, 2, 4, 8], 10_000)
+    limits = Limits(mem=256000.0, cores=64)
+    chosen = KnapsackPacker().select_arrays(mem, cores, limits=limits)
+    assert len(set(chosen)) == len(chosen)
+    assert mem[chosen].sum() <= 256000.0 and cores[chosen].sum() <= 64
+    assert mem[chosen].sum() >= 0.999 * 256000.0

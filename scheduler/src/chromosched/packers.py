@@ -1,60 +1,82 @@
 """Choose which ready jobs to start now: a greedy packer and an exact 0-1 knapsack on a memory grid.
 
-Both take plain :class:`PackItem` records and resource limits and return the indices of the chosen
-items. Neither ever overfills: the knapsack rounds every memory weight UP to a grid cell of
-``free_mem / grid``, so the cells it fits into the grid can never sum to more than the free memory.
+Both take plain :class:`PackItem` records (or arrays) and resource limits and return the indices of
+the chosen items. Memory is always constrained; cores, GPUs, a job count and any other named numeric
+resource (``Limits.extra``: ``gpu_mem_mb``, ``disk_mb``...) are constrained when a limit is given. A
+resource an item does not declare counts as 0; one without a limit is not constrained. Nothing ever
+overfills: the knapsack rounds every memory weight UP to a grid cell of ``free_mem / grid`` (and a
+large or fractional resource UP to coarse cells of its limit), so the cells it fits can never sum to
+more than what is free; the exact sizes are checked again at the end.
 
 ``KnapsackPacker`` solves the paper's problem (maximise the memory in use) as a subset-sum over
-a joint state space (memory cells x cores x GPUs x job count, only the dimensions that can bind),
-held as one Python integer bitset per item: one shift-and-or per item, so a selection over
-1,000 ready jobs takes milliseconds. Items that share a usage vector are interchangeable for a
-subset-sum; they are merged into power-of-two bundles (exact for bounded knapsacks), which keeps
-10,000-job sets cheap. Ties between equally full selections are broken towards items that come
-first in the input, so callers express a preference (e.g. longest predicted runtime first) by
-the order of the items. With explicit ``value`` per item it solves a value-maximising knapsack by
-dynamic programming over the same state space (numpy), for small sets such as one simulation step.
+a joint state space (memory cells x the other resources that can bind x job count), held as one
+Python integer bitset: one shift-and-or per item. Items are taken in preference order and the
+search stops as soon as the fullest reachable memory row is reached (no later item can improve it),
+so a selection over 10,000 ready jobs usually touches a few dozen of them. When that does not
+happen, items that share a usage vector are merged into power-of-two bundles (exact for bounded
+knapsacks). Ties between equally full selections are broken towards items that come first in the
+input, so callers express a preference (e.g. the longest remaining path first) by the order of the
+items. With explicit ``value`` per item it solves a value-maximising knapsack by dynamic programming
+over the same state space (numpy), for small sets such as one simulation step.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Hashable, Sequence
+from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import ChromoschedError
 
+#: A resource limit this large (Snakemake's sys.maxsize for "not given") is no constraint.
+UNLIMITED = 2**62
+#: Exact (integer) state dimensions up to this limit; larger or fractional resources get coarse cells.
+_EXACT_LIMIT = 256
+_COARSE_CELLS = 32
+#: Items tried one by one (with an early stop) before the bundled subset-sum.
+_EAGER_ITEMS = 256
+
 
 @dataclass(frozen=True)
 class PackItem:
-    """One candidate job: its memory (MB or any unit), cores, GPUs and an optional value."""
+    """One candidate job: its memory (MB or any unit), cores, GPUs, other resources and an optional value."""
 
     key: Hashable
     mem: float
     cores: int = 0
     gpus: int = 0
     value: float | None = None
+    extra: Mapping[str, float] | None = None  # other resources by name (gpu_mem_mb...); missing = 0
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Free resources for one selection; ``None`` means unconstrained."""
+    """Free resources for one selection; ``None`` (or a missing ``extra`` name) means unconstrained."""
 
     mem: float
     cores: int | None = None
     gpus: int | None = None
     max_items: int | None = None
+    extra: Mapping[str, float] | None = None
 
-
-def _check(items: Sequence[PackItem], limits: Limits) -> None:
-    if not math.isfinite(limits.mem) or limits.mem < 0:
-        raise ChromoschedError(f"free memory must be a finite number >= 0, got {limits.mem!r}")
-    for it in items:
-        if not math.isfinite(it.mem) or it.mem < 0:
-            raise ChromoschedError(f"job {it.key!r}: memory must be a finite number >= 0, got {it.mem!r}")
-        if it.cores < 0 or it.gpus < 0:
-            raise ChromoschedError(f"job {it.key!r}: cores and gpus must be >= 0")
+    def constrained(self) -> list[tuple[str, float]]:
+        """(name, limit) of every constrained resource other than memory and the job count."""
+        out = []
+        if self.cores is not None and self.cores < UNLIMITED:
+            out.append(("cores", float(self.cores)))
+        if self.gpus is not None and self.gpus < UNLIMITED:
+            out.append(("gpus", float(self.gpus)))
+        for name, lim in (self.extra or {}).items():
+            if name in ("cores", "gpus"):
+                raise ChromoschedError(f"resource name {name!r} is reserved in Limits.extra (use the field)")
+            if lim is None or lim >= UNLIMITED:
+                continue
+            if not math.isfinite(float(lim)):
+                raise ChromoschedError(f"limit of resource {name!r} must be a finite number, got {lim!r}")
+            out.append((str(name), float(lim)))
+        return out
 
 
 def _check_limits(limits: Limits) -> None:
@@ -63,102 +85,121 @@ def _check_limits(limits: Limits) -> None:
 
 
 class _Arrays:
-    """The items' memory, cores, GPUs (and values) as numpy arrays, validated once."""
+    """Memory, usage of every constrained resource (one column each) and values, validated once."""
 
-    def __init__(self, items: Sequence[PackItem]):
-        n = len(items)
-        self.mem = np.fromiter((it.mem for it in items), dtype=float, count=n)
-        self.cores = np.fromiter((it.cores for it in items), dtype=np.int64, count=n)
-        self.gpus = np.fromiter((it.gpus for it in items), dtype=np.int64, count=n)
-        bad = ~np.isfinite(self.mem) | (self.mem < 0)
-        if bad.any():
-            it = items[int(np.flatnonzero(bad)[0])]
-            raise ChromoschedError(f"job {it.key!r}: memory must be a finite number >= 0, got {it.mem!r}")
-        if (self.cores < 0).any() or (self.gpus < 0).any():
-            it = items[int(np.flatnonzero((self.cores < 0) | (self.gpus < 0))[0])]
-            raise ChromoschedError(f"job {it.key!r}: cores and gpus must be >= 0")
-        if any(it.value is not None for it in items):
-            self.values = np.fromiter((it.value if it.value is not None else it.mem for it in items), dtype=float, count=n)
-        else:
-            self.values = None
-
-    @classmethod
-    def from_arrays(cls, mem, cores=None, gpus=None, values=None) -> "_Arrays":
-        self = cls.__new__(cls)
-        self.mem = np.asarray(mem, dtype=float)
-        n = len(self.mem)
-        self.cores = np.zeros(n, dtype=np.int64) if cores is None else np.asarray(cores, dtype=np.int64)
-        self.gpus = np.zeros(n, dtype=np.int64) if gpus is None else np.asarray(gpus, dtype=np.int64)
-        self.values = None if values is None else np.asarray(values, dtype=float)
-        bad = ~np.isfinite(self.mem) | (self.mem < 0)
+    def __init__(self, mem, use, names, lims, values, keys=None):
+        self.mem = mem
+        self.use = use  # (n, k) float
+        self.names = names
+        self.lims = lims  # (k,) float
+        self.values = values
+        n = len(mem)
+        bad = ~np.isfinite(mem) | (mem < 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ChromoschedError(f"job {i}: memory must be a finite number >= 0, got {self.mem[i]!r}")
-        if (self.cores < 0).any() or (self.gpus < 0).any():
-            raise ChromoschedError("cores and gpus must be >= 0")
-        return self
+            key = keys[i] if keys is not None else i
+            raise ChromoschedError(f"job {key!r}: memory must be a finite number >= 0, got {mem[i]!r}")
+        if use.size and (~np.isfinite(use) | (use < 0)).any():
+            i, d = (int(v[0]) for v in np.nonzero(~np.isfinite(use) | (use < 0)))
+            key = keys[i] if keys is not None else i
+            raise ChromoschedError(f"job {key!r}: {names[d]} must be a finite number >= 0, got {use[i, d]!r}")
+        assert use.shape == (n, len(names))
 
-    def items(self) -> list[PackItem]:
-        vals = self.values if self.values is not None else [None] * len(self.mem)
-        return [PackItem(i, float(m), int(c), int(g), None if v is None else float(v))
-                for i, (m, c, g, v) in enumerate(zip(self.mem, self.cores, self.gpus, vals))]
+    @classmethod
+    def from_items(cls, items: Sequence[PackItem], limits: Limits) -> "_Arrays":
+        n = len(items)
+        constrained = limits.constrained()
+        names = [c[0] for c in constrained]
+        mem = np.fromiter((it.mem for it in items), dtype=float, count=n)
+        use = np.zeros((n, len(names)))
+        for d, name in enumerate(names):
+            if name == "cores":
+                use[:, d] = [it.cores for it in items]
+            elif name == "gpus":
+                use[:, d] = [it.gpus for it in items]
+            else:
+                use[:, d] = [float((it.extra or {}).get(name, 0) or 0) for it in items]
+        for it in items:  # unconstrained cores/GPUs still must not be negative
+            if it.cores < 0 or it.gpus < 0:
+                raise ChromoschedError(f"job {it.key!r}: cores and gpus must be >= 0")
+        values = None
+        if any(it.value is not None for it in items):
+            values = np.fromiter((it.value if it.value is not None else it.mem for it in items), dtype=float, count=n)
+        return cls(mem, use, names, np.array([c[1] for c in constrained], dtype=float), values, [it.key for it in items])
+
+    @classmethod
+    def from_arrays(cls, mem, cores, gpus, extra, limits: Limits, values) -> "_Arrays":
+        mem = np.asarray(mem, dtype=float)
+        n = len(mem)
+        constrained = limits.constrained()
+        names = [c[0] for c in constrained]
+        use = np.zeros((n, len(names)))
+        given = {"cores": cores, "gpus": gpus, **(extra or {})}
+        for d, name in enumerate(names):
+            if given.get(name) is not None:
+                use[:, d] = np.asarray(given[name], dtype=float)
+        values = None if values is None else np.asarray(values, dtype=float)
+        return cls(mem, use, names, np.array([c[1] for c in constrained], dtype=float), values)
 
     def fits(self, chosen, limits: Limits) -> bool:
         chosen = np.asarray(chosen, dtype=np.int64)
         return (
             float(self.mem[chosen].sum()) <= limits.mem * (1 + 1e-12)
-            and (limits.cores is None or int(self.cores[chosen].sum()) <= limits.cores)
-            and (limits.gpus is None or int(self.gpus[chosen].sum()) <= limits.gpus)
+            and bool(np.all(self.use[chosen].sum(axis=0) <= self.lims * (1 + 1e-12) + 1e-9))
             and (limits.max_items is None or len(chosen) <= limits.max_items)
         )
 
-
-def _fits_alone(it: PackItem, limits: Limits) -> bool:
-    return (
-        it.mem <= limits.mem
-        and (limits.cores is None or it.cores <= limits.cores)
-        and (limits.gpus is None or it.gpus <= limits.gpus)
-        and (limits.max_items is None or limits.max_items >= 1)
-    )
+    def alone_ok(self, limits: Limits) -> np.ndarray:
+        ok = self.mem <= limits.mem
+        if len(self.lims):
+            ok &= np.all(self.use <= self.lims + 1e-9, axis=1)
+        return ok
 
 
 def selection_fits(items: Sequence[PackItem], chosen: Sequence[int], limits: Limits) -> bool:
     """True when the chosen items respect every limit (used by tests and as a final guard)."""
-    mem = sum(items[i].mem for i in chosen)
-    cores = sum(items[i].cores for i in chosen)
-    gpus = sum(items[i].gpus for i in chosen)
-    return (
-        mem <= limits.mem * (1 + 1e-12)
-        and (limits.cores is None or cores <= limits.cores)
-        and (limits.gpus is None or gpus <= limits.gpus)
-        and (limits.max_items is None or len(chosen) <= limits.max_items)
-        and len(set(chosen)) == len(chosen)
-    )
+    if len(set(chosen)) != len(chosen):
+        return False
+    if sum(items[i].mem for i in chosen) > limits.mem * (1 + 1e-12):
+        return False
+    if limits.max_items is not None and len(chosen) > limits.max_items:
+        return False
+    for name, lim in limits.constrained():
+        if name == "cores":
+            used = sum(items[i].cores for i in chosen)
+        elif name == "gpus":
+            used = sum(items[i].gpus for i in chosen)
+        else:
+            used = sum(float((items[i].extra or {}).get(name, 0) or 0) for i in chosen)
+        if used > lim * (1 + 1e-12) + 1e-9:
+            return False
+    return True
 
 
-def _take_in_order(items: Sequence[PackItem], order: Sequence[int], limits: Limits, memory_sorted: bool) -> list[int]:
-    """Walk ``items`` in ``order`` and take each that still fits every limit.
+def _take_in_order(arr: _Arrays, order: Sequence[int], limits: Limits, memory_sorted: bool) -> list[int]:
+    """Walk the items in ``order`` and take each that still fits every limit.
 
     ``memory_sorted``: ``order`` is by ascending memory, so the first item whose memory does not
     fit ends the walk (nothing later fits either); otherwise such an item is skipped.
     """
-    mem, cores, gpus, chosen = 0.0, 0, 0, []
+    mem, chosen = 0.0, []
+    left = arr.lims.copy() + 1e-9
+    mems = arr.mem.tolist()
+    use = arr.use
+    check = len(left) > 0
     for i in order:
-        it = items[i]
         if limits.max_items is not None and len(chosen) >= limits.max_items:
             break
-        if mem + it.mem > limits.mem:
+        if mem + mems[i] > limits.mem:
             if memory_sorted:
                 break
             continue
-        if limits.cores is not None and cores + it.cores > limits.cores:
-            continue
-        if limits.gpus is not None and gpus + it.gpus > limits.gpus:
-            continue
-        chosen.append(i)
-        mem += it.mem
-        cores += it.cores
-        gpus += it.gpus
+        if check:
+            if np.any(use[i] > left):
+                continue
+            left -= use[i]
+        chosen.append(int(i))
+        mem += mems[i]
     return chosen
 
 
@@ -166,26 +207,44 @@ class GreedyPacker:
     """Ascending memory, add while everything fits: the most jobs (the paper's greedy)."""
 
     def select(self, items: Sequence[PackItem], limits: Limits) -> list[int]:
-        _check(items, limits)
-        order = sorted(range(len(items)), key=lambda i: (items[i].mem, i))
-        return _take_in_order(items, order, limits, memory_sorted=True)
+        _check_limits(limits)
+        arr = _Arrays.from_items(items, limits)
+        order = np.argsort(arr.mem, kind="stable").tolist()
+        return _take_in_order(arr, order, limits, memory_sorted=True)
+
+    def select_arrays(self, mem, cores=None, gpus=None, limits: Limits | None = None, values=None, extra=None) -> list[int]:
+        if limits is None:
+            raise ChromoschedError("select_arrays needs limits")
+        _check_limits(limits)
+        arr = _Arrays.from_arrays(mem, cores, gpus, extra, limits, values)
+        order = np.argsort(arr.mem, kind="stable").tolist()
+        return _take_in_order(arr, order, limits, memory_sorted=True)
 
 
 class FirstFitPacker:
     """Walk the items in the given order and take each that still fits (list scheduling)."""
 
     def select(self, items: Sequence[PackItem], limits: Limits) -> list[int]:
-        _check(items, limits)
-        return _take_in_order(items, range(len(items)), limits, memory_sorted=False)
+        _check_limits(limits)
+        arr = _Arrays.from_items(items, limits)
+        return _take_in_order(arr, range(len(items)), limits, memory_sorted=False)
+
+    def select_arrays(self, mem, cores=None, gpus=None, limits: Limits | None = None, values=None, extra=None) -> list[int]:
+        if limits is None:
+            raise ChromoschedError("select_arrays needs limits")
+        _check_limits(limits)
+        arr = _Arrays.from_arrays(mem, cores, gpus, extra, limits, values)
+        return _take_in_order(arr, range(len(arr.mem)), limits, memory_sorted=False)
 
 
 class KnapsackPacker:
-    """Exact 0-1 knapsack on a memory grid with cores, GPUs and a job count as further constraints.
+    """Exact 0-1 knapsack on a memory grid with cores, GPUs, other resources and a job count as
+    further constraints.
 
     Without item values it maximises the memory used (in grid cells: weights rounded up, so a
     selection never overfills); with values it maximises their sum. ``grid`` is the number of
     memory cells the free memory is cut into; ``max_states`` bounds the joint state space (the
-    grid is coarsened when cores/GPU/count dimensions would make it larger).
+    grid is coarsened when the other dimensions would make it larger).
     """
 
     def __init__(self, grid: int = 1024, grid_1d: int = 2048, max_states: int = 1 << 15):
@@ -200,41 +259,32 @@ class KnapsackPacker:
         _check_limits(limits)
         if len(items) == 0:
             return []
-        arr = _Arrays(items)
-        return self._select(arr, limits, items)
+        return self._select(_Arrays.from_items(items, limits), limits)
 
-    def select_arrays(self, mem, cores=None, gpus=None, limits: Limits | None = None, values=None) -> list[int]:
-        """The same selection from plain arrays (no PackItem objects: cheaper for 10,000 jobs)."""
+    def select_arrays(self, mem, cores=None, gpus=None, limits: Limits | None = None, values=None, extra=None) -> list[int]:
+        """The same selection from plain arrays (no PackItem objects: cheaper for 10,000 jobs).
+        ``extra``: name -> per-item usage array for resources named in ``limits.extra``."""
         if limits is None:
             raise ChromoschedError("select_arrays needs limits")
         _check_limits(limits)
         if len(mem) == 0:
             return []
-        arr = _Arrays.from_arrays(mem, cores, gpus, values)
-        return self._select(arr, limits, None)
+        return self._select(_Arrays.from_arrays(mem, cores, gpus, extra, limits, values), limits)
 
-    def _select(self, arr: "_Arrays", limits: Limits, items) -> list[int]:
-        ok = arr.mem <= limits.mem
-        if limits.cores is not None:
-            ok &= arr.cores <= limits.cores
-        if limits.gpus is not None:
-            ok &= arr.gpus <= limits.gpus
+    def _select(self, arr: _Arrays, limits: Limits) -> list[int]:
         if limits.max_items is not None and limits.max_items < 1:
             return []
-        cand = np.flatnonzero(ok)
+        cand = np.flatnonzero(arr.alone_ok(limits))
         if len(cand) == 0:
             return []
         if arr.fits(cand, limits):
             return cand.tolist()
         if arr.values is not None:
-            if items is None:
-                items = arr.items()
-            chosen = self._value_dp(items, cand.tolist(), limits, self._dimensions(arr, cand, limits))
+            chosen = self._value_dp(arr, cand, self._dimensions(arr, cand, limits))
         else:
-            # Memory alone first: when that optimum also respects cores/GPUs/count it is optimal
+            # Memory alone first: when that optimum also respects the other limits it is optimal
             # for the full problem (a relaxation's optimum that is feasible), and it is cheap.
-            mem_only = Limits(limits.mem)
-            chosen = self._subset_sum(arr, cand, self._dimensions(arr, cand, mem_only))
+            chosen = self._subset_sum(arr, cand, self._dimensions(arr, cand, Limits(limits.mem)))
             if not arr.fits(chosen, limits):
                 chosen = self._subset_sum(arr, cand, self._dimensions(arr, cand, limits))
         chosen = self._fill(arr, cand, chosen, limits)
@@ -245,12 +295,11 @@ class KnapsackPacker:
 
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod
-    def _fill(arr: "_Arrays", cand, chosen, limits) -> list[int]:
+    def _fill(arr: _Arrays, cand, chosen, limits) -> list[int]:
         """Add, in preference order, jobs that still fit at their exact size (grid rounding slack)."""
         chosen = list(chosen)
         mem = float(arr.mem[chosen].sum()) if chosen else 0.0
-        cores = int(arr.cores[chosen].sum()) if chosen else 0
-        gpus = int(arr.gpus[chosen].sum()) if chosen else 0
+        left = arr.lims + 1e-9 - (arr.use[chosen].sum(axis=0) if chosen else 0.0)
         # Only jobs small enough for the memory left can be added: look at those alone.
         room = cand[arr.mem[cand] <= limits.mem - mem]
         taken = set(chosen)
@@ -260,67 +309,95 @@ class KnapsackPacker:
             if limits.max_items is not None and len(chosen) >= limits.max_items:
                 break
             m = arr.mem[i]
-            if mem + m > limits.mem:
-                continue
-            if limits.cores is not None and cores + arr.cores[i] > limits.cores:
-                continue
-            if limits.gpus is not None and gpus + arr.gpus[i] > limits.gpus:
+            if mem + m > limits.mem or np.any(arr.use[i] > left):
                 continue
             chosen.append(i)
             taken.add(i)
             mem += m
-            cores += int(arr.cores[i])
-            gpus += int(arr.gpus[i])
+            left = left - arr.use[i]
         return chosen
 
     @staticmethod
-    def _swap_up(arr: "_Arrays", cand, chosen, limits, max_rounds: int = 20) -> list[int]:
+    def _swap_up(arr: _Arrays, cand, chosen, limits, max_rounds: int = 20) -> list[int]:
         """Exchange one chosen job for an unchosen one when that gains memory (or value) at the
         exact sizes: recovers fits that rounding up to the grid lost (40 + 60 in a budget of 100)."""
         chosen = list(chosen)
         if not chosen:
             return chosen
-        use_value = arr.values is not None
-        gain = arr.values if use_value else arr.mem
+        if arr.values is not None:
+            return KnapsackPacker._swap_up_value(arr, cand, chosen, limits, max_rounds)
+        mem_c = arr.mem[cand]
+        for _ in range(max_rounds):
+            mem_in = arr.mem[chosen]
+            slack = limits.mem - float(mem_in.sum())
+            # Only jobs a little bigger than a chosen one can replace it: (mem_i, mem_i + slack].
+            below = np.sort(mem_in)
+            k = np.searchsorted(below, mem_c, side="left") - 1  # the largest chosen job smaller than each
+            step = mem_c - below[np.maximum(k, 0)]
+            near = cand[(k >= 0) & (step <= slack)]
+            if len(near) == 0:
+                break
+            near = near[~np.isin(near, chosen)]
+            diff = arr.mem[near][None, :] - mem_in[:, None]  # (chosen, near)
+            ok = (diff > 1e-12) & (diff <= slack)
+            if arr.use.shape[1] and ok.any():
+                used = arr.use[chosen].sum(axis=0)
+                after = used[None, None, :] - arr.use[chosen][:, None, :] + arr.use[near][None, :, :]
+                ok &= np.all(after <= arr.lims + 1e-9, axis=2)
+            if not ok.any():
+                break
+            gain = np.where(ok, diff, -np.inf)
+            pos, j = np.unravel_index(int(np.argmax(gain)), gain.shape)
+            chosen[int(pos)] = int(near[j])
+        return chosen
+
+    @staticmethod
+    def _swap_up_value(arr: _Arrays, cand, chosen, limits, max_rounds: int) -> list[int]:
+        """_swap_up for value knapsacks (small sets): the best single exchange by value."""
+        gain = arr.values
         order = cand[np.argsort(arr.mem[cand], kind="stable")]  # by memory, once
         mems_sorted = arr.mem[order]
+        has_other = arr.use.shape[1] > 0
         for _ in range(max_rounds):
             taken = set(chosen)
-            mem = float(arr.mem[chosen].sum())
-            cores = int(arr.cores[chosen].sum())
-            gpus = int(arr.gpus[chosen].sum())
-            slack = limits.mem - mem
+            used = arr.use[chosen].sum(axis=0)
+            slack = limits.mem - float(arr.mem[chosen].sum())
             best = (1e-12, None, None)
             for pos, i in enumerate(chosen):
-                # Candidates that fit in i's place by memory: those with mem <= mem_i + slack.
                 k = int(np.searchsorted(mems_sorted, arr.mem[i] + slack, side="right")) - 1
                 while k >= 0:
                     j = int(order[k])
-                    if not use_value and mems_sorted[k] - arr.mem[i] <= best[0]:
-                        break  # sorted: nothing below gains more
                     if j not in taken:
                         g = gain[j] - gain[i]
-                        if (
-                            g > best[0]
-                            and (limits.cores is None or cores - arr.cores[i] + arr.cores[j] <= limits.cores)
-                            and (limits.gpus is None or gpus - arr.gpus[i] + arr.gpus[j] <= limits.gpus)
+                        if g > best[0] and (
+                            not has_other or bool(np.all(used - arr.use[i] + arr.use[j] <= arr.lims + 1e-9))
                         ):
                             best = (float(g), pos, j)
-                            if not use_value:
-                                break
                     k -= 1
             if best[1] is None:
                 break
             chosen[best[1]] = best[2]
         return chosen
 
-    def _dimensions(self, arr: "_Arrays", cand, limits):
-        """Which dimensions can bind, with their limits; returns (grid, unit, extra dims)."""
-        extra = []  # (name, limit, per-item usage array)
-        if limits.cores is not None and int(arr.cores[cand].sum()) > limits.cores:
-            extra.append(("cores", int(limits.cores), arr.cores))
-        if limits.gpus is not None and int(arr.gpus[cand].sum()) > limits.gpus:
-            extra.append(("gpus", int(limits.gpus), arr.gpus))
+    def _dimensions(self, arr: _Arrays, cand, limits):
+        """Which dimensions can bind, as (grid, unit, extra dims); an extra dim is (name, limit in
+        its cells, per-item usage in its cells, rounded up)."""
+        extra = []
+        lims = dict(limits.constrained())
+        for d, name in enumerate(arr.names):
+            if name not in lims:
+                continue
+            col = arr.use[:, d]
+            if float(col[cand].sum()) <= lims[name] * (1 + 1e-12) + 1e-9:
+                continue  # cannot bind
+            lim = lims[name]
+            if lim <= _EXACT_LIMIT and np.all(col[cand] == np.round(col[cand])):
+                extra.append((name, int(math.floor(lim + 1e-9)), np.round(col).astype(np.int64)))
+            else:
+                unit = lim / _COARSE_CELLS if lim > 0 else 1.0
+                cells = np.ceil(col / unit - 1e-12).astype(np.int64)
+                cells += (cells * unit < col)  # guard the division's rounding
+                extra.append((name, _COARSE_CELLS, cells))
         if limits.max_items is not None and len(cand) > limits.max_items:
             extra.append(("count", int(limits.max_items), np.ones(len(arr.mem), dtype=np.int64)))
         other = 1
@@ -331,20 +408,19 @@ class KnapsackPacker:
         return grid, unit, extra
 
     @staticmethod
-    def _weights(arr: "_Arrays", cand, grid, unit, extra) -> np.ndarray:
+    def _weights(arr: _Arrays, cand, grid, unit, extra) -> np.ndarray:
         """Usage matrix (rows = cand; columns = inner dimensions..., memory cells), memory rounded
         UP to the grid (a job that fits exactly may be pushed over: _fill takes it back)."""
         mem = arr.mem[cand]
         w = np.ceil(mem / unit).astype(np.int64)
         w += (w * unit < mem)  # guard the division's rounding
-        cols = [u[cand].astype(np.int64) for _, _, u in extra] + [w]
+        cols = [u[cand] for _, _, u in extra] + [w]
         return np.stack(cols, axis=1)
 
-    def _subset_sum(self, arr: "_Arrays", cand, dims) -> list[int]:
-        """Bitset subset-sum: bit s of ``reach`` is set when state s (a flattened vector of
-        cores/GPUs/count used and memory cells used, memory outermost) is reachable."""
+    def _subset_sum(self, arr: _Arrays, cand, dims) -> list[int]:
+        """Bitset subset-sum: bit s of ``reach`` is set when state s (a flattened vector of the
+        other resources used and memory cells used, memory outermost) is reachable."""
         grid, unit, extra = dims
-        usage = self._weights(arr, cand, grid, unit, extra)
         lims = np.array([lim for _, lim, _ in extra] + [grid], dtype=np.int64)
         n_inner = len(lims) - 1
         strides = np.ones(len(lims), dtype=np.int64)
@@ -352,39 +428,13 @@ class KnapsackPacker:
             strides[d] = strides[d - 1] * (lims[d - 1] + 1)
         inner = int(strides[-1])
         total_bits = inner * (grid + 1)
-
-        keep = np.all(usage <= lims, axis=1)
-        pos_all = np.flatnonzero(keep)
-        usage = usage[keep]
-        # Interchangeable jobs (same usage vector) become power-of-two bundles, earlier jobs first;
-        # a class never needs more copies than fit.
-        key = usage @ strides
-        order = np.argsort(key, kind="stable")
-        skey = key[order]
-        starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
-        ends = np.r_[starts[1:], len(skey)]
-        bundles: list[tuple[int, tuple, list[int]]] = []  # (shift, inner usage, positions in cand)
-        for st, en in zip(starts.tolist(), ends.tolist()):
-            members = pos_all[order[st:en]].tolist()
-            u = usage[order[st]]
-            cap = en - st
-            for d in range(len(lims)):
-                if u[d] > 0:
-                    cap = min(cap, int(lims[d] // u[d]))
-            shift1 = int(key[order[st]])
-            uin = tuple(int(x) for x in u[:n_inner])
-            size, start = 1, 0
-            while start < cap:
-                take = members[start : min(start + size, cap)]
-                k = len(take)
-                bundles.append((shift1 * k, tuple(x * k for x in uin), take))
-                start += k
-                size *= 2
-        # Backtracking drops a bundle whenever the bundles before it reach the same state, so the
-        # preferred (earlier) jobs go first.
-        bundles.sort(key=lambda b: b[2][0])
-
         full = (1 << total_bits) - 1
+        # The fullest memory row any selection could reach: stop once it is reached.
+        if float(arr.mem[cand].sum()) >= grid * unit:
+            top_row = grid  # weights are rounded up: together they cover every cell
+        else:
+            top_row = min(grid, int(self._weights(arr, cand, grid, unit, extra)[:, -1].sum()))
+        top_bit = top_row * inner
         mask_cache: dict[tuple[int, int], int] = {}
         strides_l = strides.tolist()
         lims_l = lims.tolist()
@@ -402,53 +452,108 @@ class KnapsackPacker:
                 mask_cache[(d, u)] = m
             return m
 
-        reach = 1
-        history = [reach]
-        append = history.append
-        if n_inner == 0:
-            for shift, _, _ in bundles:
-                # Memory is the outermost dimension: overflow lands above total_bits, cut off.
-                reach = (reach | (reach << shift)) & full
-                append(reach)
-        else:
-            for shift, uin, _ in bundles:
-                src = reach
-                for d in range(n_inner):
-                    if uin[d]:
-                        src &= inner_mask(d, uin[d])
-                reach = (reach | (src << shift)) & full
-                append(reach)
+        def run(steps):
+            """Shift-and-or each (shift, inner usage) in order; stops at the top row.
+            Returns the reach after each step (history[0] = nothing taken)."""
+            reach = 1
+            history = [reach]
+            for shift, uin in steps:
+                if n_inner == 0:
+                    # Memory is the outermost dimension: overflow lands above total_bits, cut off.
+                    reach = (reach | (reach << shift)) & full
+                else:
+                    src = reach
+                    for d in range(n_inner):
+                        if uin[d]:
+                            src &= inner_mask(d, uin[d])
+                    reach = (reach | (src << shift)) & full
+                history.append(reach)
+                if reach >> top_bit:
+                    break
+            return history
 
-        best_state = (reach.bit_length() - 1) // inner * inner  # highest memory row reached
-        row = (reach >> best_state) & ((1 << inner) - 1)
-        best_state += (row & -row).bit_length() - 1  # lowest inner state in that row
-        chosen: list[int] = []
-        state = best_state
-        for b in range(len(bundles) - 1, -1, -1):
-            if (history[b] >> state) & 1:
-                continue  # reachable without this bundle
-            state -= bundles[b][0]
-            chosen.extend(bundles[b][2])
-        return [int(cand[p]) for p in chosen]
+        def best_state(reach: int) -> int:
+            state = (reach.bit_length() - 1) // inner * inner  # highest memory row reached
+            row = (reach >> state) & ((1 << inner) - 1)
+            return state + (row & -row).bit_length() - 1  # lowest inner state in that row
 
-    def _value_dp(self, items, cand, limits, dims) -> list[int]:
+        def backtrack(history, shifts, members) -> list[int]:
+            state = best_state(history[-1])
+            chosen: list[int] = []
+            for b in range(len(history) - 2, -1, -1):
+                if (history[b] >> state) & 1:
+                    continue  # reachable without this step: the earlier (preferred) items win
+                state -= shifts[b]
+                chosen.extend(members[b])
+            return [int(cand[p]) for p in chosen]
+
+        if not len(cand):
+            return []
+
+        # Eager pass: items one by one in preference order; usually the top row comes quickly.
+        head = cand[:_EAGER_ITEMS]
+        usage = self._weights(arr, head, grid, unit, extra)
+        fit = np.flatnonzero(np.all(usage <= lims, axis=1))
+        keys_l = (usage[fit] @ strides).tolist()
+        inner_use = usage[fit, :n_inner].tolist()
+        history = run(zip(keys_l, inner_use))
+        if history[-1] >> top_bit or len(head) == len(cand):
+            taken = len(history) - 1
+            return backtrack(history, keys_l[:taken], [[int(p)] for p in fit[:taken]])
+
+        usage = self._weights(arr, cand, grid, unit, extra)
+        keep = np.all(usage <= lims, axis=1)
+        pos_all = np.flatnonzero(keep)
+        usage = usage[keep]
+        key = usage @ strides
+        # Interchangeable jobs (same usage vector) become power-of-two bundles, earlier jobs first;
+        # a class never needs more copies than fit.
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+        starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+        ends = np.r_[starts[1:], len(skey)]
+        bundles: list[tuple[int, list[int], list[int]]] = []  # (shift, inner usage, positions in cand)
+        for st, en in zip(starts.tolist(), ends.tolist()):
+            members = pos_all[order[st:en]].tolist()
+            u = usage[order[st]]
+            cap = en - st
+            for d in range(len(lims)):
+                if u[d] > 0:
+                    cap = min(cap, int(lims[d] // u[d]))
+            shift1 = int(key[order[st]])
+            uin = [int(x) for x in u[:n_inner]]
+            size, start = 1, 0
+            while start < cap:
+                take = members[start : min(start + size, cap)]
+                k = len(take)
+                bundles.append((shift1 * k, [x * k for x in uin], take))
+                start += k
+                size *= 2
+        # Backtracking drops a bundle whenever the bundles before it reach the same state, so the
+        # preferred (earlier) jobs go first.
+        bundles.sort(key=lambda b: b[2][0])
+        history = run((b[0], b[1]) for b in bundles)
+        taken = len(history) - 1
+        return backtrack(history, [b[0] for b in bundles[:taken]], [b[2] for b in bundles[:taken]])
+
+    def _value_dp(self, arr: _Arrays, cand, dims) -> list[int]:
         grid, unit, extra = dims
-        usage = [tuple(int(v) for v in row) for row in self._weights(_Arrays(items), np.asarray(cand, dtype=np.int64), grid, unit, extra)]
+        usage = [tuple(int(v) for v in row) for row in self._weights(arr, cand, grid, unit, extra)]
         lims = tuple(lim for _, lim, _ in extra) + (grid,)
         shape = tuple(lim + 1 for lim in lims)  # last axis = memory cells
-        neg = -np.inf
-        dp = np.full(shape, neg)
+        dp = np.full(shape, -np.inf)
         dp[(0,) * len(shape)] = 0.0
         keep = []
+        values = arr.values.tolist()
+        cand = cand.tolist()
         for pos, i in enumerate(cand):
             u = usage[pos]
             if any(x > s - 1 for x, s in zip(u, shape)):
                 keep.append(None)
                 continue
-            v = items[i].value if items[i].value is not None else items[i].mem
             src = tuple(slice(0, s - x) for x, s in zip(u, shape))
             dst = tuple(slice(x, s) for x, s in zip(u, shape))
-            cand_val = dp[src] + v
+            cand_val = dp[src] + values[i]
             take = cand_val > dp[dst]
             dp[dst] = np.where(take, cand_val, dp[dst])
             full_take = np.zeros(shape, dtype=bool)
@@ -460,6 +565,5 @@ class KnapsackPacker:
             k = keep[pos]
             if k is not None and k[state]:
                 chosen.append(cand[pos])
-                u = usage[pos]
-                state = tuple(s - x for s, x in zip(state, u))
+                state = tuple(s - x for s, x in zip(state, usage[pos]))
         return chosen
