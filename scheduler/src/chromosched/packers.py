@@ -37,6 +37,8 @@ _EXACT_LIMIT = 256
 _COARSE_CELLS = 32
 #: Items tried one by one (with an early stop) before the bundled subset-sum.
 _EAGER_ITEMS = 256
+#: Distinct usage vectors the bundled subset-sum handles before it coarsens the memory grid.
+_MAX_CLASSES = 1024
 
 
 @dataclass(frozen=True)
@@ -511,6 +513,10 @@ class KnapsackPacker:
         order = np.argsort(key, kind="stable")
         skey = key[order]
         starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+        if len(starts) > _MAX_CLASSES and grid >= 256:
+            # Thousands of distinct jobs: half as many memory cells (each rounded up, so still
+            # never overfilled; _fill and _swap_up take back what rounding loses).
+            return self._subset_sum(arr, cand, (grid // 2, unit * grid / (grid // 2), extra))
         ends = np.r_[starts[1:], len(skey)]
         bundles: list[tuple[int, list[int], list[int]]] = []  # (shift, inner usage, positions in cand)
         for st, en in zip(starts.tolist(), ends.tolist()):

@@ -18,13 +18,16 @@ finished or came back for another attempt. The session
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from .dynamic_policy import Capacity, DynamicPolicy, RunningTask, TaskRequest, preset
 from .errors import ChromoschedError
@@ -32,6 +35,7 @@ from .genomes import GENOMES, genome_lengths
 from .job_measurements import Measurement
 from .job_record import JobRecord
 from .prediction_store import DEFAULT_STORE, Prediction, PredictionStore
+from .ready_jobs import ReadyJobs, select_vectorised
 from .static_admission import StaticAdmission
 
 MODES = ("static", "dynamic")
@@ -99,7 +103,12 @@ class SchedulingSession:
         self._prior_checked = False
         self._prior_warned: set[str] = set()
         self._lengths = _chromosome_lengths(settings.ordering)
+        self._index = {c: float(i + 1) for i, c in enumerate(self._lengths)}
         self._started = False
+        self._ready = ReadyJobs()  # replaced in begin() by one that knows the policy's features
+        self._saved_at = -math.inf
+        self._save_cost = 0.0
+        self._unsaved = False
 
     # -- set-up ---------------------------------------------------------------------------------
     def begin(self, total: Mapping[str, float], expected: Sequence[JobRecord] = ()) -> None:
@@ -160,29 +169,60 @@ class SchedulingSession:
             # The RAM prior's estimate is already conservative (calibrated at its level): no extra
             # early margin on top of it while few of the rule's jobs are known.
             self._policy.memory.configure(self.settings.prior_rule, default_margin=0.0)
+            self._ready = ReadyJobs(self._policy.candidates, self._task, self._policy._x, self._unmanaged)
             self.log(f"dynamic mode: budget {self.budget_mb:.0f} MB, packer {config.packer}")
 
     # -- selection ------------------------------------------------------------------------------
+    def update_ready(self, added: Iterable[JobRecord] = (), removed: Iterable[str] = ()) -> None:
+        """Tell the session which jobs became ready (or came back with a new attempt) and which
+        uids are no longer ready; per-job work is done here, once, not in every round."""
+        for uid in removed:
+            self._ready.remove(uid)
+        new = []
+        for record in added:
+            self._ready.add(record)
+            task = self._ready.tasks[self._ready.slot_of[record.uid]]
+            if task is not None:
+                new.append(task)
+        if new and self._policy is not None:
+            self._policy._register(new)
+
     def select(
         self,
         ready: Sequence[JobRecord],
         free: Mapping[str, float],
         admit: Callable[[Decision], bool] = lambda decision: True,
     ) -> list[Decision]:
-        """The jobs to start now. ``admit`` is the caller's last word on each decision (its own
-        resource accounting); a refused decision is dropped and does not enter the ledger."""
-        if not ready:
+        """The jobs to start now from exactly ``ready`` (see :meth:`select_ready`)."""
+        ready = list(ready)
+        uids = {r.uid for r in ready}
+        removed = [u for u in self._ready.slot_of if u not in uids]
+        added = [r for r in ready if r.uid not in self._ready.slot_of or self._ready.records[self._ready.slot_of[r.uid]] is not r]
+        self.update_ready(added, removed)
+        return self.select_ready(free, admit)
+
+    def select_ready(
+        self,
+        free: Mapping[str, float],
+        admit: Callable[[Decision], bool] = lambda decision: True,
+    ) -> list[Decision]:
+        """The jobs to start now from the ready set (:meth:`update_ready`). ``admit`` is the
+        caller's last word on each decision (its own resource accounting); a refused decision is
+        dropped and does not enter the ledger. Started jobs leave the ready set."""
+        if not len(self._ready):
             return []
         if self._static is not None:
             running = [r.record for r in self.running.values()]
-            chosen = [Decision(r, int(r.declared_mem_mb or 0), "static") for r in self._static.select(ready, running, free)]
+            chosen = [Decision(r, int(r.declared_mem_mb or 0), "static")
+                      for r in self._static.select(self._ready_records(), running, free)]
         else:
-            chosen = self._select_dynamic(ready, free)
+            chosen = self._select_dynamic(free)
         chosen = [d for d in chosen if admit(d)]
         if self._static is not None:
             self._static.confirm([d.record for d in chosen])
         now = self.clock()
         for d in chosen:
+            self._ready.remove(d.record.uid)
             self.running[d.record.uid] = _Running(d.record, d.mem_mb, now)
             self._event("start", uid=d.record.uid, rule=d.record.rule, wildcards=dict(d.record.wildcards),
                         attempt=d.record.attempt, mem_mb=d.mem_mb, source=d.source, predicted_mb=d.predicted_mb)
@@ -195,16 +235,35 @@ class SchedulingSession:
             )
         return chosen
 
-    def _select_dynamic(self, ready: Sequence[JobRecord], free: Mapping[str, float]) -> list[Decision]:
-        assert self._policy is not None and self.budget_mb is not None
-        # A job whose mem_mb is its own is budgeted by Snakemake at that value: offer it only when
-        # its declared resources fit now, and never give it less than it declares.
-        ready = [r for r in ready if not r.fixed_mem or all(r.resources.get(k, 0) <= v for k, v in free.items() if k != "_job_count")]
+    def _ready_slots(self) -> np.ndarray:
+        """Ready rows in uid order (the deterministic order ties and first fit follow)."""
+        slots = self._ready.slots()
+        return slots[np.argsort(self._ready.column("order")[slots], kind="stable")]
+
+    def _ready_records(self) -> list[JobRecord]:
+        return [self._ready.records[s] for s in self._ready_slots().tolist()]
+
+    def _unmanaged(self, record: JobRecord) -> bool:
         # Jobs that state no memory at all (aggregators like `all`; Snakemake does not budget them
         # either) are not predicted: they start whenever cores allow, after the packed ones.
-        unmanaged = [r for r in ready if not r.declared_mem_mb and not (r.rule == self.settings.prior_rule and r.prior_features)]
-        ready = [r for r in ready if r not in unmanaged]
-        tasks = {r.uid: self._task(r) for r in ready}
+        return not record.declared_mem_mb and not (record.rule == self.settings.prior_rule and record.prior_features)
+
+    def _select_dynamic(self, free: Mapping[str, float]) -> list[Decision]:
+        assert self._policy is not None and self.budget_mb is not None
+        table = self._ready
+        slots = self._ready_slots()
+        # A job whose mem_mb is its own is budgeted by Snakemake at that value: offer it only when
+        # its declared resources fit now, and never give it less than it declares.
+        fixed = table.column("fixed")[slots]
+        if fixed.any():
+            fits = np.ones(len(slots), dtype=bool)
+            for k, v in free.items():
+                if k != "_job_count":
+                    fits &= table.resource(k)[slots] <= v
+            slots = slots[~fixed | fits]
+        unmanaged_rows = table.column("unmanaged")[slots]
+        unmanaged = slots[unmanaged_rows]
+        managed = slots[~unmanaged_rows]
         ledger = sum(r.mem_mb for r in self.running.values())
         if not self._budget_fixed and MEMORY in free and free[MEMORY] + ledger > self.budget_mb:
             self.budget_mb = float(free[MEMORY] + ledger)
@@ -221,15 +280,24 @@ class SchedulingSession:
         running = [
             RunningTask(self._task(r.record), r.mem_mb, r.started, r.predicted_runtime_s) for r in self.running.values()
         ]
-        allocations = self._policy.select(list(tasks.values()), capacity, running, now=self.clock())
-        by_uid = {r.uid: r for r in ready}
-        decisions = []
+        # Every other numeric resource of --resources is packed too (gpu_mem_mb, disk_mb...): a job
+        # that does not declare one uses 0 of it; one not in --resources is not constrained.
         other = {k: float(v) for k, v in free.items() if k not in (MEMORY, "_cores", "gpu", "_job_count")}
+        allocations = None
+        if len(managed):
+            allocations = select_vectorised(self._policy, table, managed, capacity, running, other)
+        packed_other = allocations is not None
+        if allocations is None:
+            tasks = [table.tasks[s] for s in managed.tolist()]
+            allocations = self._policy.select(tasks, capacity, running, now=self.clock()) if tasks else []
+        decisions = []
+        n_observed: dict[str, int] = {}
         for alloc in allocations:
-            record = by_uid[alloc.task.task_id]
-            # Resources the policy does not model (custom ones): first fit in the policy's order.
-            if any(record.resources.get(k, 0) > v for k, v in other.items()):
-                continue
+            record = table.records[table.slot_of[alloc.task.task_id]]
+            if not packed_other:
+                # The policy's own path packs memory, cores and GPUs: other resources first fit.
+                if any(record.resources.get(k, 0) > v for k, v in other.items()):
+                    continue
             for k in other:
                 other[k] -= record.resources.get(k, 0)
             mem = int(math.ceil(alloc.mem_mb))
@@ -238,8 +306,10 @@ class SchedulingSession:
             elif alloc.predicted_mb is None:
                 source = "whole-budget"  # the paper's initial sequential phase (no prior, nothing learned)
             else:
-                observed = self._policy.memory.get(record.rule).n_observed
-                source = "regressor" if observed else ("prior" if tasks[record.uid].prior_mb is not None else "regressor")
+                observed = n_observed.get(record.rule)
+                if observed is None:
+                    observed = n_observed[record.rule] = self._policy.memory.get(record.rule).n_observed
+                source = "regressor" if observed else ("prior" if alloc.task.prior_mb is not None else "regressor")
             if record.storable:
                 mem = self.store.put_once(
                     Prediction(record.rule, dict(record.wildcards), record.attempt, mem, alloc.predicted_runtime_s, source)
@@ -250,13 +320,19 @@ class SchedulingSession:
         for d in decisions:
             cores = None if cores is None else cores - d.record.cores
             jobs = None if jobs is None else jobs - 1
-        for record in unmanaged:
-            if (cores is not None and record.cores > cores) or (jobs is not None and jobs < 1):
+        fewest = int(table.column("cores")[unmanaged].min()) if len(unmanaged) else 0
+        for slot in unmanaged.tolist():
+            if (cores is not None and cores < fewest) or (jobs is not None and jobs < 1):
+                break
+            record = table.records[slot]
+            if cores is not None and record.cores > cores:
                 continue
             if any(record.resources.get(k, 0) > v for k, v in other.items()):
                 continue
             cores = None if cores is None else cores - record.cores
             jobs = None if jobs is None else jobs - 1
+            for k in other:
+                other[k] -= record.resources.get(k, 0)
             decisions.append(Decision(record, 0, "unmanaged"))
         return decisions
 
@@ -270,11 +346,11 @@ class SchedulingSession:
             # and is conservative at its level: regress the real need on the prior's own estimate,
             # so the first jobs get exactly that estimate and later ones a learned correction of it.
             features["size"] = prior_mb
-            features["index"] = float(list(self._lengths).index(record.chrom) + 1) if record.chrom in self._lengths else 0.0
+            features["index"] = self._index.get(record.chrom, 0.0)
         elif record.chrom is not None and record.chrom in self._lengths:
             # Chromosome jobs: memory grows with the chromosome (the paper regresses on the index).
             features["size"] = self._lengths[record.chrom] / 1e6
-            features["index"] = float(list(self._lengths).index(record.chrom) + 1)
+            features["index"] = self._index[record.chrom]
         elif record.declared_mem_mb:
             # Other jobs: the rule's own statement of need is the best size we have; the regressor
             # learns how it maps to what the jobs really use.
@@ -373,12 +449,31 @@ class SchedulingSession:
         except OSError:
             pass
 
-    def _save(self) -> None:
+    def _save(self, force: bool = False) -> None:
+        """Save the learned model. A large model (many jobs' prior points) takes a while to write:
+        saves are spaced so that they cost at most ~2% of the time, and whatever is still unsaved
+        is written when the process exits."""
         if self._policy is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._saved_at < 50.0 * self._save_cost:
+            if not self._unsaved:
+                self._unsaved = True
+                atexit.register(self.flush)
             return
         path = Path(self.settings.model)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._policy.save_state(path)
+        self._saved_at = time.monotonic()
+        self._save_cost = self._saved_at - now
+        if self._unsaved:
+            self._unsaved = False
+            atexit.unregister(self.flush)
+
+    def flush(self) -> None:
+        """Write anything learned but not saved yet."""
+        if self._unsaved:
+            self._save(force=True)
 
 
 def prior_job_mem_mb(prior, facts: Mapping[str, float], level: float | None = None) -> float:

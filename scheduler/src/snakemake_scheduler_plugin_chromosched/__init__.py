@@ -79,6 +79,12 @@ class Scheduler(SchedulerBase):
         self._fixed_rules: set[str] = set()  # rules whose mem_mb does not read the store
         self._jobs: dict[str, object] = {}  # uid -> job object we started
         self._attempt: dict[str, int] = {}  # uid -> attempt we started
+        # The ready set as the session holds it: per-job records are built once, when a job
+        # becomes ready (or comes back for another attempt), not in every round.
+        self._ready_jobs: set = set()  # job objects
+        self._ready_uid: dict[int, str] = {}  # id(job) -> uid
+        self._ready_by_uid: dict[str, object] = {}  # uid -> job object
+        self._started_jobs: set = set()  # job objects we started and have not seen finish
 
     # -- Snakemake's entry point ------------------------------------------------------------------
     def select_jobs(self, selectable_jobs, remaining_jobs, available_resources, input_sizes):
@@ -100,15 +106,27 @@ class Scheduler(SchedulerBase):
     # -- internals --------------------------------------------------------------------------------
     def _select(self, selectable, remaining, available, input_sizes):
         session = self._session_for(available, remaining)
-        self._learn(selectable)
-        by_uid = {}
+        ready = selectable if isinstance(selectable, (set, frozenset)) else set(selectable)
+        added = ready - self._ready_jobs  # set algebra on job objects: no per-job Python work
+        gone = self._ready_jobs - ready
+        self._learn(added & self._started_jobs)
+        removed = []
+        for job in gone:
+            uid = self._ready_uid.pop(id(job))
+            if self._ready_by_uid.get(uid) is job:
+                del self._ready_by_uid[uid]
+                removed.append(uid)
         records = []
-        for job in sorted(selectable, key=_sort_key):
+        for job in sorted(added, key=_sort_key):
             record = self._record(job, input_sizes)
-            by_uid[record.uid] = job
+            self._ready_uid[id(job)] = record.uid
+            self._ready_by_uid[record.uid] = job
             records.append(record)
+        self._ready_jobs = set(ready)
+        session.update_ready(records, removed)
         free = _numeric(available)
         left = dict(free)
+        by_uid = self._ready_by_uid
 
         def admit(decision) -> bool:
             job = by_uid[decision.record.uid]
@@ -123,6 +141,7 @@ class Scheduler(SchedulerBase):
                 left[k] -= needs.get(k, 0) if k != "_job_count" else 1
             if needs.get("mem_mb") not in (None, decision.mem_mb) and decision.record.rule not in self._fixed_rules:
                 self._fixed_rules.add(decision.record.rule)
+                self._refresh = True
                 self.logger.info(
                     f"chromosched: rule {decision.record.rule} sets its own mem_mb ({needs['mem_mb']} MB), not "
                     f"the predicted {decision.mem_mb} MB: use store-backed mem_mb callables (README)"
@@ -130,11 +149,22 @@ class Scheduler(SchedulerBase):
             return True
 
         chosen = []
-        for decision in session.select(records, free, admit):
-            job = by_uid[decision.record.uid]
-            self._jobs[decision.record.uid] = job
-            self._attempt[decision.record.uid] = decision.record.attempt
+        for decision in session.select_ready(free, admit):
+            uid = decision.record.uid
+            job = by_uid.pop(uid)
+            self._ready_uid.pop(id(job), None)
+            self._ready_jobs.discard(job)
+            self._jobs[uid] = job
+            self._attempt[uid] = decision.record.attempt
+            self._started_jobs.add(job)
             chosen.append(job)
+        if getattr(self, "_refresh", False):
+            # A rule turned out to set its own mem_mb: its ready jobs' records are built again.
+            self._refresh = False
+            session.update_ready((), list(by_uid))
+            by_uid.clear()
+            self._ready_uid.clear()
+            self._ready_jobs = set()
         return chosen
 
     def _session_for(self, available, remaining) -> SchedulingSession:
@@ -151,10 +181,11 @@ class Scheduler(SchedulerBase):
             self._session.begin(total, [self._record(j, {}) for j in remaining if _is_single(j)])
         return self._session
 
-    def _learn(self, selectable) -> None:
-        """Finished jobs feed the model; jobs back with a higher attempt are failures."""
+    def _learn(self, back) -> None:
+        """Finished jobs feed the model; jobs we started that are ready again (``back``) with a
+        higher attempt are failures."""
         retried = {}
-        for job in selectable:
+        for job in back:
             uid = self._uid(job)
             if uid in self._attempt and getattr(job, "attempt", 1) > self._attempt[uid]:
                 retried[uid] = job
@@ -172,6 +203,7 @@ class Scheduler(SchedulerBase):
                 continue
             del self._jobs[uid]
             del self._attempt[uid]
+            self._started_jobs.discard(job)
 
     def _uid(self, job) -> str:
         rule = getattr(getattr(job, "rule", None), "name", None)
