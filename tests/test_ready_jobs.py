@@ -1,0 +1,134 @@
+"""The array path of the selection (ready_jobs.py) against the policy's own per-job path, and the
+session at 10,000 ready jobs: a valid packing, every --resources resource respected, flat memory."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from chromosched.dynamic_policy import Capacity, DynamicPolicy, RunningTask, TaskRequest, preset
+from chromosched.job_record import JobRecord
+from chromosched.ready_jobs import ReadyJobs, select_vectorised
+from chromosched.scheduling_session import SchedulingSession, SessionSettings
+
+
+def _trained_policy(rng, config="chromosched"):
+    policy = DynamicPolicy(preset(config), Capacity(mem_mb=100_000.0, cores=32))
+    for kind, slope in (("impute", 40.0), ("phase", 15.0)):
+        warm = [TaskRequest(f"{kind}-w{i}", kind, {"index": float(i), "length": 10.0 * i}, prior_mb=slope * i + 200)
+                for i in range(1, 6)]
+        policy.select(warm, Capacity(mem_mb=100_000.0, cores=32))
+        for t in warm:
+            policy.observe_success(t, slope * t.features["index"] * rng.uniform(0.9, 1.1) + 150, rng.uniform(10, 100))
+    return policy
+
+
+def _tasks(rng, n):
+    out = []
+    for i in range(n):
+        kind = rng.choice(["impute", "phase"])
+        x = float(rng.randint(1, 22))
+        out.append(TaskRequest(
+            f"{kind}-{i:04d}", kind, {"index": x, "length": 10.0 * x}, prior_mb=40.0 * x + 200,
+            cores=rng.randint(1, 4), min_mb=rng.choice([None, None, 300.0]), cap_mb=rng.choice([None, 900.0]),
+        ))
+    return out
+
+
+@pytest.mark.parametrize("config", ["chromosched", "chromosched-memory-knapsack", "greedy+bias"])
+@pytest.mark.parametrize("n", [12, 300])
+def test_vectorised_selection_matches_the_policy(config, n):
+    """Same jobs, same memory for each, in the same order: the array path is the policy's select."""
+    for seed in range(4):
+        rng = random.Random(seed)
+        slow, fast = _trained_policy(random.Random(seed), config), _trained_policy(random.Random(seed), config)
+        tasks = _tasks(rng, n)
+        fast._failed_at[tasks[0].task_id] = 500.0  # an escalated job
+        slow._failed_at[tasks[0].task_id] = 500.0
+        table = ReadyJobs(fast.candidates, lambda r: by_uid[r.uid], fast._x)
+        by_uid = {t.task_id: t for t in tasks}
+        for t in tasks:
+            table.add(JobRecord(uid=t.task_id, rule=t.kind, cores=t.cores, declared_mem_mb=int(t.prior_mb)))
+        fast._register(tasks)
+        free = Capacity(mem_mb=rng.uniform(2000, 9000), cores=rng.randint(4, 24))
+        running = [RunningTask(tasks[-1], 700.0)]
+        expected = slow.select(sorted(tasks[:-1], key=lambda t: t.task_id), free, running)
+        slots = np.array([table.slot_of[t.task_id] for t in tasks[:-1]])
+        got = select_vectorised(fast, table, slots, free, running)
+        assert got is not None
+        assert [a.task.task_id for a in got] == [a.task.task_id for a in expected]
+        assert [a.mem_mb for a in got] == pytest.approx([a.mem_mb for a in expected])
+        assert [a.predicted_runtime_s for a in got] == pytest.approx([a.predicted_runtime_s for a in expected])
+
+
+def test_untrained_job_types_go_to_the_policy():
+    policy = DynamicPolicy(preset("chromosched-no-prior"), Capacity(mem_mb=1000.0))
+    table = ReadyJobs(policy.candidates, lambda r: TaskRequest(r.uid, r.rule, {"index": 1.0}), policy._x)
+    table.add(JobRecord(uid="a", rule="new"))
+    policy._register(table.tasks[:1])
+    assert select_vectorised(policy, table, table.slots(), Capacity(mem_mb=1000.0)) is None
+
+
+def _record(i: int, rng) -> JobRecord:
+    gpu = i % 10 == 0
+    resources = {"_cores": rng.choice([1, 2, 4, 8]), "_nodes": 1, "mem_mb": rng.randint(1000, 32000)}
+    if gpu:
+        resources.update(gpu=1, gpu_mem_mb=rng.randint(4000, 40000))
+    return JobRecord(uid=f"work[i={i}]", rule="work", wildcards={"i": str(i)}, cores=resources["_cores"],
+                     gpus=int(gpu), declared_mem_mb=resources["mem_mb"], resources=resources, storable=False)
+
+
+def test_ten_thousand_ready_jobs_get_a_valid_packing_and_memory_stays_flat(tmp_path):
+    rng = random.Random(3)
+    settings = SessionSettings(store=str(tmp_path / "store"), model=str(tmp_path / "model.json"), events=None)
+    session = SchedulingSession(settings)
+    total = {"mem_mb": 256_000, "_cores": 64, "_nodes": 2**63 - 1, "_job_count": 2**63 - 1, "gpu": 2, "gpu_mem_mb": 48_000}
+    session.begin({**total, "_total_known": 1})
+    ready = [_record(i, rng) for i in range(10_000)]
+    session.update_ready(ready)
+    by_uid = {r.uid: r for r in ready}
+    running: dict[str, JobRecord] = {}
+    next_id = 10_000
+
+    def free_now() -> dict:
+        free = dict(total)
+        for r in running.values():
+            for k in ("mem_mb", "_cores", "gpu", "gpu_mem_mb"):
+                free[k] -= r.resources.get(k, 0)
+        return free
+
+    def one_round() -> None:
+        nonlocal next_id
+        free = free_now()
+        chosen = session.select_ready(free)
+        mem = sum(d.mem_mb for d in chosen)
+        assert len({d.record.uid for d in chosen}) == len(chosen)
+        assert mem <= free["mem_mb"]
+        for k in ("_cores", "gpu", "gpu_mem_mb"):
+            assert sum(d.record.resources.get(k, 0) for d in chosen) <= free[k], k
+        for d in chosen:
+            running[d.record.uid] = by_uid.pop(d.record.uid)
+        # One job finishes and a new one becomes ready, as in a run.
+        uid = rng.choice(sorted(running))
+        done = running.pop(uid)
+        session.finished(uid, None)
+        new = _record(next_id, rng)
+        next_id += 1
+        by_uid[new.uid] = new
+        session.update_ready([new])
+
+    one_round()
+    assert running, "the first round must start jobs"
+    capacity = len(session._ready.active)
+    for _ in range(60):
+        one_round()
+    table = session._ready
+    assert len(table) == len(by_uid)
+    # Rows of started jobs are reused and nothing per job is left behind in the table: a long run
+    # does not grow it.
+    assert len(table.active) == capacity
+    assert len(table._sorted_uids) == len(table._order_key) == len(table.slot_of) == len(by_uid)
+    assert table._n - len(table._free) == len(by_uid)
+    assert all(table.records[s] is None for s in table._free)
