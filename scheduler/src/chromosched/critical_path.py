@@ -27,10 +27,13 @@ def upward_ranks(
     depends_on: Mapping[str, Sequence[str]],
     runtime_of_rule: Mapping[str, float],
     default_runtime: float = 1.0,
+    runtime_of_job: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """rank(j) = runtime(rule of j) + max over the jobs that depend on j of their rank (0 if none).
+    """rank(j) = runtime(j) + max over the jobs that depend on j of their rank (0 if none).
 
+    runtime(j) is ``runtime_of_job[j]`` when given, else its rule's runtime, else the default.
     Dependencies on jobs outside ``rule_of`` (already done) are ignored. A cycle is an error."""
+    per_job = runtime_of_job or {}
     needed_by: dict[str, list[str]] = {uid: [] for uid in rule_of}
     for uid, deps in depends_on.items():
         if uid not in rule_of:
@@ -51,7 +54,10 @@ def upward_ranks(
             if child is None:
                 stack.pop()
                 best = max((rank[c] for c in needed_by[uid]), default=0.0)
-                rank[uid] = _runtime(runtime_of_rule, rule_of[uid], default_runtime) + best
+                own = per_job.get(uid)
+                if own is None:
+                    own = _runtime(runtime_of_rule, rule_of[uid], default_runtime)
+                rank[uid] = own + best
                 state[uid] = 2
             elif state.get(child) == 1:
                 raise ChromoschedError(f"the workflow's jobs form a cycle through {child}")
@@ -67,22 +73,38 @@ def _runtime(runtime_of_rule: Mapping[str, float], rule: str, default: float) ->
 
 
 class RuleRuntimes:
-    """Mean observed runtime per rule (seconds), carried across runs in a JSON file."""
+    """Runtime per rule (seconds), carried across runs in a JSON file: the mean runtime, and where
+    jobs have a size (chromosome length), runtime per unit of size, so a big chromosome's job is
+    predicted to take longer than a small one's."""
 
-    FORMAT = "chromosched-rule-runtimes/1"
+    FORMAT = "chromosched-rule-runtimes/2"
 
-    def __init__(self, means: Mapping[str, float] | None = None, counts: Mapping[str, int] | None = None):
-        self._sum = {r: float(m) * int((counts or {}).get(r, 1)) for r, m in (means or {}).items()}
-        self._n = {r: int((counts or {}).get(r, 1)) for r in (means or {})}
+    def __init__(self, stats: Mapping[str, Mapping[str, float]] | None = None):
+        # rule -> {"n", "sum_s", "n_sized", "sum_sized_s", "sum_size"}
+        self._stats = {r: dict(v) for r, v in (stats or {}).items()}
 
-    def observe(self, rule: str, runtime_s: float) -> None:
+    def observe(self, rule: str, runtime_s: float, size: float | None = None) -> None:
         if runtime_s is None or not math.isfinite(runtime_s) or runtime_s < 0:
             return
-        self._sum[rule] = self._sum.get(rule, 0.0) + float(runtime_s)
-        self._n[rule] = self._n.get(rule, 0) + 1
+        st = self._stats.setdefault(rule, {"n": 0, "sum_s": 0.0, "n_sized": 0, "sum_sized_s": 0.0, "sum_size": 0.0})
+        st["n"] += 1
+        st["sum_s"] += float(runtime_s)
+        if size is not None and math.isfinite(size) and size > 0:
+            st["n_sized"] += 1
+            st["sum_sized_s"] += float(runtime_s)
+            st["sum_size"] += float(size)
 
     def means(self) -> dict[str, float]:
-        return {r: self._sum[r] / self._n[r] for r in self._n if self._n[r]}
+        return {r: st["sum_s"] / st["n"] for r, st in self._stats.items() if st["n"]}
+
+    def predict(self, rule: str, size: float | None = None) -> float | None:
+        """A job's runtime: its rule's runtime per unit size x its size, else its rule's mean."""
+        st = self._stats.get(rule)
+        if not st or not st["n"]:
+            return None
+        if size is not None and size > 0 and st["n_sized"] and st["sum_size"] > 0:
+            return st["sum_sized_s"] / st["sum_size"] * float(size)
+        return st["sum_s"] / st["n"]
 
     def default(self) -> float:
         """For rules never seen: the median of the known means (1 s when none is known)."""
@@ -90,8 +112,7 @@ class RuleRuntimes:
         return known[len(known) // 2] if known else 1.0
 
     def save(self, path: str | Path) -> None:
-        data = {"format": self.FORMAT, "means": self.means(), "counts": dict(self._n)}
-        write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+        write_text_atomic(path, json.dumps({"format": self.FORMAT, "rules": self._stats}, indent=1, sort_keys=True))
 
     @classmethod
     def load(cls, path: str | Path) -> "RuleRuntimes":
@@ -105,7 +126,7 @@ class RuleRuntimes:
         if not isinstance(data, dict) or data.get("format") != cls.FORMAT:
             raise ChromoschedError(f"{path}: not a chromosched rule-runtime file ({cls.FORMAT} expected)")
         try:
-            return cls({str(k): float(v) for k, v in data["means"].items()},
-                       {str(k): int(v) for k, v in data.get("counts", {}).items()})
+            keys = ("n", "sum_s", "n_sized", "sum_sized_s", "sum_size")
+            return cls({str(r): {k: float(st[k]) for k in keys} for r, st in data["rules"].items()})
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ChromoschedError(f"{path}: bad rule-runtime entries ({err})") from None

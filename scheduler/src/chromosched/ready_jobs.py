@@ -299,13 +299,18 @@ def select_vectorised(
         keys = [order_key, -mem]
     else:
         keys = [order_key]
+    length = rt0
     if use_rank:
-        keys.append(-np.nan_to_num(table.column("rank")[slots], nan=0.0))
+        rank = table.column("rank")[slots]
+        keys.append(-np.nan_to_num(rank, nan=0.0))
+        # The area objective (memory x time) weighs a job by its whole remaining chain, not only
+        # its own runtime: long chains start first.
+        length = np.where(np.isnan(rank), rt0, rank)
     order = np.lexsort(keys)
     mem_o = mem[order]
     values = None
-    if cfg.objective == "area" and len(order) <= cfg.area_max_items and bool(np.any(rt0 != 0)):
-        values = mem_o * np.maximum(rt0[order], 1e-9) ** cfg.area_power
+    if cfg.objective == "area" and len(order) <= cfg.area_max_items and bool(np.any(length != 0)):
+        values = mem_o * np.maximum(length[order], 1e-9) ** cfg.area_power
     extra_lim = {}
     extra_use = {}
     for name, lim in (other_free or {}).items():

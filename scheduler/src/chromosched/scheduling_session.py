@@ -35,6 +35,7 @@ from .genomes import GENOMES, genome_lengths
 from .job_measurements import Measurement
 from .job_record import JobRecord
 from .prediction_store import DEFAULT_STORE, Prediction, PredictionStore
+from .critical_path import RuleRuntimes, upward_ranks
 from .ready_jobs import ReadyJobs, select_vectorised
 from .static_admission import StaticAdmission
 
@@ -60,6 +61,7 @@ class SessionSettings:
     store: str = DEFAULT_STORE
     model: str = ".chromosched/model.json"
     events: str | None = ".chromosched/events.jsonl"  # one JSON line per start/finish/failure (report plots)
+    critical_path: bool = False  # prefer ready jobs by HEFT upward rank (critical_path.py)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -107,6 +109,11 @@ class SchedulingSession:
         self._started = False
         self._ready = ReadyJobs()  # replaced in begin() by one that knows the policy's features
         self._saved_at = -math.inf
+        self._runtimes = RuleRuntimes()
+        self._dag: tuple[dict[str, str], dict[str, list[str]]] | None = None
+        self._size_of: dict[str, float] = {}
+        self._done: set[str] = set()
+        self._ranks_stale = False
         self._save_cost = 0.0
         self._unsaved = False
 
@@ -170,9 +177,40 @@ class SchedulingSession:
             # early margin on top of it while few of the rule's jobs are known.
             self._policy.memory.configure(self.settings.prior_rule, default_margin=0.0)
             self._ready = ReadyJobs(self._policy.candidates, self._task, self._policy._x, self._unmanaged)
+            if self.settings.critical_path:
+                try:
+                    self._runtimes = RuleRuntimes.load(self._runtimes_path())
+                except ChromoschedError as err:
+                    self.log(f"critical path: ignoring {err}")
             self.log(f"dynamic mode: budget {self.budget_mb:.0f} MB, packer {config.packer}")
 
     # -- selection ------------------------------------------------------------------------------
+    def set_dag(self, rule_of: Mapping[str, str], depends_on: Mapping[str, Sequence[str]],
+                chrom_of: Mapping[str, str | None] | None = None) -> None:
+        """The workflow's jobs (uid -> rule), what each depends on and each job's chromosome (its
+        size for runtime predictions), for critical-path ranks."""
+        self._dag = (dict(rule_of), {k: list(v) for k, v in depends_on.items()})
+        self._size_of = {uid: self._lengths[c] / 1e6 for uid, c in (chrom_of or {}).items() if c in self._lengths}
+        self._ranks_stale = True
+
+    def _update_ranks(self) -> None:
+        if not self._ranks_stale or self._dag is None:
+            return
+        self._ranks_stale = False
+        rule_of, depends_on = self._dag
+        left = {uid: rule for uid, rule in rule_of.items() if uid not in self._done}
+        predict = self._runtimes.predict
+        runtime_of_job = {}
+        for uid, rule in left.items():
+            value = predict(rule, self._size_of.get(uid))
+            if value is not None:
+                runtime_of_job[uid] = value
+        ranks = upward_ranks(left, depends_on, {}, self._runtimes.default(), runtime_of_job)
+        self._ready.set_ranks(ranks)
+
+    def _runtimes_path(self) -> str:
+        return str(self.settings.model) + ".runtimes.json"
+
     def update_ready(self, added: Iterable[JobRecord] = (), removed: Iterable[str] = ()) -> None:
         """Tell the session which jobs became ready (or came back with a new attempt) and which
         uids are no longer ready; per-job work is done here, once, not in every round."""
@@ -181,6 +219,7 @@ class SchedulingSession:
         new = []
         for record in added:
             self._ready.add(record)
+            self._ranks_stale = self._ranks_stale or self._dag is not None
             task = self._ready.tasks[self._ready.slot_of[record.uid]]
             if task is not None:
                 new.append(task)
@@ -284,8 +323,11 @@ class SchedulingSession:
         # that does not declare one uses 0 of it; one not in --resources is not constrained.
         other = {k: float(v) for k, v in free.items() if k not in (MEMORY, "_cores", "gpu", "_job_count")}
         allocations = None
+        if self.settings.critical_path:
+            self._update_ranks()
         if len(managed):
-            allocations = select_vectorised(self._policy, table, managed, capacity, running, other)
+            allocations = select_vectorised(self._policy, table, managed, capacity, running, other,
+                                            use_rank=self.settings.critical_path)
         packed_other = allocations is not None
         if allocations is None:
             tasks = [table.tasks[s] for s in managed.tolist()]
@@ -409,8 +451,16 @@ class SchedulingSession:
                         mem_mb=entry.mem_mb, need_mb=None if measurement is None else measurement.need_mb,
                         runtime_s=None if measurement is None else measurement.runtime_s,
                         measured_by=None if measurement is None else measurement.source)
+        if entry is not None:
+            self._done.add(uid)
+            self._ranks_stale = self._dag is not None
         if entry is None or self._policy is None or measurement is None:
             return
+        if self.settings.critical_path and measurement.runtime_s is not None:
+            chrom = entry.record.chrom
+            self._runtimes.observe(entry.record.rule, measurement.runtime_s,
+                                   self._lengths[chrom] / 1e6 if chrom in self._lengths else None)
+            self._ranks_stale = self._dag is not None
         self._policy.observe_success(self._task(entry.record), measurement.need_mb, measurement.runtime_s)
         self.log(
             f"learned {entry.record.label}: {measurement.need_mb:.0f} MB ({measurement.source}) "
@@ -464,6 +514,8 @@ class SchedulingSession:
         path = Path(self.settings.model)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._policy.save_state(path)
+        if self.settings.critical_path:
+            self._runtimes.save(self._runtimes_path())  # carried to the next run with the model
         self._saved_at = time.monotonic()
         self._save_cost = self._saved_at - now
         if self._unsaved:

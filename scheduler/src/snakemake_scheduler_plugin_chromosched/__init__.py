@@ -65,6 +65,9 @@ class SchedulerSettings(SchedulerSettingsBase):
         "Where the learned model is saved after each update and loaded at start (warm start)."))
     events: Optional[str] = field(default=".chromosched/events.jsonl", metadata=_help(
         "Event log (one JSON line per job start, finish and failure) for the report's plots."))
+    critical_path: Optional[bool] = field(default=False, metadata=_help(
+        "Prefer ready jobs on the longest remaining chain (HEFT upward rank, runtimes learned per rule "
+        "and kept next to the model)."))
 
     def session_settings(self) -> SessionSettings:
         values = {f.name: getattr(self, f.name) for f in fields(SessionSettings) if getattr(self, f.name, None) is not None}
@@ -179,6 +182,8 @@ class Scheduler(SchedulerBase):
                     total[name] = value
                     total["_total_known"] = 1
             self._session.begin(total, [self._record(j, {}) for j in remaining if _is_single(j)])
+            if self._session.settings.critical_path:
+                self._session.set_dag(*self._dag_data(remaining))
         return self._session
 
     def _learn(self, back) -> None:
@@ -204,6 +209,23 @@ class Scheduler(SchedulerBase):
             del self._jobs[uid]
             del self._attempt[uid]
             self._started_jobs.discard(job)
+
+    def _dag_data(self, remaining):
+        """(uid -> rule, uid -> uids it depends on, uid -> chromosome) of the jobs still to run,
+        from Snakemake's DAG."""
+        rule_of, depends_on, chrom_of = {}, {}, {}
+        for job in remaining:
+            if not _is_single(job):
+                continue
+            uid = self._uid(job)
+            rule_of[uid] = getattr(getattr(job, "rule", None), "name", None) or "job"
+            try:
+                deps = list(self.dag.job_dependencies(job))
+            except Exception:  # noqa: BLE001 - no dependencies known: the job ranks by itself
+                deps = []
+            depends_on[uid] = [self._uid(d) for d in deps]
+            chrom_of[uid] = chromosome_of(_wildcards(job))
+        return rule_of, depends_on, chrom_of
 
     def _uid(self, job) -> str:
         rule = getattr(getattr(job, "rule", None), "name", None)
