@@ -5,6 +5,8 @@ Cases, measured side by side in one run (same data, same machine, same budget):
 
 - ``chromosched-dynamic``: ``--scheduler chromosched`` (dynamic mode: Beagle prior + online regressor,
   knapsack packing, predictions written to the store so Beagle's -Xmx is the packed number);
+- ``chromosched-critical``: the dynamic mode with ``--scheduler-chromosched-critical-path`` (ready
+  jobs on the longest remaining chain first, docs/dynamic_speed.md);
 - ``chromosched-static``: ``--scheduler chromosched --scheduler-chromosched-mode static`` (ordering
   table for K = cores, the rules' heuristic mem_mb);
 - ``greedy``: ``--scheduler greedy`` with the rules' static heuristic mem_mb;
@@ -43,7 +45,7 @@ from chromosched.job_measurements import OOM_KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
-CASES = ("chromosched-dynamic", "chromosched-static", "greedy", "greedy-low", "chromosched-low", "greedy-unbounded")
+CASES = ("chromosched-dynamic", "chromosched-critical", "chromosched-static", "greedy", "greedy-low", "chromosched-low", "greedy-unbounded")
 UNBOUNDED_FACTOR = 100  # greedy-unbounded: a memory limit this many times the budget never binds
 TARGETS = {"makespan_vs_greedy": 0.8, "chromosched_oom": 0}
 
@@ -148,6 +150,8 @@ def run_case(root: Path, case: str, data: Path, budget: int, low: int, cores: in
     scheduler = ["--scheduler", "greedy"] if case.startswith("greedy") else ["--scheduler", "chromosched"]
     if case == "chromosched-static":
         scheduler += ["--scheduler-chromosched-mode", "static"]
+    if case == "chromosched-critical":
+        scheduler += ["--scheduler-chromosched-critical-path"]
     progress(f"{case} (run {rep + 1}): running ({' '.join(scheduler)})")
     code, wall, peak = snakemake(workdir, "--cores", str(cores), "--resources", f"mem_mb={budget}", *scheduler,
                                  log=root / f"{case}.run{rep + 1}.log")

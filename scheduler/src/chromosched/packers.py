@@ -39,6 +39,8 @@ _COARSE_CELLS = 32
 _EAGER_ITEMS = 256
 #: Distinct usage vectors the bundled subset-sum handles before it coarsens the memory grid.
 _MAX_CLASSES = 1024
+#: Candidates the bundled subset-sum considers (the most preferred), when the eager pass did not fill.
+_MAX_CANDIDATES = 2048
 
 
 @dataclass(frozen=True)
@@ -503,6 +505,9 @@ class KnapsackPacker:
             taken = len(history) - 1
             return backtrack(history, keys_l[:taken], [[int(p)] for p in fit[:taken]])
 
+        # Thousands of candidates: the exact search runs over the most preferred ones (memory is
+        # as full within a grid cell in practice; the order still decides ties).
+        cand = cand[:_MAX_CANDIDATES]
         usage = self._weights(arr, cand, grid, unit, extra)
         keep = np.all(usage <= lims, axis=1)
         pos_all = np.flatnonzero(keep)

@@ -103,6 +103,7 @@ class OnlineRamRegressor:
         self.priors_are_bounds = False
         self._obs_loo_cache: list[float] | None = None
         self._margin_cache: tuple[float, tuple[float, float]] | None = None
+        self._n_observed: int | None = None
 
     # -- data ---------------------------------------------------------------------------------
     def add_prior(self, key: str, x: float, y_mb: float) -> None:
@@ -118,6 +119,12 @@ class OnlineRamRegressor:
             return
         self._points[key] = _Point(float(x), float(y_mb), "prior")
         self._priors[key] = (float(x), float(y_mb))
+        if self.priors_are_bounds and not self._dirty and self._n_observed:
+            # A stated bound left the fit with the first observed job: a new one changes no fit
+            # (a ready job arriving must not cost a refit over every point).
+            self._obs_loo_cache = None
+            self._margin_cache = None
+            return
         self._dirty = True
 
     def observe(self, key: str, x: float, y_mb: float, predicted_mb: float | None = None) -> None:
@@ -148,7 +155,13 @@ class OnlineRamRegressor:
     # -- queries ------------------------------------------------------------------------------
     @property
     def n_observed(self) -> int:
-        return sum(1 for p in self._points.values() if p.kind == "observed")
+        # Counted once per fit (every change sets _dirty; _fit clears the count): asked many times a round.
+        if self._n_observed is not None and not self._dirty:
+            return self._n_observed
+        count = sum(1 for p in self._points.values() if p.kind == "observed")
+        if not self._dirty:
+            self._n_observed = count
+        return count
 
     @property
     def n_points(self) -> int:
@@ -278,6 +291,7 @@ class OnlineRamRegressor:
             self._loo_cache = None
             self._obs_loo_cache = None
             self._margin_cache = None
+            self._n_observed = None
             self._dirty = False
         return self._model
 

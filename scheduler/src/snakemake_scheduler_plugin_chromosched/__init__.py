@@ -65,7 +65,7 @@ class SchedulerSettings(SchedulerSettingsBase):
         "Where the learned model is saved after each update and loaded at start (warm start)."))
     events: Optional[str] = field(default=".chromosched/events.jsonl", metadata=_help(
         "Event log (one JSON line per job start, finish and failure) for the report's plots."))
-    critical_path: Optional[bool] = field(default=False, metadata=_help(
+    critical_path: bool = field(default=False, metadata=_help(
         "Prefer ready jobs on the longest remaining chain (HEFT upward rank, runtimes learned per rule "
         "and kept next to the model)."))
 
