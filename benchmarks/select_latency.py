@@ -27,7 +27,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 

@@ -265,10 +265,16 @@ class OnlineRamRegressor:
 
     def _fit(self) -> _PolyModel | None:
         if self._dirty:
-            exact = [k for k, p in self._points.items() if p.kind != "censored"]
-            if self.priors_are_bounds and self.n_observed:
-                exact = [k for k in exact if self._points[k].kind != "prior"]
-            censored = [k for k, p in self._points.items() if p.kind == "censored"]
+            # One pass over the points (a rule with 10,000 jobs has 10,000 prior points).
+            everything, observed, censored = [], [], []
+            for k, p in self._points.items():
+                if p.kind == "censored":
+                    censored.append(k)
+                else:
+                    everything.append(k)
+                    if p.kind == "observed":
+                        observed.append(k)
+            exact = observed if self.priors_are_bounds and observed else everything
             keys = exact
             base = self._fit_points(exact)
             if censored:
@@ -291,7 +297,7 @@ class OnlineRamRegressor:
             self._loo_cache = None
             self._obs_loo_cache = None
             self._margin_cache = None
-            self._n_observed = None
+            self._n_observed = len(observed)
             self._dirty = False
         return self._model
 

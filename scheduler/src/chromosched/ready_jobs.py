@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -172,21 +172,6 @@ class ReadyJobs:
         if i < len(self._sorted_uids) and self._sorted_uids[i] == uid:
             del self._sorted_uids[i]
         self._order_key.pop(uid, None)
-
-    def sync(self, records: Iterable[JobRecord]) -> list[JobRecord]:
-        """Make the ready set exactly ``records`` (by uid; a record object that changed, e.g. a new
-        attempt, replaces the old one). Returns the records that were added or replaced."""
-        records = list(records)
-        uids = {r.uid for r in records}
-        for uid in [u for u in self.slot_of if u not in uids]:
-            self.remove(uid)
-        changed = []
-        for r in records:
-            slot = self.slot_of.get(r.uid)
-            if slot is None or self.records[slot] is not r:
-                self.add(r)
-                changed.append(r)
-        return changed
 
     def slots(self) -> np.ndarray:
         return np.flatnonzero(self.active)

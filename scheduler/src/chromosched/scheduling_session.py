@@ -88,6 +88,7 @@ class _Running:
     mem_mb: int
     started: float
     predicted_runtime_s: float | None = None
+    task: TaskRequest | None = None  # the policy's view of the job, kept from its selection
 
 
 class SchedulingSession:
@@ -261,8 +262,10 @@ class SchedulingSession:
             self._static.confirm([d.record for d in chosen])
         now = self.clock()
         for d in chosen:
+            slot = self._ready.slot_of.get(d.record.uid)
+            task = self._ready.tasks[slot] if slot is not None else None
             self._ready.remove(d.record.uid)
-            self.running[d.record.uid] = _Running(d.record, d.mem_mb, now)
+            self.running[d.record.uid] = _Running(d.record, d.mem_mb, now, task=task)
             self._event("start", uid=d.record.uid, rule=d.record.rule, wildcards=dict(d.record.wildcards),
                         attempt=d.record.attempt, mem_mb=d.mem_mb, source=d.source, predicted_mb=d.predicted_mb)
         if chosen:
@@ -290,7 +293,7 @@ class SchedulingSession:
     def _select_dynamic(self, free: Mapping[str, float]) -> list[Decision]:
         assert self._policy is not None and self.budget_mb is not None
         table = self._ready
-        slots = self._ready_slots()
+        slots = table.slots()  # the array path orders them itself; the per-job paths below sort
         # A job whose mem_mb is its own is budgeted by Snakemake at that value: offer it only when
         # its declared resources fit now, and never give it less than it declares.
         fixed = table.column("fixed")[slots]
@@ -317,7 +320,8 @@ class SchedulingSession:
             max_tasks=_maybe_int(free.get("_job_count")),
         )
         running = [
-            RunningTask(self._task(r.record), r.mem_mb, r.started, r.predicted_runtime_s) for r in self.running.values()
+            RunningTask(r.task or self._task(r.record), r.mem_mb, r.started, r.predicted_runtime_s)
+            for r in self.running.values()
         ]
         # Every other numeric resource of --resources is packed too (gpu_mem_mb, disk_mb...): a job
         # that does not declare one uses 0 of it; one not in --resources is not constrained.
@@ -330,6 +334,7 @@ class SchedulingSession:
                                             use_rank=self.settings.critical_path)
         packed_other = allocations is not None
         if allocations is None:
+            managed = managed[np.argsort(table.column("order")[managed], kind="stable")]
             tasks = [table.tasks[s] for s in managed.tolist()]
             allocations = self._policy.select(tasks, capacity, running, now=self.clock()) if tasks else []
         decisions = []
@@ -362,6 +367,7 @@ class SchedulingSession:
         for d in decisions:
             cores = None if cores is None else cores - d.record.cores
             jobs = None if jobs is None else jobs - 1
+        unmanaged = unmanaged[np.argsort(table.column("order")[unmanaged], kind="stable")]
         fewest = int(table.column("cores")[unmanaged].min()) if len(unmanaged) else 0
         for slot in unmanaged.tolist():
             if (cores is not None and cores < fewest) or (jobs is not None and jobs < 1):
