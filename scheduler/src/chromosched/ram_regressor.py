@@ -265,16 +265,15 @@ class OnlineRamRegressor:
 
     def _fit(self) -> _PolyModel | None:
         if self._dirty:
-            # One pass over the points (a rule with 10,000 jobs has 10,000 prior points).
-            everything, observed, censored = [], [], []
-            for k, p in self._points.items():
-                if p.kind == "censored":
-                    censored.append(k)
-                else:
-                    everything.append(k)
-                    if p.kind == "observed":
-                        observed.append(k)
-            exact = observed if self.priors_are_bounds and observed else everything
+            # A rule with 10,000 jobs has 10,000 prior points: pick out the few others in one pass.
+            points = self._points
+            others = [k for k, p in points.items() if p.kind != "prior"]
+            observed = [k for k in others if points[k].kind == "observed"]
+            censored = [k for k in others if points[k].kind == "censored"]
+            if self.priors_are_bounds and observed:
+                exact = observed
+            else:
+                exact = [k for k, p in points.items() if p.kind != "censored"] if censored else list(points)
             keys = exact
             base = self._fit_points(exact)
             if censored:
