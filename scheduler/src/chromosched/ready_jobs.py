@@ -247,7 +247,7 @@ def select_vectorised(
         return []
     policy._register(r.task for r in running)
     kind_col = table.column("kind")[slots]
-    kinds = np.unique(kind_col)
+    kinds = np.flatnonzero(np.bincount(kind_col)) if kind_col.min() >= 0 else np.unique(kind_col)
     names = [table.kinds[k] for k in kinds.tolist()]
     if not all(policy._trained(name) for name in names):
         return None
@@ -291,6 +291,7 @@ def select_vectorised(
         # The area objective (memory x time) weighs a job by its whole remaining chain, not only
         # its own runtime: long chains start first.
         length = np.where(np.isnan(rank), rt0, rank)
+    keys = keys[:1] + [k for k in keys[1:] if k.min() != k.max()]  # a constant key orders nothing
     order = np.lexsort(keys)
     mem_o = mem[order]
     values = None

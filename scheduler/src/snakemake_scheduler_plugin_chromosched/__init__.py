@@ -125,7 +125,8 @@ class Scheduler(SchedulerBase):
             self._ready_uid[id(job)] = record.uid
             self._ready_by_uid[record.uid] = job
             records.append(record)
-        self._ready_jobs = set(ready)
+        self._ready_jobs -= gone
+        self._ready_jobs |= added
         session.update_ready(records, removed)
         free = _numeric(available)
         left = dict(free)
