@@ -88,6 +88,7 @@ class Scheduler(SchedulerBase):
         self._ready_uid: dict[int, str] = {}  # id(job) -> uid
         self._ready_by_uid: dict[str, object] = {}  # uid -> job object
         self._started_jobs: set = set()  # job objects we started and have not seen finish
+        self._refresh = False  # a rule turned out to set its own mem_mb: rebuild the ready records
 
     # -- Snakemake's entry point ------------------------------------------------------------------
     def select_jobs(self, selectable_jobs, remaining_jobs, available_resources, input_sizes):
@@ -162,7 +163,7 @@ class Scheduler(SchedulerBase):
             self._attempt[uid] = decision.record.attempt
             self._started_jobs.add(job)
             chosen.append(job)
-        if getattr(self, "_refresh", False):
+        if self._refresh:
             # A rule turned out to set its own mem_mb: its ready jobs' records are built again.
             self._refresh = False
             session.update_ready((), list(by_uid))
