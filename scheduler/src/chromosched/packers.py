@@ -40,7 +40,7 @@ _EAGER_ITEMS = 256
 #: Distinct usage vectors the bundled subset-sum handles before it coarsens the memory grid.
 _MAX_CLASSES = 1024
 #: Candidates the bundled subset-sum considers (the most preferred), when the eager pass did not fill.
-_MAX_CANDIDATES = 2048
+_MAX_CANDIDATES = 512
 
 
 @dataclass(frozen=True)
@@ -283,6 +283,11 @@ class KnapsackPacker:
             return []
         if arr.fits(cand, limits):
             return cand.tolist()
+        if self._at_most_one(arr, cand, limits):
+            # One more job at most (e.g. one core free): the biggest (most valuable) that fits, the
+            # earliest on ties.
+            gain = arr.mem if arr.values is None else arr.values
+            return [int(cand[int(np.argmax(gain[cand]))])]
         if arr.values is not None:
             chosen = self._value_dp(arr, cand, self._dimensions(arr, cand, limits))
         else:
@@ -299,26 +304,46 @@ class KnapsackPacker:
 
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod
+    def _at_most_one(arr: _Arrays, cand, limits) -> bool:
+        """True when no two candidates fit together in some resource (or the job count is 1)."""
+        if limits.max_items is not None and limits.max_items <= 1:
+            return True
+        if len(arr.lims) == 0:
+            return False
+        use = arr.use[cand]
+        smallest = np.sort(use, axis=0)[:2] if len(cand) >= 2 else use
+        return bool(np.any(smallest.sum(axis=0) > arr.lims + 1e-9))
+
+    @staticmethod
     def _fill(arr: _Arrays, cand, chosen, limits) -> list[int]:
         """Add, in preference order, jobs that still fit at their exact size (grid rounding slack)."""
         chosen = list(chosen)
+        if limits.max_items is not None and len(chosen) >= limits.max_items:
+            return chosen
         mem = float(arr.mem[chosen].sum()) if chosen else 0.0
         left = arr.lims + 1e-9 - (arr.use[chosen].sum(axis=0) if chosen else 0.0)
-        # Only jobs small enough for the memory left can be added: look at those alone.
-        room = cand[arr.mem[cand] <= limits.mem - mem]
+        # Only jobs that fit what is left on their own can be added: look at those alone.
+        ok = arr.mem[cand] <= limits.mem - mem
+        if len(left):
+            ok &= np.all(arr.use[cand] <= left, axis=1)
+        room = cand[ok]
+        if len(room) == 0:
+            return chosen
         taken = set(chosen)
-        for i in room.tolist():
+        mems = arr.mem[room].tolist()
+        uses = arr.use[room].tolist()
+        left = left.tolist()
+        for i, m, u in zip(room.tolist(), mems, uses):
             if i in taken:
                 continue
             if limits.max_items is not None and len(chosen) >= limits.max_items:
                 break
-            m = arr.mem[i]
-            if mem + m > limits.mem or np.any(arr.use[i] > left):
+            if mem + m > limits.mem or any(x > y for x, y in zip(u, left)):
                 continue
             chosen.append(i)
             taken.add(i)
             mem += m
-            left = left - arr.use[i]
+            left = [y - x for x, y in zip(u, left)]
         return chosen
 
     @staticmethod
@@ -505,8 +530,8 @@ class KnapsackPacker:
             taken = len(history) - 1
             return backtrack(history, keys_l[:taken], [[int(p)] for p in fit[:taken]])
 
-        # Thousands of candidates: the exact search runs over the most preferred ones (memory is
-        # as full within a grid cell in practice; the order still decides ties).
+        # Thousands of candidates: the exact search runs over the 512 most preferred ones (then
+        # _fill and _swap_up look at all of them at their exact sizes).
         cand = cand[:_MAX_CANDIDATES]
         usage = self._weights(arr, cand, grid, unit, extra)
         keep = np.all(usage <= lims, axis=1)
