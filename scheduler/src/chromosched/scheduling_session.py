@@ -115,6 +115,12 @@ class SchedulingSession:
             budget = _machine_memory_mb()
             self.log(f"no --resources mem_mb and no budget-mb: budgeting {budget} MB (90% of this machine's memory)")
         self.budget_mb = float(budget)
+        # Every plugin input (settings, prior, ordering table, budget) before anything is written or run.
+        from .run_inputs import check_run_inputs
+
+        source = "budget-mb" if self.settings.budget_mb else ("--resources mem_mb" if total.get(MEMORY) else "this machine")
+        inputs = check_run_inputs(self.settings, self.budget_mb, expected, self.log, budget_source=source)
+        self._prior, self._prior_checked = inputs.prior, self.settings.mode == "dynamic"
         moved = self.store.archive()
         if moved is not None:
             self.log(f"previous run's predictions moved to {moved}")

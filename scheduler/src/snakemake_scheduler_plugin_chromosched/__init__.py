@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
+from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_scheduler_plugins.base import SchedulerBase
 from snakemake_interface_scheduler_plugins.settings import SchedulerSettingsBase
 
@@ -86,8 +87,10 @@ class Scheduler(SchedulerBase):
             return None
         try:
             return self._select(list(selectable_jobs), remaining_jobs, dict(available_resources), input_sizes)
-        except ChromoschedError:
-            raise  # a user error with a clear message: stop rather than run into an OOM
+        except ChromoschedError as err:
+            # A user error with a clear message: stop rather than run into an OOM. As a
+            # WorkflowError, Snakemake prints the one line (and a few lines of context), no traceback.
+            raise WorkflowError(f"chromosched: {err}") from None
         except Exception as err:  # noqa: BLE001 - never let a scheduler bug abort the workflow
             if not self._warned:
                 self._warned = True
