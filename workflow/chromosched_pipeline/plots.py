@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +25,7 @@ import numpy as np  # noqa: E402
 
 from chromosched.errors import ChromoschedError  # noqa: E402
 from chromosched.genomes import canonical_chrom  # noqa: E402
+from chromosched.json_lines import read_json_lines  # noqa: E402
 
 from .vcfio import atomic_outputs, exit_on_sigterm, write_text_atomic  # noqa: E402
 
@@ -91,10 +91,9 @@ def job_resources(
     for path in attempts:
         label = Path(path).name.split(".")[0]
         try:
-            lines = Path(path).read_text().splitlines()
+            beagle[label] = read_json_lines(path, missing_ok=False)  # a line cut by a kill: skipped, warned
         except OSError:
             continue
-        beagle[label] = [json.loads(line) for line in lines if line.strip()]
     rows: list[dict[str, object]] = []
     for path in sorted(map(Path, benchmarks)):
         if not path.exists():
@@ -198,17 +197,10 @@ def imputation_quality(dr2_files: Sequence[str | Path], out_png: str | Path) -> 
 
 
 def _read_events(path: str | Path) -> list[dict]:
-    events = []
     try:
-        lines = Path(path).read_text().splitlines()
+        return read_json_lines(path)  # a line cut by a kill: skipped with a warning
     except OSError:
-        return events
-    for line in lines:
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut by a kill
-    return events
+        return []
 
 
 def scheduler_figures(events_jsonl: str | Path, out_schedule: str | Path, out_prediction: str | Path) -> int:

@@ -372,10 +372,9 @@ class SchedulingSession:
         if not self.settings.events:
             return
         try:
-            path = Path(self.settings.events)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a") as handle:
-                handle.write(json.dumps({"time": time.time(), "event": kind, **fields}) + "\n")
+            from .json_lines import append_json_line  # closes a line a killed run left unfinished
+
+            append_json_line(self.settings.events, {"time": time.time(), "event": kind, **fields})
         except OSError:
             pass
 
