@@ -77,3 +77,15 @@ def test_scores_match_a_run_without_the_fault(oom_run, pipeline_run):
     workdir, _, _, _ = oom_run
     assert (workdir / "results" / "prs" / "prs.tsv").read_text() == (pipeline_run[0] / "results" / "prs" / "prs.tsv").read_text()
     assert not [p.name for p in (workdir / "results" / "imputed").iterdir() if p.name.startswith(".")]
+
+
+def test_report_of_the_run_shows_the_retry(oom_run):
+    from chromosched.cli import main
+
+    workdir, _, starved, _ = oom_run
+    assert main(["report", str(workdir), "--out", str(workdir / "rep")]) == 0
+    numbers = json.loads((workdir / "rep" / "summary.json").read_text())
+    assert numbers["oom_retries"] == 1 and numbers["retries"] == 1
+    assert numbers["oom_attempts"][0]["wildcards"] == {"chrom": starved}
+    assert numbers["per_rule"]["impute"]["attempts"] == 3 and numbers["peak_reserved_mb"] <= numbers["budget_mb"]
+    assert "<h2>Memory over time</h2>" in (workdir / "rep" / "report.html").read_text()

@@ -136,6 +136,7 @@ class SchedulingSession:
             cores = int(cores) if cores and cores < 2**62 else 1
             workers = self.settings.workers or cores
             order = table.order_for(workers)  # row(K) answers K above the chromosome count too
+            self._event("ordering", table=source, workers=workers, order=list(order))  # for chromosched report
             self._static = StaticAdmission(order, workers)
             self._static.expect(expected)
             self.log(
