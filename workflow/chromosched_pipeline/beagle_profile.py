@@ -72,6 +72,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from chromosched.errors import ChromoschedError
+from chromosched.progress import ProgressBar
 
 from .beagle import BeagleParams, BeagleResult, beagle_command, find_beagle_jar, gc_peak_after_mb, run_beagle, xmx_option
 from .simulate import simulate_chromosome
@@ -557,7 +558,13 @@ def profile(out: Path, work: Path, n_fit: int, n_heldout: int, seed: int, space:
             base: BaseData = BaseData(), limit: int | None = None, max_hours: float | None = None,
             jar: str | None = None, command_line: str = "", progress: Callable[[str], None] | None = None) -> list[dict]:
     """Run (or resume) the profiling design; returns all rows of the table."""
-    progress = progress or (lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True))
+    with ProgressBar(None, "beagle profile", unit="point", enabled=progress is None) as bar:
+        return _profile(out, work, n_fit, n_heldout, seed, space, base, limit, max_hours, jar, command_line,
+                        progress or (lambda m: bar.write(f"beagle_profile: {m}")), bar)
+
+
+def _profile(out, work, n_fit, n_heldout, seed, space, base, limit, max_hours, jar, command_line, progress,
+             bar: ProgressBar) -> list[dict]:
     jar_path = find_beagle_jar(jar)
     base_files = prepare_base(work, base, progress)
     design = interleave(make_design(n_fit, seed, "fit", space, len(base_files.common_ids)),
@@ -570,6 +577,7 @@ def profile(out: Path, work: Path, n_fit: int, n_heldout: int, seed: int, space:
     done = {r["design_id"] for r in rows}
     todo = [p for p in design if p.design_id not in done]
     progress(f"{len(design)} design points, {len(done)} done, {len(todo)} to go; table {out}")
+    bar.reset(min(len(todo), limit) if limit is not None else len(todo))
     started = time.time()
     measured = 0
     for index, point in enumerate(todo, start=1):
@@ -601,6 +609,7 @@ def profile(out: Path, work: Path, n_fit: int, n_heldout: int, seed: int, space:
         measured += 1
         progress(f"  -> {point.design_id}: min heap {outcome.min_heap_mb} MB (fails at {outcome.max_fail_mb}), "
                  f"{len(outcome.attempts)} runs, {row['profile_s']} s, status {outcome.status}")
+        bar.update(1, note=f"{point.design_id}: {outcome.min_heap_mb} MB")
     return rows
 
 

@@ -7,7 +7,6 @@ or write, and what the benchmark measures.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -93,14 +92,19 @@ def optimise(tasks: TaskSet, workers: int, model: str = "list", budget: int = DE
 def optimise_many(tasks: TaskSet, workers: Iterable[int], model: str = "list", budget: int = DEFAULT_BUDGET,
                   seed: int = 0, with_hill_climb: bool = False, progress: bool = True) -> list[StaticResult]:
     """``optimise`` for several K, with one progress line per K on stderr."""
+    from .progress import ProgressBar
+
     results = []
-    for k in workers:
-        t0 = time.perf_counter()
-        res = optimise(tasks, k, model, budget, seed, with_hill_climb)
-        results.append(res)
-        if progress:
-            print(f"chromosched: K={k}: peak {res.peak:.2f} (sequential {res.sequential_peak:.2f}, "
-                  f"bound {res.lower_bound:.2f}) in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    workers = list(workers)
+    with ProgressBar(len(workers), "optimising orders", unit="K", enabled=progress) as bar:
+        for k in workers:
+            t0 = time.perf_counter()
+            res = optimise(tasks, k, model, budget, seed, with_hill_climb)
+            results.append(res)
+            if progress:
+                bar.write(f"chromosched: K={k}: peak {res.peak:.2f} (sequential {res.sequential_peak:.2f}, "
+                          f"bound {res.lower_bound:.2f}) in {time.perf_counter() - t0:.1f} s")
+                bar.update(1)
     return results
 
 
