@@ -90,3 +90,23 @@ def test_demo_simulation_bar_on_a_terminal(tmp_path):
     cmd[4] = str(tmp_path / "b")
     plain = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
     assert plain.returncode == 0 and "simulate: [2/2] chr22" in plain.stderr and "\r" not in plain.stderr
+
+
+def test_beagle_profile_bar_on_a_terminal(tmp_path, monkeypatch):
+    """One real design point (tiny Beagle run) with stderr on a terminal: a bar over the points,
+    the profiler's log lines above it."""
+    from chromosched_pipeline.beagle_profile import TINY_BASE, TINY_SPACE, profile
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("CHROMOSCHED_NO_PROGRESS", raising=False)
+    rows = profile(tmp_path / "runs.tsv", tmp_path / "work", n_fit=2, n_heldout=1, seed=11, space=TINY_SPACE,
+                   base=TINY_BASE, limit=1)
+    assert len(rows) == 1
+    text = screen.getvalue()
+    assert "beagle profile" in text and "1/1" in text and "beagle_profile: 3 design points" in text

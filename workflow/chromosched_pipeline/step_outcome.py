@@ -21,7 +21,6 @@ import os
 import resource
 import sys
 import time
-from pathlib import Path
 from typing import Iterator
 
 from chromosched.json_lines import append_json_line

@@ -18,7 +18,6 @@ finished or came back for another attempt. The session
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
