@@ -81,3 +81,17 @@ def test_report_without_events_is_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "events.jsonl: event log not found" in err[0]
+
+
+def test_report_of_a_real_static_run_shows_its_ordering(tmp_path):
+    """A real Snakemake run in static mode (tests/data/memory_workflow), then the report from its events."""
+    from chromosched.ordering_table import load_builtin_table
+    from test_plugin_snakemake import CHROMS, config, run
+
+    result = run(tmp_path, config(chroms=CHROMS[:3], hold=0.3), "--scheduler-chromosched-mode", "static", budget=1000, cores=2)
+    assert result.returncode == 0, result.stderr
+    assert main(["report", str(tmp_path)]) == 0
+    numbers = json.loads((tmp_path / "chromosched_report" / "summary.json").read_text())
+    assert numbers["mode"] == "static" and numbers["static_order"] == load_builtin_table("GRCh37").order_for(2)
+    assert numbers["per_rule"]["work"]["attempts"] == 3 and numbers["retries"] == 0
+    assert " ".join(numbers["static_order"]) in (tmp_path / "chromosched_report" / "report.html").read_text()
