@@ -9,7 +9,9 @@ back. Around that it
   plugin settings are not forwarded there, and that process runs exactly one job;
 - resets a job's cached resources after its prediction is written (and on retries, where
   Snakemake keeps attempt 1's ``scheduler_resources``), so ``mem_mb`` is re-read from the store;
-- notices finished jobs (``dag.finished``) and failed ones (back with a higher ``attempt``);
+- notices finished jobs (``dag.finished``) and failed ones (back with a higher ``attempt``); a
+  failed job that ran through Slurm is asked whether Slurm killed it for memory
+  (:mod:`chromosched.slurm_outcomes`), since the executor reports only FAILED;
 - logs any internal error once as a warning and returns None (Snakemake's greedy fallback).
   User errors (a corrupt ordering table, a job larger than the whole budget) stop the run with
   their one-line message.
@@ -29,6 +31,7 @@ from chromosched.job_measurements import failure_was_oom, measure_success
 from chromosched.job_record import JobRecord, chromosome_of, job_uid
 from chromosched.prediction_store import DEFAULT_STORE
 from chromosched.scheduling_session import SchedulingSession, SessionSettings
+from chromosched import slurm_outcomes
 
 #: params keys a rule may set for chromosched (see README "Scheduler plugin").
 PARAM_FEATURES = "chromosched_features"
@@ -162,7 +165,8 @@ class Scheduler(SchedulerBase):
             record_attempt = self._attempt[uid]
             if uid in retried:
                 outcome = _param(job, PARAM_OUTCOME)
-                self._session.failed(uid, failure_was_oom(outcome, record_attempt))
+                oom = self._slurm_oom(job, failure_was_oom(outcome, record_attempt))
+                self._session.failed(uid, oom)
                 _reset_resources(job)  # Snakemake keeps attempt 1's scheduler resources otherwise
             elif _finished(self.dag, job):
                 benchmark = _benchmark(job)
@@ -172,6 +176,21 @@ class Scheduler(SchedulerBase):
                 continue
             del self._jobs[uid]
             del self._attempt[uid]
+
+    def _slurm_oom(self, job, oom):
+        """A kill by Slurm's cgroup outranks the job's own outcome log (the tool's wrapper may
+        survive its child's OOM kill and log a plain crash): treat it like Beagle's exit 3."""
+        rule = getattr(getattr(job, "rule", None), "name", None)
+        if rule is None:
+            return oom
+        verdict = slurm_outcomes.failure_was_oom(_slurm_log_dir(self.dag), rule, list(_wildcards(job).values()))
+        if verdict is None:  # not a Slurm job
+            return oom
+        if verdict.oom:
+            self.logger.info(f"chromosched: Slurm job {verdict.job_id} ({rule} {_wildcards(job)}) was killed "
+                             f"for memory ({verdict.evidence})")
+            return True
+        return oom if oom is not None else verdict.oom
 
     def _uid(self, job) -> str:
         rule = getattr(getattr(job, "rule", None), "name", None)
@@ -214,6 +233,13 @@ def _is_main_process(dag) -> bool:
     if mode is None:
         return True
     return getattr(mode, "name", str(mode)).upper().endswith("DEFAULT")
+
+
+def _slurm_log_dir(dag) -> str:
+    """Where Snakemake's Slurm executor writes job logs (``--slurm-logdir``, else its default)."""
+    workflow = getattr(dag, "workflow", None)
+    logdir = getattr(getattr(workflow, "executor_settings", None), "logdir", None)
+    return str(logdir) if logdir else slurm_outcomes.DEFAULT_LOG_DIR
 
 
 def _is_single(job) -> bool:
