@@ -209,7 +209,7 @@ def _start(cluster: SlurmCluster, timeout: float) -> None:
     _wait(lambda: subprocess.run(sql + ["-e", "SELECT 1"], capture_output=True).returncode == 0, 60,
           "MariaDB did not accept connections", cluster, "mariadbd")
     grants = "".join(
-        f"CREATE USER IF NOT EXISTS 'slurm'@'{host}' IDENTIFIED BY '{db_password}';"
+        f"CREATE OR REPLACE USER 'slurm'@'{host}' IDENTIFIED BY '{db_password}';"
         f"GRANT ALL ON slurm_acct_db.* TO 'slurm'@'{host}';" for host in ("127.0.0.1", "localhost"))
     _check_call(sql + ["-e", f"CREATE DATABASE IF NOT EXISTS slurm_acct_db; {grants} FLUSH PRIVILEGES;"], "mariadb", root)
 
@@ -292,6 +292,8 @@ AccountingStorageHost=localhost
 AccountingStoragePort={ports['slurmdbd']}
 AccountingStoragePass={munge_socket}
 AccountingStorageTRES=gres/gpu
+# Keep --comment (Snakemake writes rule_<rule>_wildcards_<values> there) in the accounting records.
+AccountingStoreFlags=job_comment
 GresTypes=gpu
 MpiDefault=none
 # Finished jobs stay visible to squeue for 5 minutes (>= 3x the executor's status interval).

@@ -20,7 +20,7 @@ back. Around that it
 # No `from __future__ import annotations`: Snakemake builds --scheduler-chromosched-* flags from
 # the settings' real type objects.
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Optional
 
 from snakemake_interface_scheduler_plugins.base import SchedulerBase
@@ -37,6 +37,9 @@ from chromosched import slurm_outcomes
 PARAM_FEATURES = "chromosched_features"
 PARAM_OUTCOME = "chromosched_outcome"
 _GPU_NAMES = ("gpu", "nvidia_gpu", "gpus")
+#: A cluster job's own Snakemake process (measured on Slurm 22.05: ~150 MB RSS in the batch step)
+#: plus the job step's launcher, which count against the job's --mem with the tool.
+CLUSTER_JOB_OVERHEAD_MB = 250
 
 
 def _help(text: str) -> dict:
@@ -68,6 +71,9 @@ class SchedulerSettings(SchedulerSettingsBase):
         "Where the learned model is saved after each update and loaded at start (warm start)."))
     events: Optional[str] = field(default=".chromosched/events.jsonl", metadata=_help(
         "Event log (one JSON line per job start, finish and failure) for the report's plots."))
+    job_overhead_mb: Optional[int] = field(default=None, metadata=_help(
+        "MB added to each predicted job's memory for the job's own Snakemake process, which shares "
+        f"the job's --mem under a cluster executor (default: {CLUSTER_JOB_OVERHEAD_MB} there, 0 locally)."))
 
     def session_settings(self) -> SessionSettings:
         values = {f.name: getattr(self, f.name) for f in fields(SessionSettings) if getattr(self, f.name, None) is not None}
@@ -143,6 +149,8 @@ class Scheduler(SchedulerBase):
     def _session_for(self, available, remaining) -> SchedulingSession:
         if self._session is None:
             settings = self.settings.session_settings() if isinstance(self.settings, SchedulerSettings) else SessionSettings()
+            if getattr(self.settings, "job_overhead_mb", None) is None and _cluster_executor(self.dag):
+                settings = replace(settings, job_overhead_mb=CLUSTER_JOB_OVERHEAD_MB)
             self._session = SchedulingSession(settings, log=lambda msg: self.logger.info(f"chromosched: {msg}"))
             total = dict(available)
             workflow = getattr(self.dag, "workflow", None)
@@ -233,6 +241,12 @@ def _is_main_process(dag) -> bool:
     if mode is None:
         return True
     return getattr(mode, "name", str(mode)).upper().endswith("DEFAULT")
+
+
+def _cluster_executor(dag) -> bool:
+    """True when jobs run elsewhere (Slurm and other non-local executors)."""
+    plugin = getattr(getattr(dag, "workflow", None), "executor_plugin", None)
+    return bool(getattr(getattr(plugin, "common_settings", None), "non_local_exec", False))
 
 
 def _slurm_log_dir(dag) -> str:
