@@ -54,7 +54,7 @@ demo: setup
 	@echo "schedule:  $(CURDIR)/results/report/scheduler_schedule.png (and predicted_vs_measured.png)"
 
 test: setup
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -rs $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .snakemake results logs resources/demo benchmarks/out

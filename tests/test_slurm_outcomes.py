@@ -75,3 +75,34 @@ def test_failure_was_oom_reads_the_latest_log_and_sacct(tmp_path):
 def test_wildcards_folder_matches_the_executor():
     assert so.wildcards_folder(["chr1", "a/b"]) == "chr1_a_b"
     assert so.job_logs("/nonexistent", "x", []) == []
+
+
+def test_cluster_job_overhead_is_in_mem_but_not_in_what_is_learned(tmp_path):
+    """Under a cluster executor each job's --mem also holds the job's own Snakemake: the stored
+    mem_mb is prediction + overhead, and a failure is censored at the tool's part only."""
+    from chromosched.job_record import JobRecord
+    from chromosched.prediction_store import PredictionStore
+    from chromosched.scheduling_session import SchedulingSession, SessionSettings
+
+    def session(overhead):
+        s = SchedulingSession(SessionSettings(store=str(tmp_path / f"store{overhead}"), model=str(tmp_path / f"m{overhead}.json"),
+                                              events=None, job_overhead_mb=overhead))
+        s.begin({"mem_mb": 4000, "_cores": 2, "_total_known": 1})
+        return s
+
+    job = JobRecord(uid="work|chrom=chr21", rule="work", wildcards={"chrom": "chr21"}, declared_mem_mb=500,
+                    resources={"mem_mb": 500, "_cores": 1}, chrom="chr21")
+    plain, cluster = session(0), session(250)
+    (first,), (clustered,) = plain.select([job], {"mem_mb": 4000, "_cores": 2}), cluster.select([job], {"mem_mb": 4000, "_cores": 2})
+    assert clustered.mem_mb == first.mem_mb + 250 and clustered.overhead_mb == 250
+    assert PredictionStore(str(tmp_path / "store250")).get("work", {"chrom": "chr21"}, 1).mem_mb == clustered.mem_mb
+    # A kill: both retries escalate from the tool's part, so they differ by the overhead alone.
+    retry = JobRecord(**{**job.__dict__, "attempt": 2})
+    plain.failed(job.uid, True)
+    cluster.failed(job.uid, True)
+    (again,), (clustered_again,) = plain.select([retry], {"mem_mb": 4000, "_cores": 2}), cluster.select([retry], {"mem_mb": 4000, "_cores": 2})
+    assert again.mem_mb >= 1.3 * first.mem_mb and clustered_again.mem_mb == again.mem_mb + 250
+    # The overhead never pushes a lone job out of the free memory.
+    tight = session(250)
+    (fitted,) = tight.select([job], {"mem_mb": first.mem_mb + 100, "_cores": 2})
+    assert fitted.mem_mb <= first.mem_mb + 100
