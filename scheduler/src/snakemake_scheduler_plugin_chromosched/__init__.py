@@ -189,7 +189,7 @@ class Scheduler(SchedulerBase):
         """A kill by Slurm's cgroup outranks the job's own outcome log (the tool's wrapper may
         survive its child's OOM kill and log a plain crash): treat it like Beagle's exit 3."""
         rule = getattr(getattr(job, "rule", None), "name", None)
-        if rule is None:
+        if rule is None or not _cluster_executor(self.dag):  # a local run: old Slurm logs say nothing
             return oom
         verdict = slurm_outcomes.failure_was_oom(_slurm_log_dir(self.dag), rule, list(_wildcards(job).values()))
         if verdict is None:  # not a Slurm job
