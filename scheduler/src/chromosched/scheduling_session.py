@@ -55,6 +55,9 @@ class SessionSettings:
     store: str = DEFAULT_STORE
     model: str = ".chromosched/model.json"
     events: str | None = ".chromosched/events.jsonl"  # one JSON line per start/finish/failure (report plots)
+    # Added to each predicted job's memory: under a cluster executor the job's own Snakemake process
+    # shares the job's --mem (its cgroup) with the tool the prediction describes.
+    job_overhead_mb: int = 0
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -73,6 +76,7 @@ class Decision:
     mem_mb: int
     source: str  # prior | regressor | escalation | declared | static
     predicted_mb: float | None = None
+    overhead_mb: int = 0  # part of mem_mb that is not the tool's (SessionSettings.job_overhead_mb)
 
 
 @dataclass
@@ -81,6 +85,7 @@ class _Running:
     mem_mb: int
     started: float
     predicted_runtime_s: float | None = None
+    overhead_mb: int = 0
 
 
 class SchedulingSession:
@@ -166,7 +171,8 @@ class SchedulingSession:
             # The RAM prior's estimate is already conservative (calibrated at its level): no extra
             # early margin on top of it while few of the rule's jobs are known.
             self._policy.memory.configure(self.settings.prior_rule, default_margin=0.0)
-            self.log(f"dynamic mode: budget {self.budget_mb:.0f} MB, packer {config.packer}")
+            overhead = f", {self.settings.job_overhead_mb} MB per job for its own Snakemake" if self.settings.job_overhead_mb else ""
+            self.log(f"dynamic mode: budget {self.budget_mb:.0f} MB, packer {config.packer}{overhead}")
 
     # -- selection ------------------------------------------------------------------------------
     def select(
@@ -189,7 +195,7 @@ class SchedulingSession:
             self._static.confirm([d.record for d in chosen])
         now = self.clock()
         for d in chosen:
-            self.running[d.record.uid] = _Running(d.record, d.mem_mb, now)
+            self.running[d.record.uid] = _Running(d.record, d.mem_mb, now, overhead_mb=d.overhead_mb)
             self._event("start", uid=d.record.uid, rule=d.record.rule, wildcards=dict(d.record.wildcards),
                         attempt=d.record.attempt, mem_mb=d.mem_mb, source=d.source, predicted_mb=d.predicted_mb)
         if chosen:
@@ -238,7 +244,11 @@ class SchedulingSession:
                 continue
             for k in other:
                 other[k] -= record.resources.get(k, 0)
+            # The overhead never pushes a job that fits alone out of the free memory (the adapter's
+            # admit() refuses packed jobs that no longer fit; they wait for the next round).
             mem = int(math.ceil(alloc.mem_mb))
+            overhead = min(max(int(self.settings.job_overhead_mb), 0), max(int(free_mem) - mem, 0))
+            mem += overhead
             if record.attempt > 1:
                 source = "escalation"
             elif alloc.predicted_mb is None:
@@ -250,7 +260,7 @@ class SchedulingSession:
                 mem = self.store.put_once(
                     Prediction(record.rule, dict(record.wildcards), record.attempt, mem, alloc.predicted_runtime_s, source)
                 ).mem_mb
-            decisions.append(Decision(record, mem, source, alloc.predicted_mb))
+            decisions.append(Decision(record, mem, source, alloc.predicted_mb, overhead))
         cores = free.get("_cores")
         jobs = free.get("_job_count")
         for d in decisions:
@@ -359,7 +369,7 @@ class SchedulingSession:
         if oom is False:
             self.log(f"{entry.record.label} failed (not out of memory): retried with a fresh prediction")
             return
-        self._policy.observe_failure(self._task(entry.record), entry.mem_mb)
+        self._policy.observe_failure(self._task(entry.record), entry.mem_mb - entry.overhead_mb)
         self.log(
             f"{entry.record.label} attempt {entry.record.attempt} failed"
             f"{' out of memory' if oom else ' (cause unknown: treated as out of memory)'} with {entry.mem_mb} MB; "

@@ -9,7 +9,9 @@ back. Around that it
   plugin settings are not forwarded there, and that process runs exactly one job;
 - resets a job's cached resources after its prediction is written (and on retries, where
   Snakemake keeps attempt 1's ``scheduler_resources``), so ``mem_mb`` is re-read from the store;
-- notices finished jobs (``dag.finished``) and failed ones (back with a higher ``attempt``);
+- notices finished jobs (``dag.finished``) and failed ones (back with a higher ``attempt``); a
+  failed job that ran through Slurm is asked whether Slurm killed it for memory
+  (:mod:`chromosched.slurm_outcomes`), since the executor reports only FAILED;
 - logs any internal error once as a warning and returns None (Snakemake's greedy fallback).
   User errors (a corrupt ordering table, a job larger than the whole budget) stop the run with
   their one-line message.
@@ -18,7 +20,7 @@ back. Around that it
 # No `from __future__ import annotations`: Snakemake builds --scheduler-chromosched-* flags from
 # the settings' real type objects.
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Optional
 
 from snakemake_interface_common.exceptions import WorkflowError
@@ -30,11 +32,15 @@ from chromosched.job_measurements import failure_was_oom, measure_success
 from chromosched.job_record import JobRecord, chromosome_of, job_uid
 from chromosched.prediction_store import DEFAULT_STORE
 from chromosched.scheduling_session import SchedulingSession, SessionSettings
+from chromosched import slurm_outcomes
 
 #: params keys a rule may set for chromosched (see README "Scheduler plugin").
 PARAM_FEATURES = "chromosched_features"
 PARAM_OUTCOME = "chromosched_outcome"
 _GPU_NAMES = ("gpu", "nvidia_gpu", "gpus")
+#: A cluster job's own Snakemake process (measured on Slurm 22.05: ~150 MB RSS in the batch step)
+#: plus the job step's launcher, which count against the job's --mem with the tool.
+CLUSTER_JOB_OVERHEAD_MB = 250
 
 
 def _help(text: str) -> dict:
@@ -66,6 +72,9 @@ class SchedulerSettings(SchedulerSettingsBase):
         "Where the learned model is saved after each update and loaded at start (warm start)."))
     events: Optional[str] = field(default=".chromosched/events.jsonl", metadata=_help(
         "Event log (one JSON line per job start, finish and failure) for the report's plots."))
+    job_overhead_mb: Optional[int] = field(default=None, metadata=_help(
+        "MB added to each predicted job's memory for the job's own Snakemake process, which shares "
+        f"the job's --mem under a cluster executor (default: {CLUSTER_JOB_OVERHEAD_MB} there, 0 locally)."))
 
     def session_settings(self) -> SessionSettings:
         values = {f.name: getattr(self, f.name) for f in fields(SessionSettings) if getattr(self, f.name, None) is not None}
@@ -143,6 +152,8 @@ class Scheduler(SchedulerBase):
     def _session_for(self, available, remaining) -> SchedulingSession:
         if self._session is None:
             settings = self.settings.session_settings() if isinstance(self.settings, SchedulerSettings) else SessionSettings()
+            if getattr(self.settings, "job_overhead_mb", None) is None and _cluster_executor(self.dag):
+                settings = replace(settings, job_overhead_mb=CLUSTER_JOB_OVERHEAD_MB)
             self._session = SchedulingSession(settings, log=lambda msg: self.logger.info(f"chromosched: {msg}"))
             total = dict(available)
             workflow = getattr(self.dag, "workflow", None)
@@ -165,7 +176,8 @@ class Scheduler(SchedulerBase):
             record_attempt = self._attempt[uid]
             if uid in retried:
                 outcome = _param(job, PARAM_OUTCOME)
-                self._session.failed(uid, failure_was_oom(outcome, record_attempt))
+                oom = self._slurm_oom(job, failure_was_oom(outcome, record_attempt))
+                self._session.failed(uid, oom)
                 _reset_resources(job)  # Snakemake keeps attempt 1's scheduler resources otherwise
             elif _finished(self.dag, job):
                 benchmark = _benchmark(job)
@@ -175,6 +187,21 @@ class Scheduler(SchedulerBase):
                 continue
             del self._jobs[uid]
             del self._attempt[uid]
+
+    def _slurm_oom(self, job, oom):
+        """A kill by Slurm's cgroup outranks the job's own outcome log (the tool's wrapper may
+        survive its child's OOM kill and log a plain crash): treat it like Beagle's exit 3."""
+        rule = getattr(getattr(job, "rule", None), "name", None)
+        if rule is None or not _cluster_executor(self.dag):  # a local run: old Slurm logs say nothing
+            return oom
+        verdict = slurm_outcomes.failure_was_oom(_slurm_log_dir(self.dag), rule, list(_wildcards(job).values()))
+        if verdict is None:  # not a Slurm job
+            return oom
+        if verdict.oom:
+            self.logger.info(f"chromosched: Slurm job {verdict.job_id} ({rule} {_wildcards(job)}) was killed "
+                             f"for memory ({verdict.evidence})")
+            return True
+        return oom if oom is not None else verdict.oom
 
     def _uid(self, job) -> str:
         rule = getattr(getattr(job, "rule", None), "name", None)
@@ -217,6 +244,19 @@ def _is_main_process(dag) -> bool:
     if mode is None:
         return True
     return getattr(mode, "name", str(mode)).upper().endswith("DEFAULT")
+
+
+def _cluster_executor(dag) -> bool:
+    """True when jobs run elsewhere (Slurm and other non-local executors)."""
+    plugin = getattr(getattr(dag, "workflow", None), "executor_plugin", None)
+    return bool(getattr(getattr(plugin, "common_settings", None), "non_local_exec", False))
+
+
+def _slurm_log_dir(dag) -> str:
+    """Where Snakemake's Slurm executor writes job logs (``--slurm-logdir``, else its default)."""
+    workflow = getattr(dag, "workflow", None)
+    logdir = getattr(getattr(workflow, "executor_settings", None), "logdir", None)
+    return str(logdir) if logdir else slurm_outcomes.DEFAULT_LOG_DIR
 
 
 def _is_single(job) -> bool:
