@@ -17,7 +17,7 @@ def register(commands, simulate) -> None:
 
     fit = sub.add_parser("fit", help="fit a prior (teacher, formula, calibration) on measured runs")
     fit.add_argument("--runs", required=True, help="runs TSV (features, min_heap_mb, optional split/status)")
-    fit.add_argument("--engine", default="operon", help="symbolic-regression engine: operon (default), pysr, gplearn")
+    fit.add_argument("--engine", default="monotone", help="formula engine: monotone (default: non-decreasing by construction), operon, pysr, gplearn")
     fit.add_argument("--level", type=float, default=0.9, help="default calibration level: 0.8, 0.9 or 0.95")
     fit.add_argument("--out", required=True, help="prior JSON to write (teacher artefact goes next to it)")
     fit.add_argument("--seed", type=int, default=0)
@@ -26,6 +26,8 @@ def register(commands, simulate) -> None:
     fit.add_argument("--tool", default="beagle", help="which tool's features (beagle)")
     fit.add_argument("--sr-target", default="linear", choices=["linear", "log"],
                      help="fit the formula to MB (linear, default) or to log MB (formula = exp(...))")
+    fit.add_argument("--synthetic-sampling", default="near-runs", choices=["near-runs", "box"],
+                     help="where the teacher labels synthetic vectors: around the measured runs (default) or over the whole box of ranges")
     fit.set_defaults(func=_fit)
 
     predict = sub.add_parser("predict", help="raw and calibrated prediction (MB) for one job")
@@ -52,7 +54,7 @@ def _fit(args) -> int:
     teacher_name = f"{out.stem}.teacher.joblib"
     fitted = fit_prior(args.runs, engine=args.engine, level=args.level, seed=args.seed, budget=args.budget,
                        n_synthetic=args.synthetic, tool=args.tool, teacher_file=teacher_name,
-                       sr_target=args.sr_target)
+                       sr_target=args.sr_target, synthetic_sampling=args.synthetic_sampling)
     write_bytes_atomic(out.parent / teacher_name, fitted.teacher_bytes)
     fitted.prior.save(out)
     print(f"wrote {out} and {out.parent / teacher_name}", file=sys.stderr)

@@ -35,8 +35,9 @@ class FeatureSpec:
             raise ChromoschedError(f"{source}: feature entry {data!r} lacks {err}") from None
 
 
-#: Beagle 5.4's eight memory-relevant inputs (REFERENCE 1.3), named as the runs table and the plugin
-#: spell them. Variant/sample counts are those Beagle sees for one chromosome (one job).
+#: Beagle 5.4's eight inputs (REFERENCE 1.3), named as the runs table and the plugin spell them: what a
+#: user or rule supplies. Variant/sample counts are those Beagle sees for one chromosome (one job). The
+#: model's own features are derived from them (``derivation``).
 BEAGLE_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("threads", "threads", "Beagle nthreads="),
     FeatureSpec("burnin", "iterations", "Beagle burnin= (phasing burn-in iterations)"),
