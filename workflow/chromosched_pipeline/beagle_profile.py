@@ -746,9 +746,11 @@ def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels
     candidates = [r for r in rows if r["split"] == split and r["status"] == "ok" and r["max_fail_mb"] not in ("", "NA")]
     todo: list[tuple[dict, list[float]]] = []
     for row in candidates:
-        raw = prior.raw_many(np.array([[float(row[f]) for f in prior.feature_names]]))
+        inputs = {f: float(row[f]) for f in prior.feature_names}
+        if row.get("chrom_cm") not in (None, "", "NA", "None"):
+            inputs["chrom_cm"] = float(row["chrom_cm"])
         lo, hi = _bracket(row)
-        heaps = sorted({probe_heap_mb(float(prior.calibrator(level).apply(raw)[0])) for level in levels})
+        heaps = sorted({probe_heap_mb(prior.calibrated_mb(inputs, level)) for level in levels})
         heaps = [h for h in heaps if lo < h < hi]
         if heaps:
             todo.append((row, heaps))

@@ -32,7 +32,10 @@ def register(commands, simulate) -> None:
 
     predict = sub.add_parser("predict", help="raw and calibrated prediction (MB) for one job")
     predict.add_argument("--prior", required=True, help="prior JSON")
-    predict.add_argument("--features", nargs="+", required=True, metavar="NAME=VALUE")
+    predict.add_argument("--features", nargs="+", required=True, metavar="NAME=VALUE",
+                         help="the job's inputs; for Beagle threads, target_variants, target_samples, ref_variants, "
+                              "ref_samples, optionally burnin, iterations, window_cm, overlap_cm (Beagle's defaults) "
+                              "and chrom_cm (the chromosome's genetic length; without it one window holds it all)")
     predict.add_argument("--level", type=float, default=None, help="calibration level (default: the prior's)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.set_defaults(func=_predict)
@@ -67,7 +70,7 @@ def _predict(args) -> int:
     from ..prior.prior_file import load_prior
 
     prior = load_prior(args.prior)
-    values = parse_feature_assignments(args.features, prior.feature_names)
+    values = parse_feature_assignments(args.features, prior.feature_names, optional=prior.optional_inputs)
     result = prior.predict(values, level=args.level)
     outside = prior.in_range(values)
     if outside:

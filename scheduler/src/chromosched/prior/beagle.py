@@ -26,3 +26,15 @@ def beagle_features(prior: Prior, *, threads: int, target_variants: int, target_
     checked = prior.derivation.inputs_of({k: v for k, v in values.items() if v is not None},
                                          f"{prior.source} ({prior.tool} prior)")
     return checked
+
+
+def prior_view(prior: Prior, facts, level: float | None = None) -> dict:
+    """What the prior makes of one job's facts (``params: chromosched_features``): its model features
+    and the calibrated estimate (MB), for display (``chromosched plan``)."""
+    if prior.tool == "beagle":
+        keys = ("threads", "target_variants", "target_samples", "ref_variants", "ref_samples", "burnin",
+                "iterations", "window_cm", "overlap_cm", "chrom_cm")
+        inputs = beagle_features(prior, **{k: facts.get(k) for k in keys})
+    else:
+        inputs = dict(facts)
+    return {"features": prior.model_features(inputs), "estimate_mb": round(prior.calibrated_mb(inputs, level), 3)}

@@ -66,23 +66,24 @@ _LENGTHS = ("overlap_cm",)
 
 def check_value(name: str, value, source: str) -> float:
     """``value`` as a float, or a one-line error naming ``name`` when it is not valid for that input."""
+    shown = f"{float(value):g}" if isinstance(value, (int, float)) or hasattr(value, "dtype") else repr(value)
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ChromoschedError(f"{source}: {name}={value!r} is not a number") from None
+        raise ChromoschedError(f"{source}: {name}={shown} is not a number") from None
     if not math.isfinite(number):
-        raise ChromoschedError(f"{source}: {name}={value!r} is not finite")
+        raise ChromoschedError(f"{source}: {name}={shown} is not finite")
     if name in _POSITIVE_COUNTS or name in _COUNTS:
         if number != math.floor(number):
-            raise ChromoschedError(f"{source}: {name}={value!r} is not a whole number")
+            raise ChromoschedError(f"{source}: {name}={shown} is not a whole number")
         if name in _POSITIVE_COUNTS and number < 1:
-            raise ChromoschedError(f"{source}: {name}={value!r} must be at least 1")
+            raise ChromoschedError(f"{source}: {name}={shown} must be at least 1")
         if number < 0:
-            raise ChromoschedError(f"{source}: {name}={value!r} must not be negative")
+            raise ChromoschedError(f"{source}: {name}={shown} must not be negative")
     elif name in _POSITIVE_LENGTHS and number <= 0:
-        raise ChromoschedError(f"{source}: {name}={value!r} must be positive")
+        raise ChromoschedError(f"{source}: {name}={shown} must be positive")
     elif name in _LENGTHS and number < 0:
-        raise ChromoschedError(f"{source}: {name}={value!r} must not be negative")
+        raise ChromoschedError(f"{source}: {name}={shown} must not be negative")
     return number
 
 
