@@ -98,6 +98,16 @@ def test_a_format_1_prior_is_refused_with_how_to_refit(tmp_path):
     old.write_text(json.dumps(data))
     with pytest.raises(ChromoschedError, match=r"old.json: prior format 'chromosched-prior/1' is no longer supported.*chromosched prior fit"):
         load_prior(old)
+    # a format-1 prior of another tool had its inputs as features all along: read as identity
+    other = tmp_path / "work.json"
+    other.write_text(json.dumps({
+        "format": "chromosched-prior/1", "tool": "work", "target": {"name": "mem_mb", "unit": "MB"},
+        "features": [{"name": "length_mb", "unit": "Mbp"}], "expression": "0.5 * length_mb", "level": 0.9,
+        "calibration": {"0.9": {"level": 0.9, "knots": [[1, 1.1], [300, 330]]}}}))
+    prior = load_prior(other)
+    assert prior.feature_names == prior.model_feature_names == ["length_mb"]
+    assert prior.calibrated_mb({"length_mb": 100}) == pytest.approx(55.0)
+    assert json.loads(prior.dumps())["derivation"]["name"] == "identity"
 
 
 # -- safety over the whole stated range -------------------------------------------------------------

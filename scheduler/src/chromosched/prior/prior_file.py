@@ -20,8 +20,9 @@ Layout (``format: chromosched-prior/2``)::
 
 A caller supplies the job's *inputs* (``feature_names``: for Beagle the paper's eight, plus
 ``overlap_cm`` and the chromosome's ``chrom_cm``); the derivation turns them into the model features
-the formula is written in. Format 1 (the formula directly on the eight inputs, measured on one
-chromosome length) is refused with a message saying how to refit. Loading validates everything and
+the formula is written in. A format-1 Beagle prior (the formula directly on the eight inputs,
+measured on one chromosome length) is refused with a message saying how to refit; a format-1 prior of
+another tool is read as format 2 with the identity derivation (its features are its inputs). Loading validates everything and
 parses the expression with ``SafeExpression`` (no ``eval``).
 """
 
@@ -114,8 +115,12 @@ class Prior:
         return float(self.calibrated_many(np.array([self.raw_mb(values)]), level)[0])
 
     def calibrated_many(self, raw: np.ndarray, level: float | None = None) -> np.ndarray:
-        """Calibrated estimates for formula values ``raw``, never below the floor."""
-        return np.maximum(self.calibrator(level).apply(raw), self.floor_mb)
+        """Calibrated estimates for formula values ``raw``: never below the floor, nor below the
+        estimate of a lower level (each level's map comes from its own bins, so on its own a higher
+        level could dip under a lower one)."""
+        chosen = self.calibrator(level).level
+        maps = [c for c in self.calibrations.values() if c.level <= chosen]
+        return np.maximum(np.max([c.apply(raw) for c in maps], axis=0), self.floor_mb)
 
     def model_matrix(self, rows) -> np.ndarray:
         """Model-feature matrix (columns ``model_feature_names``) of many jobs' inputs, e.g. a runs
@@ -182,6 +187,11 @@ class Prior:
     def from_dict(cls, data, source: str = "prior") -> "Prior":
         if not isinstance(data, dict):
             raise ChromoschedError(f"{source}: a prior file must hold a JSON object")
+        migrated = False
+        if data.get("format") in LEGACY_FORMATS and data.get("tool") != "beagle":
+            # Format 1 of any other tool: its features were the inputs all along (identity derivation)
+            data = {**data, "format": FORMAT, "derivation": None}
+            migrated = True
         if data.get("format") in LEGACY_FORMATS:
             raise ChromoschedError(f"{source}: prior format {data['format']!r} is no longer supported: its formula takes "
                                    "window_cm and marker counts as measured on one chromosome length, so it does not transfer; "
@@ -215,7 +225,8 @@ class Prior:
             calibrations[level_key(cal.level)] = cal
         if level_key(level) not in calibrations:
             raise ChromoschedError(f"{source}: level {level} has no calibration map")
-        derivation = Derivation.from_dict(data["derivation"], features, source)
+        derivation = (identity_derivation(features) if migrated
+                      else Derivation.from_dict(data["derivation"], features, source))
         inputs = [*derivation.input_names, *(f.name for f in derivation.context)]
         ranges = _ranges(data.get("feature_ranges"), inputs, "feature_ranges", source)
         model_ranges = _ranges(data.get("model_feature_ranges"), names, "model_feature_ranges", source)
