@@ -192,3 +192,35 @@ def test_real_beagle_succeeds_at_the_estimate_for_the_small_array_long_window_co
     # resumable: a second call runs nothing
     assert at_estimates(out, work, [corner], PRIOR, levels=[0.9], repeats=1, seed=11, base=TINY_BASE,
                         progress=lambda m: None) == rows
+
+
+# -- the runs tables the prior is fitted on -------------------------------------------------------------
+def test_merge_gives_every_row_its_chromosome_length(tmp_path):
+    from chromosched_pipeline.beagle_profile import COLUMNS, LEGACY_COLUMNS, merge, read_table
+
+    legacy = tmp_path / "legacy.tsv"
+    row = ["fit-0000", "fit", "2", "2", "7", "7.48", "477", "18", "13101", "61", "20", "18", "21", "2.4", "3.2",
+           "83.6", "5", "15.4", "ok"]
+    legacy.write_text("# design space: {}; seed 11; genetic length 14.33 cM\n" + "\t".join(LEGACY_COLUMNS) + "\n"
+                      + "\t".join(row) + "\n" + "\t".join(["heldout-0000", "heldout", *row[2:]]) + "\n")
+    new = tmp_path / "new.tsv"
+    new.write_text("\t".join(COLUMNS) + "\n" + "\t".join(["c05-fit-0000", "fit", *row[2:], "5.003"]) + "\n")
+    out = tmp_path / "merged.tsv"
+    merge(out, [f"{legacy}:c14-:fit", str(new)])
+    _, rows = read_table(out)
+    assert [(r["design_id"], r["split"], r["chrom_cm"]) for r in rows] == [
+        ("c14-fit-0000", "fit", "14.33"), ("c14-heldout-0000", "fit", "14.33"), ("c05-fit-0000", "fit", "5.003")]
+    with pytest.raises(ChromoschedError, match="design ids repeat"):
+        merge(out, [str(new), str(new)])
+
+
+def test_the_job_map_gives_the_genetic_length(tmp_path):
+    from types import SimpleNamespace
+
+    from chromosched_pipeline.resources import _job_map_length_cm
+
+    genetic_map = tmp_path / "genetic.map"
+    genetic_map.write_text("chr7\t.\t1.0\t100\nchr7\t.\t18.5\t90000\n")
+    assert _job_map_length_cm(SimpleNamespace(map=str(genetic_map)), "chr7") == pytest.approx(17.5)
+    assert _job_map_length_cm(SimpleNamespace(map=str(tmp_path / "missing.map")), "chr7") is None
+    assert _job_map_length_cm(SimpleNamespace(), "chr7") is None

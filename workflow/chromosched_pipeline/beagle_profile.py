@@ -811,8 +811,11 @@ def at_estimates(out: Path, work: Path, points: Sequence[DesignPoint], prior_pat
     """Run Beagle at each point's calibrated estimate (per level) and record whether it was enough.
 
     The heap is the estimate rounded down to a KB (never above it); ``outcome`` is ``ok`` only when all
-    ``repeats`` runs succeeded, ``oom`` when one ran out of heap (or hit the time limit). Resumable:
-    (design id, level) pairs already in ``out`` are skipped; the table is rewritten atomically.
+    ``repeats`` runs succeeded, ``oom`` when one ran out of heap (or hit the time limit). A run that
+    failed otherwise is repeated with a generous heap (4x, at least 256 MB): ``invalid`` when Beagle
+    fails there too (a job Beagle cannot run at any heap, e.g. a window with a single target marker),
+    else ``error``. Resumable: (design id, level) pairs already in ``out`` are skipped, except
+    ``error`` ones; the table is rewritten atomically.
     """
     from chromosched.prior import load_prior
 
@@ -826,6 +829,7 @@ def at_estimates(out: Path, work: Path, points: Sequence[DesignPoint], prior_pat
         if lines and tuple(lines[0].split("\t")) != ESTIMATE_COLUMNS:
             raise ChromoschedError(f"{out}: header differs from the at-estimate columns; use a new --out")
         rows = [dict(zip(ESTIMATE_COLUMNS, l.split("\t"))) for l in lines[1:]]
+        rows = [r for r in rows if r["outcome"] != "error"]  # an unexplained failure is run again
     comments = [f"# Beagle run at calibrated estimates of {prior_path} (heap rounded down to a KB; {repeats} run(s), all must succeed)",
                 f"# base: {json.dumps(asdict(base))}; genetic length {base_files.genetic_length_cm:.2f} cM",
                 f"# regenerate: {command_line or 'at_estimates'}"]
@@ -853,6 +857,9 @@ def at_estimates(out: Path, work: Path, points: Sequence[DesignPoint], prior_pat
                 last = attempts[-1]
                 outcome = ("ok" if all(a.result.ok for a in attempts) else
                            "oom" if (last.result.heap_oom or last.timed_out) else "error")
+                if outcome == "error":  # not memory: does Beagle fail with a generous heap too?
+                    generous = run_at(max(256.0, 4.0 * heap), 900.0)
+                    outcome = "invalid" if not (generous.result.ok or generous.result.heap_oom) else "error"
                 rows.append({"design_id": point.design_id, "split": point.split, **{k: _fmt(v) for k, v in point.features().items()},
                              "chrom_cm": _fmt(length), "level": f"{level:g}", "estimate_mb": _fmt(round(estimate, 3)),
                              "xmx": xmx_option(heap), "runs": str(len(attempts)), "outcome": outcome,
