@@ -224,3 +224,20 @@ def test_the_job_map_gives_the_genetic_length(tmp_path):
     assert _job_map_length_cm(SimpleNamespace(map=str(genetic_map)), "chr7") == pytest.approx(17.5)
     assert _job_map_length_cm(SimpleNamespace(map=str(tmp_path / "missing.map")), "chr7") is None
     assert _job_map_length_cm(SimpleNamespace(), "chr7") is None
+
+
+def test_plan_shows_the_features_the_prior_derived(tmp_path, capsys):
+    """`chromosched plan` simulates a workflow: an impute job with its facts gets the prior's view."""
+    from chromosched.job_record import JobRecord, job_uid
+    from chromosched.scheduling_session import SessionSettings
+    from chromosched.workflow_plan import DagJob, plan_workflow
+
+    facts = {**{k: float(v) for k, v in JOB.items()}, "chrom_cm": 60.0}
+    jobs = [DagJob(JobRecord(uid=job_uid("impute", {"chrom": c}), rule="impute", wildcards={"chrom": c},
+                             declared_mem_mb=100, prior_features=facts), runtime_s=10.0) for c in ("chr1", "chr2")]
+    plan = plan_workflow(jobs, SessionSettings(mode="dynamic", model=str(tmp_path / "model.json")), cores=2,
+                         budget_mb=4000)
+    views = [j.prior_features for j in plan.jobs]
+    assert len(views) == 2 and all(v["features"]["ref_markers_per_window"] == 1800 for v in views)
+    assert plan.to_json()["jobs"][0]["prior_features"]["estimate_mb"] == pytest.approx(
+        load_builtin_prior("beagle").calibrated_mb(facts, None), abs=1e-3)
