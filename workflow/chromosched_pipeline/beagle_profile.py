@@ -46,6 +46,14 @@ Afterwards, for held-out rows (both resumable, both rewrite the rows they touch)
     both 38 MB; ``java -Xmx37m -XX:+PrintFlagsFinal -version``), so a 1 MB bracket can still hold an
     estimate whose heap is the bracket's succeeding one.
 
+Several chromosome lengths (docs/prior.md)
+    ``--chrom/--length-bp/--n-ref/--n-target/--base-seed`` choose the base chromosome and
+    ``--window-cm LO HI`` etc. the design ranges; every row records its base's genetic length
+    (``chrom_cm``), and ``--merge A.tsv:PREFIX:SPLIT B.tsv ...`` joins tables of different bases into
+    the one a prior is fitted on (older single-base tables take ``chrom_cm`` from their comment).
+    ``--at-estimate SPLIT --design T.tsv`` (or ``--at-estimate corner``: the 16 corners of the ranges)
+    runs Beagle at a prior's calibrated estimate and records whether it was enough.
+
 Output: one TSV row per design point, appended atomically (the table is rewritten to a temporary
 file and renamed), so a killed run resumes where it stopped and skips finished points.
 
