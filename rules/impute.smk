@@ -18,7 +18,8 @@ rule impute:
         # log: directive, because Snakemake deletes a failed job's logs before the retry; this
         # history must stay. The chromosched scheduler learns from it (RSS follows -Xmx for Java).
         chromosched_outcome="logs/impute/{chrom}.attempts.jsonl",
-        # The RAM prior's eight features, from this job's own inputs (chromosched scheduler).
+        # The RAM prior's inputs from this job's own files (the eight, overlap, the genetic length of its
+        # map) and the per-window features the prior derives from them (chromosched scheduler).
         chromosched_features=res.prior_features("impute", PIPE.beagle),
     log:
         "logs/impute/{chrom}.log",

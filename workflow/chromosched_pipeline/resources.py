@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from chromosched.errors import ChromoschedError
 from chromosched.prediction_store import PredictionStore
 
 from .beagle import mem_mb_for_heap
@@ -335,15 +336,38 @@ def prior_features(rule: str, beagle: Mapping[str, Any] | None = None) -> Callab
             return {}
         if any(v in (None, 0) for v in features.values()):
             return {}
-        # Facts the prior uses to place a window on a chromosome of another genetic length.
+        # The chromosome's genetic length (this job's own map, else the reference map) places the
+        # window on it; the prior derives its per-window features from these inputs. They are added
+        # here too, so the plan and the job's params show what the prior sees.
         features["overlap_cm"] = settings.get("overlap", BEAGLE_DEFAULTS["overlap"])
-        length_cm = _heuristic.map_length_cm(chrom) if chrom else None
+        length_cm = _job_map_length_cm(input, chrom) or (_heuristic.map_length_cm(chrom) if chrom else None)
         if length_cm:
             features["chrom_cm"] = length_cm
+        try:
+            from chromosched.prior.derivation import beagle_derivation
+
+            features.update(beagle_derivation().derive(features, f"rule {rule}"))
+        except ChromoschedError:
+            return {}
         return {k: float(v) for k, v in features.items()}
 
     _features.__name__ = f"prior_features_{rule}"
     return _features
+
+
+def _job_map_length_cm(input, chrom: str) -> float | None:
+    """Genetic length of the job's own ``map`` input (None when it has none or it cannot be read)."""
+    from chromosched.prior.derivation import genetic_length_cm
+
+    path = getattr(input, "map", None)
+    if not path:
+        return None
+    try:
+        with open(str(path)) as handle:
+            lines = [line for line in handle if not chrom or match_contig(chrom, [line.split()[0]] if line.split() else [])]
+        return genetic_length_cm(lines, source=str(path))
+    except (OSError, ChromoschedError):
+        return None
 
 
 def target_sample_count(vcf: str | os.PathLike) -> int | None:
