@@ -23,13 +23,19 @@
 * ``ils``: ours for the list model, iterated local search over whole neighbourhoods evaluated at
   once (``PeakEvaluator.batch_peaks``, numpy, about 5-7 times the evaluations per second of the
   scalar loop). A descent evaluates every insertion (take a task out, put it back at any other
-  position: exact re-insertion) and every non-adjacent swap of the current order, n(n-1) +
-  (n-1)(n-2)/2 = 693 orders for 22 chromosomes, and moves to the best by (peak, spread), where
+  position: exact re-insertion) and every non-adjacent swap of the current order, 651 distinct
+  orders for 22 chromosomes, in a random order and in batches of 128, and moves to the best of the
+  first batch that improves by (peak, spread), where
   spread is the integral over time of (memory in use / initial peak)^16: good orders have a flat
   memory profile with many levels close to the peak, and the spread lets the descent keep lowering
   the near-peak levels while the peak itself stays put. At a local optimum the search kicks the
   accepted order with 2-6 random insertions and descends again; a new local optimum is accepted when
-  its peak is not higher, or with probability exp(-increase / (0.005 x peak)).
+  its peak is not higher, or with probability exp(-increase / (0.005 x peak)). That is phase 1
+  (30 % of the budget). Phase 2 turns the min-max into a sequence of decision problems: the energy
+  is the excess area, the integral of (memory in use - target) where positive, with the target
+  0.3 % below the best peak so far; it falls with every moment above the target that gets lower,
+  not only the highest one, so it guides the search where the peak alone is flat. An order with no
+  excess beats the best peak; the target is then lowered below the new best and the search goes on.
 
 * ``portfolio`` (the list model's default): the annealing with a fifth of the budget and the
   iterated local search with the rest, both from the initial order, each with the same seed; the
@@ -272,8 +278,9 @@ _NEIGHBOURHOODS: dict[int, object] = {}
 
 
 def neighbourhood(n: int):
-    """Index rows of every insertion and every non-adjacent swap of n positions: ``order[rows]``
-    is the whole neighbourhood of ``order`` (adjacent swaps are insertions already)."""
+    """Index rows of every insertion and every non-adjacent swap of n positions, each distinct
+    neighbour once: ``order[rows]`` is the whole neighbourhood of ``order`` ((n-1)^2 insertions, of
+    which n-1 are the adjacent swaps, plus (n-1)(n-2)/2 other swaps: 651 for n = 22)."""
     import numpy as np
 
     if n not in _NEIGHBOURHOODS:
@@ -281,7 +288,7 @@ def neighbourhood(n: int):
         rows = []
         for a in range(n):
             for b in range(n):
-                if a != b:
+                if a != b and b != a - 1:  # moving a one step left = moving a-1 one step right
                     row = base[:]
                     row.insert(b, row.pop(a))
                     rows.append(row)
