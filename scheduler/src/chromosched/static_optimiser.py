@@ -14,6 +14,7 @@ from typing import Iterable
 
 from .errors import ChromoschedError
 from .ordering_table import OrderingRow, OrderingTable
+from .configuration_bound import configuration_lower_bound
 from .peak_lower_bound import lower_bound
 from .peak_memory import MODELS, PeakEvaluator
 from .static_search import (
@@ -41,7 +42,9 @@ def method_description(model: str, budget: int, seed: int) -> str:
 
 
 BOUND_DESCRIPTION = {
-    "list": "cut-set/area/chain relaxation (chromosched.peak_lower_bound); proven optimal where peak = lower_bound",
+    "list": "proven lower bound: the larger of the cut-set/area/chain relaxation (chromosched.peak_lower_bound) and, "
+            "where there are at most 3000 K-subsets, the configuration MILP (chromosched.configuration_bound); "
+            "proven optimal where peak = lower_bound",
     "waves": "the branch and bound's proven optimum, else block-sum bound (chromosched.peak_lower_bound)",
 }
 
@@ -101,6 +104,11 @@ def optimise(tasks: TaskSet, workers: int, model: str = "list", budget: int = DE
                 method, bound = "anneal+bnb", found_peak  # exhaustive search: nothing lower exists
             elif exact.order is not None:
                 method = "anneal+bnb"
+    if model == "list" and found_peak > bound:
+        # The configuration MILP, where it is small enough (K <= 3 for 22 chromosomes).
+        stronger = configuration_lower_bound(tasks.memory, tasks.duration, workers, bound, found_peak)
+        if stronger is not None and stronger > bound:
+            bound = stronger
     if found_peak <= bound * (1 + 1e-12):
         bound = found_peak  # proven optimal: report the bound as the peak (no rounding artefacts)
     hc_peak = hc_seconds = None
