@@ -53,14 +53,21 @@ def test_neighbourhood_is_all_insertions_and_swaps():
     assert rows == expected and len(neighbourhood(n)) == len(rows)  # no duplicates
 
 
-def test_portfolio_is_the_better_of_its_parts(grch37):
+def test_portfolio_is_the_best_of_its_runs(grch37, monkeypatch):
+    import chromosched.static_search as static_search
+
+    monkeypatch.setattr(static_search, "PORTFOLIO_RUN", 4_000)
     res = portfolio(PeakEvaluator(grch37, 7), 10_000, seed=3)
-    a = anneal(PeakEvaluator(grch37, 7), 2_000, seed=3)
-    b = ils(PeakEvaluator(grch37, 7), 8_000, seed=3)
-    assert res.peak == min(a.peak, b.peak)
-    assert res.method == ("portfolio:anneal" if a.peak <= b.peak else "portfolio:ils")
+    # 4000 + 6000 (a tail under a quarter of a run joins the last run): annealing seed 3, ILS seed 3001.
+    runs = [anneal(PeakEvaluator(grch37, 7), 4_000, seed=3), ils(PeakEvaluator(grch37, 7), 6_000, seed=3001)]
+    assert res.evaluations == 10_000
+    assert res.peak == min(r.peak for r in runs)
+    assert res.method == ("portfolio:anneal" if runs[0].peak <= runs[1].peak else "portfolio:ils")
+    # Never worse than its first run, the annealing with the same seed.
+    assert res.peak <= runs[0].peak
     with pytest.raises(ChromoschedError, match="list model"):
         ils(PeakEvaluator(grch37, 3, "waves"), 10)
+    assert portfolio(PeakEvaluator(grch37, 22), 10_000).evaluations == 1  # nothing to search
 
 
 def test_tiny_budgets_and_errors(grch37):

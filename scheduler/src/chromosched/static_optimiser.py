@@ -18,7 +18,7 @@ from .configuration_bound import configuration_lower_bound
 from .peak_lower_bound import lower_bound
 from .peak_memory import MODELS, PeakEvaluator
 from .static_search import (
-    ILS_CHUNK, ILS_KICK, ILS_POWER, ILS_SPREAD_SHARE, ILS_TARGET_STEP, PORTFOLIO_ANNEAL_SHARE, anneal, hill_climb,
+    ILS_CHUNK, ILS_KICK, ILS_POWER, ILS_SPREAD_SHARE, ILS_TARGET_STEP, PORTFOLIO_RUN, anneal, hill_climb,
     portfolio,
 )
 from .task_model import TaskSet
@@ -31,12 +31,12 @@ TABLE_BUDGET = 1_000_000  # what the shipped tables use (list: about 2 s per K o
 def method_description(model: str, budget: int, seed: int) -> str:
     """One line naming the search, its settings and budget, for table headers and reports."""
     if model == "list":
-        anneal_part = max(1, int(budget * PORTFOLIO_ANNEAL_SHARE))
         return (f"portfolio (chromosched.static_search.portfolio), {budget} peak evaluations per K, seed {seed}: "
-                f"simulated annealing ({anneal_part}) and iterated local search ({budget - anneal_part}: descents over "
-                f"all insertions and swaps in batches of {ILS_CHUNK}, by (peak, spread^{ILS_POWER}) for "
-                f"{ILS_SPREAD_SHARE:.0%}, then by the excess area above {1 - ILS_TARGET_STEP:g} x the best peak; kicks of "
-                f"{ILS_KICK[0]}-{ILS_KICK[1]} random insertions), the better order")
+                f"independent runs of {PORTFOLIO_RUN} evaluations alternating simulated annealing and iterated local "
+                f"search (descents over all insertions and swaps in batches of {ILS_CHUNK}, by (peak, "
+                f"spread^{ILS_POWER}) for {ILS_SPREAD_SHARE:.0%} of a run, then by the excess area above "
+                f"{1 - ILS_TARGET_STEP:g} x the best peak; kicks of {ILS_KICK[0]}-{ILS_KICK[1]} random insertions), "
+                f"the best order")
     return (f"simulated annealing (chromosched.static_search.anneal), {budget} peak evaluations per K, seed {seed}, "
             f"then exact branch and bound (chromosched.waves_partition)")
 
@@ -123,27 +123,44 @@ def optimise(tasks: TaskSet, workers: int, model: str = "list", budget: int = DE
 
 
 def optimise_many(tasks: TaskSet, workers: Iterable[int], model: str = "list", budget: int = DEFAULT_BUDGET,
-                  seed: int = 0, with_hill_climb: bool = False, progress: bool = True) -> list[StaticResult]:
-    """``optimise`` for several K, with one progress line per K on stderr."""
-    results = []
-    for k in workers:
+                  seed: int = 0, with_hill_climb: bool = False, progress: bool = True,
+                  jobs: int = 1) -> list[StaticResult]:
+    """``optimise`` for several K, with one progress line per K on stderr; ``jobs`` > 1 runs the K
+    in that many processes (each K is independent and deterministic, so the results are the same)."""
+    ks = list(workers)
+    results: list[StaticResult] = []
+
+    def report(res: StaticResult, seconds: float) -> None:
+        if progress:
+            print(f"chromosched: K={res.workers}: peak {res.peak:.2f} (sequential {res.sequential_peak:.2f}, "
+                  f"bound {res.lower_bound:.2f}) in {seconds:.1f} s", file=sys.stderr, flush=True)
+
+    if jobs > 1 and len(ks) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(optimise, tasks, k, model, budget, seed, with_hill_climb) for k in ks]
+            for fut in futures:
+                res = fut.result()
+                results.append(res)
+                report(res, res.seconds)
+        return results
+    for k in ks:
         t0 = time.perf_counter()
         res = optimise(tasks, k, model, budget, seed, with_hill_climb)
         results.append(res)
-        if progress:
-            print(f"chromosched: K={k}: peak {res.peak:.2f} (sequential {res.sequential_peak:.2f}, "
-                  f"bound {res.lower_bound:.2f}) in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        report(res, time.perf_counter() - t0)
     return results
 
 
 def build_table(tasks: TaskSet, workers: Iterable[int], model: str = "list", budget: int = DEFAULT_BUDGET,
-                seed: int = 0, command: str = "", progress: bool = True) -> OrderingTable:
+                seed: int = 0, command: str = "", progress: bool = True, jobs: int = 1) -> OrderingTable:
     """An ``OrderingTable`` with one optimised row per K."""
     ks = list(workers)
     too_many = [k for k in ks if k > len(tasks)]
     if too_many:
         raise ChromoschedError(f"K={too_many[0]} exceeds the {len(tasks)} chromosomes of {tasks.source or 'the input'}")
-    results = optimise_many(tasks, ks, model, budget, seed, progress=progress)
+    results = optimise_many(tasks, ks, model, budget, seed, progress=progress, jobs=jobs)
     metadata = {
         "command": command,
         "source": tasks.source,

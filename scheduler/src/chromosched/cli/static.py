@@ -119,6 +119,8 @@ def register(commands, simulate) -> None:
     _add_inputs(p)
     p.add_argument("--workers", type=workers_list, default=None, help="K values (default: 1 to the number of chromosomes)")
     p.add_argument("--out", metavar="FILE", help="write the table here (atomically); default: print it")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="search this many K at once in separate processes (same table; default 1)")
     _add_search(p, TABLE_BUDGET)
     p.set_defaults(func=_tables)
 
@@ -187,7 +189,8 @@ def _tables(args: argparse.Namespace) -> int:
     _check_inputs(args)
     tasks = _tasks(args)
     workers = args.workers or list(range(1, len(tasks) + 1))
-    table = build_table(tasks, workers, args.model, args.budget, args.seed, _command_line(args, workers))
+    table = build_table(tasks, workers, args.model, args.budget, args.seed, _command_line(args, workers),
+                        jobs=args.jobs)
     if args.out:
         table.write(args.out)
         print(f"chromosched: wrote {args.out} ({len(table.rows)} rows, model {args.model})", file=sys.stderr)
