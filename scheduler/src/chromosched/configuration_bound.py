@@ -70,18 +70,23 @@ def _infeasible(mem: Sequence[int], dur: Sequence[int], workers: int, peak: int)
 
 def configuration_lower_bound(memory: Sequence[float], duration: Sequence[float], workers: int,
                               known_bound: float, reached_peak: float) -> float | None:
-    """The largest P found infeasible by bisection in [known_bound, reached_peak] (task units), or
-    None when the instance has too many configurations (or nothing to do). Every order's peak is
-    above the returned value."""
+    """A proven lower bound from the MILP (task units), or None when the instance has too many
+    configurations or nothing was proven. ``reached_peak`` itself when one tick below it is
+    infeasible (then it is optimal); else the largest P found infeasible by bisection in
+    [known_bound, reached_peak]: every order's peak is above it."""
     n = len(memory)
     if n <= workers or workers < 2 or configuration_count(n, workers) > MAX_CONFIGURATIONS:
         return None
     mem = [int(round(v * GRID)) for v in memory]
     dur = [int(round(v * GRID)) for v in duration]
-    lo, hi = int(math.floor(known_bound * GRID)), int(math.ceil(reached_peak * GRID))
+    lo, hi = int(math.floor(known_bound * GRID)), int(round(reached_peak * GRID))
     proven = None
     if lo >= hi:
         return None
+    # First the proof of optimality: nothing one grid tick below the reached peak (peaks are whole
+    # ticks, so that proves the reached peak optimal).
+    if _infeasible(mem, dur, workers, hi - 1):
+        return hi / GRID
     while hi - lo > max(1, int(RELATIVE_PRECISION * hi)):
         mid = (lo + hi) // 2
         if _infeasible(mem, dur, workers, mid):
