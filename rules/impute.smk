@@ -28,12 +28,14 @@ rule impute:
     threads: res.threads("impute")
     resources:
         mem_mb=res.mem_mb("impute"),
+        # mem_mb less what a cluster job's own Snakemake takes of it: the heap is sized from this
+        tool_mem_mb=res.tool_mem_mb("impute"),
         runtime=res.runtime("impute"),
     conda:
         "../envs/beagle.yaml"
     shell:
         "python -m chromosched_pipeline.beagle --gt {input.gt} --ref {input.ref} --map {input.map}"
-        " --out {output.vcf} --mem-mb {resources.mem_mb} --threads {threads} {params.beagle}"
+        " --out {output.vcf} --mem-mb {resources.tool_mem_mb} --threads {threads} {params.beagle}"
         " --attempts {params.chromosched_outcome} 2> {log}"
 
 

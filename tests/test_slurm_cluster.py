@@ -135,6 +135,13 @@ def test_every_jobs_mem_is_its_prediction(slurm_cluster, slurm_pipeline):  # noq
     for rule, wildcards, attempt, mem, stored, job in rows:
         assert job["State"] == "COMPLETED", job
         assert stored is not None and mem == stored, (rule, wildcards, attempt, mem, stored)
+    # Beagle's heap is sized from the tool's share (--mem less the job's own Snakemake), not from --mem
+    store = PredictionStore(workdir / ".chromosched" / "predictions")
+    for chrom in {r[1]["chrom"] for r in rows if r[0] == "impute"}:
+        entry = store.get("impute", {"chrom": chrom}, 1)
+        assert entry.overhead_mb > 0, entry
+        lines = [json.loads(x) for x in (workdir / "logs" / "impute" / f"{chrom}.attempts.jsonl").read_text().splitlines()]
+        assert lines[0]["mem_mb"] == entry.tool_mem_mb == entry.mem_mb - entry.overhead_mb, (lines[0], entry)
     assert "chromosched: dynamic mode" in proc.stderr
 
 

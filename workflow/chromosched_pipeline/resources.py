@@ -277,6 +277,24 @@ def mem_mb(rule: str) -> Callable[..., int]:
     return _mem_mb
 
 
+def tool_mem_mb(rule: str) -> Callable[..., int]:
+    """Snakemake callable for the memory a job's tool may use (e.g. Beagle's heap is sized from it):
+    ``mem_mb`` less the overhead the scheduler added for a cluster job's own Snakemake process, which
+    shares the job's ``--mem``. Without a stored prediction it equals ``mem_mb``."""
+
+    def _tool_mem_mb(wildcards, input, attempt):
+        request = request_for(rule, wildcards, input, attempt)
+        if isinstance(_model, PredictionStoreModel):
+            store = _model.store or PredictionStore()
+            prediction = store.get(rule, _as_dict(wildcards), max(1, int(attempt or 1)))
+            if prediction is not None and prediction.mem_mb == request.mem_mb:
+                return prediction.tool_mem_mb
+        return request.mem_mb
+
+    _tool_mem_mb.__name__ = f"tool_mem_mb_{rule}"
+    return _tool_mem_mb
+
+
 def runtime(rule: str) -> Callable[..., int]:
     """Snakemake callable for ``resources: runtime=`` (minutes)."""
 

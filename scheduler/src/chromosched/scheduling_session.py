@@ -257,9 +257,11 @@ class SchedulingSession:
                 observed = self._policy.memory.get(record.rule).n_observed
                 source = "regressor" if observed else ("prior" if tasks[record.uid].prior_mb is not None else "regressor")
             if record.storable:
-                mem = self.store.put_once(
-                    Prediction(record.rule, dict(record.wildcards), record.attempt, mem, alloc.predicted_runtime_s, source)
-                ).mem_mb
+                stored = self.store.put_once(
+                    Prediction(record.rule, dict(record.wildcards), record.attempt, mem, alloc.predicted_runtime_s, source,
+                               overhead_mb=overhead)
+                )
+                mem, overhead = stored.mem_mb, stored.overhead_mb
             decisions.append(Decision(record, mem, source, alloc.predicted_mb, overhead))
         cores = free.get("_cores")
         jobs = free.get("_job_count")
