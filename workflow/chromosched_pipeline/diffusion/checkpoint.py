@@ -103,9 +103,12 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     if missing_buffers:
         raise DiffusionInputError(f"{path}: missing schedule buffer {missing_buffers[0]}")
     timesteps = int(state["betas"].shape[0])
-    model = Unet(config)
-    model.load_state_dict(weights)
-    model.eval().to(device)
+    with torch.device("meta"):  # no second copy of the weights: the loaded tensors become the parameters
+        model = Unet(config)
+    model.load_state_dict(weights, assign=True)
+    model.eval()
+    if str(device) != "meta":
+        model.to(device)
     diffusion = Diffusion(model, objective=objective, timesteps=timesteps)
     diffusion.alphas_cumprod = state["alphas_cumprod"].double()  # the file's schedule, not a recomputed one
     normalizer = Normalizer.from_state(raw["normalizer"]) if "normalizer" in raw else None

@@ -22,8 +22,9 @@ import torch
 HEADROOM = 0.9  # use at most this share of the allocation (allocator slack, the shell around us)
 
 
-class AllocationTooSmall(RuntimeError):
-    """Not even one chain fits the allocation: a clear failure before any sampling, not an OOM."""
+class AllocationTooSmall(MemoryError):
+    """Not even one chain fits the allocation: a clear failure before any sampling instead of an
+    OOM kill. A MemoryError, so the job's outcome line says "oom" and its retry gets more memory."""
 
 
 def reset_process_peak() -> bool:
