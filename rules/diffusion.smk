@@ -4,6 +4,8 @@
 # figures. Memory: the job measures peak = a + b x rows and picks its chunk size to fit the
 # mem_mb it was given (gpu_mem_mb on a GPU), so a smaller allocation only runs more chunks.
 
+from chromosched_pipeline.diffusion import rule_options as diffusion_options
+
 DIFFUSION = PIPE.raw["diffusion"]
 DIFFUSION_CHROMS = [str(c) for c in (DIFFUSION.get("chromosomes") or CHROMS)] if DIFFUSION["enabled"] else []
 DIFFUSION_PARTS = list(range(-(-int(DIFFUSION["samples"]) // int(DIFFUSION["samples_per_job"]))))
@@ -22,25 +24,6 @@ if DIFFUSION["enabled"]:
     ]
 
 
-def diffusion_sample_range(wildcards):
-    first = int(wildcards.part) * int(DIFFUSION["samples_per_job"])
-    last = min(int(DIFFUSION["samples"]), first + int(DIFFUSION["samples_per_job"]))
-    return f"--first {first} --last {last}"
-
-
-def diffusion_options():
-    d = DIFFUSION
-    words = [f"--steps {d['steps']}", f"--eta {d['eta']}", f"--cond-scale {d['cond_scale']}",
-             f"--phi {d['rescaled_phi']}", f"--mode {d['mode']}", f"--seed {d['seed']}",
-             f"--track-seed {d['track_seed']}", f"--device {d['device']}",
-             f"--refine-iterations {d['refine_iterations']}"]
-    words += ["--project-final"] if d["project_final"] else []
-    words += [f"--max-tiles {d['max_tiles']}"] if d.get("max_tiles") else []
-    words += [f"--embeddings-dir {d['embeddings_dir']}"] if d.get("embeddings_dir") else []
-    words += [f"--normalizer {d['normalizer']}"] if d.get("normalizer") else []
-    return " ".join(words)
-
-
 rule diffusion_sample:
     input:
         checkpoint=DIFFUSION["checkpoint"],
@@ -49,8 +32,8 @@ rule diffusion_sample:
     wildcard_constraints:
         part=r"\d+",
     params:
-        samples=diffusion_sample_range,
-        options=diffusion_options(),
+        samples=lambda wildcards: diffusion_options.part_arguments(DIFFUSION, int(wildcards.part)),
+        options=diffusion_options.cli_options(DIFFUSION),
         # one JSON line per attempt (ok/oom/error, peak RSS -> need_mb): the scheduler learns
         # diffusion memory from it as it does Beagle's
         chromosched_outcome="logs/diffusion_sample/{chrom}/{part}.attempts.jsonl",
