@@ -160,3 +160,17 @@ def test_process_peak_is_measured_and_resettable():
     before = memory.measure_peak_mb(lambda: None)
     grown = memory.measure_peak_mb(lambda: torch.ones(64 * 2**20 // 4).add_(1))  # 64 MB
     assert grown > before + 40
+
+
+def test_shared_overlap_noise_is_consistent_and_keeps_other_draws():
+    noise = torch.randn(2 * 3, 2, 32, 32, generator=torch.Generator().manual_seed(4))
+    shared = tiling.share_overlap_noise(noise, 3)
+    maps = rep.unfold(shared).reshape(2, 3, 64, 64)
+    assert torch.equal(maps[:, :-1, 52:, 52:], maps[:, 1:, :12, :12])
+    original = rep.unfold(noise).reshape(2, 3, 64, 64)
+    assert torch.equal(maps[:, 0], original[:, 0])  # the first tile keeps all its draws
+    outside = torch.ones(64, 64, dtype=torch.bool)
+    outside[:12, :12] = False
+    assert torch.equal(maps[:, 1:, outside], original[:, 1:, outside])
+    d = torch.arange(32)
+    assert torch.equal(shared[:, 1, d, d], noise[:, 1, d, d])

@@ -104,13 +104,16 @@ def ddim_sample(
     rescaled_phi: float = 0.0,
     image_shape: tuple[int, ...] = (2, 32, 32),
     step_hook: Callable[[torch.Tensor, int, bool], torch.Tensor] | None = None,
+    noise_hook: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Sample len(gens) images (rows), row i conditioned on ``embedding[cond_rows[i]]`` (default:
     one embedding per row), DDIM with
     ``steps`` steps and ``eta``; returns x0 on the CPU. ``step_hook(x0, t, final)`` may replace
-    the predicted x0 at every step (``final`` is True at the last one)."""
+    the predicted x0 at every step (``final`` is True at the last one); ``noise_hook(noise)`` may
+    rewrite every noise draw (initial and per step) before use."""
     device = diffusion.device
-    x = row_noise(gens, image_shape).to(device)
+    fresh = (lambda: row_noise(gens, image_shape)) if noise_hook is None else (lambda: noise_hook(row_noise(gens, image_shape)))
+    x = fresh().to(device)
     embedding = embedding.to(device)
     cond_rows = (torch.arange(len(gens)) if cond_rows is None else cond_rows).to(device)
     ac = diffusion.alphas_cumprod
@@ -130,5 +133,5 @@ def ddim_sample(
         c = max(0.0, 1 - a_next - sigma**2) ** 0.5
         x = x0 * a_next**0.5 + c * eps
         if sigma > 0:
-            x = x + sigma * row_noise(gens, image_shape).to(device)
+            x = x + sigma * fresh().to(device)
     return x.float().cpu()

@@ -9,6 +9,9 @@ chain is one sample of the whole chromosome: its tiles share sample index and se
   overlap block (end of tile i, start of tile i+1) are replaced by their mean, and the result is
   refolded; the sampler then re-derives the noise estimate from it and takes the DDIM step.
   ``project_final`` decides whether the last step is projected too (then seams are exactly 0).
+  The two copies of an overlap also start from one noise value (``share_noise``; each tile's
+  overlap entries take the previous tile's draws), so x_t agrees on the overlap at every step and
+  only the model's last prediction can differ there.
 
 Seam discrepancy of one boundary: mean |A_ab - B_ab| over the 66 bead pairs a < b of the overlap
 block (A from tile i, B from tile i+1, same chain).
@@ -75,6 +78,23 @@ def project_overlaps(x0: torch.Tensor, normalizer: Normalizer, n_tiles: int) -> 
     return fold(values.reshape(-1, WINDOW, WINDOW)).to(x0.dtype)
 
 
+def share_overlap_noise(noise: torch.Tensor, n_tiles: int) -> torch.Tensor:
+    """Noise rows (chains x tiles, 2, 32, 32), chain-major -> the same with each tile's overlap
+    entries at its start taken from the previous tile's end, so a chain's two copies of a bead pair
+    start from one noise value (each entry still N(0, 1)); entries not in a 64x64 map (channel 1's
+    diagonal) are kept."""
+    if n_tiles < 2:
+        return noise
+    chains = noise.shape[0] // n_tiles
+    maps = unfold(noise).reshape(chains, n_tiles, WINDOW, WINDOW).clone()
+    for i in range(1, n_tiles):  # left to right: tile i's start copies tile i-1's (already shared) end
+        maps[:, i, :OVERLAP, :OVERLAP] = maps[:, i - 1, STRIDE:, STRIDE:]
+    out = fold(maps.reshape(-1, WINDOW, WINDOW))
+    diag = torch.arange(WINDOW // 2)
+    out[:, 1, diag, diag] = noise[:, 1, diag, diag]
+    return out
+
+
 def seam_discrepancy(maps: torch.Tensor) -> torch.Tensor:
     """(chains, tiles, 64, 64) distance maps -> (chains, tiles - 1) mean |A - B| over overlap pairs a < b."""
     a = maps[:, :-1, STRIDE:, STRIDE:]
@@ -98,6 +118,7 @@ def sample_chains(
     project_final: bool = False,
     chunk_samples: int | None = None,
     tile_ids: Sequence[int] | None = None,
+    share_noise: bool = True,
 ) -> torch.Tensor:
     """Distance maps (len(sample_ids), tiles, 64, 64) float32 for a chromosome's tiles
     (``embeddings``: (tiles, ...)), ``chunk_samples`` chains per batched sampling call."""
@@ -114,12 +135,16 @@ def sample_chains(
         rows_sample = [s for s in ids for _ in tile_ids]
         gens = row_generators(chrom, rows_tile, rows_sample, seed)
         cond_rows = torch.arange(len(ids) * n_tiles) % n_tiles  # each tile's region embedding, computed once
-        hook = None
+        hook = noise_hook = None
         if mode == "synced":
             def hook(x0, t, final, _n=n_tiles):
                 return x0 if final and not project_final else project_overlaps(x0, normalizer, _n)
+
+            if share_noise:
+                def noise_hook(noise, _n=n_tiles):
+                    return share_overlap_noise(noise, _n)
         x0 = ddim_sample(diffusion, embeddings, gens, cond_rows, steps=steps, eta=eta, cond_scale=cond_scale,
-                         rescaled_phi=rescaled_phi, step_hook=hook)
+                         rescaled_phi=rescaled_phi, step_hook=hook, noise_hook=noise_hook)
         maps = normalizer.denormalize(unfold(x0.double())).float()
         out.append(maps.reshape(len(ids), n_tiles, WINDOW, WINDOW))
     return torch.cat(out)
