@@ -16,7 +16,7 @@ Parameter names follow ChromoGen's checkpoint (``init_conv``, ``downs.{i}.{0,1}.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
