@@ -174,3 +174,17 @@ def test_shared_overlap_noise_is_consistent_and_keeps_other_draws():
     assert torch.equal(maps[:, 1:, outside], original[:, 1:, outside])
     d = torch.arange(32)
     assert torch.equal(shared[:, 1, d, d], noise[:, 1, d, d])
+
+
+def test_train_writes_a_loadable_checkpoint_with_its_record(tmp_path):
+    from chromosched_pipeline.diffusion.checkpoint import load_checkpoint
+    from chromosched_pipeline.diffusion.train import train
+
+    cfg = UNetConfig(dim=8, dim_mults=(1, 2), attn_heads=1, attn_dim_head=8, resnet_block_groups=4)
+    info = train(tmp_path / "m.pt", cfg, data_seed=3, chromosomes=2, cells=4, windows_per_cell=2, batch=4,
+                 max_steps=3, log=lambda m: None)
+    assert info["steps"] == 3 and info["objective"] == "pred_v" and info["windows"] == 16
+    diffusion, norm, meta = load_checkpoint(tmp_path / "m.pt")
+    assert diffusion.objective == "pred_v" and norm is not None and meta["train"]["data_seed"] == 3
+    assert (tmp_path / "m.loss.png").stat().st_size > 1000
+    assert len((tmp_path / "m.loss.csv").read_text().splitlines()) == 4
