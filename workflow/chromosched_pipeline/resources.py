@@ -54,6 +54,11 @@ PYTHON_STEP_MEMORY = {
     "plot_prs": (300, 1.0),
     "job_resources": (300, 1.0),
     "scheduler_plots": (300, 1.0),
+    # diffusion: the job fits its chunk size to whatever it is given (diffusion/memory.py), so this
+    # only has to hold torch, the model and one chain; the scheduler learns the real need
+    "diffusion_sample": (1024, 2.0),
+    "diffusion_merge": (500, 4.0),
+    "diffusion_plots": (400, 1.0),
 }
 DEFAULT_STEP = (256, 1.0)
 BEAGLE_HEAP_BASE_MB = 25.0
