@@ -44,6 +44,8 @@ rule diffusion_sample:
     threads: res.threads("diffusion_sample")
     resources:
         mem_mb=res.mem_mb("diffusion_sample"),
+        # mem_mb less what a cluster job's own Snakemake takes of it: the chunks are sized from this
+        tool_mem_mb=res.tool_mem_mb("diffusion_sample"),
         runtime=res.runtime("diffusion_sample"),
         # GPU jobs: profiles/slurm sends --gpus; chromosched packs GPUs and GPU memory as well as RAM
         gpu=int(DIFFUSION["gpu"]),
@@ -53,7 +55,7 @@ rule diffusion_sample:
     shell:
         "python -m chromosched_pipeline.diffusion sample --checkpoint {input.checkpoint}"
         " --chrom {wildcards.chrom} {params.samples} {params.options} --threads {threads}"
-        " --mem-mb {resources.mem_mb} --gpu-mem-mb {resources.gpu_mem_mb}"
+        " --mem-mb {resources.tool_mem_mb} --gpu-mem-mb {resources.gpu_mem_mb}"
         " --out {output.part} --outcome {params.chromosched_outcome} 2> {log}"
 
 
