@@ -394,13 +394,14 @@ class DynamicPolicy:
         f, reg = self._mem_reg(kind)
         xs = [self._x(t, f) for t in tasks]
         points = reg.predict_many(xs)
-        if self.config.extrapolate and not reg.has_prior():
-            points = self._extrapolated(reg, xs, points)
+        # The allocation may extrapolate conservatively; the point prediction (the knapsack's
+        # value, the launch prediction residuals are measured against) stays the fit's.
+        sized = self._extrapolated(reg, xs, points) if self.config.extrapolate and not reg.has_prior() else points
         if self.config.pooled_reserve_z is not None:
-            mems = points.copy()
+            mems = sized.copy()
         else:
             add, frac = reg.margin()
-            mems = points * (1.0 + frac) + add
+            mems = sized * (1.0 + frac) + add
         out = []
         for t, m in zip(tasks, mems.tolist()):
             failed = self._failed_at.get(t.task_id)
@@ -589,8 +590,13 @@ class DynamicPolicy:
         use_area = use_area and any(rt for _, _, _, rt in info)
         for t, mem, point, rt in info:
             value = None
+            # With conservative few-shot allocations the knapsack must value the memory a job
+            # will really use (its point prediction), or it prefers the most inflated jobs.
+            used = min(point, mem) if self.config.extrapolate else mem
             if use_area:
-                value = mem * max(rt or 0.0, 1e-9) ** self.config.area_power
+                value = used * max(rt or 0.0, 1e-9) ** self.config.area_power
+            elif self.config.extrapolate:
+                value = used
             items.append(PackItem(t.task_id, mem, t.cores, t.gpus, value))
         limits = Limits(
             mem=max(free_mem, 0.0),
