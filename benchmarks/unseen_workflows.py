@@ -36,9 +36,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "tests" / "data" / "unseen_workflow" / "Snakefile"
-GRCH37 = {  # Mbp
-    "1": 249.25, "3": 198.02, "5": 180.92, "7": 159.14, "9": 141.21, "11": 135.01, "13": 115.17,
-    "15": 102.53, "17": 81.20, "19": 59.13, "21": 48.13,
+GRCH37 = {  # autosome lengths, Mbp
+    "1": 249.25, "2": 243.20, "3": 198.02, "4": 191.15, "5": 180.92, "6": 171.12, "7": 159.14,
+    "8": 146.36, "9": 141.21, "10": 135.53, "11": 135.01, "12": 133.85, "13": 115.17, "14": 107.35,
+    "15": 102.53, "16": 90.35, "17": 81.20, "18": 78.08, "19": 59.13, "20": 63.03, "21": 48.13,
+    "22": 51.30,
 }
 BUDGET = 700
 TARGETS = {"over_budget_starts": 0, "makespan_over_bound": 1.5}
@@ -68,7 +70,7 @@ def family(scale: float = 1.0) -> dict[str, dict]:
     out["linear-length"] = {"config": {"wildcard": "chrom", "items": [f"chr{c}" for c in chroms],
                                        "rules": {"first": lin}}, "input_mb": {}}
 
-    samples = [f"s{i:02d}" for i in range(1, 12)]
+    samples = [f"s{i:02d}" for i in range(1, 23)]
     sizes = {s: rng.choice([20, 40, 60, 80, 100, 120, 140, 160, 180, 200]) for s in samples}
     sizes[samples[0]], sizes[samples[1]] = 15, 200
     need = {s: int(round(1.3 * sizes[s] + 15)) for s in samples}

@@ -130,7 +130,7 @@ class PolicyConfig:
     residuals: str = "launch"  # bias residuals: launch (paper) | loo (current fit, leave-one-out)
     # Job types without a prior (unseen workflows; docs/dynamic.md):
     cold_start: str = "sequential"  # sequential (paper: init_tasks jobs alone) | probe
-    probe_free_fraction: float = 0.5  # a probe waits until this much of the budget is free (or nothing runs)
+    probe_free_fraction: float = 0.3  # a probe waits until this much of the budget is free (or nothing runs)
     ladder: float = 0.0  # > 1: beyond ladder x the largest observed size, extrapolate as a quadratic law
     extrapolate: bool = False  # above the largest observed size: at least a power law (exponent 1..2)
     degree_choice: bool = False
@@ -223,7 +223,7 @@ PRESETS.update(
         # Unseen workflows (no prior): probe each new job type with its smallest job while known
         # types keep running, then pack with a few-shot fit that extrapolates conservatively.
         "chromosched-probe": replace(
-            _OURS, name="chromosched-probe", cold_start="probe", ladder=1.5, extrapolate=True,
+            _OURS, name="chromosched-probe", cold_start="probe", ladder=2.0, extrapolate=True,
             degree_choice=True, outlier_cut=4.0, min_residuals=4, default_margin=0.3,
         ),
         # Shared memory (no per-job limits): point predictions plus a pooled reserve.
@@ -231,6 +231,16 @@ PRESETS.update(
     }
 )
 ABLATIONS = tuple(k for k in PRESETS if k.startswith("chromosched-") and k not in ("chromosched-shared", "chromosched-probe"))
+
+
+def _less(limits: Limits, items: Sequence[PackItem]) -> Limits:
+    """``limits`` minus what ``items`` take."""
+    return Limits(
+        mem=max(limits.mem - sum(it.mem for it in items), 0.0),
+        cores=None if limits.cores is None else limits.cores - sum(it.cores for it in items),
+        gpus=None if limits.gpus is None else limits.gpus - sum(it.gpus for it in items),
+        max_items=None if limits.max_items is None else limits.max_items - len(items),
+    )
 
 
 def preset(name: str) -> PolicyConfig:
@@ -604,7 +614,12 @@ class DynamicPolicy:
             gpus=free.gpus,
             max_items=free.max_tasks,
         )
-        if self.config.pooled_reserve_z is not None:
+        explore = self._explore(info, limits, running) if self.config.cold_start == "probe" else []
+        if explore:
+            limits = _less(limits, [items[i] for i in explore])
+            rest = [i for i in range(len(items)) if i not in set(explore)]
+            picked = explore + [rest[j] for j in self._packer.select([items[i] for i in rest], limits)]
+        elif self.config.pooled_reserve_z is not None:
             picked = self._select_pooled(items, info, limits, running)
         else:
             picked = self._packer.select(items, limits)
@@ -623,6 +638,30 @@ class DynamicPolicy:
                 f"({need.mem:.6g} MB needed, {free_mem:.6g} MB free)"
             )
         return chosen
+
+    def _explore(self, info, limits: Limits, running) -> list[int]:
+        """Job types still learning (no prior, fewer than 3 measured jobs) and with nothing
+        running get their smallest ready job started first when it fits: the knapsack alone
+        would leave a type of small, short jobs for the end, where its learning then costs time."""
+        busy = {r.task.kind for r in running}
+        mem, cores, gpus, count = limits.mem, limits.cores, limits.gpus, limits.max_items
+        picks = []
+        for kind in sorted({t.kind for t, *_ in info} - busy):
+            reg = self.memory.get(kind)
+            if reg.has_prior() or reg.n_observed >= 3:
+                continue
+            i = min((i for i, row in enumerate(info) if row[0].kind == kind),
+                    key=lambda i: (self._size(info[i][0]), info[i][0].task_id))
+            t, m = info[i][0], info[i][1]
+            if m > mem or (cores is not None and t.cores > cores) or (gpus is not None and t.gpus > gpus) \
+                    or (count is not None and count < 1):
+                continue
+            picks.append(i)
+            mem -= m
+            cores = None if cores is None else cores - t.cores
+            gpus = None if gpus is None else gpus - t.gpus
+            count = None if count is None else count - 1
+        return picks
 
     def _noise_sd(self, kind: str) -> float:
         """Relative sd of one job's memory around its prediction (RMS of the residual pool)."""
