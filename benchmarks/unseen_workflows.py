@@ -158,7 +158,7 @@ def metrics(entries: list[dict], budget: float) -> dict:
 SCHEDULERS = {
     "greedy": ("greedy", ()),
     "chromosched": ("chromosched", ()),
-    "chromosched-no-live": ("chromosched", ("--scheduler-chromosched-live-memory", "False")),
+    "chromosched-no-live": ("chromosched", ("--scheduler-chromosched-live-memory", "off")),
 }
 
 

@@ -360,6 +360,13 @@ class DynamicPolicy:
         for f, x in self._each_feature(task):
             self.memory.get(self._key(task.kind, f)).observe_censored(task.task_id, x, lower_mb)
 
+    def observe_provisional(self, task: TaskRequest, plateau_mb: float) -> None:
+        """A running job's memory has plateaued (live sampling): a provisional observation, replaced
+        by the measured peak when the job ends (no launch residual is recorded for it)."""
+        self._chosen.pop(task.kind, None)
+        for f, x in self._each_feature(task):
+            self.memory.get(self._key(task.kind, f)).observe(task.task_id, x, plateau_mb, None)
+
     def observe_failure(self, task: TaskRequest, allocated_mb: float) -> None:
         """A job ran out of its ``allocated_mb``: censored observation, escalate the next try."""
         self._chosen.pop(task.kind, None)

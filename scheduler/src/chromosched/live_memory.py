@@ -36,6 +36,7 @@ class LiveMemory:
         self._started: dict[str, float] = {}
         self._current: dict[str, float] = {}  # uid -> MB now
         self._peak: dict[str, float] = {}  # uid -> largest MB seen
+        self._recent: dict[str, list[tuple[float, float]]] = {}  # uid -> (time, MB) of the last samples
         self._unattributed = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,19 +49,36 @@ class LiveMemory:
             self._started[uid] = time.monotonic()
             self._current[uid] = 0.0
             self._peak[uid] = 0.0
+            self._recent[uid] = []
         if self.available and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="chromosched-live-memory", daemon=True)
             self._thread.start()
 
     def stop(self, uid: str) -> None:
         with self._lock:
-            for d in (self._paths, self._started, self._current, self._peak):
+            for d in (self._paths, self._started, self._current, self._peak, self._recent):
                 d.pop(uid, None)
 
     def snapshot(self) -> tuple[dict[str, float], float]:
         """({uid: RSS MB now}, unattributed RSS MB) of the jobs started and not yet stopped."""
         with self._lock:
             return dict(self._current), self._unattributed
+
+    def settled(self, uid: str, window_s: float = 1.0, tolerance: float = 0.02) -> float | None:
+        """The job's RSS (MB) when it has stayed within ``tolerance`` of its peak for the last
+        ``window_s`` seconds (a plateau: the need is known before the job ends), else None."""
+        with self._lock:
+            recent = list(self._recent.get(uid, ()))
+            peak = self._peak.get(uid, 0.0)
+        if peak <= 0 or len(recent) < 3:
+            return None
+        now = recent[-1][0]
+        if now - recent[0][0] < window_s:
+            return None
+        window = [mb for t, mb in recent if now - t <= window_s]
+        if min(window) < peak * (1 - tolerance):
+            return None
+        return peak
 
     def measurement(self, uid: str) -> Measurement | None:
         """The sampled peak of a finished job (None when it was never seen)."""
@@ -111,8 +129,13 @@ class LiveMemory:
             else:
                 by_job[owner] += mb
         with self._lock:
+            now = time.monotonic()
             for uid, mb in by_job.items():
                 if uid in self._current:
                     self._current[uid] = mb
                     self._peak[uid] = max(self._peak.get(uid, 0.0), mb)
+                    recent = self._recent.setdefault(uid, [])
+                    recent.append((now, mb))
+                    while len(recent) > 2 and now - recent[1][0] > 1.5:
+                        recent.pop(0)
             self._unattributed = loose

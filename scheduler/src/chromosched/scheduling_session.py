@@ -67,6 +67,8 @@ class SessionSettings:
             raise ChromoschedError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.workers is not None and self.workers < 1:
             raise ChromoschedError(f"workers must be >= 1, got {self.workers}")
+        if self.cold_start not in ("probe", "sequential"):
+            raise ChromoschedError(f"cold-start must be probe or sequential, got {self.cold_start!r}")
         if self.budget_mb is not None and self.budget_mb <= 0:
             raise ChromoschedError(f"budget-mb must be positive, got {self.budget_mb}")
 
@@ -88,6 +90,7 @@ class _Running:
     started: float
     predicted_runtime_s: float | None = None
     over_mb: float = 0.0  # largest live RSS seen above the allocation
+    provisional: bool = False  # its plateau was learned before it ended
 
 
 class SchedulingSession:
@@ -297,6 +300,12 @@ class SchedulingSession:
                         self.log(f"{r.record.label} uses {now:.0f} MB, more than its {r.mem_mb} MB (live)")
             else:
                 total += r.mem_mb
+                plateau = self.live.settled(uid)
+                if plateau is not None and not r.provisional and self._policy is not None:
+                    # Its memory has plateaued below its allocation: learn it now (the real peak
+                    # replaces it when the job ends), so bigger jobs of its rule need not wait.
+                    r.provisional = True
+                    self._policy.observe_provisional(self._task(r.record), plateau)
         return total
 
     def _task(self, record: JobRecord) -> TaskRequest:

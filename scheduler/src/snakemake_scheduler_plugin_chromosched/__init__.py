@@ -68,11 +68,11 @@ class SchedulerSettings(SchedulerSettingsBase):
     cold_start: Optional[str] = field(default="probe", metadata=_help(
         "Rules without a calibrated prior: probe (smallest job first, then packed from what it "
         "measured; declared mem_mb trusted only once a job agrees) or sequential (the paper's)."))
-    override_mem: Optional[bool] = field(default=True, metadata=_help(
-        "Make the predicted memory the job's own mem_mb ({resources.mem_mb}, what Snakemake "
+    override_mem: Optional[str] = field(default="on", metadata=_help(
+        "on/off. Make the predicted memory the job's own mem_mb ({resources.mem_mb}, what Snakemake "
         "budgets, sbatch --mem) for rules whose mem_mb is fixed or not declared."))
-    live_memory: Optional[bool] = field(default=True, metadata=_help(
-        "Local runs: sample the running jobs' process trees (psutil); do not start jobs while "
+    live_memory: Optional[str] = field(default="on", metadata=_help(
+        "on/off. Local runs: sample the running jobs' process trees (psutil); do not start jobs while "
         "measured memory plus predicted growth would pass the budget; learn peaks of jobs without "
         "benchmark files. Off on a cluster."))
 
@@ -157,7 +157,7 @@ class Scheduler(SchedulerBase):
         return chosen
 
     def _may_override(self) -> bool:
-        return not isinstance(self.settings, SchedulerSettings) or bool(self.settings.override_mem)
+        return not isinstance(self.settings, SchedulerSettings) or _on(self.settings.override_mem)
 
     def _session_for(self, available, remaining) -> SchedulingSession:
         if self._session is None:
@@ -173,7 +173,7 @@ class Scheduler(SchedulerBase):
             expected = [j for j in remaining if _is_single(j)]
             self._session.begin(total, [self._record(j, {}) for j in expected])
             self._announce(expected, workflow)
-            live = not isinstance(self.settings, SchedulerSettings) or bool(self.settings.live_memory)
+            live = not isinstance(self.settings, SchedulerSettings) or _on(self.settings.live_memory)
             if live and _local_exec(workflow) and self._session.settings.mode == "dynamic":
                 from chromosched.live_memory import LiveMemory
 
@@ -320,6 +320,18 @@ def _reset_resources(job) -> None:
     if hasattr(job, "_scheduler_resources") and hasattr(job, "_resources") and hasattr(job, "rule"):
         job._resources = None
         job._scheduler_resources = None
+
+
+def _on(value) -> bool:
+    """An on/off setting (Snakemake passes plugin flags as strings)."""
+    if value is None or isinstance(value, bool):
+        return bool(value) if value is not None else True
+    text = str(value).strip().lower()
+    if text in ("on", "true", "yes", "1"):
+        return True
+    if text in ("off", "false", "no", "0"):
+        return False
+    raise ChromoschedError(f"chromosched: expected on or off, got {value!r}")
 
 
 def _set_mem_mb(job, mem_mb: int) -> bool:
