@@ -67,7 +67,7 @@ class RegressorSettings:
     floor: str = "smallest"  # smallest (paper: smallest point, observed or prior) | positive
     ucb_delta: float | None = None  # scale the safety by delta^(-1/n) (n residuals): wider when few
     # Few-shot and unseen job types (see docs/dynamic.md):
-    degree_choice: bool = False  # with >= 5 exact points, pick degree 1 or 2 by leave-one-out error
+    degree_choice: bool = False  # with >= 8 distinct sizes, pick degree 1 or 2 by leave-one-out error
     outlier_cut: float | None = None  # margin ignores residuals above cut x their median (and > 0.5)
 
     def __post_init__(self):
@@ -274,11 +274,11 @@ class OnlineRamRegressor:
         pts = [self._points[k] for k in keys]
         xs, ys, w = np.array([p.x for p in pts]), np.array([p.y for p in pts]), self._weights(pts)
         model = _PolyModel.fit(xs, ys, w, self.settings.degree)
-        if self.settings.degree_choice and len(np.unique(xs)) >= 5:
+        if self.settings.degree_choice and len(np.unique(xs)) >= 8:
             # A convex law (memory quadratic in size) is underestimated at the top by a line, a
             # line is over-fitted by a parabola on noise: keep whichever predicts held-out jobs better.
             other = _PolyModel.fit(xs, ys, w, 2 if self.settings.degree == 1 else 1)
-            if other.loo_relative_rms() < 0.8 * model.loo_relative_rms():
+            if other.loo_relative_rms() < 0.7 * model.loo_relative_rms():
                 model = other
         return model
 

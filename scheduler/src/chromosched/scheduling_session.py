@@ -313,7 +313,7 @@ class SchedulingSession:
         prior_mb = self._prior_mb(record)
         calibrated = prior_mb is not None and record.rule == self.settings.prior_rule and bool(record.prior_features) \
             and self._prior is not None
-        if not calibrated and self.settings.cold_start == "probe":
+        if not calibrated and self.settings.cold_start == "probe" and record.storable:
             return self._unseen_task(record)
         if calibrated:
             # A calibrated RAM prior already knows what drives memory (markers, samples, window)

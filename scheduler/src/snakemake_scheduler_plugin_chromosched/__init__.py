@@ -200,6 +200,9 @@ class Scheduler(SchedulerBase):
                     f"chromosched: rule {rule} {what}: sbatch --mem gets the prediction, but inside the cluster job "
                     "{resources.mem_mb} is re-evaluated (at most the prediction); for the exact number use "
                     "mem_mb=chromosched.store_backed.predicted_mem_mb(...)")
+            else:
+                self.logger.info(f"chromosched: rule {rule} {what}: learned from measured peaks; each job's mem_mb "
+                                 "(what Snakemake budgets and {resources.mem_mb}) is the prediction")
 
     def _learn(self, selectable) -> None:
         """Finished jobs feed the model; jobs back with a higher attempt are failures."""
