@@ -175,13 +175,62 @@ def run_one(root: Path, name: str, workflow: dict, scheduler: str) -> dict:
     return result
 
 
+def few_shot(seeds: int = 20) -> list[dict]:
+    """Few-shot sanity of the policy alone: a linear-in-length law (1 MB/Mbp + 10, 5 % noise),
+    2-8 observed jobs (spread at random, or the smallest first as the probe order gives them);
+    per case the median over seeds of the median and worst point error on the other jobs, the
+    median allocation / truth, and the lowest allocation / truth over all seeds."""
+    import statistics
+    from dataclasses import replace
+
+    from chromosched.dynamic_policy import Capacity, DynamicPolicy, TaskRequest, preset
+
+    lengths = {f"chr{c}": v for c, v in GRCH37.items()}
+    rows = []
+    for order_name in ("spread", "smallest"):
+        for k in range(2, 9):
+            med, worst, amed, amin = [], [], [], []
+            for seed in range(seeds):
+                rng = random.Random(seed)
+                truth = {c: (1.0 * L + 10) * (1 + rng.uniform(-0.05, 0.05)) for c, L in lengths.items()}
+                order = rng.sample(sorted(lengths), len(lengths)) if order_name == "spread" else sorted(lengths, key=lengths.get)
+                config = replace(preset("chromosched-probe"), feature="size", alt_features=("length",))
+                policy = DynamicPolicy(config, Capacity(mem_mb=5000))
+                tasks = {c: TaskRequest(c, "r", {"size": L, "length": L}, size_hint=L) for c, L in lengths.items()}
+                policy._register(tasks.values())
+                for c in order[:k]:
+                    policy.observe_success(tasks[c], truth[c], 1.0)
+                rest = [c for c in lengths if c not in order[:k]]
+                mems, points = policy._allocations("r", [tasks[c] for c in rest])
+                errs = sorted(abs(p / truth[c] - 1) for c, p in zip(rest, points))
+                ratio = sorted(m / truth[c] for c, m in zip(rest, mems))
+                med.append(errs[len(errs) // 2])
+                worst.append(errs[-1])
+                amed.append(ratio[len(ratio) // 2])
+                amin.append(ratio[0])
+            rows.append({"observations": k, "order": order_name, "median_error": round(statistics.median(med), 3),
+                         "worst_error": round(statistics.median(worst), 3),
+                         "median_alloc_over_truth": round(statistics.median(amed), 3),
+                         "lowest_alloc_over_truth": round(min(amin), 3)})
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workflows", nargs="*", default=None, help="subset of: " + ", ".join(family()))
     ap.add_argument("--schedulers", nargs="*", default=["greedy", "chromosched"], choices=list(SCHEDULERS))
     ap.add_argument("--keep", help="working directory to keep (default: a temporary one)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--few-shot", action="store_true", help="only the few-shot prediction table (no Snakemake runs)")
     args = ap.parse_args(argv)
+    if args.few_shot:
+        rows = few_shot()
+        if args.json:
+            print(json.dumps({"few_shot": rows}, indent=1))
+        else:
+            for r in rows:
+                print(json.dumps(r))
+        return 0
     workflows = family()
     names = args.workflows or list(workflows)
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="unseen-"))
