@@ -123,7 +123,9 @@ class LiveMemory:
                     mb += proc.memory_info().rss / 2**20
                 except (psutil.Error, OSError):
                     continue
-            owner = next((uid for uid, ps in paths.items() if any(p in cmd for p in ps)), None)
+            # The longest path found wins (results/chr1 is also a prefix of results/chr10/...).
+            matches = [(len(p), uid) for uid, ps in paths.items() for p in ps if p in cmd]
+            owner = max(matches)[1] if matches else None
             if owner is None:
                 loose += mb
             else:
