@@ -196,3 +196,48 @@ def test_live_memory_sees_a_job_and_its_plateau(tmp_path):
     finally:
         live.close()
         proc.wait(timeout=10)
+
+
+def _session(tmp_path):
+    from chromosched.scheduling_session import SchedulingSession, SessionSettings
+
+    settings = SessionSettings(store=str(tmp_path / "store"), model=str(tmp_path / "model.json"), events=None, prior="none.json")
+    session = SchedulingSession(settings)
+    session._prior_checked = True  # no RAM prior in these tests
+    session.begin({"mem_mb": 1000, "_cores": 8, "_total_known": 1})
+    return session
+
+
+def _records(rule, n, declared=None):
+    from chromosched.job_record import JobRecord, job_uid
+
+    return [JobRecord(uid=job_uid(rule, {"chrom": f"chr{i}"}), rule=rule, wildcards={"chrom": f"chr{i}"},
+                      declared_mem_mb=declared, resources={"mem_mb": declared} if declared else {}, cores=1)
+            for i in range(1, n + 1)]
+
+
+def test_session_probes_then_packs_from_the_measurement(tmp_path):
+    from chromosched.job_measurements import Measurement
+
+    session = _session(tmp_path)
+    records = _records("work", 6, declared=50)  # declared far too low: not trusted
+    first = session.select(records, {"mem_mb": 1000, "_cores": 8})
+    assert [d.record.wildcards["chrom"] for d in first] == ["chr6"]  # the smallest chromosome, alone
+    assert first[0].mem_mb == 1000
+    session.finished(first[0].record.uid, Measurement(0.9 * LENGTHS_MBP["chr6"], 2.0, "max_rss"))
+    rest = [r for r in records if r.uid != first[0].record.uid]
+    chosen = session.select(rest, {"mem_mb": 1000, "_cores": 8})
+    assert len(chosen) >= 2
+    assert all(d.mem_mb > 50 for d in chosen)  # the declared number is no bound: it was exceeded
+    assert sum(d.mem_mb for d in chosen) <= 1000
+
+
+def test_session_rule_without_measurement_falls_back_to_its_declared_number(tmp_path):
+    session = _session(tmp_path)
+    records = _records("aggregate", 5, declared=100)
+    first = session.select(records, {"mem_mb": 1000, "_cores": 8})
+    assert len(first) == 1
+    session.finished(first[0].record.uid, None)  # no benchmark, no outcome, too short to sample
+    rest = [r for r in records if r.uid != first[0].record.uid]
+    chosen = session.select(rest, {"mem_mb": 1000, "_cores": 8})
+    assert len(chosen) == 4 and all(d.mem_mb <= 150 for d in chosen)

@@ -360,6 +360,12 @@ class DynamicPolicy:
         for f, x in self._each_feature(task):
             self.memory.get(self._key(task.kind, f)).observe_censored(task.task_id, x, lower_mb)
 
+    def forget_tasks(self, kind: str) -> None:
+        """Register this type's jobs afresh on their next appearance (their requests changed, e.g.
+        they now carry a prior)."""
+        self._seen.pop(kind, None)
+        self._chosen.pop(kind, None)
+
     def observe_provisional(self, task: TaskRequest, plateau_mb: float) -> None:
         """A running job's memory has plateaued (live sampling): a provisional observation, replaced
         by the measured peak when the job ends (no launch residual is recorded for it)."""

@@ -109,6 +109,7 @@ class SchedulingSession:
         self._prior_warned: set[str] = set()
         self._lengths = _chromosome_lengths(settings.ordering)
         self._all_lengths = chromosome_lengths(settings.ordering)  # + chrX/chrY, for any wildcard's value
+        self._unmeasured: set[str] = set()  # rules whose probe left no measurement: declared mem_mb rules them
         self.live = None  # LiveMemory of the running jobs (the adapter sets it in local runs)
         # rule -> largest size at which a measured job needed at most its declared mem_mb (None once
         # any job needed more): the declared number caps only jobs up to that size.
@@ -221,7 +222,7 @@ class SchedulingSession:
         if self.settings.cold_start == "probe":
             # Every rule is managed (learned from measured peaks); only job objects without a rule
             # (no stable identity to learn under) are left to the cores.
-            unmanaged = [r for r in ready if not r.storable and not r.declared_mem_mb]
+            unmanaged = [r for r in ready if not r.declared_mem_mb and (not r.storable or r.rule in self._unmeasured)]
         else:
             unmanaged = [r for r in ready if not r.declared_mem_mb and not (r.rule == self.settings.prior_rule and r.prior_features)]
         ready = [r for r in ready if r not in unmanaged]
@@ -313,7 +314,7 @@ class SchedulingSession:
         prior_mb = self._prior_mb(record)
         calibrated = prior_mb is not None and record.rule == self.settings.prior_rule and bool(record.prior_features) \
             and self._prior is not None
-        if not calibrated and self.settings.cold_start == "probe" and record.storable:
+        if not calibrated and self.settings.cold_start == "probe" and record.storable and record.rule not in self._unmeasured:
             return self._unseen_task(record)
         if calibrated:
             # A calibrated RAM prior already knows what drives memory (markers, samples, window)
@@ -410,6 +411,15 @@ class SchedulingSession:
                         mem_mb=entry.mem_mb, need_mb=None if measurement is None else measurement.need_mb,
                         runtime_s=None if measurement is None else measurement.runtime_s,
                         measured_by=None if measurement is None else measurement.source)
+        if (measurement is None and entry is not None and self._policy is not None and entry.record.storable
+                and self.settings.cold_start == "probe" and entry.record.rule not in self._unmeasured
+                and self._policy.needs_probe(entry.record.rule)):
+            # Nothing to learn from (no benchmark file, no outcome log, too short for the live
+            # sampler): probing every job would run the rule one job at a time for nothing.
+            self._unmeasured.add(entry.record.rule)
+            self._policy.forget_tasks(entry.record.rule)
+            self.log(f"rule {entry.record.rule}: its probe job left no measurement (add a benchmark: file); "
+                     "its jobs are budgeted at their declared mem_mb from now on")
         if entry is None or self._policy is None or measurement is None:
             return
         declared = entry.record.declared_mem_mb
