@@ -31,6 +31,7 @@ from .genomes import GENOMES, genome_lengths
 from .job_measurements import Measurement
 from .job_record import JobRecord
 from .prediction_store import DEFAULT_STORE, Prediction, PredictionStore
+from .size_features import chromosome_lengths, length_mbp
 from .static_admission import StaticAdmission
 
 MODES = ("static", "dynamic")
@@ -58,12 +59,18 @@ class SessionSettings:
     # Added to each predicted job's memory: under a cluster executor the job's own Snakemake process
     # shares the job's --mem (its cgroup) with the tool the prediction describes.
     job_overhead_mb: int = 0
+    # Rules without a calibrated prior (docs/dynamic.md): probe (smallest job first, declared
+    # mem_mb trusted only once a measured job agrees) or sequential (the paper's initial phase,
+    # declared mem_mb taken as the prior).
+    cold_start: str = "probe"
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ChromoschedError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.workers is not None and self.workers < 1:
             raise ChromoschedError(f"workers must be >= 1, got {self.workers}")
+        if self.cold_start not in ("probe", "sequential"):
+            raise ChromoschedError(f"cold-start must be probe or sequential, got {self.cold_start!r}")
         if self.budget_mb is not None and self.budget_mb <= 0:
             raise ChromoschedError(f"budget-mb must be positive, got {self.budget_mb}")
 
@@ -86,6 +93,8 @@ class _Running:
     started: float
     predicted_runtime_s: float | None = None
     overhead_mb: int = 0
+    over_mb: float = 0.0  # largest live RSS seen above the allocation
+    provisional: bool = False  # its plateau was learned before it ended
 
 
 class SchedulingSession:
@@ -103,6 +112,12 @@ class SchedulingSession:
         self._prior_checked = False
         self._prior_warned: set[str] = set()
         self._lengths = _chromosome_lengths(settings.ordering)
+        self._all_lengths = chromosome_lengths(settings.ordering)  # + chrX/chrY, for any wildcard's value
+        self._unmeasured: set[str] = set()  # rules whose probe left no measurement: declared mem_mb rules them
+        self.live = None  # LiveMemory of the running jobs (the adapter sets it in local runs)
+        # rule -> largest size at which a measured job needed at most its declared mem_mb (None once
+        # any job needed more): the declared number caps only jobs up to that size.
+        self._declared_agrees: dict[str, float | None] = {}
         self._started = False
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -148,8 +163,10 @@ class SchedulingSession:
                 f"{table.metadata.get('memory_unit', '')} for the full set)"
             )
         else:
-            config = preset("chromosched")
+            config = preset("chromosched-probe" if self.settings.cold_start == "probe" else "chromosched")
             overrides = {"feature": "size", "packer": self.settings.packer}
+            if self.settings.cold_start == "probe":
+                overrides["alt_features"] = ("length", "input", "prior")
             for name in ("gamma_max", "gamma_min", "degree"):
                 value = getattr(self.settings, name)
                 if value is not None:
@@ -214,10 +231,15 @@ class SchedulingSession:
         ready = [r for r in ready if not r.fixed_mem or all(r.resources.get(k, 0) <= v for k, v in free.items() if k != "_job_count")]
         # Jobs that state no memory at all (aggregators like `all`; Snakemake does not budget them
         # either) are not predicted: they start whenever cores allow, after the packed ones.
-        unmanaged = [r for r in ready if not r.declared_mem_mb and not (r.rule == self.settings.prior_rule and r.prior_features)]
+        if self.settings.cold_start == "probe":
+            # Every rule is managed (learned from measured peaks); only job objects without a rule
+            # (no stable identity to learn under) are left to the cores.
+            unmanaged = [r for r in ready if not r.declared_mem_mb and (not r.storable or r.rule in self._unmeasured)]
+        else:
+            unmanaged = [r for r in ready if not r.declared_mem_mb and not (r.rule == self.settings.prior_rule and r.prior_features)]
         ready = [r for r in ready if r not in unmanaged]
         tasks = {r.uid: self._task(r) for r in ready}
-        ledger = sum(r.mem_mb for r in self.running.values())
+        ledger = self._in_use()
         if not self._budget_fixed and MEMORY in free and free[MEMORY] + ledger > self.budget_mb:
             self.budget_mb = float(free[MEMORY] + ledger)
             self._policy.capacity = replace(self._policy.capacity, mem_mb=self.budget_mb)
@@ -278,11 +300,40 @@ class SchedulingSession:
             decisions.append(Decision(record, 0, "unmanaged"))
         return decisions
 
+    def _in_use(self) -> float:
+        """Memory taken by the running jobs: their allocations, or with live sampling the measured
+        total plus each job's predicted growth up to its allocation (a job above its allocation
+        counts at its measured size plus 10 %, and teaches its rule that it needs more)."""
+        if self.live is None:
+            return float(sum(r.mem_mb for r in self.running.values()))
+        rss, unattributed = self.live.snapshot()
+        total = float(unattributed)
+        for uid, r in self.running.items():
+            now = rss.get(uid, 0.0)
+            if now > r.mem_mb * 1.05:
+                total += now * 1.1
+                if now > r.over_mb:
+                    r.over_mb = now
+                    if self._policy is not None:
+                        self._policy.observe_running(self._task(r.record), now)
+                        self.log(f"{r.record.label} uses {now:.0f} MB, more than its {r.mem_mb} MB (live)")
+            else:
+                total += r.mem_mb
+                plateau = self.live.settled(uid)
+                if plateau is not None and not r.provisional and self._policy is not None:
+                    # Its memory has plateaued below its allocation: learn it now (the real peak
+                    # replaces it when the job ends), so bigger jobs of its rule need not wait.
+                    r.provisional = True
+                    self._policy.observe_provisional(self._task(r.record), plateau)
+        return total
+
     def _task(self, record: JobRecord) -> TaskRequest:
         features: dict[str, float] = {}
         prior_mb = self._prior_mb(record)
         calibrated = prior_mb is not None and record.rule == self.settings.prior_rule and bool(record.prior_features) \
             and self._prior is not None
+        if not calibrated and self.settings.cold_start == "probe" and record.storable and record.rule not in self._unmeasured:
+            return self._unseen_task(record)
         if calibrated:
             # A calibrated RAM prior already knows what drives memory (markers, samples, window)
             # and is conservative at its level: regress the real need on the prior's own estimate,
@@ -310,6 +361,33 @@ class SchedulingSession:
             # would give) is the most a job gets until a job of its rule is seen to need more, or fails.
             cap_mb=prior_mb,
             prior_is_bound=not calibrated and prior_mb is not None,
+            cores=max(0, int(record.cores)),
+            gpus=max(0, int(record.gpus)),
+        )
+
+    def _unseen_task(self, record: JobRecord) -> TaskRequest:
+        """A job of a rule without a calibrated prior. Its declared mem_mb is no estimate: the rule
+        is probed before it is packed, and the declared number caps allocations only once every
+        measured job of the rule needed at most that (a too-high number then never binds below
+        the prediction, because the prediction becomes the job's mem_mb)."""
+        features: dict[str, float] = {}
+        length = length_mbp(record.wildcards, self._all_lengths)
+        if length is not None:
+            features["length"] = length
+        if record.input_mb > 0:
+            features["input"] = float(record.input_mb)
+        features["size"] = features.get("length", features.get("input", 1.0))
+        declared = float(record.declared_mem_mb) if record.declared_mem_mb else None
+        upto = self._declared_agrees.get(record.rule)
+        agreed = declared is not None and upto is not None and features["size"] <= upto
+        return TaskRequest(
+            task_id=record.uid,
+            kind=record.rule,
+            features=features,
+            size_hint=features["size"],
+            prior_mb=None,
+            min_mb=declared if record.fixed_mem and declared else None,
+            cap_mb=declared if agreed else None,
             cores=max(0, int(record.cores)),
             gpus=max(0, int(record.gpus)),
         )
@@ -351,8 +429,24 @@ class SchedulingSession:
                         mem_mb=entry.mem_mb, need_mb=None if measurement is None else measurement.need_mb,
                         runtime_s=None if measurement is None else measurement.runtime_s,
                         measured_by=None if measurement is None else measurement.source)
+        if (measurement is None and entry is not None and self._policy is not None and entry.record.storable
+                and self.settings.cold_start == "probe" and entry.record.rule not in self._unmeasured
+                and self._policy.needs_probe(entry.record.rule)):
+            # Nothing to learn from (no benchmark file, no outcome log, too short for the live
+            # sampler): probing every job would run the rule one job at a time for nothing.
+            self._unmeasured.add(entry.record.rule)
+            self._policy.forget_tasks(entry.record.rule)
+            self.log(f"rule {entry.record.rule}: its probe job left no measurement (add a benchmark: file); "
+                     "its jobs are budgeted at their declared mem_mb from now on")
         if entry is None or self._policy is None or measurement is None:
             return
+        declared = entry.record.declared_mem_mb
+        if declared and self.settings.cold_start == "probe":
+            rule, size = entry.record.rule, self._unseen_task(entry.record).features["size"]
+            if measurement.need_mb > float(declared):
+                self._declared_agrees[rule] = None
+            elif rule not in self._declared_agrees or self._declared_agrees[rule] is not None:
+                self._declared_agrees[rule] = max(size, self._declared_agrees.get(rule) or 0.0)
         self._policy.observe_success(self._task(entry.record), measurement.need_mb, measurement.runtime_s)
         self.log(
             f"learned {entry.record.label}: {measurement.need_mb:.0f} MB ({measurement.source}) "

@@ -75,6 +75,16 @@ class SchedulerSettings(SchedulerSettingsBase):
     job_overhead_mb: Optional[int] = field(default=None, metadata=_help(
         "MB added to each predicted job's memory for the job's own Snakemake process, which shares "
         f"the job's --mem under a cluster executor (default: {CLUSTER_JOB_OVERHEAD_MB} there, 0 locally)."))
+    cold_start: Optional[str] = field(default="probe", metadata=_help(
+        "Rules without a calibrated prior: probe (smallest job first, then packed from what it "
+        "measured; declared mem_mb trusted only once a job agrees) or sequential (the paper's)."))
+    override_mem: Optional[str] = field(default="on", metadata=_help(
+        "on/off. Make the predicted memory the job's own mem_mb ({resources.mem_mb}, what Snakemake "
+        "budgets, sbatch --mem) for rules whose mem_mb is fixed or not declared."))
+    live_memory: Optional[str] = field(default="on", metadata=_help(
+        "on/off. Local runs: sample the running jobs' process trees (psutil); do not start jobs while "
+        "measured memory plus predicted growth would pass the budget; learn peaks of jobs without "
+        "benchmark files. Off on a cluster."))
 
     def session_settings(self) -> SessionSettings:
         values = {f.name: getattr(self, f.name) for f in fields(SessionSettings) if getattr(self, f.name, None) is not None}
@@ -89,6 +99,8 @@ class Scheduler(SchedulerBase):
         self._fixed_rules: set[str] = set()  # rules whose mem_mb does not read the store
         self._jobs: dict[str, object] = {}  # uid -> job object we started
         self._attempt: dict[str, int] = {}  # uid -> attempt we started
+        self._overridden: dict[str, object] = {}  # uid -> the ResourceList we put on the job
+        self._sampler = None  # LiveMemory (local runs with live_memory)
 
     # -- Snakemake's entry point ------------------------------------------------------------------
     def select_jobs(self, selectable_jobs, remaining_jobs, available_resources, input_sizes):
@@ -129,6 +141,11 @@ class Scheduler(SchedulerBase):
             # Snakemake subtracts the job's scheduler resources without checking: they must fit.
             # They equal the decision for store-backed rules; a rule with a fixed mem_mb keeps its own.
             needs = _numeric(_resources(job))
+            if (decision.source != "static" and needs.get("mem_mb") != decision.mem_mb and self._may_override()
+                    and _set_mem_mb(job, decision.mem_mb)):
+                # Not store-backed: the prediction becomes the job's own mem_mb.
+                self._overridden[decision.record.uid] = job._resources
+                needs = _numeric(_resources(job))
             if any(needs.get(k, 0) > v for k, v in left.items() if k != "_job_count"):
                 return False
             for k in left:
@@ -146,8 +163,13 @@ class Scheduler(SchedulerBase):
             job = by_uid[decision.record.uid]
             self._jobs[decision.record.uid] = job
             self._attempt[decision.record.uid] = decision.record.attempt
+            if self._sampler is not None:
+                self._sampler.start(decision.record.uid, _job_paths(job), decision.mem_mb)
             chosen.append(job)
         return chosen
+
+    def _may_override(self) -> bool:
+        return not isinstance(self.settings, SchedulerSettings) or _on(self.settings.override_mem)
 
     def _session_for(self, available, remaining) -> SchedulingSession:
         if self._session is None:
@@ -162,8 +184,39 @@ class Scheduler(SchedulerBase):
                 if value is not None:
                     total[name] = value
                     total["_total_known"] = 1
-            self._session.begin(total, [self._record(j, {}) for j in remaining if _is_single(j)])
+            expected = [j for j in remaining if _is_single(j)]
+            self._session.begin(total, [self._record(j, {}) for j in expected])
+            self._announce(expected, workflow)
+            live = not isinstance(self.settings, SchedulerSettings) or _on(self.settings.live_memory)
+            if live and _local_exec(workflow) and self._session.settings.mode == "dynamic":
+                from chromosched.live_memory import LiveMemory
+
+                self._sampler = LiveMemory()
+                self._session.live = self._sampler
         return self._session
+
+    def _announce(self, jobs, workflow) -> None:
+        """One line per rule whose mem_mb is not store-backed: what chromosched does about it."""
+        seen = {}
+        for job in jobs:
+            rule = getattr(getattr(job, "rule", None), "name", None)
+            if rule is None or rule in seen:
+                continue
+            seen[rule] = _declared_mem(job)
+        local = _local_exec(workflow)
+        for rule, declared in sorted(seen.items()):
+            what = "declares no mem_mb" if declared is None else "declares its own mem_mb"
+            if not self._may_override():
+                self.logger.info(f"chromosched: rule {rule} {what}: Snakemake budgets that number, not the prediction "
+                                 "(override-mem is off); use chromosched.store_backed.predicted_mem_mb")
+            elif not local and declared is not None:
+                self.logger.warning(
+                    f"chromosched: rule {rule} {what}: sbatch --mem gets the prediction, but inside the cluster job "
+                    "{resources.mem_mb} is re-evaluated (at most the prediction); for the exact number use "
+                    "mem_mb=chromosched.store_backed.predicted_mem_mb(...)")
+            else:
+                self.logger.info(f"chromosched: rule {rule} {what}: learned from measured peaks; each job's mem_mb "
+                                 "(what Snakemake budgets and {resources.mem_mb}) is the prediction")
 
     def _learn(self, selectable) -> None:
         """Finished jobs feed the model; jobs back with a higher attempt are failures."""
@@ -182,9 +235,15 @@ class Scheduler(SchedulerBase):
             elif _finished(self.dag, job):
                 benchmark = _benchmark(job)
                 outcome = _param(job, PARAM_OUTCOME)
-                self._session.finished(uid, measure_success(benchmark, outcome, record_attempt))
+                measurement = measure_success(benchmark, outcome, record_attempt)
+                if measurement is None and self._sampler is not None:
+                    measurement = self._sampler.measurement(uid)  # no benchmark file: the sampled peak
+                self._session.finished(uid, measurement)
             else:
                 continue
+            if self._sampler is not None:
+                self._sampler.stop(uid)
+            self._overridden.pop(uid, None)
             del self._jobs[uid]
             del self._attempt[uid]
 
@@ -202,6 +261,15 @@ class Scheduler(SchedulerBase):
                              f"for memory ({verdict.evidence})")
             return True
         return oom if oom is not None else verdict.oom
+
+    def _declared(self, job, resources):
+        """The rule's own mem_mb (not our override, not Snakemake's default)."""
+        if not hasattr(job, "rule") or not hasattr(job, "_resources"):
+            return resources.get("mem_mb")
+        uid = self._uid(job)
+        if self._overridden.get(uid) is not None and job._resources is self._overridden[uid]:
+            return None  # running with our number; its declared one was read when it was ready
+        return _declared_mem(job)
 
     def _uid(self, job) -> str:
         rule = getattr(getattr(job, "rule", None), "name", None)
@@ -224,7 +292,7 @@ class Scheduler(SchedulerBase):
             attempt=int(getattr(job, "attempt", 1) or 1),
             cores=int(resources.get("_cores", getattr(job, "threads", 1) or 1)),
             gpus=int(gpus),
-            declared_mem_mb=resources.get("mem_mb"),
+            declared_mem_mb=self._declared(job, resources),
             resources=resources,
             chrom=chromosome_of(wildcards),
             input_mb=input_bytes / 2**20,
@@ -233,7 +301,7 @@ class Scheduler(SchedulerBase):
             prior_features=dict(features) if isinstance(features, dict) else None,
             priority=int(getattr(job, "priority", 0) or 0),
             storable=hasattr(job, "rule"),
-            fixed_mem=not hasattr(job, "rule") or rule in self._fixed_rules,
+            fixed_mem=not hasattr(job, "rule") or (rule in self._fixed_rules and not self._may_override()),
         )
 
 
@@ -298,6 +366,87 @@ def _reset_resources(job) -> None:
     if hasattr(job, "_scheduler_resources") and hasattr(job, "_resources") and hasattr(job, "rule"):
         job._resources = None
         job._scheduler_resources = None
+
+
+def _on(value) -> bool:
+    """An on/off setting (Snakemake passes plugin flags as strings)."""
+    if value is None or isinstance(value, bool):
+        return bool(value) if value is not None else True
+    text = str(value).strip().lower()
+    if text in ("on", "true", "yes", "1"):
+        return True
+    if text in ("off", "false", "no", "0"):
+        return False
+    raise ChromoschedError(f"chromosched: expected on or off, got {value!r}")
+
+
+def _set_mem_mb(job, mem_mb: int) -> bool:
+    """Make ``mem_mb`` the job's own: Snakemake budgets it, ``{resources.mem_mb}`` expands to it,
+    executors (sbatch --mem) read it. Replaces the job's cached ResourceList (Snakemake 9 rebuilds
+    it only on a new attempt) and drops the cached scheduler resources; returns False when the
+    job object does not allow it."""
+    if not (hasattr(job, "_resources") and hasattr(job, "_scheduler_resources") and hasattr(job, "rule")):
+        return False
+    try:
+        current = job.resources
+        values = dict(current.items())
+        values["mem_mb"] = int(mem_mb)
+        if "mem_mib" in values:
+            values["mem_mib"] = int(math.ceil(mem_mb * 1e6 / 2**20))
+        if "mem" in values:
+            values["mem"] = f"{int(mem_mb)} MB"
+        job._resources = type(current)(fromdict=values)
+        job._scheduler_resources = None
+        return job.resources["mem_mb"] == int(mem_mb)
+    except Exception:  # noqa: BLE001 - an unexpected job object: keep Snakemake's numbers
+        return False
+
+
+def _declared_mem(job):
+    """The mem_mb the rule states (None when it states none and Snakemake's default applies)."""
+    try:
+        own = job.rule.resources
+        defaults = job.dag.workflow.resource_settings._parsed_default_resources
+    except Exception:  # noqa: BLE001
+        own = defaults = None
+    if own is not None and defaults is not None:
+        try:
+            mine = own._data.get("mem_mb") if hasattr(own, "_data") else own.get("mem_mb")
+            theirs = defaults._data.get("mem_mb") if hasattr(defaults, "_data") else defaults.get("mem_mb")
+        except Exception:  # noqa: BLE001
+            mine = theirs = None
+        if mine is None:
+            return None
+        if theirs is not None and _same_resource(mine, theirs):
+            return None
+    try:
+        value = job.resources.get("mem_mb") if hasattr(job.resources, "get") else None
+    except Exception:  # noqa: BLE001
+        value = _resources(job).get("mem_mb")
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _same_resource(a, b) -> bool:
+    raw_a, raw_b = getattr(a, "raw", None), getattr(b, "raw", None)
+    if raw_a is not None or raw_b is not None:
+        return isinstance(raw_a, str) and raw_a == raw_b
+    return getattr(a, "_evaluator", a) is getattr(b, "_evaluator", b)
+
+
+def _local_exec(workflow) -> bool:
+    return bool(getattr(workflow, "local_exec", True)) if workflow is not None else True
+
+
+def _job_paths(job) -> list[str]:
+    """Strings that appear on a local job's command line (outputs, logs): how the live sampler
+    tells which process tree belongs to which job."""
+    out = []
+    for name in ("output", "log"):
+        try:
+            out.extend(str(f) for f in (getattr(job, name, None) or []))
+        except Exception:  # noqa: BLE001
+            pass
+    return out
 
 
 def _param(job, name: str):
