@@ -7,8 +7,9 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
-# Debian packages the pipeline and its tests call: Beagle 5.4 (brings OpenJDK), bcftools, tabix/bgzip, plink2.
-APT_PACKAGES := beagle bcftools tabix plink2
+# Debian packages the pipeline and its tests call: Beagle 5.4 (brings OpenJDK), bcftools, tabix/bgzip, plink2;
+# and a single-node Slurm for the cluster tests (tests/cluster/slurm.py starts it; sacct needs slurmdbd + MariaDB).
+APT_PACKAGES := beagle bcftools tabix plink2 slurmctld slurmd slurm-client munge slurmdbd mariadb-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCHEDULER_SOURCES := scheduler/pyproject.toml $(shell find scheduler/src -type f \( -name '*.py' -o -name '*.tsv' -o -name '*.json' \) -not -path '*.egg-info*')
 PYTEST_ARGS ?=
@@ -53,7 +54,7 @@ demo: setup
 	@echo "schedule:  $(CURDIR)/results/report/scheduler_schedule.png (and predicted_vs_measured.png)"
 
 test: setup
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -rs $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .snakemake results logs resources/demo benchmarks/out

@@ -1,4 +1,4 @@
-"""chromosched pipeline: per-chromosome Beagle imputation and polygenic risk scores.
+"""chromosched pipeline: per-chromosome Beagle imputation, polygenic risk scores and 3D-genome diffusion.
 
     snakemake --profile profiles/local              # run (config/config.yaml)
     snakemake --report results/report.html          # then build the report
@@ -38,6 +38,7 @@ include: "rules/common.smk"
 include: "rules/prepare.smk"
 include: "rules/impute.smk"
 include: "rules/prs.smk"
+include: "rules/diffusion.smk"
 include: "rules/report.smk"
 
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Static orderings side by side: sequential, the paper's optimised column, ours (annealing; under
-the waves model followed by an exact branch and bound that proves the optimum), the paper's hill
-climbing at the same number of peak evaluations, the lower bound and the gap, for K = 2..10, under the list-scheduling model (the paper's stated model) and the waves model.
+"""Static orderings side by side: sequential, the paper's optimised column, ours (list model: the
+portfolio of annealing and iterated local search; waves: annealing followed by an exact branch and
+bound that proves the optimum), the best previously known peak, the paper's hill climbing at the same
+number of peak evaluations, the lower bound, the gap and whether the peak is proven optimal, for
+K = 2..10, under the list-scheduling model (the paper's stated model) and the waves model.
 
     python benchmarks/static_orderings.py                 # GRCh37, budget 200000, seeds 0,1,2
+    python benchmarks/static_orderings.py --models list --budget 1000000   # the tables' budget
     python benchmarks/static_orderings.py --json          # machine-readable
     python benchmarks/static_orderings.py --plot          # also benchmarks/out/static_orderings.png
 
@@ -26,12 +29,17 @@ sys.path.insert(0, str(REPO / "scheduler" / "src"))
 
 from chromosched.peak_memory import PeakEvaluator  # noqa: E402
 from chromosched.static_optimiser import optimise  # noqa: E402
+from chromosched.static_optimiser import method_description  # noqa: E402
 from chromosched.static_search import (  # noqa: E402
     ANNEAL_CYCLES, ANNEAL_SETTINGS, HILL_CLIMB_MAX_SWAPS, HILL_CLIMB_RESTARTS, WAVES_MAX_SWAPS, WAVES_NORM,
 )
 from chromosched.task_model import genome_taskset  # noqa: E402
 
 PAPER = {2: 297.38, 3: 413.47, 4: 539.95, 5: 784.03, 6: 808.13, 7: 1037.98, 8: 1085.42, 9: 1186.56, 10: 1440.64}
+# Best list-model peaks known before this search (GRCh37, Mbp): an independent search (issue #17) at
+# K=3..9, our previous table (annealing, 200,000 evaluations, seed 0) at K=2 (proven optimal) and K=10.
+BEST_PREVIOUS_LIST = {2: 321.28, 3: 453.26, 4: 591.36, 5: 716.30, 6: 842.24, 7: 979.75, 8: 1129.55, 9: 1259.48,
+                      10: 1356.93}
 PAPER_SEQUENTIAL = {2: 492.45, 3: 690.47, 4: 881.63, 5: 1062.54, 6: 1233.66, 7: 1392.80, 8: 1539.16,
                     9: 1680.37, 10: 1815.91}
 
@@ -48,7 +56,9 @@ def measure(genome: str, model: str, workers: int, budget: int, seeds: list[int]
     # Each result's bound is the analytic one (chromosched.peak_lower_bound), or its own peak when the
     # search proved it optimal (waves: the branch and bound finished).
     bound = min(min(r.lower_bound for r in results), best.peak)
-    paper = PAPER.get(workers) if genome in ("GRCh37", "hg19") else None
+    grch37 = genome in ("GRCh37", "hg19")
+    paper = PAPER.get(workers) if grch37 else None
+    previous = BEST_PREVIOUS_LIST.get(workers) if grch37 and model == "list" else None
     if paper is None:
         reach = None
     elif round(bound, 2) > paper:
@@ -62,8 +72,10 @@ def measure(genome: str, model: str, workers: int, budget: int, seeds: list[int]
         "sequential_peak": sequential,
         "paper_sequential_peak": PAPER_SEQUENTIAL.get(workers) if paper is not None else None,
         "paper_optimised_peak": paper,
-        "optimised_peak": ours[0], "hill_climb_peak": hc[0],
+        "optimised_peak": ours[0], "hill_climb_peak": hc[0], "best_previous_peak": previous,
+        "at_or_below_best_previous": None if previous is None else round(ours[0], 2) <= previous,
         "lower_bound": bound, "gap_to_bound": ours[0] / bound - 1,
+        "proven_optimal": ours[0] <= bound,
         "optimised_seconds": results[0].seconds, "hill_climb_seconds": results[0].hill_climb_seconds,
         "evaluations": budget, "seeds": seeds,
         "optimised_peaks_by_seed": ours, "hill_climb_peaks_by_seed": hc,
@@ -78,9 +90,10 @@ def measure(genome: str, model: str, workers: int, budget: int, seeds: list[int]
 def print_table(rows: list[dict], budget: int, seeds: list[int]) -> None:
     print(f"Static orderings, {rows[0]['genome']} (memory = duration = length in Mbp). Equal budget: {budget} peak "
           f"evaluations per K and seed for both searches; seeds {','.join(map(str, seeds))}.")
+    print(f"  ours, list: {method_description('list', budget, seeds[0])}")
     t0, t1, _ = ANNEAL_SETTINGS["list"]
     w0, w1, chains = ANNEAL_SETTINGS["waves"]
-    print(f"  ours: simulated annealing, {ANNEAL_CYCLES} reheated cycles; list: swap/insertion moves, temperature "
+    print(f"  annealing: {ANNEAL_CYCLES} reheated cycles; list: swap/insertion moves, temperature "
           f"{t0:g} -> {t1:g} x peak; waves: 1-{WAVES_MAX_SWAPS} swaps out of the largest block, {WAVES_NORM}-norm of "
           f"block sums, {w0:g} -> {w1:g} x peak, {chains} chains in the first cycle, then an exact branch and bound "
           f"seeded with the annealing's peak (chromosched.waves_partition; its time is in 'ours s', its nodes are not "
@@ -92,18 +105,23 @@ def print_table(rows: list[dict], budget: int, seeds: list[int]) -> None:
         title = ("LIST scheduling (the paper's stated model; reproduces its sequential column)" if model == "list"
                  else "WAVES (blocks of K start together; the paper's optimised column fits this model)")
         print(title)
-        print(f"{'K':>3} {'sequential':>10} {'paper':>8} {'ours':>8} {'hill':>8} {'bound':>8} {'gap':>7} "
+        print(f"{'K':>3} {'sequential':>10} {'paper':>8} {'ours':>8} {'best prev':>9} {'hill':>8} {'bound':>8} "
+              f"{'gap':>7} {'proven?':>7} "
               f"{'ours s':>6} {'hill s':>6} {'vs hill b/=/w':>13} {'ours worst':>10} {'hill best':>9}  paper value")
         for r in (r for r in rows if r["model"] == model):
             paper = f"{r['paper_optimised_peak']:8.2f}" if r["paper_optimised_peak"] is not None else f"{'-':>8}"
-            print(f"{r['workers']:>3} {r['sequential_peak']:10.2f} {paper} {r['optimised_peak']:8.2f} "
+            prev = f"{r['best_previous_peak']:9.2f}" if r["best_previous_peak"] is not None else f"{'-':>9}"
+            print(f"{r['workers']:>3} {r['sequential_peak']:10.2f} {paper} {r['optimised_peak']:8.2f} {prev} "
                   f"{r['hill_climb_peak']:8.2f} {r['lower_bound']:8.2f} {100 * r['gap_to_bound']:6.2f}% "
+                  f"{'yes' if r['proven_optimal'] else 'no':>7} "
                   f"{r['optimised_seconds']:6.2f} {r['hill_climb_seconds']:6.2f} "
                   f"{'/'.join(map(str, r['seeds_better_equal_worse'])):>13} "
                   f"{max(r['optimised_peaks_by_seed']):10.2f} {min(r['hill_climb_peaks_by_seed']):9.2f}  "
                   f"{r['paper_value_under_this_model'] or ''}")
     print()
-    print("Columns: ours / hill = seed 0; 'vs hill b/=/w' = seeds where ours is better / equal / worse than the "
+    print("Columns: ours / hill = seed 0; 'best prev' = best list-model peak known before (issue #17's independent "
+          "search at K=3..9; our previous table at K=2 and 10); 'proven?' = ours equals the lower bound;")
+    print("         'vs hill b/=/w' = seeds where ours is better / equal / worse than the "
           "hill climbing with the same seed and budget; ours worst / hill best over all seeds.")
     print("Notes: 'bound' is a proven lower bound on every order's peak (chromosched.peak_lower_bound; under waves "
           "the optimum itself when the branch and bound finished); gap = ours/bound - 1, 0% = proven optimal.")
@@ -147,7 +165,7 @@ def main() -> int:
     parser.add_argument("--genome", default="GRCh37")
     parser.add_argument("--budget", type=int, default=200_000, help="peak evaluations per K and seed (default 200000)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    parser.add_argument("--models", default="list,waves")
+    parser.add_argument("--models", default="list,waves", help="comma-separated: list, waves (default both)")
     parser.add_argument("--workers", default="2-10", help="K range (default 2-10)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot", action="store_true", help="write static_orderings.png into --out-dir")

@@ -7,6 +7,12 @@ from pathlib import Path
 from chromosched.errors import ChromoschedError
 from chromosched_pipeline import resources as res
 from chromosched_pipeline.config import load_pipeline_config
+from chromosched_pipeline.stale_lock import clear_stale_locks
+
+# Resume after a kill: the main Snakemake process removes a lock that a killed run left behind
+# (only when no other Snakemake works in this directory; cluster jobs run with --nolock).
+if getattr(getattr(workflow, "exec_mode", None), "name", "DEFAULT") == "DEFAULT":
+    clear_stale_locks(".", log=lambda msg: print(msg, file=sys.stderr))
 
 try:
     PIPE = load_pipeline_config(

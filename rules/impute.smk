@@ -18,7 +18,8 @@ rule impute:
         # log: directive, because Snakemake deletes a failed job's logs before the retry; this
         # history must stay. The chromosched scheduler learns from it (RSS follows -Xmx for Java).
         chromosched_outcome="logs/impute/{chrom}.attempts.jsonl",
-        # The RAM prior's eight features, from this job's own inputs (chromosched scheduler).
+        # The RAM prior's inputs from this job's own files (the eight, overlap, the genetic length of its
+        # map) and the per-window features the prior derives from them (chromosched scheduler).
         chromosched_features=res.prior_features("impute", PIPE.beagle),
     log:
         "logs/impute/{chrom}.log",
@@ -27,12 +28,14 @@ rule impute:
     threads: res.threads("impute")
     resources:
         mem_mb=res.mem_mb("impute"),
+        # mem_mb less what a cluster job's own Snakemake takes of it: the heap is sized from this
+        tool_mem_mb=res.tool_mem_mb("impute"),
         runtime=res.runtime("impute"),
     conda:
         "../envs/beagle.yaml"
     shell:
         "python -m chromosched_pipeline.beagle --gt {input.gt} --ref {input.ref} --map {input.map}"
-        " --out {output.vcf} --mem-mb {resources.mem_mb} --threads {threads} {params.beagle}"
+        " --out {output.vcf} --mem-mb {resources.tool_mem_mb} --threads {threads} {params.beagle}"
         " --attempts {params.chromosched_outcome} 2> {log}"
 
 

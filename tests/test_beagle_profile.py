@@ -153,8 +153,8 @@ def test_profile_runs_real_beagle_and_resumes(tmp_path):
 
     prior_path = Path(__file__).resolve().parents[1] / "config" / "priors" / "beagle.json"
     prior = load_prior(prior_path)
-    raw = prior.raw_many(np.array([[float(held[f]) for f in prior.feature_names]]))
-    estimate = float(prior.calibrator(0.9).apply(raw)[0])
+    estimate = prior.calibrated_mb({**{f: float(held[f]) for f in prior.feature_names},
+                                    "chrom_cm": float(held["chrom_cm"])}, 0.9)
     assert set(prior.feature_names) <= set(FEATURES) and estimate > 8
     held.update(max_fail_mb="3", min_heap_mb=str(int(estimate) + 20))
     write_table(out, comments, after)

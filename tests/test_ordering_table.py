@@ -86,10 +86,65 @@ def test_shipped_tables(genome):
         assert ev.peak(ts.order_indices(row.order)) == pytest.approx(row.peak, abs=1e-6)
         assert ev.peak(ts.sequential_order()) == pytest.approx(row.sequential_peak, abs=1e-6)
         assert row.lower_bound <= row.peak <= row.sequential_peak
-        assert row.lower_bound == pytest.approx(min(row.peak, list_lower_bound(ts.memory, ts.duration, row.workers)), abs=1e-6)
+        _check_bound(row, ts)
+
+
+def _check_bound(row, ts):
+    """The stored bound is the analytic one, or (configuration MILP, small K only) above it."""
+    from chromosched.configuration_bound import MAX_CONFIGURATIONS, configuration_count
+
+    analytic = min(row.peak, list_lower_bound(ts.memory, ts.duration, row.workers))
+    if row.workers < len(ts) and configuration_count(len(ts), row.workers) <= MAX_CONFIGURATIONS:
+        assert analytic - 1e-6 <= row.lower_bound <= row.peak
+    else:
+        assert row.lower_bound == pytest.approx(analytic, abs=1e-6)
 
 
 def test_builtin_alias_and_unknown():
     assert load_builtin_table("hg38").rows == load_builtin_table("GRCh38").rows
     with pytest.raises(ChromoschedError, match="no built-in ordering table for genome 'T2T'"):
         load_builtin_table("T2T")
+
+
+MM10_FAI = REPO / "tests" / "data" / "mm10_autosomes.fa.fai"
+
+
+def _fai_tasks():
+    from chromosched.task_inputs import load_tasks
+
+    return load_tasks(None, str(MM10_FAI), None, None)
+
+
+@pytest.mark.parametrize("name", ["GRCh37", "GRCh38", "mm10"])
+def test_shipped_table_headers_name_method_budget_and_bound(name):
+    table = OrderingTable.load(REPO / "config" / "orderings" / f"{name}.tsv")
+    meta = table.metadata
+    assert "peak evaluations per K" in meta["search"] and "--budget" in meta["command"]
+    assert "lower bound" in meta["bound"] or "relaxation" in meta["bound"]
+    proven = [r.workers for r in table.rows if r.peak <= r.lower_bound]
+    assert meta["proven_optimal_K"].split(",")[0].startswith(str(proven[0]))
+
+
+def test_custom_genome_table_from_fai():
+    shipped = REPO / "config" / "orderings" / "mm10.tsv"
+    packaged = REPO / "scheduler" / "src" / "chromosched" / "data" / "orderings" / "mm10.tsv"
+    assert shipped.read_bytes() == packaged.read_bytes(), "package copy differs from config/orderings"
+    table = load_builtin_table("mm10")
+    ts = _fai_tasks()
+    assert len(ts) == 19 and table.workers() == list(range(1, 20))
+    for row in table.rows:
+        ev = PeakEvaluator(ts, row.workers)
+        assert ev.peak(ts.order_indices(row.order)) == pytest.approx(row.peak, abs=1e-6)
+        _check_bound(row, ts)
+
+
+def test_built_table_round_trips(tmp_path):
+    from chromosched.static_optimiser import build_table
+
+    table = build_table(_fai_tasks(), [1, 2, 3, 19], budget=2_000, seed=1, command="test", progress=False)
+    path = tmp_path / "mm10.tsv"
+    table.write(path)
+    loaded = OrderingTable.load(path)
+    assert loaded.rows == table.rows and loaded.metadata == table.metadata
+    assert loaded.to_text() == table.to_text()
+    assert "2000 peak evaluations per K, seed 1" in loaded.metadata["search"]

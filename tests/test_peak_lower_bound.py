@@ -78,3 +78,56 @@ def test_earliest_tie():
     grch37 = genome_taskset("GRCh37").duration
     # No two workers can free together before ~789 Mbp, so for K >= 4 the no-tie bound applies.
     assert 789 < earliest_tie(grch37) < sum(grch37) / 3
+
+
+def test_configuration_bound_never_exceeds_brute_force_optimum_for_every_k():
+    np = pytest.importorskip("numpy")
+    from chromosched.configuration_bound import configuration_lower_bound
+
+    rng = random.Random(5)
+    raised = proofs = 0
+    for trial in range(6):
+        n = 6
+        if trial % 2:
+            mem = [float(rng.randint(1, 9)) for _ in range(n)]
+            dur = list(mem)  # memory = duration, as with chromosome lengths
+        else:
+            mem = [rng.uniform(1, 10) for _ in range(n)]
+            dur = [rng.uniform(1, 10) for _ in range(n)]
+        ts = TaskSet(tuple(f"t{i}" for i in range(n)), tuple(mem), tuple(dur))
+        perms = np.array(list(itertools.permutations(range(n))))
+        for k in range(2, n):
+            optimum = int(PeakEvaluator(ts, k).batch_peaks(perms)[0].min()) / 10**6
+            analytic = list_lower_bound(mem, dur, k)
+            bound = configuration_lower_bound(mem, dur, k, analytic, optimum)
+            assert bound is None or bound <= optimum, (mem, dur, k, bound, optimum)
+            proofs += bound == optimum
+            raised += bound is not None and bound > analytic
+    assert raised > 0 and proofs > 0  # it proves more than the analytic bound, optima included
+
+
+def test_every_bound_below_brute_force_optimum_for_every_k():
+    np = pytest.importorskip("numpy")
+    rng = random.Random(9)
+    for _ in range(40):
+        n = 7
+        mem = [float(rng.randint(1, 12)) for _ in range(n)]
+        dur = list(mem) if rng.random() < 0.5 else [float(rng.randint(1, 12)) for _ in range(n)]
+        ts = TaskSet(tuple(f"t{i}" for i in range(n)), tuple(mem), tuple(dur))
+        perms = np.array(list(itertools.permutations(range(n))))
+        for k in range(1, n + 1):
+            optimum = int(PeakEvaluator(ts, k).batch_peaks(perms)[0].min()) / 10**6
+            assert lower_bound(ts, k) <= optimum, (mem, dur, k)
+
+
+def test_bound_hand_checked():
+    # K=2, memory = duration = 3, 2, 1: the 3 always overlaps the 2 (if the 3 starts first or second,
+    # the other worker is busy with the 2 during part of it; if it starts last, at time 1 or 2, the
+    # 2 still runs), so every order peaks at 5; the bound proves it.
+    ts = TaskSet(("a", "b", "c"), (3.0, 2.0, 1.0), (3.0, 2.0, 1.0))
+    ev = PeakEvaluator(ts, 2)
+    assert {ev.peak(p) for p in itertools.permutations(range(3))} == {5.0}
+    assert list_lower_bound(ts.memory, ts.duration, 2) == 5.0
+    # One worker: the largest task; as many workers as tasks: everything at once.
+    assert list_lower_bound(ts.memory, ts.duration, 1) == 3.0
+    assert list_lower_bound(ts.memory, ts.duration, 3) == 6.0

@@ -108,3 +108,42 @@ def test_waves_block_sums():
     ev = PeakEvaluator(tasks([4, 3, 2, 1, 5], [1, 1, 1, 1, 1]), 2, "waves")
     assert [ev.to_units(s) for s in ev.block_sums([0, 1, 2, 3, 4])] == [7, 3, 5]
     assert ev.evaluations == 1
+
+
+def test_batch_peaks_equal_the_scalar_loop():
+    np = pytest.importorskip("numpy")
+    rng = random.Random(11)
+    grch37 = genome_taskset("GRCh37")
+    for k in (1, 2, 3, 7, 21, 22):
+        ev = PeakEvaluator(grch37, k)
+        orders = [rng.sample(range(22), 22) for _ in range(40)]
+        peaks, _ = ev.batch_peaks(np.array(orders))
+        assert peaks.tolist() == [ev.peak_ticks(o) for o in orders]
+    # Small integers: many simultaneous ends and starts (the tie rules must agree exactly).
+    for _ in range(200):
+        n = rng.randint(2, 7)
+        ts = tasks([rng.randint(1, 5) for _ in range(n)], [rng.randint(1, 3) for _ in range(n)])
+        ev = PeakEvaluator(ts, rng.randint(1, n))
+        orders = [rng.sample(range(n), n) for _ in range(10)]
+        peaks, _ = ev.batch_peaks(np.array(orders))
+        assert peaks.tolist() == [ev.peak_ticks(o) for o in orders]
+    ev = PeakEvaluator(tasks([1], [1]), 1)
+    assert ev.evaluations == 0
+    ev.batch_peaks(np.zeros((5, 1), dtype=int))
+    assert ev.evaluations == 5  # each row is one evaluation (budgets compare batched and scalar searches)
+
+
+def test_batch_excess_area_hand_checked():
+    np = pytest.importorskip("numpy")
+    # Hand-checked: K=2, order 0,1,2 of memory [3,2,1], duration [1,2,3]: levels 5 on [0,1), 3 on [1,2),
+    # 1 on [2,4). Excess above 2 (in grid ticks): 3*1 + 1*1 = 4 units of memory x time.
+    ev = PeakEvaluator(tasks([3, 2, 1], [1, 2, 3]), 2)
+    peaks, excess = ev.batch_peaks(np.array([[0, 1, 2]]), threshold=2 * 10**6)
+    assert peaks.tolist() == [5 * 10**6] and excess[0] == pytest.approx(4 * 10**12)
+    _, excess = ev.batch_peaks(np.array([[0, 1, 2]]), threshold=5 * 10**6)
+    assert excess[0] == 0  # nothing above the peak
+    # The spread is the integral of (level / scale)^power: 5^2*1 + 3^2*1 + 1^2*2 = 36 at scale 1 unit.
+    _, spread = ev.batch_peaks(np.array([[0, 1, 2]]), scale=10**6, power=2)
+    assert spread[0] == pytest.approx(36 * 10**6)
+    with pytest.raises(ChromoschedError, match="list model"):
+        PeakEvaluator(tasks([1, 2], [1, 2]), 1, "waves").batch_peaks(np.array([[0, 1]]))

@@ -90,7 +90,9 @@ def test_no_overcommit_where_greedy_overcommits(tmp_path):
 def test_retry_escalates_after_an_oom_exit(tmp_path):
     chroms = ["chr1", "chr2"]
     cfg = config(chroms=chroms, declared={c: NEED[c] // 2 for c in chroms}, enforce=True, outcome=True, hold=1.0)
-    result = run(tmp_path, cfg, "--retries", "3", budget=1000)
+    # cold-start sequential: the declared (too low) mem_mb is taken as the prior, so the first
+    # attempts run out of memory; the default (probe) would not trust it and not fail.
+    result = run(tmp_path, cfg, "--retries", "3", "--scheduler-chromosched-cold-start", "sequential", budget=1000)
     assert result.returncode == 0, result.stderr
     store = PredictionStore(tmp_path / ".chromosched" / "predictions")
     for chrom in chroms:

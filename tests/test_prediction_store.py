@@ -79,3 +79,22 @@ def test_rules_read_the_store_and_fall_back_to_the_heuristic(tmp_path):
         assert res.runtime("prs_combine")({"chrom": "chr1"}, [], 1) == res.runtime("prs_combine")({"chrom": "chr2"}, [], 1)
     finally:
         res.use_model(None)
+
+
+def test_a_cluster_jobs_overhead_is_stored_and_left_out_of_the_tools_memory(tmp_path):
+    """Under a cluster executor mem_mb (sbatch --mem) includes the job's own Snakemake; the tool's
+    memory (Beagle's heap is sized from it) is mem_mb less that overhead, read back from the store."""
+    store = PredictionStore(tmp_path)
+    res.use_model(res.PredictionStoreModel(store))
+    try:
+        store.put_once(Prediction("impute", {"chrom": "chr1"}, 1, 1130, source="prior", overhead_mb=250))
+        assert store.get("impute", {"chrom": "chr1"}, 1).overhead_mb == 250
+        assert res.mem_mb("impute")({"chrom": "chr1"}, [], 1) == 1130
+        assert res.tool_mem_mb("impute")({"chrom": "chr1"}, [], 1) == 880
+        # no overhead stored (local run, or an entry written before the field existed): the same number
+        store.put_once(Prediction("impute", {"chrom": "chr2"}, 1, 700))
+        assert res.tool_mem_mb("impute")({"chrom": "chr2"}, [], 1) == 700
+    finally:
+        res.use_model(None)
+    # without a store model the heuristic's mem_mb answers both
+    assert res.tool_mem_mb("prs_combine")({"chrom": "chr1"}, [], 1) == res.mem_mb("prs_combine")({"chrom": "chr1"}, [], 1)

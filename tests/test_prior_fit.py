@@ -16,6 +16,8 @@ from chromosched.prior.fitting import fit_prior
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = [f.name for f in BEAGLE_FEATURES]
+MODEL_NAMES = ["threads", "effective_window_cm", "ref_markers_per_window", "target_markers_per_window",
+               "target_samples", "ref_samples"]
 
 
 def synthetic_runs(path: Path, n: int = 90, seed: int = 0) -> pd.DataFrame:
@@ -31,7 +33,8 @@ def synthetic_runs(path: Path, n: int = 90, seed: int = 0) -> pd.DataFrame:
         "ref_samples": np.round(np.exp(rng.uniform(np.log(40), np.log(800), n))).astype(int),
     })
     d["target_variants"] = (d.ref_variants * rng.uniform(0.03, 0.3, n)).astype(int)
-    per_window = d.ref_variants * np.minimum(1, (d.window_cm + 2) / 14.3)
+    d["chrom_cm"] = np.where(np.arange(n) % 3 == 0, 40.0, 14.3)  # two chromosome lengths
+    per_window = d.ref_variants * np.minimum(1, (d.window_cm + 2) / d.chrom_cm)
     heap = 10 + 8e-6 * per_window * d.target_samples * (1 + 0.2 * d.threads)
     d["min_heap_mb"] = np.round(heap * np.exp(rng.normal(0, 0.04, n)), 1)
     d["peak_rss_mb"] = d.min_heap_mb + 60
@@ -48,8 +51,8 @@ def fitted(tmp_path_factory):
     runs = where / "runs.tsv"
     synthetic_runs(runs)
     out = where / "p.json"
-    rc = main(["prior", "fit", "--runs", str(runs), "--engine", "operon", "--level", "0.9", "--out", str(out),
-               "--budget", "tiny", "--synthetic", "512", "--seed", "3"])
+    rc = main(["prior", "fit", "--runs", str(runs), "--level", "0.9", "--out", str(out),
+               "--synthetic", "512", "--seed", "3"])
     assert rc == 0
     return where, runs, out
 
@@ -57,10 +60,15 @@ def fitted(tmp_path_factory):
 def test_fit_writes_a_valid_prior_and_teacher(fitted):
     where, runs, out = fitted
     data = json.loads(out.read_text())
-    assert data["format"] == "chromosched-prior/1"
-    assert [f["name"] for f in data["features"]] == NAMES
+    assert data["format"] == "chromosched-prior/2"
+    assert [f["name"] for f in data["derivation"]["inputs"]] == NAMES
+    assert [f["name"] for f in data["features"]] == MODEL_NAMES
+    assert data["derivation"]["name"] == "beagle-per-window/1"
     assert data["level"] == 0.9 and set(data["calibration"]) == {"0.8", "0.9", "0.95"}
-    assert data["provenance"]["engine"] == "operon"
+    assert data["provenance"]["engine"] == "monotone"
+    assert data["provenance"]["chromosome_lengths_cm"] == [14.3, 40.0]
+    assert data["monotone"]["violations"] == 0 and data["monotone"]["grid_points"] > 1000
+    assert data["floor_mb"]["mb"] == data["floor_mb"]["smallest_success_mb"] + 2
     assert data["provenance"]["n_fit_runs"] == 67  # 68 fit rows, one with status error
     assert len(data["provenance"]["runs_sha256"]) == 64
     assert (where / data["teacher"]["file"]).is_file()
@@ -79,10 +87,9 @@ def test_prior_predicts_and_calibration_is_conservative(fitted):
     assert prior.calibrated_mb(row, 0.8) <= prior.calibrated_mb(row, 0.9) <= prior.calibrated_mb(row, 0.95)
     table = pd.read_csv(runs, sep="\t")
     table = table[table.status == "ok"]
-    X = table[NAMES].to_numpy(float)
-    raw_all = prior.raw_many(X)
-    assert np.corrcoef(raw_all, table.min_heap_mb)[0, 1] > 0.5  # tiny budget, but it learnt something
-    calibrated = prior.calibrator(0.9).apply(raw_all)
+    raw_all = prior.raw_many(prior.model_matrix(table))
+    assert np.corrcoef(raw_all, table.min_heap_mb)[0, 1] > 0.8
+    calibrated = prior.calibrated_many(raw_all, 0.9)
     assert np.all(np.diff(calibrated[np.argsort(raw_all)]) >= -1e-9)
 
 
@@ -109,7 +116,8 @@ def test_cli_report_prints_exactly_the_contract(fitted, capsys):
     _, runs, out = fitted
     assert main(["prior", "report", "--prior", str(out), "--runs", str(runs), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert list(result) == ["n_heldout", "pearson_teacher", "pearson_formula", "coverage", "oom_rate"]
+    # the original five fields, in order, then the extensions
+    assert list(result) == ["n_heldout", "pearson_teacher", "pearson_formula", "coverage", "oom_rate", "over_reservation"]
     assert result["n_heldout"] == 22
     assert result["coverage"] + result["oom_rate"] == pytest.approx(1.0)
     assert -1 <= result["pearson_formula"] <= 1 and -1 <= result["pearson_teacher"] <= 1
@@ -155,7 +163,20 @@ def test_bad_runs_table_names_file_and_line(tmp_path, capsys):
     assert not (tmp_path / "p.json").exists()
 
 
+def test_a_formula_that_decreases_where_memory_cannot_is_refused(tmp_path):
+    """Operon's free-form formulas can dip between runs; fit checks the grid and refuses them."""
+    runs = tmp_path / "runs.tsv"
+    synthetic_runs(runs)
+    try:
+        fitted = fit_prior(runs, engine="operon", budget="tiny", n_synthetic=256, seed=3, progress=lambda m: None)
+    except ChromoschedError as err:
+        assert "decreases in" in str(err) and "--engine monotone" in str(err)
+    else:  # a formula that happens to be monotone is accepted, and recorded as checked
+        assert fitted.prior.monotone["violations"] == 0
+
+
 def test_engine_selection_and_missing_engine_message(monkeypatch, tmp_path, capsys):
+    assert get_engine("monotone").name == "monotone"
     assert get_engine("operon").name == "operon"
     assert get_engine("gplearn").name == "gplearn"
     with pytest.raises(ChromoschedError, match="unknown symbolic-regression engine 'eureqa'"):
@@ -190,32 +211,34 @@ def test_shipped_beagle_prior_is_packaged_identically_and_loads():
     packaged = REPO / "scheduler" / "src" / "chromosched" / "data" / "priors" / "beagle.json"
     assert shipped.read_bytes() == packaged.read_bytes()
     prior = load_builtin_prior("beagle")
-    assert prior.feature_names == NAMES
+    assert prior.feature_names == NAMES and prior.model_feature_names == MODEL_NAMES
     features = {"threads": 2, "burnin": 3, "iterations": 10, "window_cm": 40, "target_variants": 3000,
-                "target_samples": 100, "ref_variants": 17000, "ref_samples": 500}
+                "target_samples": 100, "ref_variants": 17000, "ref_samples": 500, "chrom_cm": 60.0}
     assert 0 < prior.raw_mb(features) < prior.calibrated_mb(features, 0.95) < 10000
     data = json.loads(shipped.read_text())
-    assert data["provenance"]["runs_file"] == "config/priors/beagle_runs.tsv"
+    assert data["provenance"]["runs_file"] == "config/priors/beagle_runs_multi.tsv"
+    assert len(data["provenance"]["chromosome_lengths_cm"]) >= 3
     from chromosched.prior.runs import file_sha256
 
-    assert data["provenance"]["runs_sha256"] == file_sha256(REPO / "config" / "priors" / "beagle_runs.tsv")
+    assert data["provenance"]["runs_sha256"] == file_sha256(REPO / "config" / "priors" / "beagle_runs_multi.tsv")
     assert data["teacher"]["sha256"]
     assert (REPO / "config" / "priors" / data["teacher"]["file"]).is_file()
 
 
-def test_beagle_features_maps_a_job_onto_the_profiled_chromosome(fitted):
+def test_beagle_features_checks_inputs_and_fills_beagle_defaults(fitted):
     from chromosched.prior import beagle_features
 
     _, _, out = fitted
     prior = load_prior(out)
-    prior.provenance["profile_genetic_length_cm"] = 14.0
-    lo, hi = prior.feature_ranges["window_cm"]
     job = dict(threads=2, target_variants=3000, target_samples=100, ref_variants=17000, ref_samples=500)
-    # Beagle's defaults fill unset parameters; a 40 cM window on a 3 cM chromosome = the whole chromosome
-    whole = beagle_features(prior, **job, chrom_cm=3.0)
-    assert whole["burnin"] == 3 and whole["iterations"] == 12
-    assert whole["window_cm"] == pytest.approx(min(hi, 12.0))
-    # half of a 20 cM chromosome per window -> half of the profiled one
-    half = beagle_features(prior, **job, window_cm=8.0, overlap_cm=2.0, chrom_cm=20.0)
-    assert half["window_cm"] == pytest.approx(max(lo, 0.5 * 14.0 - 2.0))
-    assert set(whole) == set(NAMES)
+    inputs = beagle_features(prior, **job, chrom_cm=3.0)
+    assert inputs["burnin"] == 3 and inputs["iterations"] == 12 and inputs["window_cm"] == 40 and inputs["overlap_cm"] == 2
+    # a 40 cM window on a 3 cM chromosome takes it whole: every marker in one window of 3 cM
+    whole = prior.model_features(inputs)
+    assert whole["effective_window_cm"] == 3.0 and whole["ref_markers_per_window"] == 17000
+    # half of a 20 cM chromosome per window
+    half = prior.model_features(beagle_features(prior, **job, window_cm=8.0, overlap_cm=2.0, chrom_cm=20.0))
+    assert half["effective_window_cm"] == 10.0 and half["ref_markers_per_window"] == 8500
+    assert half["target_markers_per_window"] == 1500
+    with pytest.raises(ChromoschedError, match=r"threads=2.5 is not a whole number"):
+        beagle_features(prior, **{**job, "threads": 2.5})

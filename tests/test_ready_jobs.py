@@ -4,6 +4,7 @@ session at 10,000 ready jobs: a valid packing, every --resources resource respec
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -61,6 +62,78 @@ def test_vectorised_selection_matches_the_policy(config, n):
         assert [a.task.task_id for a in got] == [a.task.task_id for a in expected]
         assert [a.mem_mb for a in got] == pytest.approx([a.mem_mb for a in expected])
         assert [a.predicted_runtime_s for a in got] == pytest.approx([a.predicted_runtime_s for a in expected])
+
+
+def _probed_policy(seed: int, n_observed: int, packer: str) -> DynamicPolicy:
+    """The session's probe-mode policy after each rule's probe and a few more measured jobs (no
+    prior): few-shot fits, power-law extrapolation above the largest measured size, exploration."""
+    config = replace(preset("chromosched-probe"), feature="size", alt_features=("length", "input", "prior"), packer=packer)
+    policy = DynamicPolicy(config, Capacity(mem_mb=100_000.0, cores=32))
+    rng = random.Random(seed)
+    for kind, slope, power in (("align", 30.0, 1.0), ("call", 4.0, 2.0)):
+        done = [TaskRequest(f"{kind}-p{i}", kind, {"size": s, "length": s}, size_hint=s)
+                for i, s in enumerate([3.0, 5.0, 8.0][:n_observed])]
+        policy._register(done)
+        for t in done:
+            need = slope * t.features["size"] ** power * rng.uniform(0.9, 1.1) + 100
+            policy.observe_success(t, need, rng.uniform(10, 100))
+    return policy
+
+
+@pytest.mark.parametrize("packer", ["knapsack", "greedy"])
+@pytest.mark.parametrize("n_observed", [1, 2, 3])
+@pytest.mark.parametrize("busy", [(), ("align",)])
+def test_vectorised_selection_matches_the_policy_after_probing(packer, n_observed, busy):
+    """Rules without a prior after their probe: the same jobs with the same memory in the same
+    order (extrapolated sizes above the measured ones, declared caps, exploration of the smallest
+    job of each rule with nothing running, then the packer)."""
+    for seed in range(4):
+        rng = random.Random(100 + seed)
+        slow, fast = (_probed_policy(seed, n_observed, packer) for _ in range(2))
+        tasks = []
+        for i in range(60):
+            kind = rng.choice(["align", "call"])
+            size = float(rng.randint(1, 40))
+            tasks.append(TaskRequest(f"{kind}-{i:03d}", kind, {"size": size, "length": size}, size_hint=size,
+                                     cores=rng.randint(1, 4), min_mb=rng.choice([None, None, 300.0]),
+                                     cap_mb=rng.choice([None, None, 2500.0])))
+        slow._failed_at[tasks[0].task_id] = 500.0
+        fast._failed_at[tasks[0].task_id] = 500.0
+        running = [RunningTask(TaskRequest(f"{kind}-run", kind, {"size": 2.0, "length": 2.0}, size_hint=2.0), 400.0)
+                   for kind in busy]
+        by_uid = {t.task_id: t for t in tasks}
+        table = ReadyJobs(fast.candidates, lambda r: by_uid[r.uid], fast._x)
+        for t in tasks:
+            table.add(JobRecord(uid=t.task_id, rule=t.kind, cores=t.cores))
+        fast._register(tasks)
+        free = Capacity(mem_mb=rng.uniform(3000, 20000), cores=rng.randint(4, 24))
+        expected = slow.select(sorted(tasks, key=lambda t: t.task_id), free, running)
+        got = select_vectorised(fast, table, table.slots(), free, running)
+        assert got is not None
+        assert expected, "the case must start jobs"
+        assert [a.task.task_id for a in got] == [a.task.task_id for a in expected]
+        assert [a.mem_mb for a in got] == pytest.approx([a.mem_mb for a in expected])
+        assert [a.predicted_mb for a in got] == pytest.approx([a.predicted_mb for a in expected])
+    # The case is real: big jobs are sized above their fit (extrapolated), and with nothing of a
+    # learning rule running its smallest job comes first.
+    big = [t for t in tasks if t.features["size"] > 8 and t.cap_mb is None and t.min_mb is None and t.task_id != tasks[0].task_id]
+    mems, points = fast._allocations(big[0].kind, big[:1])
+    assert mems[0] > points[0] * 1.05
+    if n_observed < 3 and "call" not in busy:
+        first_call = next(a for a in expected if a.task.kind == "call")
+        smallest = min((t for t in tasks if t.kind == "call"), key=lambda t: (t.features["size"], t.task_id))
+        assert first_call.task.task_id == smallest.task_id
+
+
+def test_a_rule_still_to_probe_goes_to_the_policy():
+    policy = _probed_policy(0, 1, "knapsack")
+    table = ReadyJobs(policy.candidates, lambda r: TaskRequest(r.uid, r.rule, {"size": 1.0, "length": 1.0}), policy._x)
+    table.add(JobRecord(uid="a", rule="align"))
+    table.add(JobRecord(uid="b", rule="never_measured"))
+    policy._register(t for t in table.tasks if t is not None)
+    assert select_vectorised(policy, table, table.slots(), Capacity(mem_mb=1000.0)) is None
+    only_align = np.array([table.slot_of["a"]])
+    assert select_vectorised(policy, table, only_align, Capacity(mem_mb=100_000.0)) is not None
 
 
 def test_untrained_job_types_go_to_the_policy():

@@ -5,7 +5,7 @@ import pytest
 from chromosched.errors import ChromoschedError
 from chromosched.peak_memory import PeakEvaluator
 from chromosched.static_optimiser import build_table, optimise
-from chromosched.static_search import anneal, hill_climb, search
+from chromosched.static_search import anneal, hill_climb, ils, neighbourhood, portfolio, search
 from chromosched.task_model import genome_taskset
 
 
@@ -14,7 +14,7 @@ def grch37():
     return genome_taskset("GRCh37")
 
 
-@pytest.mark.parametrize("method", ["anneal", "hill_climb"])
+@pytest.mark.parametrize("method", ["portfolio", "ils", "anneal", "hill_climb"])
 def test_exact_budget_and_determinism(grch37, method):
     ev = PeakEvaluator(grch37, 4)
     first = search(ev, method, 3001, seed=5)
@@ -24,6 +24,50 @@ def test_exact_budget_and_determinism(grch37, method):
     assert sorted(first.order) == list(range(22))
     # The reported peak is the peak of the reported order.
     assert PeakEvaluator(grch37, 4).peak(first.order) == first.peak
+
+
+def test_seeds_differ_and_budgets_are_exact_at_any_size(grch37):
+    results = {seed: ils(PeakEvaluator(grch37, 5), 6000, seed) for seed in (0, 1, 2)}
+    assert len({r.order for r in results.values()}) > 1  # the seed matters
+    for budget in (1, 2, 3, 129, 700, 1401):
+        for method in ("ils", "portfolio"):
+            ev = PeakEvaluator(grch37, 3)
+            res = search(ev, method, budget, seed=4)
+            assert res.evaluations == budget == ev.evaluations
+            assert PeakEvaluator(grch37, 3).peak(res.order) == res.peak
+
+
+def test_neighbourhood_is_all_insertions_and_swaps():
+    n = 5
+    rows = {tuple(r) for r in neighbourhood(n).tolist()}
+    expected = set()
+    for a in range(n):
+        for b in range(n):
+            if a != b:
+                row = list(range(n))
+                row.insert(b, row.pop(a))
+                expected.add(tuple(row))
+                row = list(range(n))
+                row[a], row[b] = row[b], row[a]
+                expected.add(tuple(row))
+    assert rows == expected and len(neighbourhood(n)) == len(rows)  # no duplicates
+
+
+def test_portfolio_is_the_best_of_its_runs(grch37, monkeypatch):
+    import chromosched.static_search as static_search
+
+    monkeypatch.setattr(static_search, "PORTFOLIO_RUN", 4_000)
+    res = portfolio(PeakEvaluator(grch37, 7), 10_000, seed=3)
+    # 4000 + 6000 (a tail under a quarter of a run joins the last run): annealing seed 3, ILS seed 3001.
+    runs = [anneal(PeakEvaluator(grch37, 7), 4_000, seed=3), ils(PeakEvaluator(grch37, 7), 6_000, seed=3001)]
+    assert res.evaluations == 10_000
+    assert res.peak == min(r.peak for r in runs)
+    assert res.method == ("portfolio:anneal" if runs[0].peak <= runs[1].peak else "portfolio:ils")
+    # Never worse than its first run, the annealing with the same seed.
+    assert res.peak <= runs[0].peak
+    with pytest.raises(ChromoschedError, match="list model"):
+        ils(PeakEvaluator(grch37, 3, "waves"), 10)
+    assert portfolio(PeakEvaluator(grch37, 22), 10_000).evaluations == 1  # nothing to search
 
 
 def test_tiny_budgets_and_errors(grch37):
@@ -44,7 +88,7 @@ def test_optimised_never_worse_than_sequential(grch37, model):
         assert sorted(res.order) == sorted(grch37.names)
 
 
-def test_annealing_beats_hill_climbing_at_equal_budget(grch37):
+def test_ours_beats_hill_climbing_at_equal_budget(grch37):
     # K=5 and K=7 are where the paper's optimised value is beatable under list scheduling.
     for k, paper in ((5, 784.03), (7, 1037.98)):
         res = optimise(grch37, k, "list", budget=20_000, seed=0, with_hill_climb=True)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
-import json
 import math
 import re
 import os
@@ -46,9 +45,11 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from chromosched.errors import ChromoschedError
+from chromosched.json_lines import append_json_line
 from chromosched.java_memory import HEAP_FLOOR_MB, JVM_OVERHEAD_FRACTION, JVM_OVERHEAD_MB, heap_mb_for, mem_mb_for_heap  # noqa: F401 - re-exported
 
 from .vcfio import (
+    remove_stale_temporaries,
     exit_on_sigterm,
     check_bgzf_complete,
     header_contig_lengths,
@@ -330,6 +331,7 @@ def impute(
     if genetic_map and not Path(genetic_map).is_file():
         raise ChromoschedError(f"genetic map {genetic_map}: file not found")
     out_vcf.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_vcf)  # a killed attempt's Beagle files
     prefix = temporary_path(out_vcf, ".beagle")
     heap = heap_mb_for(mem_mb)
     gc_log = Path(f"{prefix}.gc.log")
@@ -340,9 +342,7 @@ def impute(
         result.mem_mb = int(mem_mb)
         result.set_gc_live(gc_peak_after_mb(gc_log))
         if attempts_log:
-            Path(attempts_log).parent.mkdir(parents=True, exist_ok=True)
-            with open(attempts_log, "a") as fh:
-                fh.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "out": str(out_vcf), **result.as_json()}) + "\n")
+            append_json_line(attempts_log, {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "out": str(out_vcf), **result.as_json()})
         if result.ok:
             if not produced[0].is_file():
                 raise ChromoschedError(f"beagle exited 0 but wrote no {produced[0]}")

@@ -46,6 +46,14 @@ Afterwards, for held-out rows (both resumable, both rewrite the rows they touch)
     both 38 MB; ``java -Xmx37m -XX:+PrintFlagsFinal -version``), so a 1 MB bracket can still hold an
     estimate whose heap is the bracket's succeeding one.
 
+Several chromosome lengths (docs/prior.md)
+    ``--chrom/--length-bp/--n-ref/--n-target/--base-seed`` choose the base chromosome and
+    ``--window-cm LO HI`` etc. the design ranges; every row records its base's genetic length
+    (``chrom_cm``), and ``--merge A.tsv:PREFIX:SPLIT B.tsv ...`` joins tables of different bases into
+    the one a prior is fitted on (older single-base tables take ``chrom_cm`` from their comment).
+    ``--at-estimate SPLIT --design T.tsv`` (or ``--at-estimate corner``: the 16 corners of the ranges)
+    runs Beagle at a prior's calibrated estimate and records whether it was enough.
+
 Output: one TSV row per design point, appended atomically (the table is rewritten to a temporary
 file and renamed), so a killed run resumes where it stopped and skips finished points.
 
@@ -66,12 +74,14 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from chromosched.errors import ChromoschedError
+from chromosched.progress import ProgressBar
 
 from .beagle import BeagleParams, BeagleResult, beagle_command, find_beagle_jar, gc_peak_after_mb, run_beagle, xmx_option
 from .simulate import simulate_chromosome
@@ -79,8 +89,12 @@ from .vcfio import write_text_atomic
 
 FEATURES = ("threads", "burnin", "iterations", "window_cm", "target_variants", "target_samples",
             "ref_variants", "ref_samples")
-COLUMNS = ("design_id", "split", *FEATURES, "min_heap_mb", "max_fail_mb", "gc_live_mb", "wall_s",
-           "wall_at_min_s", "peak_rss_mb", "attempts", "profile_s", "status")
+#: before the per-chromosome design (one base chromosome per table, its length only in a comment)
+LEGACY_COLUMNS = ("design_id", "split", *FEATURES, "min_heap_mb", "max_fail_mb", "gc_live_mb", "wall_s",
+                  "wall_at_min_s", "peak_rss_mb", "attempts", "profile_s", "status")
+#: ``chrom_cm``: the genetic length of the base chromosome the point was cut from (the prior derives
+#: markers per window from it)
+COLUMNS = (*LEGACY_COLUMNS, "chrom_cm")
 
 
 @dataclass(frozen=True)
@@ -134,8 +148,10 @@ def _int_uniform(u: float, lo: int, hi: int) -> int:
     return int(min(hi, lo + math.floor(u * (hi - lo + 1))))
 
 
-def make_design(n: int, seed: int, split: str, space: DesignSpace, n_common: int) -> list[DesignPoint]:
-    """``n`` points of a scrambled Sobol sequence mapped onto ``space``."""
+def make_design(n: int, seed: int, split: str, space: DesignSpace, n_common: int,
+                n_panel: int | None = None) -> list[DesignPoint]:
+    """``n`` points of a scrambled Sobol sequence mapped onto ``space`` (reference markers capped at
+    the ``n_panel`` markers the base chromosome has)."""
     import warnings
 
     from scipy.stats import qmc
@@ -146,6 +162,8 @@ def make_design(n: int, seed: int, split: str, space: DesignSpace, n_common: int
     points = []
     for i, row in enumerate(u):
         ref_variants = int(round(_log_uniform(row[6], *space.ref_variants)))
+        if n_panel is not None:
+            ref_variants = min(ref_variants, n_panel)
         density = _log_uniform(row[4], *space.array_density)
         target_variants = int(min(n_common, ref_variants, max(space.min_target_variants, round(density * ref_variants))))
         points.append(DesignPoint(
@@ -533,11 +551,26 @@ def read_table(path: Path) -> tuple[list[str], list[dict]]:
             fields = line.split("\t")
             if header is None:
                 header = fields
-                if tuple(header) != COLUMNS:
+                if tuple(header) not in (COLUMNS, LEGACY_COLUMNS):
                     raise ChromoschedError(f"{path}: header differs from this profiler's columns; use a new --out")
             else:
                 rows.append(dict(zip(header, fields)))
+    if header is not None and tuple(header) == LEGACY_COLUMNS:
+        length = comment_genetic_length_cm(comments)
+        for row in rows:
+            row["chrom_cm"] = _fmt(length)
     return comments, rows
+
+
+def comment_genetic_length_cm(comments: Sequence[str]) -> float | None:
+    """The base chromosome's genetic length recorded in a table's comment lines (``genetic length X cM``)."""
+    import re
+
+    for line in comments:
+        match = re.search(r"genetic length ([0-9.]+) cM", line)
+        if match:
+            return float(match.group(1))
+    return None
 
 
 def write_table(path: Path, comments: Sequence[str], rows: Sequence[dict]) -> None:
@@ -555,13 +588,24 @@ def _fmt(v) -> str:
 
 def profile(out: Path, work: Path, n_fit: int, n_heldout: int, seed: int, space: DesignSpace = DesignSpace(),
             base: BaseData = BaseData(), limit: int | None = None, max_hours: float | None = None,
-            jar: str | None = None, command_line: str = "", progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Run (or resume) the profiling design; returns all rows of the table."""
-    progress = progress or (lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True))
+            jar: str | None = None, command_line: str = "", progress: Callable[[str], None] | None = None,
+            id_prefix: str = "") -> list[dict]:
+    """Run (or resume) the profiling design; returns all rows of the table. ``id_prefix`` keeps
+    design ids unique when tables cut from different base chromosomes are merged."""
+    with ProgressBar(None, "beagle profile", unit="point", enabled=progress is None) as bar:
+        return _profile(out, work, n_fit, n_heldout, seed, space, base, limit, max_hours, jar, command_line,
+                        progress or (lambda m: bar.write(f"beagle_profile: {m}")), bar, id_prefix)
+
+
+def _profile(out, work, n_fit, n_heldout, seed, space, base, limit, max_hours, jar, command_line, progress,
+             bar: ProgressBar, id_prefix: str = "") -> list[dict]:
     jar_path = find_beagle_jar(jar)
     base_files = prepare_base(work, base, progress)
-    design = interleave(make_design(n_fit, seed, "fit", space, len(base_files.common_ids)),
-                        make_design(n_heldout, seed + 1, "heldout", space, len(base_files.common_ids)))
+    n_common, n_panel = len(base_files.common_ids), len(base_files.panel_ids)
+    design = interleave(make_design(n_fit, seed, "fit", space, n_common, n_panel),
+                        make_design(n_heldout, seed + 1, "heldout", space, n_common, n_panel))
+    for point in design:
+        point.design_id = id_prefix + point.design_id
     comments, rows = read_table(out)
     if not comments:
         comments = [f"# Beagle 5.4 minimum-heap profile (chromosched_pipeline.beagle_profile); base: {json.dumps(asdict(base))}",
@@ -570,6 +614,7 @@ def profile(out: Path, work: Path, n_fit: int, n_heldout: int, seed: int, space:
     done = {r["design_id"] for r in rows}
     todo = [p for p in design if p.design_id not in done]
     progress(f"{len(design)} design points, {len(done)} done, {len(todo)} to go; table {out}")
+    bar.reset(min(len(todo), limit) if limit is not None else len(todo))
     started = time.time()
     measured = 0
     for index, point in enumerate(todo, start=1):
@@ -593,6 +638,7 @@ def profile(out: Path, work: Path, n_fit: int, n_heldout: int, seed: int, space:
         finally:
             shutil.rmtree(where, ignore_errors=True)
         row = {"design_id": point.design_id, "split": point.split, **point.features(),
+               "chrom_cm": round(base_files.genetic_length_cm, 3),
                "min_heap_mb": outcome.min_heap_mb, "max_fail_mb": outcome.max_fail_mb, "gc_live_mb": outcome.gc_live_mb,
                "wall_s": outcome.wall_s, "wall_at_min_s": outcome.wall_at_min_s, "peak_rss_mb": outcome.peak_rss_mb,
                "attempts": len(outcome.attempts), "profile_s": round(time.perf_counter() - t0, 1), "status": outcome.status}
@@ -601,6 +647,7 @@ def profile(out: Path, work: Path, n_fit: int, n_heldout: int, seed: int, space:
         measured += 1
         progress(f"  -> {point.design_id}: min heap {outcome.min_heap_mb} MB (fails at {outcome.max_fail_mb}), "
                  f"{len(outcome.attempts)} runs, {row['profile_s']} s, status {outcome.status}")
+        bar.update(1, note=f"{point.design_id}: {outcome.min_heap_mb} MB")
     return rows
 
 
@@ -716,9 +763,11 @@ def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels
     candidates = [r for r in rows if r["split"] == split and r["status"] == "ok" and r["max_fail_mb"] not in ("", "NA")]
     todo: list[tuple[dict, list[float]]] = []
     for row in candidates:
-        raw = prior.raw_many(np.array([[float(row[f]) for f in prior.feature_names]]))
+        inputs = {f: float(row[f]) for f in prior.feature_names}
+        if row.get("chrom_cm") not in (None, "", "NA", "None"):
+            inputs["chrom_cm"] = float(row["chrom_cm"])
         lo, hi = _bracket(row)
-        heaps = sorted({probe_heap_mb(float(prior.calibrator(level).apply(raw)[0])) for level in levels})
+        heaps = sorted({probe_heap_mb(prior.calibrated_mb(inputs, level)) for level in levels})
         heaps = [h for h in heaps if lo < h < hi]
         if heaps:
             todo.append((row, heaps))
@@ -747,6 +796,141 @@ def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels
     return rows
 
 
+def corner_design(space: DesignSpace, n_common: int, n_panel: int, prefix: str = "") -> list[DesignPoint]:
+    """The adversarial corners of ``space``: every combination of {smallest, largest} arrays (reference
+    markers, array density and reference samples together), {shortest, longest} window, {fewest, most}
+    target samples and {1, most} threads: 16 points; burn-in and iterations at their smallest (CPU only).
+    Smallest arrays with the longest windows is the corner where the old prior ran out of heap."""
+    points = []
+    for i, (big_arrays, long_window, many_samples, many_threads) in enumerate(product((False, True), repeat=4)):
+        ref_variants = min(n_panel, space.ref_variants[1] if big_arrays else space.ref_variants[0])
+        density = space.array_density[1] if big_arrays else space.array_density[0]
+        target_variants = int(min(n_common, ref_variants, max(space.min_target_variants, round(density * ref_variants))))
+        points.append(DesignPoint(
+            design_id=f"{prefix}corner-{i:02d}", split="corner",
+            threads=space.threads[1] if many_threads else space.threads[0],
+            burnin=space.burnin[0], iterations=space.iterations[0],
+            window_cm=float(space.window_cm[1] if long_window else space.window_cm[0]),
+            target_variants=target_variants,
+            target_samples=space.target_samples[1] if many_samples else space.target_samples[0],
+            ref_variants=ref_variants,
+            ref_samples=space.ref_samples[1] if big_arrays else space.ref_samples[0]))
+    return points
+
+
+ESTIMATE_COLUMNS = ("design_id", "split", *FEATURES, "chrom_cm", "level", "estimate_mb", "xmx", "runs", "outcome",
+                    "wall_s")
+
+
+def at_estimates(out: Path, work: Path, points: Sequence[DesignPoint], prior_path: Path, levels: Sequence[float],
+                 repeats: int, seed: int, base: BaseData = BaseData(), jar: str | None = None, command_line: str = "",
+                 progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Run Beagle at each point's calibrated estimate (per level) and record whether it was enough.
+
+    The heap is the estimate rounded down to a KB (never above it); ``outcome`` is ``ok`` only when all
+    ``repeats`` runs succeeded, ``oom`` when one ran out of heap (or hit the time limit). A run that
+    failed otherwise is repeated with a generous heap (4x, at least 256 MB): ``invalid`` when Beagle
+    fails there too (a job Beagle cannot run at any heap, e.g. a window with a single target marker),
+    else ``error``. Resumable: (design id, level) pairs already in ``out`` are skipped, except
+    ``error`` ones; the table is rewritten atomically.
+    """
+    from chromosched.prior import load_prior
+
+    progress = progress or (lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True))
+    prior = load_prior(prior_path)
+    jar_path = find_beagle_jar(jar)
+    base_files = prepare_base(work, base, progress)
+    rows: list[dict] = []
+    if out.is_file():
+        lines = [l for l in out.read_text().splitlines() if l and not l.startswith("#")]
+        if lines and tuple(lines[0].split("\t")) != ESTIMATE_COLUMNS:
+            raise ChromoschedError(f"{out}: header differs from the at-estimate columns; use a new --out")
+        rows = [dict(zip(ESTIMATE_COLUMNS, l.split("\t"))) for l in lines[1:]]
+        rows = [r for r in rows if r["outcome"] != "error"]  # an unexplained failure is run again
+    comments = [f"# Beagle run at calibrated estimates of {prior_path} (heap rounded down to a KB; {repeats} run(s), all must succeed)",
+                f"# base: {json.dumps(asdict(base))}; genetic length {base_files.genetic_length_cm:.2f} cM",
+                f"# regenerate: {command_line or 'at_estimates'}"]
+    done = {(r["design_id"], r["level"]) for r in rows}
+    length = round(base_files.genetic_length_cm, 3)
+    for index, point in enumerate(points, start=1):
+        todo = [lv for lv in levels if (point.design_id, f"{lv:g}") not in done]
+        if not todo:
+            continue
+        where = work / "runs" / point.design_id
+        shutil.rmtree(where, ignore_errors=True)
+        try:
+            gt, ref = cut_inputs(point, base_files, where, seed)
+            run_at = beagle_runner(gt, ref, base_files.map, where, point, jar_path, progress)
+            for level in todo:
+                estimate = prior.calibrated_mb({**point.features(), "chrom_cm": base_files.genetic_length_cm,
+                                                "overlap_cm": 2.0}, level)
+                heap = probe_heap_mb(estimate)
+                progress(f"[{index}/{len(points)}] {point.design_id} {point.features()} level {level:g}: estimate {estimate:.3f} MB")
+                attempts = []
+                for _ in range(repeats):
+                    attempts.append(run_at(heap, 900.0))
+                    if not attempts[-1].result.ok:
+                        break
+                last = attempts[-1]
+                outcome = ("ok" if all(a.result.ok for a in attempts) else
+                           "oom" if (last.result.heap_oom or last.timed_out) else "error")
+                if outcome == "error":  # not memory: does Beagle fail with a generous heap too?
+                    generous = run_at(max(256.0, 4.0 * heap), 900.0)
+                    outcome = "invalid" if not (generous.result.ok or generous.result.heap_oom) else "error"
+                rows.append({"design_id": point.design_id, "split": point.split, **{k: _fmt(v) for k, v in point.features().items()},
+                             "chrom_cm": _fmt(length), "level": f"{level:g}", "estimate_mb": _fmt(round(estimate, 3)),
+                             "xmx": xmx_option(heap), "runs": str(len(attempts)), "outcome": outcome,
+                             "wall_s": _fmt(round(max(a.result.wall_s for a in attempts), 2))})
+                lines = comments + ["\t".join(ESTIMATE_COLUMNS)] + ["\t".join(r[c] for c in ESTIMATE_COLUMNS) for r in rows]
+                write_text_atomic(out, "\n".join(lines) + "\n")
+                progress(f"  -> {point.design_id} at {xmx_option(heap)}: {outcome}")
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
+    return rows
+
+
+def table_points(path: Path, split: str) -> list[DesignPoint]:
+    """The design points of one split of a runs table (measured ``ok`` rows)."""
+    _, rows = read_table(path)
+    points = [DesignPoint(design_id=r["design_id"], split=r["split"],
+                          **{k: (float(r[k]) if k == "window_cm" else int(r[k])) for k in FEATURES})
+              for r in rows if r["split"] == split and r["status"] == "ok"]
+    if not points:
+        raise ChromoschedError(f"{path}: no {split} rows with status ok")
+    return points
+
+
+def merge(out: Path, sources: Sequence[str], command_line: str = "") -> list[dict]:
+    """One runs table from several (e.g. one per base chromosome), each row with its ``chrom_cm``.
+
+    A source is ``PATH[:PREFIX[:SPLIT]]``: its design ids get ``PREFIX`` (unique ids across tables) and,
+    with ``SPLIT``, every row is put in that split (a table measured on a chromosome the fit must never
+    see is all ``heldout``; a whole former table can become ``fit``). A row without a genetic length
+    (a legacy table without the comment) is an error.
+    """
+    comments = [f"# Beagle 5.4 minimum-heap runs merged from {len(sources)} tables (chromosched_pipeline.beagle_profile --merge)",
+                f"# regenerate: {command_line or 'merge'}"]
+    rows: list[dict] = []
+    for source in sources:
+        path, _, rest = source.partition(":")
+        prefix, _, split = rest.partition(":")
+        if split and split not in ("fit", "heldout"):
+            raise ChromoschedError(f"--merge {source}: split must be fit or heldout, not {split!r}")
+        table_comments, table_rows = read_table(Path(path))
+        if not table_rows:
+            raise ChromoschedError(f"{path}: no runs to merge")
+        comments += [f"# from {path}: {line.lstrip('# ')}" for line in table_comments[:2]]
+        for row in table_rows:
+            if row.get("chrom_cm") in (None, "", "NA", "None"):
+                raise ChromoschedError(f"{path}: row {row['design_id']} has no chromosome length (chrom_cm)")
+            rows.append({**row, "design_id": prefix + row["design_id"], "split": split or row["split"]})
+    ids = [r["design_id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ChromoschedError("--merge: design ids repeat across the tables; give each table its own PREFIX (PATH:PREFIX)")
+    write_table(out, comments, rows)
+    return rows
+
+
 def _heap_text(heap_mb: float) -> str:
     """A heap as the table writes it: whole MB as an integer, a probe's KB-exact heap in full."""
     return str(int(heap_mb)) if float(heap_mb).is_integer() else repr(float(heap_mb))
@@ -764,6 +948,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-hours", type=float, default=None, help="stop starting new points after this long")
     p.add_argument("--jar", default=None, help="beagle.jar (default: $BEAGLE_JAR, then dpkg -L beagle)")
     p.add_argument("--tiny", action="store_true", help="a tiny base chromosome and ranges (tests)")
+    p.add_argument("--id-prefix", default="", help="prefix of the design ids (unique ids when tables of several base chromosomes are merged)")
+    base = p.add_argument_group("base chromosome (default: the 14.3 cM one of config/priors/beagle_runs.tsv)")
+    base.add_argument("--chrom", default=None, help="contig name of the base chromosome")
+    base.add_argument("--length-bp", type=int, default=None, help="simulated length in bp (~1.15 cM per Mb)")
+    base.add_argument("--n-ref", type=int, default=None, help="reference samples simulated")
+    base.add_argument("--n-target", type=int, default=None, help="target samples simulated")
+    base.add_argument("--base-seed", type=int, default=None, help="simulation seed")
+    space = p.add_argument_group("design ranges (inclusive; default: DesignSpace)")
+    for name, kind in (("threads", int), ("burnin", int), ("iterations", int), ("window_cm", float),
+                       ("array_density", float), ("target_samples", int), ("ref_variants", int), ("ref_samples", int)):
+        space.add_argument(f"--{name.replace('_', '-')}", dest=f"space_{name}", type=kind, nargs=2, metavar=("LO", "HI"),
+                           default=None)
     p.add_argument("--refine", metavar="SPLIT", default=None,
                    help="instead of measuring new points, narrow the brackets of this split's rows (fit|heldout)")
     p.add_argument("--refine-rtol", type=float, default=0.02, help="--refine: relative bracket width (default 0.02)")
@@ -771,6 +967,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe", metavar="SPLIT", default=None,
                    help="instead of measuring new points, run Beagle at the calibrated estimates of --probe-prior "
                         "that fall inside this split's brackets, and narrow those brackets")
+    p.add_argument("--at-estimate", metavar="SPLIT", default=None,
+                   help="instead of measuring minimum heaps, run Beagle at the calibrated estimates of --probe-prior "
+                        "(levels --probe-levels, --probe-repeats runs) for this split's rows of --design, or for the "
+                        "16 corners of the design ranges (SPLIT corner); results go to --out")
+    p.add_argument("--design", type=Path, default=None, help="--at-estimate: the runs table whose rows to run")
+    p.add_argument("--merge", metavar="PATH[:PREFIX[:SPLIT]]", nargs="+", default=None,
+                   help="instead of measuring, merge these runs tables into --out (ids prefixed, split optionally set)")
     p.add_argument("--probe-prior", type=Path, default=Path("config/priors/beagle.json"), help="--probe: the prior (JSON)")
     p.add_argument("--probe-levels", type=float, nargs="+", default=[0.8, 0.9, 0.95], help="--probe: calibration levels")
     p.add_argument("--probe-repeats", type=int, default=3, help="--probe: runs per estimate; all must succeed (default 3)")
@@ -783,21 +986,51 @@ TINY_SPACE = DesignSpace(threads=(1, 2), burnin=(1, 2), iterations=(1, 2), windo
 TINY_BASE = BaseData(chrom="chr22", length_bp=600_000, n_ref=60, n_target=20, seed=3)
 
 
+def base_and_space(args) -> tuple[BaseData, DesignSpace]:
+    """The base chromosome and design ranges the command line asks for (defaults, or the tiny ones)."""
+    from dataclasses import replace
+
+    base = TINY_BASE if args.tiny else BaseData()
+    chosen = {k: v for k, v in (("chrom", args.chrom), ("length_bp", args.length_bp), ("n_ref", args.n_ref),
+                                ("n_target", args.n_target), ("seed", args.base_seed)) if v is not None}
+    space = TINY_SPACE if args.tiny else DesignSpace()
+    ranges = {k[len("space_"):]: tuple(v) for k, v in vars(args).items() if k.startswith("space_") and v is not None}
+    for name, (lo, hi) in ranges.items():
+        if not 0 < lo <= hi:
+            raise ChromoschedError(f"--{name.replace('_', '-')}: need 0 < LO <= HI, got {lo} {hi}")
+    return replace(base, **chosen), replace(space, **ranges)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command_line = "python -m chromosched_pipeline.beagle_profile " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
+        base, space = base_and_space(args)
+        if args.merge:
+            merge(args.out, args.merge, command_line=command_line)
+            return 0
+        if args.at_estimate:
+            if args.at_estimate == "corner":
+                files = prepare_base(args.work, base, lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True))
+                points = corner_design(space, len(files.common_ids), len(files.panel_ids), args.id_prefix)
+            elif args.design is None:
+                raise ChromoschedError("--at-estimate SPLIT needs --design RUNS.tsv (or SPLIT corner)")
+            else:
+                points = table_points(args.design, args.at_estimate)
+            at_estimates(args.out, args.work, points, args.probe_prior, args.probe_levels, args.probe_repeats, args.seed,
+                         base=base, jar=args.jar, command_line=command_line)
+            return 0
         if args.probe:
             probe(args.out, args.work, args.probe, args.seed, args.probe_prior, args.probe_levels, args.probe_repeats,
-                  base=TINY_BASE if args.tiny else BaseData(), jar=args.jar, command_line=command_line)
+                  base=base, jar=args.jar, command_line=command_line)
             return 0
         if args.refine:
             refine(args.out, args.work, args.refine, args.seed, args.refine_rtol, args.refine_atol,
-                   base=TINY_BASE if args.tiny else BaseData(), jar=args.jar, command_line=command_line)
+                   base=base, jar=args.jar, command_line=command_line)
             return 0
-        profile(args.out, args.work, args.n_fit, args.n_heldout, args.seed,
-                space=TINY_SPACE if args.tiny else DesignSpace(), base=TINY_BASE if args.tiny else BaseData(),
-                limit=args.limit, max_hours=args.max_hours, jar=args.jar, command_line=command_line)
+        profile(args.out, args.work, args.n_fit, args.n_heldout, args.seed, space=space, base=base,
+                limit=args.limit, max_hours=args.max_hours, jar=args.jar, command_line=command_line,
+                id_prefix=args.id_prefix)
     except ChromoschedError as exc:
         print(f"beagle_profile: error: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ import yaml
 
 from chromosched.errors import ChromoschedError
 
-from .vcfio import check_bgzf_complete, indexed_contigs, match_contig, read_header_lines, vcf_contigs
+from .vcfio import indexed_contigs, match_contig, vcf_contigs
 
 CHROM_PLACEHOLDER = "{chrom}"
 
@@ -195,20 +195,28 @@ def _require_file(path: str | None, what: str, source: str) -> None:
 
 
 def _check_inputs(pc: PipelineConfig) -> None:
+    """The start-up checks, one per kind of input (chromosched_pipeline.input_checks), in the
+    order a user fixes them: scoring file, VCF headers and sample IDs, contigs, maps."""
+    from . import input_checks as checks
+
     src = pc.source
-    _require_file(pc.scoring_file, "prs.scoring_file", src)
-    _require_file(pc.samples_file, "target.samples", src)
-    _require_file(pc.sample_groups, "report.sample_groups", src)
+
+    def named(check, *args, **kwargs):
+        try:
+            return check(*args, **kwargs)
+        except ChromoschedError as exc:
+            raise ChromoschedError(f"{src}: {exc}") from None
+
+    named(checks.check_scoring_file, pc.scoring_file)
+    if pc.sample_groups:
+        named(checks.check_sample_groups, pc.sample_groups)
     checked: dict[str, list[str]] = {}
+    samples: dict[str, list[str]] = {}  # VCF path -> its sample IDs
 
     def contigs_of(path: str, what: str) -> list[str]:
         if path not in checked:
-            _require_file(path, what, src)
-            try:
-                check_bgzf_complete(path, what)
-                checked[path] = vcf_contigs(path)
-            except ChromoschedError as exc:
-                raise ChromoschedError(f"{src}: {exc}") from None
+            samples[path] = named(checks.check_vcf_header, path, what)
+            checked[path] = named(vcf_contigs, path)
         return checked[path]
 
     for chrom in pc.chromosomes:
@@ -224,16 +232,13 @@ def _check_inputs(pc: PipelineConfig) -> None:
                 f"{src}: chromosomes: {chrom} is not in the reference panel {panel} (it has: {_preview(panel_contigs)})"
             )
         genetic_map = pc.genetic_map(chrom)
-        _require_file(genetic_map, "reference.map", src)
-        if CHROM_PLACEHOLDER in pc.raw["reference"]["map"]:
+        first = named(checks.check_genetic_map, genetic_map)
+        if CHROM_PLACEHOLDER in pc.raw["reference"]["map"] and match_contig(chrom, [first]) is None:
             # One map per chromosome: its first line must be that chromosome (whole-genome maps
             # are checked by the prepare step, which reads them anyway).
-            first = _first_map_contig(genetic_map)
-            if first is None:
-                raise ChromoschedError(f"{src}: reference.map {genetic_map}: file is empty")
-            if match_contig(chrom, [first]) is None:
-                raise ChromoschedError(f"{src}: reference.map {genetic_map}: is for chromosome {first}, not {chrom}")
+            raise ChromoschedError(f"{src}: reference.map {genetic_map}: is for chromosome {first}, not {chrom}")
         target = pc.target_vcf(chrom)
+        _require_file(target, "target.vcf", src)
         target_contigs = contigs_of(target, "target.vcf")
         if not target_contigs:
             raise ChromoschedError(f"{src}: target.vcf {target}: no variant records (empty VCF)")
@@ -244,19 +249,10 @@ def _check_inputs(pc: PipelineConfig) -> None:
         truth = pc.truth(chrom)
         if truth:
             _require_file(truth, "truth", src)
-    samples = len(read_header_lines(pc.target_vcf(pc.chromosomes[0]))[-1].split("\t")) - 9
-    if samples < 1:
-        raise ChromoschedError(f"{src}: target.vcf {pc.target_vcf(pc.chromosomes[0])}: no samples in the header")
-    pc.target_samples = samples
-
-
-def _first_map_contig(path: str) -> str | None:
-    with open(path) as fh:
-        for line in fh:
-            fields = line.split()
-            if fields:
-                return fields[0]
-    return None
+    first_target = pc.target_vcf(pc.chromosomes[0])
+    if pc.samples_file:
+        named(checks.check_sample_list, pc.samples_file, samples[first_target], first_target)
+    pc.target_samples = len(samples[first_target])
 
 
 def _preview(names: Sequence[str], limit: int = 6) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +25,7 @@ import numpy as np  # noqa: E402
 
 from chromosched.errors import ChromoschedError  # noqa: E402
 from chromosched.genomes import canonical_chrom  # noqa: E402
+from chromosched.json_lines import read_json_lines  # noqa: E402
 
 from .vcfio import atomic_outputs, exit_on_sigterm, write_text_atomic  # noqa: E402
 
@@ -91,10 +91,9 @@ def job_resources(
     for path in attempts:
         label = Path(path).name.split(".")[0]
         try:
-            lines = Path(path).read_text().splitlines()
+            beagle[label] = read_json_lines(path, missing_ok=False)  # a line cut by a kill: skipped, warned
         except OSError:
             continue
-        beagle[label] = [json.loads(line) for line in lines if line.strip()]
     rows: list[dict[str, object]] = []
     for path in sorted(map(Path, benchmarks)):
         if not path.exists():
@@ -197,81 +196,53 @@ def imputation_quality(dr2_files: Sequence[str | Path], out_png: str | Path) -> 
     _save(fig, out_png)
 
 
-def _read_events(path: str | Path) -> list[dict]:
-    events = []
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError:
-        return events
-    for line in lines:
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut by a kill
-    return events
-
-
 def scheduler_figures(events_jsonl: str | Path, out_schedule: str | Path, out_prediction: str | Path) -> int:
     """From the chromosched plugin's event log: (1) the schedule - one bar per job attempt over time,
     and the memory reserved by running jobs against the budget; (2) each job's reserved memory
-    against what it really needed (measured). Returns the number of job attempts drawn."""
-    events = _read_events(events_jsonl)
-    begin = next((e for e in events if e.get("event") == "begin"), None)
-    starts = [e for e in events if e.get("event") == "start"]
-    ends = {}
-    for e in events:
-        if e.get("event") in ("finish", "fail"):
-            ends.setdefault(e["uid"], []).append(e)
+    against what it really needed (measured). Returns the number of job attempts drawn.
+
+    The log is read by :mod:`chromosched.run_events`, as ``chromosched report`` reads it."""
+    from chromosched.run_events import load_run_events, memory_steps
+
+    try:
+        run = load_run_events(events_jsonl)
+    except ChromoschedError:
+        run = None  # no log, or no job started: say so in the figures
     fig, (gantt, memory) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     fig2, ax = plt.subplots(figsize=(6, 5))
-    if not starts:
+    if run is None:
         for axis in (gantt, ax):
             axis.text(0.5, 0.5, "no chromosched events: run with --scheduler chromosched", ha="center", va="center",
                       transform=axis.transAxes)
         _save(fig, out_schedule)
         _save(fig2, out_prediction)
         return 0
-    t0 = min(e["time"] for e in starts)
-    last = max(e["time"] for e in events)
-    rules = sorted({e["rule"] for e in starts})
+    rules = sorted({a.rule for a in run.attempts})
     colour = {r: plt.cm.tab10(i % 10) for i, r in enumerate(rules)}
-    spans, steps = [], []
-    for i, e in enumerate(starts):
-        done = ends.get(e["uid"], [])
-        end_event = done.pop(0) if done else None  # attempts end in the order they started
-        end = end_event["time"] if end_event else last
-        failed = end_event is not None and end_event.get("event") == "fail"
-        spans.append((e, end, failed, end_event))
-        gantt.barh(i, end - e["time"], left=e["time"] - t0, color=colour[e["rule"]], edgecolor="red" if failed else "none")
-        steps += [(e["time"] - t0, e["mem_mb"]), (end - t0, -e["mem_mb"])]
-    steps.sort()
-    times, level, levels = [0.0], 0.0, [0.0]
-    for t, delta in steps:
-        level += delta
-        times.append(t)
-        levels.append(level)
+    for i, a in enumerate(run.attempts):
+        failed = a.outcome in ("oom", "failed")
+        gantt.barh(i, a.end_s - a.start_s, left=a.start_s, color=colour[a.rule], edgecolor="red" if failed else "none")
+    times, levels = memory_steps(run.attempts, "reserved")
     memory.step(times, levels, where="post", color="black", label="reserved by running jobs")
-    if begin and begin.get("budget_mb"):
-        memory.axhline(begin["budget_mb"], color="red", linestyle="--", label=f"budget {begin['budget_mb']:.0f} MB")
+    if run.budget_mb:
+        memory.axhline(run.budget_mb, color="red", linestyle="--", label=f"budget {run.budget_mb:.0f} MB")
     memory.set_ylabel("MB")
     memory.set_xlabel("seconds since the first job")
     memory.legend(loc="upper right", fontsize=8)
     gantt.set_ylabel("job attempts (start order)")
-    gantt.set_title(f"chromosched {begin.get('mode', '') if begin else ''} schedule: {len(starts)} job attempts "
-                    f"(red edge: failed)")
+    gantt.set_title(f"chromosched {run.mode or ''} schedule: {len(run.attempts)} job attempts (red edge: failed)")
     from matplotlib.patches import Patch
 
     gantt.legend(handles=[Patch(color=colour[r], label=r) for r in rules], loc="lower right", fontsize=7, ncol=2)
     _save(fig, out_schedule)
 
     drawn, shown = 0, set()
-    for e, _, failed, end_event in spans:
-        need = (end_event or {}).get("need_mb")
-        if need is None or e.get("source") == "unmanaged":
+    for a in run.attempts:
+        if a.need_mb is None or a.source == "unmanaged":
             continue  # failed attempts and jobs too short to measure have no need
-        ax.scatter(need, e["mem_mb"], color=colour[e["rule"]], marker="x" if failed else "o", s=25,
-                   label=None if e["rule"] in shown else e["rule"])
-        shown.add(e["rule"])
+        ax.scatter(a.need_mb, a.mem_mb, color=colour[a.rule], marker="o", s=25,
+                   label=None if a.rule in shown else a.rule)
+        shown.add(a.rule)
         drawn += 1
     lims = ax.get_xlim()[0], max(ax.get_xlim()[1], ax.get_ylim()[1])
     ax.plot(lims, lims, color="grey", linewidth=1, label="reserved = needed")
@@ -280,7 +251,7 @@ def scheduler_figures(events_jsonl: str | Path, out_schedule: str | Path, out_pr
     ax.set_title(f"predicted vs measured memory ({drawn} jobs)")
     ax.legend(fontsize=7)
     _save(fig2, out_prediction)
-    return len(starts)
+    return len(run.attempts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,8 +71,10 @@ def _open_text(path: str | Path) -> io.TextIOBase:
     return gzip.open(path, "rt") if magic == b"\x1f\x8b" else open(path)
 
 
-def read_scoring_file(path: str | Path) -> list[ScoringVariant]:
-    """Parse a PGS Catalog scoring file; one-line errors name the line and the problem."""
+def read_scoring_file(path: str | Path, limit: int | None = None) -> list[ScoringVariant]:
+    """Parse a PGS Catalog scoring file; one-line errors name the line and the problem.
+
+    ``limit``: stop after that many variant rows (the start-up check reads only the first rows)."""
     rows: list[ScoringVariant] = []
     columns: list[str] | None = None
     try:
@@ -118,6 +120,8 @@ def read_scoring_file(path: str | Path) -> list[ScoringVariant]:
             rows.append(
                 ScoringVariant(canonical_chrom(name), name, pos, effect, other or None, weight, lineno)
             )
+            if limit is not None and len(rows) >= limit:
+                break
     if columns is None:
         raise ChromoschedError(f"scoring file {path}: no header line with column names")
     if not rows:

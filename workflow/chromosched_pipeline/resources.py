@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from chromosched.errors import ChromoschedError
 from chromosched.prediction_store import PredictionStore
 
 from .beagle import mem_mb_for_heap
@@ -53,6 +54,11 @@ PYTHON_STEP_MEMORY = {
     "plot_prs": (300, 1.0),
     "job_resources": (300, 1.0),
     "scheduler_plots": (300, 1.0),
+    # diffusion: the job fits its chunk size to whatever it is given (diffusion/memory.py), so this
+    # only has to hold torch, the model and one chain; the scheduler learns the real need
+    "diffusion_sample": (1024, 2.0),
+    "diffusion_merge": (500, 4.0),
+    "diffusion_plots": (400, 1.0),
 }
 DEFAULT_STEP = (256, 1.0)
 BEAGLE_HEAP_BASE_MB = 25.0
@@ -276,6 +282,24 @@ def mem_mb(rule: str) -> Callable[..., int]:
     return _mem_mb
 
 
+def tool_mem_mb(rule: str) -> Callable[..., int]:
+    """Snakemake callable for the memory a job's tool may use (e.g. Beagle's heap is sized from it):
+    ``mem_mb`` less the overhead the scheduler added for a cluster job's own Snakemake process, which
+    shares the job's ``--mem``. Without a stored prediction it equals ``mem_mb``."""
+
+    def _tool_mem_mb(wildcards, input, attempt):
+        request = request_for(rule, wildcards, input, attempt)
+        if isinstance(_model, PredictionStoreModel):
+            store = _model.store or PredictionStore()
+            prediction = store.get(rule, _as_dict(wildcards), max(1, int(attempt or 1)))
+            if prediction is not None and prediction.mem_mb == request.mem_mb:
+                return prediction.tool_mem_mb
+        return request.mem_mb
+
+    _tool_mem_mb.__name__ = f"tool_mem_mb_{rule}"
+    return _tool_mem_mb
+
+
 def runtime(rule: str) -> Callable[..., int]:
     """Snakemake callable for ``resources: runtime=`` (minutes)."""
 
@@ -335,15 +359,38 @@ def prior_features(rule: str, beagle: Mapping[str, Any] | None = None) -> Callab
             return {}
         if any(v in (None, 0) for v in features.values()):
             return {}
-        # Facts the prior uses to place a window on a chromosome of another genetic length.
+        # The chromosome's genetic length (this job's own map, else the reference map) places the
+        # window on it; the prior derives its per-window features from these inputs. They are added
+        # here too, so the plan and the job's params show what the prior sees.
         features["overlap_cm"] = settings.get("overlap", BEAGLE_DEFAULTS["overlap"])
-        length_cm = _heuristic.map_length_cm(chrom) if chrom else None
+        length_cm = _job_map_length_cm(input, chrom) or (_heuristic.map_length_cm(chrom) if chrom else None)
         if length_cm:
             features["chrom_cm"] = length_cm
+        try:
+            from chromosched.prior.derivation import beagle_derivation
+
+            features.update(beagle_derivation().derive(features, f"rule {rule}"))
+        except ChromoschedError:
+            return {}
         return {k: float(v) for k, v in features.items()}
 
     _features.__name__ = f"prior_features_{rule}"
     return _features
+
+
+def _job_map_length_cm(input, chrom: str) -> float | None:
+    """Genetic length of the job's own ``map`` input (None when it has none or it cannot be read)."""
+    from chromosched.prior.derivation import genetic_length_cm
+
+    path = getattr(input, "map", None)
+    if not path:
+        return None
+    try:
+        with open(str(path)) as handle:
+            lines = [line for line in handle if not chrom or match_contig(chrom, [line.split()[0]] if line.split() else [])]
+        return genetic_length_cm(lines, source=str(path))
+    except (OSError, ChromoschedError):
+        return None
 
 
 def target_sample_count(vcf: str | os.PathLike) -> int | None:

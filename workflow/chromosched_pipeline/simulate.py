@@ -43,6 +43,7 @@ import numpy as np
 
 from chromosched.errors import ChromoschedError
 from chromosched.genomes import canonical_chrom, genome_lengths
+from chromosched.progress import ProgressBar
 
 from .vcfio import exit_on_sigterm, read_header_lines, write_bgzipped_vcf, write_text_atomic
 
@@ -593,13 +594,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"simulate: {args.out} is up to date (manifest.json matches); nothing to do", file=sys.stderr)
             return 0
     started = time.perf_counter()
+
+    def progress(msg: str) -> None:  # one line per chromosome; on a terminal above a progress bar
+        bar.write(f"simulate: {msg}")
+        bar.update(1)
+
     try:
-        cohort = simulate_cohort(
-            args.out, genome=args.genome, scale=args.scale, chromosomes=args.chromosomes, n_ref=args.n_ref,
-            n_target=args.n_target, array_density=args.array_density, missing_rate=args.missing_rate,
-            seed=args.seed, contig_style=args.contig_style, target_contig_style=args.target_contig_style,
-            progress=lambda msg: print(f"simulate: {msg}", file=sys.stderr, flush=True),
-        )
+        count = len(set(args.chromosomes)) if args.chromosomes else len(genome_lengths(args.genome))
+        with ProgressBar(count, "simulating", unit="chrom") as bar:
+            cohort = simulate_cohort(
+                args.out, genome=args.genome, scale=args.scale, chromosomes=args.chromosomes, n_ref=args.n_ref,
+                n_target=args.n_target, array_density=args.array_density, missing_rate=args.missing_rate,
+                seed=args.seed, contig_style=args.contig_style, target_contig_style=args.target_contig_style,
+                progress=progress,
+            )
     except ChromoschedError as exc:
         print(f"simulate: error: {exc}", file=sys.stderr)
         return 2

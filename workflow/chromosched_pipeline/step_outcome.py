@@ -17,13 +17,13 @@ parent reports the parent's size (the wrapper's ~25 MB then counts twice).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import sys
 import time
-from pathlib import Path
 from typing import Iterator
+
+from chromosched.json_lines import append_json_line
 
 SHELL_MB = 4.0  # bash running the step (measured RSS 3-4 MB)
 
@@ -67,9 +67,7 @@ def record_outcome(path: str | os.PathLike | None, kind: str, started: float, **
     if kind == "ok":
         line["need_mb"] = round(peak + SHELL_MB, 1)
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
-            handle.write(json.dumps(line) + "\n")
+        append_json_line(path, line)
     except OSError as err:
         print(f"warning: could not append the outcome line to {path}: {err}", file=sys.stderr)
 

@@ -33,6 +33,36 @@ def temporary_path(path: str | os.PathLike, suffix: str = "") -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the hidden temporaries of ``path`` (:func:`temporary_path`) left by a killed writer
+    (its process is gone); a rerun then leaves nothing of the killed attempt behind."""
+    path = Path(path)
+    removed = []
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.tmp")
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for sibling in siblings:
+        match = pattern.match(sibling.name)
+        if not match or int(match.group(1)) == os.getpid() or _process_alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            sibling.unlink()
+            removed.append(sibling)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
 @contextlib.contextmanager
 def atomic_outputs(*paths: str | os.PathLike, suffixes: Sequence[str] | None = None) -> Iterator[list[Path]]:
     """Yield temporary paths for ``paths``; on success move them into place in the given order.
@@ -46,6 +76,7 @@ def atomic_outputs(*paths: str | os.PathLike, suffixes: Sequence[str] | None = N
     temps = [temporary_path(p, s) for p, s in zip(finals, suffixes)]
     for final in finals:
         final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(final)
     try:
         yield temps
         for tmp, final in zip(temps, finals):

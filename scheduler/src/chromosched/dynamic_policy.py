@@ -38,6 +38,7 @@ from .ram_regressor import OnlineRamRegressor, RegressorRegistry, RegressorSetti
 INIT_STRATEGIES = ("biggest", "smallest", "mixed")
 PACKERS = ("knapsack", "greedy", "firstfit")
 PRIORITIES = ("none", "longest", "biggest")
+COLD_STARTS = ("sequential", "probe")
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,13 @@ class PolicyConfig:
     min_residuals: int = 1  # fewer residuals than this: use default_margin (relative bias)
     default_margin: float = 0.0
     residuals: str = "launch"  # bias residuals: launch (paper) | loo (current fit, leave-one-out)
+    # Job types without a prior (unseen workflows; docs/dynamic.md):
+    cold_start: str = "sequential"  # sequential (paper: init_tasks jobs alone) | probe
+    probe_free_fraction: float = 0.3  # a probe waits until this much of the budget is free (or nothing runs)
+    ladder: float = 0.0  # > 1: beyond ladder x the largest observed size, extrapolate as a quadratic law
+    extrapolate: bool = False  # above the largest observed size: at least a power law (exponent 1..2)
+    degree_choice: bool = False
+    outlier_cut: float | None = None
 
     def __post_init__(self):
         if self.init not in INIT_STRATEGIES:
@@ -139,6 +147,8 @@ class PolicyConfig:
             raise ChromoschedError(f"init_tasks must be >= 0, got {self.init_tasks}")
         if self.escalation < 1:
             raise ChromoschedError(f"escalation factor s must be >= 1, got {self.escalation}")
+        if self.cold_start not in COLD_STARTS:
+            raise ChromoschedError(f"cold start must be one of {', '.join(COLD_STARTS)}, got {self.cold_start!r}")
 
     def regressor_settings(self) -> RegressorSettings:
         return RegressorSettings(
@@ -155,6 +165,8 @@ class PolicyConfig:
             min_residuals=self.min_residuals,
             default_margin=self.default_margin,
             residuals=self.residuals,
+            degree_choice=self.degree_choice,
+            outlier_cut=self.outlier_cut,
         )
 
 
@@ -208,11 +220,27 @@ PRESETS.update(
         "chromosched-memory-knapsack": replace(_OURS, name="chromosched-memory-knapsack", objective="memory", priority="none"),
         "chromosched-plain-fit": replace(_OURS, name="chromosched-plain-fit", relative_fit=False),
         "chromosched-index-only": replace(_OURS, name="chromosched-index-only", alt_features=()),
+        # Unseen workflows (no prior): probe each new job type with its smallest job while known
+        # types keep running, then pack with a few-shot fit that extrapolates conservatively.
+        "chromosched-probe": replace(
+            _OURS, name="chromosched-probe", cold_start="probe", ladder=2.0, extrapolate=True,
+            degree_choice=True, outlier_cut=4.0, min_residuals=4, default_margin=0.3,
+        ),
         # Shared memory (no per-job limits): point predictions plus a pooled reserve.
         "chromosched-shared": replace(_OURS, name="chromosched-shared", pooled_reserve_z=2.5),
     }
 )
-ABLATIONS = tuple(k for k in PRESETS if k.startswith("chromosched-") and k != "chromosched-shared")
+ABLATIONS = tuple(k for k in PRESETS if k.startswith("chromosched-") and k not in ("chromosched-shared", "chromosched-probe"))
+
+
+def _less(limits: Limits, items: Sequence[PackItem]) -> Limits:
+    """``limits`` minus what ``items`` take."""
+    return Limits(
+        mem=max(limits.mem - sum(it.mem for it in items), 0.0),
+        cores=None if limits.cores is None else limits.cores - sum(it.cores for it in items),
+        gpus=None if limits.gpus is None else limits.gpus - sum(it.gpus for it in items),
+        max_items=None if limits.max_items is None else limits.max_items - len(items),
+    )
 
 
 def preset(name: str) -> PolicyConfig:
@@ -324,6 +352,27 @@ class DynamicPolicy:
         if task.cap_mb is not None and measured_mb > task.cap_mb:
             self._cap_exceeded.add(task.kind)
 
+    def observe_running(self, task: TaskRequest, lower_mb: float) -> None:
+        """A running job already uses ``lower_mb`` (live sampling), more than it was given: its
+        type needs more than predicted. Enters like a failure's censored point (escalation x
+        lower) until the job's real peak is observed; the job itself is not escalated."""
+        self._chosen.pop(task.kind, None)
+        for f, x in self._each_feature(task):
+            self.memory.get(self._key(task.kind, f)).observe_censored(task.task_id, x, lower_mb)
+
+    def forget_tasks(self, kind: str) -> None:
+        """Register this type's jobs afresh on their next appearance (their requests changed, e.g.
+        they now carry a prior)."""
+        self._seen.pop(kind, None)
+        self._chosen.pop(kind, None)
+
+    def observe_provisional(self, task: TaskRequest, plateau_mb: float) -> None:
+        """A running job's memory has plateaued (live sampling): a provisional observation, replaced
+        by the measured peak when the job ends (no launch residual is recorded for it)."""
+        self._chosen.pop(task.kind, None)
+        for f, x in self._each_feature(task):
+            self.memory.get(self._key(task.kind, f)).observe(task.task_id, x, plateau_mb, None)
+
     def observe_failure(self, task: TaskRequest, allocated_mb: float) -> None:
         """A job ran out of its ``allocated_mb``: censored observation, escalate the next try."""
         self._chosen.pop(task.kind, None)
@@ -366,12 +415,16 @@ class DynamicPolicy:
     def _allocations(self, kind: str, tasks: list[TaskRequest]) -> tuple[list[float], list[float]]:
         """Vectorised allocation_for for many jobs of one type."""
         f, reg = self._mem_reg(kind)
-        points = reg.predict_many([self._x(t, f) for t in tasks])
+        xs = [self._x(t, f) for t in tasks]
+        points = reg.predict_many(xs)
+        # The allocation may extrapolate conservatively; the point prediction (the knapsack's
+        # value, the launch prediction residuals are measured against) stays the fit's.
+        sized = self._extrapolated(reg, xs, points) if self.config.extrapolate and not reg.has_prior() else points
         if self.config.pooled_reserve_z is not None:
-            mems = points.copy()
+            mems = sized.copy()
         else:
             add, frac = reg.margin()
-            mems = points * (1.0 + frac) + add
+            mems = sized * (1.0 + frac) + add
         out = []
         for t, m in zip(tasks, mems.tolist()):
             failed = self._failed_at.get(t.task_id)
@@ -387,6 +440,54 @@ class DynamicPolicy:
             # Never zero or negative (a fit through odd data); never more than the whole budget.
             out.append(min(max(m, 1e-6 * self.capacity.mem_mb), self.capacity.mem_mb))
         return out, points.tolist()
+
+    def _extrapolated(self, reg: OnlineRamRegressor, xs, points):
+        """Above the largest observed size a fit of a few small jobs says little: predict at least
+        the largest observed peak scaled by (x / its size)^e, e the local log-log slope clamped to
+        [1, 2] (2 while only one size is known), and e = 2 beyond ``ladder`` x that size, so
+        neither a quadratic law nor a line through two close, noisy jobs underestimates big jobs."""
+        front = reg.frontier()
+        if front is None or front[0] <= 0:
+            return points
+        x1, y1, slope = front
+        e = 2.0 if slope is None else min(max(slope, 1.0), 2.0)
+        reach = self.config.ladder * x1 if self.config.ladder > 1 else math.inf
+        out = points.copy()
+        for i, x in enumerate(xs):
+            if x is None or x <= x1:
+                continue
+            near = min(x, reach)
+            bound = y1 * (near / x1) ** e * (x / near) ** 2
+            out[i] = max(out[i], bound)
+        return out
+
+    # -- cold start of job types without a prior ----------------------------------------------
+    def needs_probe(self, kind: str) -> bool:
+        """Probe mode: a job type with no prior and no measured job is not packed yet."""
+        reg = self.memory.get(kind)
+        return self.config.cold_start == "probe" and not reg.has_prior() and reg.n_observed == 0
+
+    def _size(self, t: TaskRequest) -> float:
+        return t.size_hint if t.size_hint is not None else self._feature(t)
+
+    def _probe(self, untrained: dict[str, list[TaskRequest]], free_mem: float, running) -> list[Allocation] | None:
+        """Start the smallest job of one unprobed type with all free memory; None = nothing to
+        start now (a probe runs, or too little is free: running jobs drain first)."""
+        probing = {r.task.kind for r in running if self.needs_probe(r.task.kind)}
+        if probing:
+            return None
+        kind = sorted(untrained)[0]
+        first = min(untrained[kind], key=lambda t: (self._size(t), t.task_id))
+        failed = self._failed_at.get(first.task_id)
+        need = self.config.escalation * failed if failed is not None else 0.0
+        enough = free_mem >= max(need, self.config.probe_free_fraction * self.capacity.mem_mb)
+        if running and not enough:
+            return None
+        if free_mem <= 0 or free_mem < min(need, self.capacity.mem_mb):
+            return None
+        alloc = Allocation(first, min(free_mem, self.capacity.mem_mb), None, self.predicted_runtime(first))
+        self._launched[first.task_id] = alloc
+        return [alloc]
 
     def _runtimes(self, kind: str, tasks: list[TaskRequest]) -> list[float | None]:
         f = self.chosen_feature(kind)
@@ -468,10 +569,19 @@ class DynamicPolicy:
         # Job types still in their initial sequential phase: one job at a time, alone, whole budget.
         trained: list[TaskRequest] = []
         untrained: dict[str, list[TaskRequest]] = {}
-        is_trained = {kind: self._trained(kind) for kind in {t.kind for t in ready}}
+        if self.config.cold_start == "probe":
+            is_trained = {kind: not self.needs_probe(kind) for kind in {t.kind for t in ready}}
+        else:
+            is_trained = {kind: self._trained(kind) for kind in {t.kind for t in ready}}
         for t in ready:
             (trained if is_trained[t.kind] else untrained.setdefault(t.kind, [])).append(t)
-        if untrained:
+        if untrained and self.config.cold_start == "probe":
+            probe = self._probe(untrained, free_mem, running)
+            if probe is not None:
+                return probe
+            if not any(self.needs_probe(r.task.kind) for r in running):
+                return []  # a probe waits for memory to drain: start nothing that would delay it
+        elif untrained:
             if not running:
                 kind = sorted(untrained)[0]
                 first = self._init_order(untrained[kind], kind)[0]
@@ -503,8 +613,13 @@ class DynamicPolicy:
         use_area = use_area and any(rt for _, _, _, rt in info)
         for t, mem, point, rt in info:
             value = None
+            # With conservative few-shot allocations the knapsack must value the memory a job
+            # will really use (its point prediction), or it prefers the most inflated jobs.
+            used = min(point, mem) if self.config.extrapolate else mem
             if use_area:
-                value = mem * max(rt or 0.0, 1e-9) ** self.config.area_power
+                value = used * max(rt or 0.0, 1e-9) ** self.config.area_power
+            elif self.config.extrapolate:
+                value = used
             items.append(PackItem(t.task_id, mem, t.cores, t.gpus, value))
         limits = Limits(
             mem=max(free_mem, 0.0),
@@ -512,7 +627,12 @@ class DynamicPolicy:
             gpus=free.gpus,
             max_items=free.max_tasks,
         )
-        if self.config.pooled_reserve_z is not None:
+        explore = self._explore(info, limits, running) if self.config.cold_start == "probe" else []
+        if explore:
+            limits = _less(limits, [items[i] for i in explore])
+            rest = [i for i in range(len(items)) if i not in set(explore)]
+            picked = explore + [rest[j] for j in self._packer.select([items[i] for i in rest], limits)]
+        elif self.config.pooled_reserve_z is not None:
             picked = self._select_pooled(items, info, limits, running)
         else:
             picked = self._packer.select(items, limits)
@@ -531,6 +651,30 @@ class DynamicPolicy:
                 f"({need.mem:.6g} MB needed, {free_mem:.6g} MB free)"
             )
         return chosen
+
+    def _explore(self, info, limits: Limits, running) -> list[int]:
+        """Job types still learning (no prior, fewer than 3 measured jobs) and with nothing
+        running get their smallest ready job started first when it fits: the knapsack alone
+        would leave a type of small, short jobs for the end, where its learning then costs time."""
+        busy = {r.task.kind for r in running}
+        mem, cores, gpus, count = limits.mem, limits.cores, limits.gpus, limits.max_items
+        picks = []
+        for kind in sorted({t.kind for t, *_ in info} - busy):
+            reg = self.memory.get(kind)
+            if reg.has_prior() or reg.n_observed >= 3:
+                continue
+            i = min((i for i, row in enumerate(info) if row[0].kind == kind),
+                    key=lambda i: (self._size(info[i][0]), info[i][0].task_id))
+            t, m = info[i][0], info[i][1]
+            if m > mem or (cores is not None and t.cores > cores) or (gpus is not None and t.gpus > gpus) \
+                    or (count is not None and count < 1):
+                continue
+            picks.append(i)
+            mem -= m
+            cores = None if cores is None else cores - t.cores
+            gpus = None if gpus is None else gpus - t.gpus
+            count = None if count is None else count - 1
+        return picks
 
     def _noise_sd(self, kind: str) -> float:
         """Relative sd of one job's memory around its prediction (RMS of the residual pool)."""

@@ -12,10 +12,11 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from .json_lines import read_json_lines
 
 OOM_KINDS = ("heap_oom", "killed", "oom")
 # Snakemake samples a benchmarked job's RSS every 0.5 s at first: a job shorter than two samples
@@ -54,17 +55,9 @@ def read_outcome(path: str | Path | None, attempt: int | None = None) -> dict | 
     if not path:
         return None
     try:
-        lines = Path(path).read_text().splitlines()
+        records = read_json_lines(path)  # a line cut by a kill is skipped with a warning
     except (OSError, UnicodeDecodeError):
         return None
-    records = []
-    for line in lines:
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill: ignore it
-        if isinstance(item, dict):
-            records.append(item)
     if not records:
         return None
     if attempt is not None:

@@ -23,6 +23,10 @@ lower_bound <= peak <= sequential_peak (a small tolerance for rounding).
 
 ``load_builtin_table("GRCh38")`` reads the copy shipped inside the package, so the Snakemake plugin
 finds a table by genome name at run time without the repository.
+
+Optional header lines written by ``chromosched tables`` (readers may ignore them): ``search`` (the
+method, its settings, budget and seed), ``bound`` (how ``lower_bound`` was proven),
+``proven_optimal_K`` (the K whose peak equals the bound) and ``largest_gap_to_bound``.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Iterable, Sequence
 
 from .atomic_files import write_text_atomic
 from .errors import ChromoschedError
-from .genomes import ALIASES, GENOMES
+from .genomes import ALIASES
 
 COLUMNS = ("K", "order", "peak", "sequential_peak", "lower_bound", "method", "seed")
 _TOLERANCE = 1e-6  # values are written with 6 decimals
@@ -269,10 +273,11 @@ def builtin_table_names() -> list[str]:
 
 
 def load_builtin_table(genome: str) -> OrderingTable:
-    """The ordering table shipped in the package for ``genome`` (GRCh37, GRCh38 or an alias)."""
+    """The ordering table shipped in the package for ``genome``: GRCh37, GRCh38 (or an alias), or any
+    other shipped table by its file name (``mm10``: the mouse autosomes, written from a .fai)."""
     key = ALIASES.get(genome, genome)
     resource = resources.files("chromosched") / "data" / "orderings" / f"{key}.tsv"
-    if key not in GENOMES or not resource.is_file():
+    if key not in builtin_table_names() or not resource.is_file():
         known = ", ".join(builtin_table_names()) or "none"
         raise ChromoschedError(f"no built-in ordering table for genome '{genome}' (shipped: {known})")
     return OrderingTable.parse(resource.read_text(encoding="utf-8"), f"chromosched/data/orderings/{key}.tsv")

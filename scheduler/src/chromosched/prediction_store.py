@@ -40,6 +40,14 @@ class Prediction:
     runtime_s: float | None = None
     source: str = "unknown"  # prior | regressor | escalation | heuristic | declared | static
     created: float = field(default_factory=time.time)
+    # Part of mem_mb that is not the tool's: under a cluster executor the job's own Snakemake shares
+    # the job's --mem with the tool (SessionSettings.job_overhead_mb). A heap is sized from the rest.
+    overhead_mb: int = 0
+
+    @property
+    def tool_mem_mb(self) -> int:
+        """The memory the job's tool may use: ``mem_mb`` less the job's own Snakemake overhead."""
+        return max(1, int(self.mem_mb) - max(0, int(self.overhead_mb)))
 
 
 def wildcards_key(wildcards: Mapping[str, object]) -> str:
@@ -79,6 +87,7 @@ class PredictionStore:
                 runtime_s=None if data.get("runtime_s") is None else float(data["runtime_s"]),
                 source=str(data.get("source", "unknown")),
                 created=float(data.get("created", 0.0)),
+                overhead_mb=int(data.get("overhead_mb", 0)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise ChromoschedError(f"{path}: corrupt prediction entry ({err})") from err

@@ -66,6 +66,9 @@ class RegressorSettings:
     residuals: str = "launch"  # launch (paper: predictions made at launch) | loo (current fit, leave-one-out)
     floor: str = "smallest"  # smallest (paper: smallest point, observed or prior) | positive
     ucb_delta: float | None = None  # scale the safety by delta^(-1/n) (n residuals): wider when few
+    # Few-shot and unseen job types (see docs/dynamic.md):
+    degree_choice: bool = False  # with >= 8 distinct sizes, pick degree 1 or 2 by leave-one-out error
+    outlier_cut: float | None = None  # margin ignores residuals above cut x their median (and > 0.5)
 
     def __post_init__(self):
         if self.bias not in BIAS_MODES:
@@ -167,6 +170,22 @@ class OnlineRamRegressor:
     def n_points(self) -> int:
         return len(self._points)
 
+    def frontier(self) -> tuple[float, float, float | None] | None:
+        """(largest observed feature value, its measured peak, local log-log slope) or None.
+
+        The slope is taken between the two largest distinct observed sizes; None with one."""
+        obs = sorted((p.x, p.y) for p in self._points.values() if p.kind == "observed")
+        if not obs:
+            return None
+        x1, y1 = obs[-1]
+        y1 = max(y for x, y in obs if x == x1)
+        lower = [(x, y) for x, y in obs if 0 < x < x1 / 1.05 and y > 0]
+        slope = None
+        if lower and x1 > 0 and y1 > 0:
+            x0, y0 = lower[-1]
+            slope = math.log(y1 / y0) / math.log(x1 / x0)
+        return x1, y1, slope
+
     def has_prior(self) -> bool:
         return bool(self._priors)
 
@@ -216,6 +235,13 @@ class OnlineRamRegressor:
         if len(pool) < s.min_residuals and s.bias == "relative" and s.residuals == "launch":
             # Few launch residuals and no prior run: add leave-one-out residuals of observed points.
             pool += [abs(e) for e in self._observed_loo()]
+        if s.outlier_cut is not None and len(pool) >= s.min_residuals and s.bias == "relative":
+            # A few jobs far off the law (5x) must not multiply every other job's margin: they are
+            # what live memory sampling and retries are for. Cut relative residuals above
+            # outlier_cut x the median one (and above 50 %), keeping at least min_residuals.
+            median = float(np.median(np.asarray(pool)))
+            kept = [e for e in pool if e <= max(s.outlier_cut * median, 0.5)]
+            pool = kept if len(kept) >= s.min_residuals else pool
         if len(pool) < s.min_residuals:
             out = (0.0, 0.0) if s.bias == "absolute" else (0.0, s.default_margin)
         else:
@@ -259,9 +285,15 @@ class OnlineRamRegressor:
         if not keys:
             return None
         pts = [self._points[k] for k in keys]
-        return _PolyModel.fit(
-            np.array([p.x for p in pts]), np.array([p.y for p in pts]), self._weights(pts), self.settings.degree
-        )
+        xs, ys, w = np.array([p.x for p in pts]), np.array([p.y for p in pts]), self._weights(pts)
+        model = _PolyModel.fit(xs, ys, w, self.settings.degree)
+        if self.settings.degree_choice and len(np.unique(xs)) >= 8:
+            # A convex law (memory quadratic in size) is underestimated at the top by a line, a
+            # line is over-fitted by a parabola on noise: keep whichever predicts held-out jobs better.
+            other = _PolyModel.fit(xs, ys, w, 2 if self.settings.degree == 1 else 1)
+            if other.loo_relative_rms() < 0.7 * model.loo_relative_rms():
+                model = other
+        return model
 
     def _fit(self) -> _PolyModel | None:
         if self._dirty:
@@ -451,6 +483,14 @@ class _PolyModel:
     def predict(self, x: float) -> float:
         z = (float(x) - self.centre) / self.scale
         return float(np.polyval(self.coef, z))
+
+    def loo_relative_rms(self) -> float:
+        """RMS of the relative leave-one-out errors (the degree chooser's score)."""
+        pred = self.loo_predictions()
+        ok = (self._ys > 0) & (pred > 0)
+        if not np.any(ok):
+            return float("inf")
+        return float(np.sqrt(np.mean((self._ys[ok] / pred[ok] - 1.0) ** 2)))
 
     def loo_predictions(self) -> np.ndarray:
         """Prediction at each point from the fit without that point: y - e / (1 - h)."""

@@ -91,6 +91,7 @@ class ReadyJobs:
         yield "cap", np.nan, float
         yield "min", np.nan, float
         yield "prior_rt", np.nan, float
+        yield "size_hint", np.nan, float
         yield "order", np.nan, float
         yield "rank", np.nan, float
         yield "fixed", False, bool
@@ -100,6 +101,9 @@ class ReadyJobs:
 
     def column(self, name: str) -> np.ndarray:
         return self._cols[name]
+
+    def has_column(self, name: str) -> bool:
+        return name in self._cols
 
     def resource(self, name: str) -> np.ndarray:
         """Per-row usage of a resource (0 where a job does not declare it)."""
@@ -155,6 +159,7 @@ class ReadyJobs:
         c["cap"][slot] = np.nan if task.cap_mb is None else float(task.cap_mb)
         c["min"][slot] = np.nan if task.min_mb is None else float(task.min_mb)
         c["prior_rt"][slot] = np.nan if task.prior_runtime_s is None else float(task.prior_runtime_s)
+        c["size_hint"][slot] = np.nan if task.size_hint is None else float(task.size_hint)
         for f in self.features:
             x = self._x_of(task, f)
             c["x:" + f][slot] = np.nan if x is None else float(x)
@@ -209,14 +214,33 @@ def allocations_vectorised(policy: DynamicPolicy, kind: str, x: Mapping[str, np.
     """:meth:`DynamicPolicy._allocations` over arrays: (memory to give, point prediction)."""
     f, reg = policy._mem_reg(kind)
     points = reg.predict_many(x[f])
+    # Few-shot job types (no prior): at least a power law above the largest measured size.
+    sized = extrapolated_vectorised(policy, reg, x[f], points) if policy.config.extrapolate and not reg.has_prior() else points
     add, frac = reg.margin()
-    mems = points * (1.0 + frac) + add
+    mems = sized * (1.0 + frac) + add
     use_cap = ~np.isnan(cap) & np.isnan(failed) & (kind not in policy._cap_exceeded)
     mems = np.where(use_cap, np.minimum(mems, np.nan_to_num(cap, nan=np.inf)), mems)
     mems = np.where(np.isnan(failed), mems, np.maximum(mems, policy.config.escalation * np.nan_to_num(failed)))
     mems = np.where(np.isnan(min_mb), mems, np.maximum(mems, np.nan_to_num(min_mb)))
     budget = policy.capacity.mem_mb
     return np.minimum(np.maximum(mems, 1e-6 * budget), budget), points
+
+
+def extrapolated_vectorised(policy: DynamicPolicy, reg, x: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """:meth:`DynamicPolicy._extrapolated` over an array of sizes."""
+    front = reg.frontier()
+    if front is None or front[0] <= 0:
+        return points
+    x1, y1, slope = front
+    above = x > x1
+    if not above.any():
+        return points
+    e = 2.0 if slope is None else min(max(slope, 1.0), 2.0)
+    reach = policy.config.ladder * x1 if policy.config.ladder > 1 else math.inf
+    near = np.minimum(x, reach)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = y1 * (near / x1) ** e * (x / near) ** 2
+    return np.where(above, np.maximum(points, bound), points)
 
 
 def runtimes_vectorised(policy: DynamicPolicy, kind: str, x: Mapping[str, np.ndarray], prior_rt: np.ndarray) -> np.ndarray:
@@ -239,7 +263,11 @@ def select_vectorised(
 ) -> list[Allocation] | None:
     """:meth:`DynamicPolicy.select` over ``table``'s rows ``slots`` (all registered with the policy),
     also packing every resource in ``other_free`` (name -> free amount). None: the policy's own
-    per-job path must decide. ``use_rank``: prefer jobs by critical-path rank, then runtime."""
+    per-job path must decide. ``use_rank``: prefer jobs by critical-path rank, then runtime.
+
+    Probe mode (``cold_start="probe"``): a job type with no prior and no measured job is probed by
+    the policy's own path (None here); types with a few measurements are sized with the policy's
+    power-law extrapolation and get their smallest job started first (``_explore``), as there."""
     cfg = policy.config
     if cfg.pooled_reserve_z is not None or cfg.priority not in ("longest", "biggest", "none"):
         return None
@@ -249,7 +277,10 @@ def select_vectorised(
     kind_col = table.column("kind")[slots]
     kinds = np.flatnonzero(np.bincount(kind_col)) if kind_col.min() >= 0 else np.unique(kind_col)
     names = [table.kinds[k] for k in kinds.tolist()]
-    if not all(policy._trained(name) for name in names):
+    if cfg.cold_start == "probe":
+        if any(policy.needs_probe(name) for name in names):
+            return None
+    elif not all(policy._trained(name) for name in names):
         return None
     cap = table.column("cap")[slots]
     min_mb = table.column("min")[slots]
@@ -294,9 +325,14 @@ def select_vectorised(
     keys = keys[:1] + [k for k in keys[1:] if k.min() != k.max()]  # a constant key orders nothing
     order = np.lexsort(keys)
     mem_o = mem[order]
+    # With conservative few-shot allocations the knapsack values the memory a job will really use
+    # (its point prediction), as the policy does.
+    used_o = np.minimum(point[order], mem_o) if cfg.extrapolate else mem_o
     values = None
     if cfg.objective == "area" and len(order) <= cfg.area_max_items and bool(np.any(length != 0)):
-        values = mem_o * np.maximum(length[order], 1e-9) ** cfg.area_power
+        values = used_o * np.maximum(length[order], 1e-9) ** cfg.area_power
+    elif cfg.extrapolate:
+        values = used_o
     extra_lim = {}
     extra_use = {}
     for name, lim in (other_free or {}).items():
@@ -309,9 +345,32 @@ def select_vectorised(
     packer = policy._packer
     if not isinstance(packer, (KnapsackPacker, GreedyPacker, FirstFitPacker)):
         return None
-    picked = packer.select_arrays(mem_o, cores, gpus, limits=limits, values=values, extra=extra_use)
-    if isinstance(packer, KnapsackPacker):
-        picked = sorted(picked)  # the policy's order: preference order
+    explore = []
+    if cfg.cold_start == "probe":
+        explore = _explore(policy, table, slots, order, kind_col, names, kinds, mem_o, cores, gpus, limits,
+                           extra_use, running)
+    if explore:
+        # The policy's _explore picks first, the packer fills what they leave.
+        taken = np.zeros(len(order), dtype=bool)
+        taken[explore] = True
+        rest = np.flatnonzero(~taken)
+        limits = Limits(
+            mem=max(limits.mem - float(mem_o[explore].sum()), 0.0),
+            cores=None if limits.cores is None else limits.cores - int(cores[explore].sum()),
+            gpus=None if limits.gpus is None else limits.gpus - int(gpus[explore].sum()),
+            max_items=None if limits.max_items is None else limits.max_items - len(explore),
+            extra={k: v - float(extra_use[k][explore].sum()) for k, v in extra_lim.items()} or None,
+        )
+        picked = packer.select_arrays(mem_o[rest], cores[rest], gpus[rest], limits=limits,
+                                      values=None if values is None else values[rest],
+                                      extra={k: v[rest] for k, v in extra_use.items()})
+        if isinstance(packer, KnapsackPacker):
+            picked = sorted(picked)
+        picked = explore + rest[picked].tolist()
+    else:
+        picked = packer.select_arrays(mem_o, cores, gpus, limits=limits, values=values, extra=extra_use)
+        if isinstance(packer, KnapsackPacker):
+            picked = sorted(picked)  # the policy's order: preference order
     chosen = []
     for i in picked:
         row = int(order[i])
@@ -327,6 +386,43 @@ def select_vectorised(
             f"resources ({mem[i]:.6g} MB needed, {free.mem_mb:.6g} MB free)"
         )
     return chosen
+
+
+def _explore(policy: DynamicPolicy, table: ReadyJobs, slots, order, kind_col, names, kinds, mem_o, cores, gpus,
+             limits: Limits, extra_use, running) -> list[int]:
+    """:meth:`DynamicPolicy._explore` over arrays: positions (in preference order) of the smallest
+    ready job of each still-learning type (no prior, fewer than 3 measured jobs, none running)
+    that fits, in the type's name order; other resources must fit too."""
+    busy = {r.task.kind for r in running}
+    learning = []
+    for k, name in zip(kinds.tolist(), names):
+        reg = policy.memory.get(name)
+        if name not in busy and not reg.has_prior() and reg.n_observed < 3:
+            learning.append((name, k))
+    if not learning:
+        return []
+    kind_o = kind_col[order]
+    hint = table.column("size_hint")[slots][order]
+    primary = table.column("x:" + policy.config.feature)[slots][order]
+    size = np.where(np.isnan(hint), primary, hint)
+    tie = table.column("order")[slots][order]  # sorts like the uid (= task id)
+    mem, n_cores, n_gpus, count = limits.mem, limits.cores, limits.gpus, limits.max_items
+    left = dict(limits.extra or {})
+    picks = []
+    for name, k in sorted(learning):
+        rows = np.flatnonzero(kind_o == k)
+        i = int(rows[np.lexsort((tie[rows], size[rows]))[0]])
+        if mem_o[i] > mem or (n_cores is not None and cores[i] > n_cores) or (n_gpus is not None and gpus[i] > n_gpus) \
+                or (count is not None and count < 1) or any(extra_use[r][i] > v for r, v in left.items()):
+            continue
+        picks.append(i)
+        mem -= mem_o[i]
+        n_cores = None if n_cores is None else n_cores - int(cores[i])
+        n_gpus = None if n_gpus is None else n_gpus - int(gpus[i])
+        count = None if count is None else count - 1
+        for r in left:
+            left[r] -= float(extra_use[r][i])
+    return picks
 
 
 def _check_feasible(policy: DynamicPolicy, table: ReadyJobs, slots, min_mb, failed) -> None:

@@ -19,7 +19,6 @@ finished or came back for another attempt. The session
 from __future__ import annotations
 
 import atexit
-import json
 import math
 import os
 import time
@@ -37,6 +36,7 @@ from .job_record import JobRecord
 from .prediction_store import DEFAULT_STORE, Prediction, PredictionStore
 from .critical_path import RuleRuntimes, upward_ranks
 from .ready_jobs import ReadyJobs, select_vectorised
+from .size_features import chromosome_lengths, length_mbp
 from .static_admission import StaticAdmission
 
 MODES = ("static", "dynamic")
@@ -62,12 +62,21 @@ class SessionSettings:
     model: str = ".chromosched/model.json"
     events: str | None = ".chromosched/events.jsonl"  # one JSON line per start/finish/failure (report plots)
     critical_path: bool = False  # prefer ready jobs by HEFT upward rank (critical_path.py)
+    # Added to each predicted job's memory: under a cluster executor the job's own Snakemake process
+    # shares the job's --mem (its cgroup) with the tool the prediction describes.
+    job_overhead_mb: int = 0
+    # Rules without a calibrated prior (docs/dynamic.md): probe (smallest job first, declared
+    # mem_mb trusted only once a measured job agrees) or sequential (the paper's initial phase,
+    # declared mem_mb taken as the prior).
+    cold_start: str = "probe"
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ChromoschedError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.workers is not None and self.workers < 1:
             raise ChromoschedError(f"workers must be >= 1, got {self.workers}")
+        if self.cold_start not in ("probe", "sequential"):
+            raise ChromoschedError(f"cold-start must be probe or sequential, got {self.cold_start!r}")
         if self.budget_mb is not None and self.budget_mb <= 0:
             raise ChromoschedError(f"budget-mb must be positive, got {self.budget_mb}")
 
@@ -80,6 +89,7 @@ class Decision:
     mem_mb: int
     source: str  # prior | regressor | escalation | declared | static
     predicted_mb: float | None = None
+    overhead_mb: int = 0  # part of mem_mb that is not the tool's (SessionSettings.job_overhead_mb)
 
 
 @dataclass
@@ -89,6 +99,9 @@ class _Running:
     started: float
     predicted_runtime_s: float | None = None
     task: TaskRequest | None = None  # the policy's view of the job, kept from its selection
+    overhead_mb: int = 0
+    over_mb: float = 0.0  # largest live RSS seen above the allocation
+    provisional: bool = False  # its plateau was learned before it ended
 
 
 class SchedulingSession:
@@ -107,6 +120,12 @@ class SchedulingSession:
         self._prior_warned: set[str] = set()
         self._lengths = _chromosome_lengths(settings.ordering)
         self._index = {c: float(i + 1) for i, c in enumerate(self._lengths)}
+        self._all_lengths = chromosome_lengths(settings.ordering)  # + chrX/chrY, for any wildcard's value
+        self._unmeasured: set[str] = set()  # rules whose probe left no measurement: declared mem_mb rules them
+        self.live = None  # LiveMemory of the running jobs (the adapter sets it in local runs)
+        # rule -> largest size at which a measured job needed at most its declared mem_mb (None once
+        # any job needed more): the declared number caps only jobs up to that size.
+        self._declared_agrees: dict[str, float | None] = {}
         self._started = False
         self._ready = ReadyJobs()  # replaced in begin() by one that knows the policy's features
         self._saved_at = -math.inf
@@ -132,6 +151,12 @@ class SchedulingSession:
             budget = _machine_memory_mb()
             self.log(f"no --resources mem_mb and no budget-mb: budgeting {budget} MB (90% of this machine's memory)")
         self.budget_mb = float(budget)
+        # Every plugin input (settings, prior, ordering table, budget) before anything is written or run.
+        from .run_inputs import check_run_inputs
+
+        source = "budget-mb" if self.settings.budget_mb else ("--resources mem_mb" if total.get(MEMORY) else "this machine")
+        inputs = check_run_inputs(self.settings, self.budget_mb, expected, self.log, budget_source=source)
+        self._prior, self._prior_checked = inputs.prior, self.settings.mode == "dynamic"
         moved = self.store.archive()
         if moved is not None:
             self.log(f"previous run's predictions moved to {moved}")
@@ -147,6 +172,7 @@ class SchedulingSession:
             cores = int(cores) if cores and cores < 2**62 else 1
             workers = self.settings.workers or cores
             order = table.order_for(workers)  # row(K) answers K above the chromosome count too
+            self._event("ordering", table=source, workers=workers, order=list(order))  # for chromosched report
             self._static = StaticAdmission(order, workers)
             self._static.expect(expected)
             self.log(
@@ -154,8 +180,10 @@ class SchedulingSession:
                 f"{table.metadata.get('memory_unit', '')} for the full set)"
             )
         else:
-            config = preset("chromosched")
+            config = preset("chromosched-probe" if self.settings.cold_start == "probe" else "chromosched")
             overrides = {"feature": "size", "packer": self.settings.packer}
+            if self.settings.cold_start == "probe":
+                overrides["alt_features"] = ("length", "input", "prior")
             for name in ("gamma_max", "gamma_min", "degree"):
                 value = getattr(self.settings, name)
                 if value is not None:
@@ -183,7 +211,8 @@ class SchedulingSession:
                     self._runtimes = RuleRuntimes.load(self._runtimes_path())
                 except ChromoschedError as err:
                     self.log(f"critical path: ignoring {err}")
-            self.log(f"dynamic mode: budget {self.budget_mb:.0f} MB, packer {config.packer}")
+            overhead = f", {self.settings.job_overhead_mb} MB per job for its own Snakemake" if self.settings.job_overhead_mb else ""
+            self.log(f"dynamic mode: budget {self.budget_mb:.0f} MB, packer {config.packer}{overhead}")
 
     # -- selection ------------------------------------------------------------------------------
     def set_dag(self, rule_of: Mapping[str, str], depends_on: Mapping[str, Sequence[str]],
@@ -227,6 +256,33 @@ class SchedulingSession:
         if new and self._policy is not None:
             self._policy._register(new)
 
+    def _refresh_rule(self, rule: str, sizes: tuple[float | None, float | None] | None = None) -> None:
+        """Build the ready rows of ``rule`` again: a job's request depends on what was learned
+        since it became ready (a probe that measured nothing, a declared mem_mb a measured job
+        agreed with). All its rows, or with ``sizes`` = (old, new) agreed size bound only those
+        whose size lies between the two (their cap changes)."""
+        table = self._ready
+        if sizes is not None:
+            kind = table.kind_id.get(rule)
+            column = "x:" + self._policy.config.feature if self._policy is not None else ""
+            if kind is None or not table.has_column(column):
+                return
+            lo, hi = sorted(-math.inf if v is None else float(v) for v in sizes)
+            slots = table.slots()
+            x = table.column(column)[slots]
+            slots = slots[(table.column("kind")[slots] == kind) & (x > lo) & (x <= hi)]
+        else:
+            slots = np.array([s for s in table.slot_of.values() if table.records[s].rule == rule], dtype=np.int64)
+        tasks = []
+        for slot in slots.tolist():
+            table.add(table.records[slot])
+            if table.tasks[slot] is not None:
+                tasks.append(table.tasks[slot])
+        if tasks and self._policy is not None:
+            self._policy._register(tasks)
+        if len(slots):
+            self._ranks_stale = self._ranks_stale or self._dag is not None
+
     def select(
         self,
         ready: Sequence[JobRecord],
@@ -265,7 +321,7 @@ class SchedulingSession:
             slot = self._ready.slot_of.get(d.record.uid)
             task = self._ready.tasks[slot] if slot is not None else None
             self._ready.remove(d.record.uid)
-            self.running[d.record.uid] = _Running(d.record, d.mem_mb, now, task=task)
+            self.running[d.record.uid] = _Running(d.record, d.mem_mb, now, task=task, overhead_mb=d.overhead_mb)
             self._event("start", uid=d.record.uid, rule=d.record.rule, wildcards=dict(d.record.wildcards),
                         attempt=d.record.attempt, mem_mb=d.mem_mb, source=d.source, predicted_mb=d.predicted_mb)
         if chosen:
@@ -288,7 +344,14 @@ class SchedulingSession:
     def _unmanaged(self, record: JobRecord) -> bool:
         # Jobs that state no memory at all (aggregators like `all`; Snakemake does not budget them
         # either) are not predicted: they start whenever cores allow, after the packed ones.
-        return not record.declared_mem_mb and not (record.rule == self.settings.prior_rule and record.prior_features)
+        if record.declared_mem_mb:
+            return False
+        if self.settings.cold_start == "probe":
+            # Every rule is managed (learned from measured peaks); only job objects without a rule
+            # (no stable identity to learn under) and rules whose probe left no measurement are
+            # left to the cores.
+            return not record.storable or record.rule in self._unmeasured
+        return not (record.rule == self.settings.prior_rule and record.prior_features)
 
     def _select_dynamic(self, free: Mapping[str, float]) -> list[Decision]:
         assert self._policy is not None and self.budget_mb is not None
@@ -306,7 +369,10 @@ class SchedulingSession:
         unmanaged_rows = table.column("unmanaged")[slots]
         unmanaged = slots[unmanaged_rows]
         managed = slots[~unmanaged_rows]
-        ledger = sum(r.mem_mb for r in self.running.values())
+        # With none of this run's jobs running, memory the live sampler cannot attribute to a job
+        # (Snakemake's own helpers) will not be freed by waiting: it does not hold the next start
+        # (a job sized at the whole budget would otherwise never fit and the run would stop).
+        ledger = self._in_use() if self.running else 0.0
         if not self._budget_fixed and MEMORY in free and free[MEMORY] + ledger > self.budget_mb:
             self.budget_mb = float(free[MEMORY] + ledger)
             self._policy.capacity = replace(self._policy.capacity, mem_mb=self.budget_mb)
@@ -347,7 +413,11 @@ class SchedulingSession:
                     continue
             for k in other:
                 other[k] -= record.resources.get(k, 0)
+            # The overhead never pushes a job that fits alone out of the free memory (the adapter's
+            # admit() refuses packed jobs that no longer fit; they wait for the next round).
             mem = int(math.ceil(alloc.mem_mb))
+            overhead = min(max(int(self.settings.job_overhead_mb), 0), max(int(free_mem) - mem, 0))
+            mem += overhead
             if record.attempt > 1:
                 source = "escalation"
             elif alloc.predicted_mb is None:
@@ -358,10 +428,12 @@ class SchedulingSession:
                     observed = n_observed[record.rule] = self._policy.memory.get(record.rule).n_observed
                 source = "regressor" if observed else ("prior" if alloc.task.prior_mb is not None else "regressor")
             if record.storable:
-                mem = self.store.put_once(
-                    Prediction(record.rule, dict(record.wildcards), record.attempt, mem, alloc.predicted_runtime_s, source)
-                ).mem_mb
-            decisions.append(Decision(record, mem, source, alloc.predicted_mb))
+                stored = self.store.put_once(
+                    Prediction(record.rule, dict(record.wildcards), record.attempt, mem, alloc.predicted_runtime_s, source,
+                               overhead_mb=overhead)
+                )
+                mem, overhead = stored.mem_mb, stored.overhead_mb
+            decisions.append(Decision(record, mem, source, alloc.predicted_mb, overhead))
         cores = free.get("_cores")
         jobs = free.get("_job_count")
         for d in decisions:
@@ -384,11 +456,40 @@ class SchedulingSession:
             decisions.append(Decision(record, 0, "unmanaged"))
         return decisions
 
+    def _in_use(self) -> float:
+        """Memory taken by the running jobs: their allocations, or with live sampling the measured
+        total plus each job's predicted growth up to its allocation (a job above its allocation
+        counts at its measured size plus 10 %, and teaches its rule that it needs more)."""
+        if self.live is None:
+            return float(sum(r.mem_mb for r in self.running.values()))
+        rss, unattributed = self.live.snapshot()
+        total = float(unattributed)
+        for uid, r in self.running.items():
+            now = rss.get(uid, 0.0)
+            if now > r.mem_mb * 1.05:
+                total += now * 1.1
+                if now > r.over_mb:
+                    r.over_mb = now
+                    if self._policy is not None:
+                        self._policy.observe_running(r.task or self._task(r.record), now)
+                        self.log(f"{r.record.label} uses {now:.0f} MB, more than its {r.mem_mb} MB (live)")
+            else:
+                total += r.mem_mb
+                plateau = self.live.settled(uid)
+                if plateau is not None and not r.provisional and self._policy is not None:
+                    # Its memory has plateaued below its allocation: learn it now (the real peak
+                    # replaces it when the job ends), so bigger jobs of its rule need not wait.
+                    r.provisional = True
+                    self._policy.observe_provisional(r.task or self._task(r.record), plateau)
+        return total
+
     def _task(self, record: JobRecord) -> TaskRequest:
         features: dict[str, float] = {}
         prior_mb = self._prior_mb(record)
         calibrated = prior_mb is not None and record.rule == self.settings.prior_rule and bool(record.prior_features) \
             and self._prior is not None
+        if not calibrated and self.settings.cold_start == "probe" and record.storable and record.rule not in self._unmeasured:
+            return self._unseen_task(record)
         if calibrated:
             # A calibrated RAM prior already knows what drives memory (markers, samples, window)
             # and is conservative at its level: regress the real need on the prior's own estimate,
@@ -416,6 +517,33 @@ class SchedulingSession:
             # would give) is the most a job gets until a job of its rule is seen to need more, or fails.
             cap_mb=prior_mb,
             prior_is_bound=not calibrated and prior_mb is not None,
+            cores=max(0, int(record.cores)),
+            gpus=max(0, int(record.gpus)),
+        )
+
+    def _unseen_task(self, record: JobRecord) -> TaskRequest:
+        """A job of a rule without a calibrated prior. Its declared mem_mb is no estimate: the rule
+        is probed before it is packed, and the declared number caps allocations only once every
+        measured job of the rule needed at most that (a too-high number then never binds below
+        the prediction, because the prediction becomes the job's mem_mb)."""
+        features: dict[str, float] = {}
+        length = length_mbp(record.wildcards, self._all_lengths)
+        if length is not None:
+            features["length"] = length
+        if record.input_mb > 0:
+            features["input"] = float(record.input_mb)
+        features["size"] = features.get("length", features.get("input", 1.0))
+        declared = float(record.declared_mem_mb) if record.declared_mem_mb else None
+        upto = self._declared_agrees.get(record.rule)
+        agreed = declared is not None and upto is not None and features["size"] <= upto
+        return TaskRequest(
+            task_id=record.uid,
+            kind=record.rule,
+            features=features,
+            size_hint=features["size"],
+            prior_mb=None,
+            min_mb=declared if record.fixed_mem and declared else None,
+            cap_mb=declared if agreed else None,
             cores=max(0, int(record.cores)),
             gpus=max(0, int(record.gpus)),
         )
@@ -460,6 +588,16 @@ class SchedulingSession:
         if entry is not None:
             self._done.add(uid)
             self._ranks_stale = self._dag is not None
+        if (measurement is None and entry is not None and self._policy is not None and entry.record.storable
+                and self.settings.cold_start == "probe" and entry.record.rule not in self._unmeasured
+                and self._policy.needs_probe(entry.record.rule)):
+            # Nothing to learn from (no benchmark file, no outcome log, too short for the live
+            # sampler): probing every job would run the rule one job at a time for nothing.
+            self._unmeasured.add(entry.record.rule)
+            self._policy.forget_tasks(entry.record.rule)
+            self._refresh_rule(entry.record.rule)  # its ready jobs' requests (and managed-ness) change
+            self.log(f"rule {entry.record.rule}: its probe job left no measurement (add a benchmark: file); "
+                     "its jobs are budgeted at their declared mem_mb from now on")
         if entry is None or self._policy is None or measurement is None:
             return
         if self.settings.critical_path and measurement.runtime_s is not None:
@@ -467,6 +605,18 @@ class SchedulingSession:
             self._runtimes.observe(entry.record.rule, measurement.runtime_s,
                                    self._lengths[chrom] / 1e6 if chrom in self._lengths else None)
             self._ranks_stale = self._dag is not None
+        declared = entry.record.declared_mem_mb
+        if declared and self.settings.cold_start == "probe":
+            rule, size = entry.record.rule, self._unseen_task(entry.record).features["size"]
+            before = self._declared_agrees.get(rule)
+            if measurement.need_mb > float(declared):
+                self._declared_agrees[rule] = None
+            elif rule not in self._declared_agrees or self._declared_agrees[rule] is not None:
+                self._declared_agrees[rule] = max(size, self._declared_agrees.get(rule) or 0.0)
+            after = self._declared_agrees.get(rule)
+            if after != before:
+                # Ready jobs whose size crossed the agreed bound get their cap (or lose it).
+                self._refresh_rule(rule, sizes=(before, after))
         self._policy.observe_success(self._task(entry.record), measurement.need_mb, measurement.runtime_s)
         self.log(
             f"learned {entry.record.label}: {measurement.need_mb:.0f} MB ({measurement.source}) "
@@ -485,7 +635,7 @@ class SchedulingSession:
         if oom is False:
             self.log(f"{entry.record.label} failed (not out of memory): retried with a fresh prediction")
             return
-        self._policy.observe_failure(self._task(entry.record), entry.mem_mb)
+        self._policy.observe_failure(self._task(entry.record), entry.mem_mb - entry.overhead_mb)
         self.log(
             f"{entry.record.label} attempt {entry.record.attempt} failed"
             f"{' out of memory' if oom else ' (cause unknown: treated as out of memory)'} with {entry.mem_mb} MB; "
@@ -498,10 +648,9 @@ class SchedulingSession:
         if not self.settings.events:
             return
         try:
-            path = Path(self.settings.events)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a") as handle:
-                handle.write(json.dumps({"time": time.time(), "event": kind, **fields}) + "\n")
+            from .json_lines import append_json_line  # closes a line a killed run left unfinished
+
+            append_json_line(self.settings.events, {"time": time.time(), "event": kind, **fields})
         except OSError:
             pass
 

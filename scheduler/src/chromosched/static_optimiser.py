@@ -7,20 +7,45 @@ or write, and what the benchmark measures.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from typing import Iterable
 
 from .errors import ChromoschedError
 from .ordering_table import OrderingRow, OrderingTable
+from .configuration_bound import configuration_lower_bound
 from .peak_lower_bound import lower_bound
 from .peak_memory import MODELS, PeakEvaluator
-from .static_search import anneal, hill_climb
+from .static_search import (
+    ILS_CHUNK, ILS_KICK, ILS_POWER, ILS_SPREAD_SHARE, ILS_TARGET_STEP, PORTFOLIO_RUN, anneal, hill_climb,
+    portfolio,
+)
 from .task_model import TaskSet
 from .waves_partition import solve_waves
 
-DEFAULT_BUDGET = 200_000  # peak evaluations per K (about 1-1.5 s in pure Python)
+DEFAULT_BUDGET = 200_000  # peak evaluations per K (about 1-1.5 s)
+TABLE_BUDGET = 1_000_000  # what the shipped tables use (list: about 2 s per K on a free core)
+
+
+def method_description(model: str, budget: int, seed: int) -> str:
+    """One line naming the search, its settings and budget, for table headers and reports."""
+    if model == "list":
+        return (f"portfolio (chromosched.static_search.portfolio), {budget} peak evaluations per K, seed {seed}: "
+                f"independent runs of {PORTFOLIO_RUN} evaluations alternating simulated annealing and iterated local "
+                f"search (descents over all insertions and swaps in batches of {ILS_CHUNK}, by (peak, "
+                f"spread^{ILS_POWER}) for {ILS_SPREAD_SHARE:.0%} of a run, then by the excess area above "
+                f"{1 - ILS_TARGET_STEP:g} x the best peak; kicks of {ILS_KICK[0]}-{ILS_KICK[1]} random insertions), "
+                f"the best order")
+    return (f"simulated annealing (chromosched.static_search.anneal), {budget} peak evaluations per K, seed {seed}, "
+            f"then exact branch and bound (chromosched.waves_partition)")
+
+
+BOUND_DESCRIPTION = {
+    "list": "proven lower bound: the larger of the cut-set/area/chain relaxation (chromosched.peak_lower_bound) and, "
+            "where there are at most 3000 K-subsets, the configuration MILP (chromosched.configuration_bound); "
+            "proven optimal where peak = lower_bound",
+    "waves": "the branch and bound's proven optimum, else block-sum bound (chromosched.peak_lower_bound)",
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +70,8 @@ class StaticResult(OrderingRow):
 
 def optimise(tasks: TaskSet, workers: int, model: str = "list", budget: int = DEFAULT_BUDGET, seed: int = 0,
              with_hill_climb: bool = False) -> StaticResult:
-    """Search the best order for ``workers`` (annealing, ``budget`` peak evaluations, ``seed``).
+    """Search the best order for ``workers`` (``budget`` peak evaluations, ``seed``): the iterated
+    local search under the list model, the annealing under waves.
 
     The search starts from the sequential order, so the result is never worse than it. Under the
     waves model the annealing's result then seeds an exact branch and bound
@@ -66,8 +92,8 @@ def optimise(tasks: TaskSet, workers: int, model: str = "list", budget: int = DE
         # Every order has the same peak (all at once, or one at a time): nothing to search.
         found_order, found_peak, seconds, method = tuple(tasks.sequential_order()), sequential, 0.0, "trivial"
     else:
-        result = anneal(evaluator, budget, seed)
-        found_order, found_peak, seconds, method = result.order, result.peak, result.seconds, "anneal"
+        result = portfolio(evaluator, budget, seed) if model == "list" else anneal(evaluator, budget, seed)
+        found_order, found_peak, seconds, method = result.order, result.peak, result.seconds, result.method
         if model == "waves":
             exact = solve_waves(evaluator.mem, workers, incumbent=evaluator.peak_ticks(found_order))
             seconds += exact.seconds
@@ -77,6 +103,11 @@ def optimise(tasks: TaskSet, workers: int, model: str = "list", budget: int = DE
                 method, bound = "anneal+bnb", found_peak  # exhaustive search: nothing lower exists
             elif exact.order is not None:
                 method = "anneal+bnb"
+    if model == "list" and found_peak > bound:
+        # The configuration MILP, where it is small enough (K <= 3 for 22 chromosomes).
+        stronger = configuration_lower_bound(tasks.memory, tasks.duration, workers, bound, found_peak)
+        if stronger is not None and stronger > bound:
+            bound = stronger
     if found_peak <= bound * (1 + 1e-12):
         bound = found_peak  # proven optimal: report the bound as the peak (no rounding artefacts)
     hc_peak = hc_seconds = None
@@ -91,33 +122,76 @@ def optimise(tasks: TaskSet, workers: int, model: str = "list", budget: int = DE
 
 
 def optimise_many(tasks: TaskSet, workers: Iterable[int], model: str = "list", budget: int = DEFAULT_BUDGET,
-                  seed: int = 0, with_hill_climb: bool = False, progress: bool = True) -> list[StaticResult]:
-    """``optimise`` for several K, with one progress line per K on stderr."""
-    results = []
-    for k in workers:
-        t0 = time.perf_counter()
-        res = optimise(tasks, k, model, budget, seed, with_hill_climb)
-        results.append(res)
-        if progress:
-            print(f"chromosched: K={k}: peak {res.peak:.2f} (sequential {res.sequential_peak:.2f}, "
-                  f"bound {res.lower_bound:.2f}) in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+                  seed: int = 0, with_hill_climb: bool = False, progress: bool = True,
+                  jobs: int = 1) -> list[StaticResult]:
+    """``optimise`` for several K, with a progress bar and one line per K on stderr; ``jobs`` > 1 runs
+    the K in that many processes (each K is independent and deterministic, so the results are the same)."""
+    from .progress import ProgressBar
+
+    ks = list(workers)
+    results: list[StaticResult] = []
+    with ProgressBar(len(ks), "optimising orders", unit="K", enabled=progress) as bar:
+
+        def report(res: StaticResult, seconds: float) -> None:
+            if progress:
+                bar.write(f"chromosched: K={res.workers}: peak {res.peak:.2f} (sequential {res.sequential_peak:.2f}, "
+                          f"bound {res.lower_bound:.2f}) in {seconds:.1f} s")
+                bar.update(1)
+
+        if jobs > 1 and len(ks) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(optimise, tasks, k, model, budget, seed, with_hill_climb) for k in ks]
+                for fut in futures:
+                    res = fut.result()
+                    results.append(res)
+                    report(res, res.seconds)
+            return results
+        for k in ks:
+            t0 = time.perf_counter()
+            res = optimise(tasks, k, model, budget, seed, with_hill_climb)
+            results.append(res)
+            report(res, time.perf_counter() - t0)
     return results
 
 
 def build_table(tasks: TaskSet, workers: Iterable[int], model: str = "list", budget: int = DEFAULT_BUDGET,
-                seed: int = 0, command: str = "", progress: bool = True) -> OrderingTable:
+                seed: int = 0, command: str = "", progress: bool = True, jobs: int = 1) -> OrderingTable:
     """An ``OrderingTable`` with one optimised row per K."""
     ks = list(workers)
     too_many = [k for k in ks if k > len(tasks)]
     if too_many:
         raise ChromoschedError(f"K={too_many[0]} exceeds the {len(tasks)} chromosomes of {tasks.source or 'the input'}")
-    results = optimise_many(tasks, ks, model, budget, seed, progress=progress)
+    results = optimise_many(tasks, ks, model, budget, seed, progress=progress, jobs=jobs)
     metadata = {
         "command": command,
         "source": tasks.source,
         "model": model,
         "memory_unit": tasks.memory_unit,
         "duration_unit": tasks.duration_unit,
-        "search": f"simulated annealing (chromosched.static_search), {budget} peak evaluations per K, seed {seed}",
+        "search": method_description(model, budget, seed),
+        "bound": BOUND_DESCRIPTION[model],
+        "proven_optimal_K": _ranges_text([r.workers for r in results if r.peak <= r.lower_bound]) or "none",
+        "largest_gap_to_bound": _largest_gap(results),
     }
     return OrderingTable([r.row() for r in results], {k: v for k, v in metadata.items() if v})
+
+
+def _largest_gap(results: list[StaticResult]) -> str:
+    worst = max(results, key=lambda r: r.gap)
+    return f"{100 * worst.gap:.2f}% (K={worst.workers})"
+
+
+def _ranges_text(values: list[int]) -> str:
+    """'1-5,8' style summary of integers."""
+    vals = sorted(values)
+    out: list[str] = []
+    i = 0
+    while i < len(vals):
+        j = i
+        while j + 1 < len(vals) and vals[j + 1] == vals[j] + 1:
+            j += 1
+        out.append(str(vals[i]) if i == j else f"{vals[i]}-{vals[j]}")
+        i = j + 1
+    return ",".join(out)

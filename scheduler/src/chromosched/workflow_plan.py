@@ -47,6 +47,7 @@ class PlannedJob:
     end_s: float
     batch: int
     source: str
+    prior_features: dict | None = None  # what the RAM prior made of the job's inputs (model features, estimate)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Plan:
                     "end_s": round(j.end_s, 3),
                     "batch": j.batch,
                     "source": j.source,
+                    **({"prior_features": j.prior_features} if j.prior_features else {}),
                 }
                 for j in self.jobs
             ],
@@ -90,7 +92,32 @@ def plan_workflow(jobs: Sequence[DagJob], settings: SessionSettings, cores: int,
         if budget_mb is not None:
             total["mem_mb"] = float(budget_mb)
         session.begin(total, [j.record for j in jobs])
-        return _simulate(session, jobs, cores)
+        plan = _simulate(session, jobs, cores)
+    _add_prior_views(plan, jobs, settings)
+    return plan
+
+
+def _add_prior_views(plan: Plan, jobs: Sequence[DagJob], settings: SessionSettings) -> None:
+    """Attach to each planned job of the prior's rule the features the prior derived from its inputs
+    (a job whose inputs do not exist yet has none; a prior that cannot evaluate it shows the error)."""
+    facts = {(j.record.rule, tuple(sorted(j.record.wildcards.items()))): j.record.prior_features for j in jobs
+             if j.record.rule == settings.prior_rule and j.record.prior_features}
+    if not facts:
+        return
+    from .prior import load_builtin_prior, load_prior
+    from .prior.beagle import prior_view
+
+    try:
+        prior = load_prior(settings.prior) if settings.prior else load_builtin_prior("beagle")
+    except ChromoschedError:
+        return
+    for job in plan.jobs:
+        job_facts = facts.get((job.rule, tuple(sorted(job.wildcards.items()))))
+        if job_facts:
+            try:
+                job.prior_features = prior_view(prior, job_facts, settings.prior_level)
+            except (ChromoschedError, TypeError, ValueError) as err:
+                job.prior_features = {"error": str(err)}
 
 
 def _runtime_table(jobs: Sequence[DagJob]) -> tuple[dict[str, float], dict[str, int]]:

@@ -9,7 +9,9 @@ back. Around that it
   plugin settings are not forwarded there, and that process runs exactly one job;
 - resets a job's cached resources after its prediction is written (and on retries, where
   Snakemake keeps attempt 1's ``scheduler_resources``), so ``mem_mb`` is re-read from the store;
-- notices finished jobs (``dag.finished``) and failed ones (back with a higher ``attempt``);
+- notices finished jobs (``dag.finished``) and failed ones (back with a higher ``attempt``); a
+  failed job that ran through Slurm is asked whether Slurm killed it for memory
+  (:mod:`chromosched.slurm_outcomes`), since the executor reports only FAILED;
 - logs any internal error once as a warning and returns None (Snakemake's greedy fallback).
   User errors (a corrupt ordering table, a job larger than the whole budget) stop the run with
   their one-line message.
@@ -18,9 +20,10 @@ back. Around that it
 # No `from __future__ import annotations`: Snakemake builds --scheduler-chromosched-* flags from
 # the settings' real type objects.
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Optional
 
+from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_scheduler_plugins.base import SchedulerBase
 from snakemake_interface_scheduler_plugins.settings import SchedulerSettingsBase
 
@@ -29,11 +32,15 @@ from chromosched.job_measurements import failure_was_oom, measure_success
 from chromosched.job_record import JobRecord, chromosome_of, job_uid
 from chromosched.prediction_store import DEFAULT_STORE
 from chromosched.scheduling_session import SchedulingSession, SessionSettings
+from chromosched import slurm_outcomes
 
 #: params keys a rule may set for chromosched (see README "Scheduler plugin").
 PARAM_FEATURES = "chromosched_features"
 PARAM_OUTCOME = "chromosched_outcome"
 _GPU_NAMES = ("gpu", "nvidia_gpu", "gpus")
+#: A cluster job's own Snakemake process (measured on Slurm 22.05: ~150 MB RSS in the batch step)
+#: plus the job step's launcher, which count against the job's --mem with the tool.
+CLUSTER_JOB_OVERHEAD_MB = 250
 
 
 def _help(text: str) -> dict:
@@ -68,6 +75,19 @@ class SchedulerSettings(SchedulerSettingsBase):
     critical_path: bool = field(default=False, metadata=_help(
         "Prefer ready jobs on the longest remaining chain (HEFT upward rank, runtimes learned per rule "
         "and kept next to the model)."))
+    job_overhead_mb: Optional[int] = field(default=None, metadata=_help(
+        "MB added to each predicted job's memory for the job's own Snakemake process, which shares "
+        f"the job's --mem under a cluster executor (default: {CLUSTER_JOB_OVERHEAD_MB} there, 0 locally)."))
+    cold_start: Optional[str] = field(default="probe", metadata=_help(
+        "Rules without a calibrated prior: probe (smallest job first, then packed from what it "
+        "measured; declared mem_mb trusted only once a job agrees) or sequential (the paper's)."))
+    override_mem: Optional[str] = field(default="on", metadata=_help(
+        "on/off. Make the predicted memory the job's own mem_mb ({resources.mem_mb}, what Snakemake "
+        "budgets, sbatch --mem) for rules whose mem_mb is fixed or not declared."))
+    live_memory: Optional[str] = field(default="on", metadata=_help(
+        "on/off. Local runs: sample the running jobs' process trees (psutil); do not start jobs while "
+        "measured memory plus predicted growth would pass the budget; learn peaks of jobs without "
+        "benchmark files. Off on a cluster."))
 
     def session_settings(self) -> SessionSettings:
         values = {f.name: getattr(self, f.name) for f in fields(SessionSettings) if getattr(self, f.name, None) is not None}
@@ -89,6 +109,8 @@ class Scheduler(SchedulerBase):
         self._ready_by_uid: dict[str, object] = {}  # uid -> job object
         self._started_jobs: set = set()  # job objects we started and have not seen finish
         self._refresh = False  # a rule turned out to set its own mem_mb: rebuild the ready records
+        self._overridden: dict[str, object] = {}  # uid -> the ResourceList we put on the job
+        self._sampler = None  # LiveMemory (local runs with live_memory)
 
     # -- Snakemake's entry point ------------------------------------------------------------------
     def select_jobs(self, selectable_jobs, remaining_jobs, available_resources, input_sizes):
@@ -96,8 +118,10 @@ class Scheduler(SchedulerBase):
             return None
         try:
             return self._select(list(selectable_jobs), remaining_jobs, dict(available_resources), input_sizes)
-        except ChromoschedError:
-            raise  # a user error with a clear message: stop rather than run into an OOM
+        except ChromoschedError as err:
+            # A user error with a clear message: stop rather than run into an OOM. As a
+            # WorkflowError, Snakemake prints the one line (and a few lines of context), no traceback.
+            raise WorkflowError(f"chromosched: {err}") from None
         except Exception as err:  # noqa: BLE001 - never let a scheduler bug abort the workflow
             if not self._warned:
                 self._warned = True
@@ -140,13 +164,19 @@ class Scheduler(SchedulerBase):
             # Snakemake subtracts the job's scheduler resources without checking: they must fit.
             # They equal the decision for store-backed rules; a rule with a fixed mem_mb keeps its own.
             needs = _numeric(_resources(job))
+            if (decision.source != "static" and needs.get("mem_mb") != decision.mem_mb and self._may_override()
+                    and _set_mem_mb(job, decision.mem_mb)):
+                # Not store-backed: the prediction becomes the job's own mem_mb.
+                self._overridden[decision.record.uid] = job._resources
+                needs = _numeric(_resources(job))
             if any(needs.get(k, 0) > v for k, v in left.items() if k != "_job_count"):
                 return False
             for k in left:
                 left[k] -= needs.get(k, 0) if k != "_job_count" else 1
             if needs.get("mem_mb") not in (None, decision.mem_mb) and decision.record.rule not in self._fixed_rules:
                 self._fixed_rules.add(decision.record.rule)
-                self._refresh = True
+                # Its ready jobs' records change (fixed_mem) only where the override is off.
+                self._refresh = self._refresh or not self._may_override()
                 self.logger.info(
                     f"chromosched: rule {decision.record.rule} sets its own mem_mb ({needs['mem_mb']} MB), not "
                     f"the predicted {decision.mem_mb} MB: use store-backed mem_mb callables (README)"
@@ -162,6 +192,8 @@ class Scheduler(SchedulerBase):
             self._jobs[uid] = job
             self._attempt[uid] = decision.record.attempt
             self._started_jobs.add(job)
+            if self._sampler is not None:
+                self._sampler.start(uid, _job_paths(job), decision.mem_mb)
             chosen.append(job)
         if self._refresh:
             # A rule turned out to set its own mem_mb: its ready jobs' records are built again.
@@ -172,9 +204,14 @@ class Scheduler(SchedulerBase):
             self._ready_jobs = set()
         return chosen
 
+    def _may_override(self) -> bool:
+        return not isinstance(self.settings, SchedulerSettings) or _on(self.settings.override_mem)
+
     def _session_for(self, available, remaining) -> SchedulingSession:
         if self._session is None:
             settings = self.settings.session_settings() if isinstance(self.settings, SchedulerSettings) else SessionSettings()
+            if getattr(self.settings, "job_overhead_mb", None) is None and _cluster_executor(self.dag):
+                settings = replace(settings, job_overhead_mb=CLUSTER_JOB_OVERHEAD_MB)
             self._session = SchedulingSession(settings, log=lambda msg: self.logger.info(f"chromosched: {msg}"))
             total = dict(available)
             workflow = getattr(self.dag, "workflow", None)
@@ -183,10 +220,41 @@ class Scheduler(SchedulerBase):
                 if value is not None:
                     total[name] = value
                     total["_total_known"] = 1
-            self._session.begin(total, [self._record(j, {}) for j in remaining if _is_single(j)])
+            expected = [j for j in remaining if _is_single(j)]
+            self._session.begin(total, [self._record(j, {}) for j in expected])
+            self._announce(expected, workflow)
+            live = not isinstance(self.settings, SchedulerSettings) or _on(self.settings.live_memory)
+            if live and _local_exec(workflow) and self._session.settings.mode == "dynamic":
+                from chromosched.live_memory import LiveMemory
+
+                self._sampler = LiveMemory()
+                self._session.live = self._sampler
             if self._session.settings.critical_path:
                 self._session.set_dag(*self._dag_data(remaining))
         return self._session
+
+    def _announce(self, jobs, workflow) -> None:
+        """One line per rule whose mem_mb is not store-backed: what chromosched does about it."""
+        seen = {}
+        for job in jobs:
+            rule = getattr(getattr(job, "rule", None), "name", None)
+            if rule is None or rule in seen:
+                continue
+            seen[rule] = _declared_mem(job)
+        local = _local_exec(workflow)
+        for rule, declared in sorted(seen.items()):
+            what = "declares no mem_mb" if declared is None else "declares its own mem_mb"
+            if not self._may_override():
+                self.logger.info(f"chromosched: rule {rule} {what}: Snakemake budgets that number, not the prediction "
+                                 "(override-mem is off); use chromosched.store_backed.predicted_mem_mb")
+            elif not local and declared is not None:
+                self.logger.warning(
+                    f"chromosched: rule {rule} {what}: sbatch --mem gets the prediction, but inside the cluster job "
+                    "{resources.mem_mb} is re-evaluated (at most the prediction); for the exact number use "
+                    "mem_mb=chromosched.store_backed.predicted_mem_mb(...)")
+            else:
+                self.logger.info(f"chromosched: rule {rule} {what}: learned from measured peaks; each job's mem_mb "
+                                 "(what Snakemake budgets and {resources.mem_mb}) is the prediction")
 
     def _learn(self, back) -> None:
         """Finished jobs feed the model; jobs we started that are ready again (``back``) with a
@@ -200,14 +268,21 @@ class Scheduler(SchedulerBase):
             record_attempt = self._attempt[uid]
             if uid in retried:
                 outcome = _param(job, PARAM_OUTCOME)
-                self._session.failed(uid, failure_was_oom(outcome, record_attempt))
+                oom = self._slurm_oom(job, failure_was_oom(outcome, record_attempt))
+                self._session.failed(uid, oom)
                 _reset_resources(job)  # Snakemake keeps attempt 1's scheduler resources otherwise
             elif _finished(self.dag, job):
                 benchmark = _benchmark(job)
                 outcome = _param(job, PARAM_OUTCOME)
-                self._session.finished(uid, measure_success(benchmark, outcome, record_attempt))
+                measurement = measure_success(benchmark, outcome, record_attempt)
+                if measurement is None and self._sampler is not None:
+                    measurement = self._sampler.measurement(uid)  # no benchmark file: the sampled peak
+                self._session.finished(uid, measurement)
             else:
                 continue
+            if self._sampler is not None:
+                self._sampler.stop(uid)
+            self._overridden.pop(uid, None)
             del self._jobs[uid]
             del self._attempt[uid]
             self._started_jobs.discard(job)
@@ -228,6 +303,30 @@ class Scheduler(SchedulerBase):
             depends_on[uid] = [self._uid(d) for d in deps]
             chrom_of[uid] = chromosome_of(_wildcards(job))
         return rule_of, depends_on, chrom_of
+
+    def _slurm_oom(self, job, oom):
+        """A kill by Slurm's cgroup outranks the job's own outcome log (the tool's wrapper may
+        survive its child's OOM kill and log a plain crash): treat it like Beagle's exit 3."""
+        rule = getattr(getattr(job, "rule", None), "name", None)
+        if rule is None or not _cluster_executor(self.dag):  # a local run: old Slurm logs say nothing
+            return oom
+        verdict = slurm_outcomes.failure_was_oom(_slurm_log_dir(self.dag), rule, list(_wildcards(job).values()))
+        if verdict is None:  # not a Slurm job
+            return oom
+        if verdict.oom:
+            self.logger.info(f"chromosched: Slurm job {verdict.job_id} ({rule} {_wildcards(job)}) was killed "
+                             f"for memory ({verdict.evidence})")
+            return True
+        return oom if oom is not None else verdict.oom
+
+    def _declared(self, job, resources):
+        """The rule's own mem_mb (not our override, not Snakemake's default)."""
+        if not hasattr(job, "rule") or not hasattr(job, "_resources"):
+            return resources.get("mem_mb")
+        uid = self._uid(job)
+        if self._overridden.get(uid) is not None and job._resources is self._overridden[uid]:
+            return None  # running with our number; its declared one was read when it was ready
+        return _declared_mem(job)
 
     def _uid(self, job) -> str:
         rule = getattr(getattr(job, "rule", None), "name", None)
@@ -250,7 +349,7 @@ class Scheduler(SchedulerBase):
             attempt=int(getattr(job, "attempt", 1) or 1),
             cores=int(resources.get("_cores", getattr(job, "threads", 1) or 1)),
             gpus=int(gpus),
-            declared_mem_mb=resources.get("mem_mb"),
+            declared_mem_mb=self._declared(job, resources),
             resources=resources,
             chrom=chromosome_of(wildcards),
             input_mb=input_bytes / 2**20,
@@ -259,7 +358,7 @@ class Scheduler(SchedulerBase):
             prior_features=dict(features) if isinstance(features, dict) else None,
             priority=int(getattr(job, "priority", 0) or 0),
             storable=hasattr(job, "rule"),
-            fixed_mem=not hasattr(job, "rule") or rule in self._fixed_rules,
+            fixed_mem=not hasattr(job, "rule") or (rule in self._fixed_rules and not self._may_override()),
         )
 
 
@@ -270,6 +369,19 @@ def _is_main_process(dag) -> bool:
     if mode is None:
         return True
     return getattr(mode, "name", str(mode)).upper().endswith("DEFAULT")
+
+
+def _cluster_executor(dag) -> bool:
+    """True when jobs run elsewhere (Slurm and other non-local executors)."""
+    plugin = getattr(getattr(dag, "workflow", None), "executor_plugin", None)
+    return bool(getattr(getattr(plugin, "common_settings", None), "non_local_exec", False))
+
+
+def _slurm_log_dir(dag) -> str:
+    """Where Snakemake's Slurm executor writes job logs (``--slurm-logdir``, else its default)."""
+    workflow = getattr(dag, "workflow", None)
+    logdir = getattr(getattr(workflow, "executor_settings", None), "logdir", None)
+    return str(logdir) if logdir else slurm_outcomes.DEFAULT_LOG_DIR
 
 
 def _is_single(job) -> bool:
@@ -311,6 +423,87 @@ def _reset_resources(job) -> None:
     if hasattr(job, "_scheduler_resources") and hasattr(job, "_resources") and hasattr(job, "rule"):
         job._resources = None
         job._scheduler_resources = None
+
+
+def _on(value) -> bool:
+    """An on/off setting (Snakemake passes plugin flags as strings)."""
+    if value is None or isinstance(value, bool):
+        return bool(value) if value is not None else True
+    text = str(value).strip().lower()
+    if text in ("on", "true", "yes", "1"):
+        return True
+    if text in ("off", "false", "no", "0"):
+        return False
+    raise ChromoschedError(f"chromosched: expected on or off, got {value!r}")
+
+
+def _set_mem_mb(job, mem_mb: int) -> bool:
+    """Make ``mem_mb`` the job's own: Snakemake budgets it, ``{resources.mem_mb}`` expands to it,
+    executors (sbatch --mem) read it. Replaces the job's cached ResourceList (Snakemake 9 rebuilds
+    it only on a new attempt) and drops the cached scheduler resources; returns False when the
+    job object does not allow it."""
+    if not (hasattr(job, "_resources") and hasattr(job, "_scheduler_resources") and hasattr(job, "rule")):
+        return False
+    try:
+        current = job.resources
+        values = dict(current.items())
+        values["mem_mb"] = int(mem_mb)
+        if "mem_mib" in values:
+            values["mem_mib"] = int(math.ceil(mem_mb * 1e6 / 2**20))
+        if "mem" in values:
+            values["mem"] = f"{int(mem_mb)} MB"
+        job._resources = type(current)(fromdict=values)
+        job._scheduler_resources = None
+        return job.resources["mem_mb"] == int(mem_mb)
+    except Exception:  # noqa: BLE001 - an unexpected job object: keep Snakemake's numbers
+        return False
+
+
+def _declared_mem(job):
+    """The mem_mb the rule states (None when it states none and Snakemake's default applies)."""
+    try:
+        own = job.rule.resources
+        defaults = job.dag.workflow.resource_settings._parsed_default_resources
+    except Exception:  # noqa: BLE001
+        own = defaults = None
+    if own is not None and defaults is not None:
+        try:
+            mine = own._data.get("mem_mb") if hasattr(own, "_data") else own.get("mem_mb")
+            theirs = defaults._data.get("mem_mb") if hasattr(defaults, "_data") else defaults.get("mem_mb")
+        except Exception:  # noqa: BLE001
+            mine = theirs = None
+        if mine is None:
+            return None
+        if theirs is not None and _same_resource(mine, theirs):
+            return None
+    try:
+        value = job.resources.get("mem_mb") if hasattr(job.resources, "get") else None
+    except Exception:  # noqa: BLE001
+        value = _resources(job).get("mem_mb")
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _same_resource(a, b) -> bool:
+    raw_a, raw_b = getattr(a, "raw", None), getattr(b, "raw", None)
+    if raw_a is not None or raw_b is not None:
+        return isinstance(raw_a, str) and raw_a == raw_b
+    return getattr(a, "_evaluator", a) is getattr(b, "_evaluator", b)
+
+
+def _local_exec(workflow) -> bool:
+    return bool(getattr(workflow, "local_exec", True)) if workflow is not None else True
+
+
+def _job_paths(job) -> list[str]:
+    """Strings that appear on a local job's command line (outputs, logs): how the live sampler
+    tells which process tree belongs to which job."""
+    out = []
+    for name in ("output", "log"):
+        try:
+            out.extend(str(f) for f in (getattr(job, name, None) or []))
+        except Exception:  # noqa: BLE001
+            pass
+    return out
 
 
 def _param(job, name: str):

@@ -1,7 +1,7 @@
 """The ``chromosched`` command line.
 
 Each area registers its own subcommands (``cli/static.py``, ``cli/dynamic.py``, ``cli/prior.py``,
-``cli/plan.py``) through ``register(commands, simulate)``: ``commands`` is the top-level subparser
+``cli/plan.py``, ``cli/report.py``) through ``register(commands, simulate)``: ``commands`` is the top-level subparser
 collection, ``simulate`` the collection under ``chromosched simulate``. A handler is stored as
 ``func`` on its parser and returns the exit status.
 
@@ -15,9 +15,9 @@ import argparse
 import sys
 
 from ..errors import ChromoschedError
-from . import dynamic, plan, prior, static
+from . import dynamic, plan, prior, report, static
 
-AREAS = (static, dynamic, prior, plan)
+AREAS = (static, dynamic, prior, plan, report)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -102,12 +102,17 @@ def format_table(result: dict) -> str:
 
 
 def run(args) -> int:
-    from ..dynamic_comparison import compare, stderr_progress
+    from ..dynamic_comparison import compare
 
     settings = build_settings(args)
     if args.jobs < 1:
         raise ChromoschedError(f"--jobs must be >= 1, got {args.jobs}")
-    result = compare(settings, jobs=args.jobs, progress=None if args.quiet else stderr_progress)
+    from ..progress import ProgressBar
+
+    # a bar over the seeds on a terminal; nothing per seed in a log or CI (not a TTY)
+    with ProgressBar(len(settings.seeds), "simulate dynamic", unit="seed", enabled=not args.quiet) as bar:
+        tick = (lambda msg: bar.update(1)) if bar.active else None
+        result = compare(settings, jobs=args.jobs, progress=tick)
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -165,6 +170,6 @@ def register(commands, simulate) -> None:
     )
     p.add_argument("--jobs", type=int, default=1, help="worker processes over seeds (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr (none is drawn when stderr is not a terminal)")
     add_simulation_arguments(p)
     p.set_defaults(func=run)

@@ -116,6 +116,17 @@ def run_plan(args) -> int:
         total = sum(j.predicted_mem_mb for j in members)
         names = ", ".join(f"{j.rule}{'(' + ','.join(j.wildcards.values()) + ')' if j.wildcards else ''} {j.predicted_mem_mb} MB" for j in members)
         print(f"  batch {number:3d} at {members[0].start_s:8.1f} s: {total:7d} MB  {names}")
+    viewed = [j for j in plan.jobs if j.prior_features]
+    if viewed:
+        print("RAM prior features (derived from each job's inputs and its chromosome's genetic length):")
+        for j in viewed:
+            label = f"{j.rule}({','.join(j.wildcards.values())})" if j.wildcards else j.rule
+            view = j.prior_features
+            if "error" in view:
+                print(f"  {label}: {view['error']}")
+                continue
+            shown = ", ".join(f"{k}={v:g}" for k, v in view["features"].items())
+            print(f"  {label}: {shown} -> heap estimate {view['estimate_mb']:.1f} MB")
     kinds = {"benchmark": "measured earlier", "rule-mean": "rule mean of measured", "declared": "rules' runtime limits",
              "default": f"{DEFAULT_RUNTIME_S:.0f} s default"}
     sources = ", ".join(f"{v} {kinds[k]}" for k, v in plan.runtime_sources.items() if v)

@@ -17,7 +17,7 @@ def register(commands, simulate) -> None:
 
     fit = sub.add_parser("fit", help="fit a prior (teacher, formula, calibration) on measured runs")
     fit.add_argument("--runs", required=True, help="runs TSV (features, min_heap_mb, optional split/status)")
-    fit.add_argument("--engine", default="operon", help="symbolic-regression engine: operon (default), pysr, gplearn")
+    fit.add_argument("--engine", default="monotone", help="formula engine: monotone (default: non-decreasing by construction), operon, pysr, gplearn")
     fit.add_argument("--level", type=float, default=0.9, help="default calibration level: 0.8, 0.9 or 0.95")
     fit.add_argument("--out", required=True, help="prior JSON to write (teacher artefact goes next to it)")
     fit.add_argument("--seed", type=int, default=0)
@@ -26,11 +26,16 @@ def register(commands, simulate) -> None:
     fit.add_argument("--tool", default="beagle", help="which tool's features (beagle)")
     fit.add_argument("--sr-target", default="linear", choices=["linear", "log"],
                      help="fit the formula to MB (linear, default) or to log MB (formula = exp(...))")
+    fit.add_argument("--synthetic-sampling", default="near-runs", choices=["near-runs", "box"],
+                     help="where the teacher labels synthetic vectors: around the measured runs (default) or over the whole box of ranges")
     fit.set_defaults(func=_fit)
 
     predict = sub.add_parser("predict", help="raw and calibrated prediction (MB) for one job")
     predict.add_argument("--prior", required=True, help="prior JSON")
-    predict.add_argument("--features", nargs="+", required=True, metavar="NAME=VALUE")
+    predict.add_argument("--features", nargs="+", required=True, metavar="NAME=VALUE",
+                         help="the job's inputs; for Beagle threads, target_variants, target_samples, ref_variants, "
+                              "ref_samples, optionally burnin, iterations, window_cm, overlap_cm (Beagle's defaults) "
+                              "and chrom_cm (the chromosome's genetic length; without it one window holds it all)")
     predict.add_argument("--level", type=float, default=None, help="calibration level (default: the prior's)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.set_defaults(func=_predict)
@@ -52,7 +57,7 @@ def _fit(args) -> int:
     teacher_name = f"{out.stem}.teacher.joblib"
     fitted = fit_prior(args.runs, engine=args.engine, level=args.level, seed=args.seed, budget=args.budget,
                        n_synthetic=args.synthetic, tool=args.tool, teacher_file=teacher_name,
-                       sr_target=args.sr_target)
+                       sr_target=args.sr_target, synthetic_sampling=args.synthetic_sampling)
     write_bytes_atomic(out.parent / teacher_name, fitted.teacher_bytes)
     fitted.prior.save(out)
     print(f"wrote {out} and {out.parent / teacher_name}", file=sys.stderr)
@@ -65,7 +70,7 @@ def _predict(args) -> int:
     from ..prior.prior_file import load_prior
 
     prior = load_prior(args.prior)
-    values = parse_feature_assignments(args.features, prior.feature_names)
+    values = parse_feature_assignments(args.features, prior.feature_names, optional=prior.optional_inputs)
     result = prior.predict(values, level=args.level)
     outside = prior.in_range(values)
     if outside:

@@ -1,37 +1,40 @@
-"""Turning one Beagle job's settings into the Beagle prior's eight features.
+"""One Beagle job's inputs, as a prior takes them.
 
-The prior was measured on one simulated chromosome of genetic length ``L_p`` (recorded in the prior as
-``provenance.profile_genetic_length_cm``). Beagle's memory follows the markers in one window, i.e.
-``ref_variants x min(1, (window + overlap) / L)``: a window longer than the chromosome takes it whole.
-For a job on a chromosome of another genetic length ``L_job`` the window that gives the same share of
-the chromosome on the profiled one is ``min(1, (window + overlap) / L_job) x L_p - overlap``; without
-``chrom_cm`` the window is only kept inside the measured range (beyond ``L_p`` it makes no difference
-there). Beagle's own defaults fill parameters the configuration leaves unset.
+A Beagle prior's formula is written in per-window features (``derivation.beagle-per-window/1``):
+the prior derives them from the job's eight inputs and the chromosome's genetic length
+(``chrom_cm``), so the same call works on a chromosome of any length. Beagle's own defaults fill the
+settings the configuration leaves unset; without ``chrom_cm`` a window is taken to hold the whole
+chromosome (an upper bound: the estimate never decreases in markers per window).
 """
 
 from __future__ import annotations
 
+from .derivation import BEAGLE_DEFAULTS
 from .prior_file import Prior
-
-BEAGLE_DEFAULTS = {"burnin": 3, "iterations": 12, "window_cm": 40.0, "overlap_cm": 2.0}
 
 
 def beagle_features(prior: Prior, *, threads: int, target_variants: int, target_samples: int, ref_variants: int,
                     ref_samples: int, burnin: int | None = None, iterations: int | None = None,
                     window_cm: float | None = None, overlap_cm: float | None = None,
                     chrom_cm: float | None = None) -> dict[str, float]:
-    """The feature mapping ``prior.raw_mb``/``calibrated_mb`` expect for one Beagle job."""
-    burnin = BEAGLE_DEFAULTS["burnin"] if burnin is None else burnin
-    iterations = BEAGLE_DEFAULTS["iterations"] if iterations is None else iterations
-    window = BEAGLE_DEFAULTS["window_cm"] if window_cm is None else float(window_cm)
-    overlap = BEAGLE_DEFAULTS["overlap_cm"] if overlap_cm is None else float(overlap_cm)
-    lo, hi = prior.feature_ranges.get("window_cm", [window, window])
-    profile_cm = prior.provenance.get("profile_genetic_length_cm")
-    if chrom_cm and profile_cm:
-        share = min(1.0, (window + overlap) / float(chrom_cm))
-        window = share * float(profile_cm) - overlap
-    window = min(max(window, lo), hi)
-    return {"threads": float(threads), "burnin": float(burnin), "iterations": float(iterations),
-            "window_cm": float(window), "target_variants": float(target_variants),
-            "target_samples": float(target_samples), "ref_variants": float(ref_variants),
-            "ref_samples": float(ref_samples)}
+    """The input mapping ``prior.raw_mb``/``calibrated_mb`` take for one Beagle job, checked (a bad
+    value is a one-line error naming it) and with Beagle's defaults filled in."""
+    values = {"threads": threads, "burnin": burnin, "iterations": iterations, "window_cm": window_cm,
+              "target_variants": target_variants, "target_samples": target_samples, "ref_variants": ref_variants,
+              "ref_samples": ref_samples, "overlap_cm": overlap_cm, "chrom_cm": chrom_cm}
+    values = {k: (BEAGLE_DEFAULTS.get(k) if v is None else v) for k, v in values.items()}
+    checked = prior.derivation.inputs_of({k: v for k, v in values.items() if v is not None},
+                                         f"{prior.source} ({prior.tool} prior)")
+    return checked
+
+
+def prior_view(prior: Prior, facts, level: float | None = None) -> dict:
+    """What the prior makes of one job's facts (``params: chromosched_features``): its model features
+    and the calibrated estimate (MB), for display (``chromosched plan``)."""
+    if prior.tool == "beagle":
+        keys = ("threads", "target_variants", "target_samples", "ref_variants", "ref_samples", "burnin",
+                "iterations", "window_cm", "overlap_cm", "chrom_cm")
+        inputs = beagle_features(prior, **{k: facts.get(k) for k in keys})
+    else:
+        inputs = dict(facts)
+    return {"features": prior.model_features(inputs), "estimate_mb": round(prior.calibrated_mb(inputs, level), 3)}

@@ -1,8 +1,13 @@
 """Distillation: label many synthetic feature vectors with the teacher, fit one closed-form formula.
 
-Synthetic vectors are drawn uniformly over the measured range of each feature (log-uniformly for
-size features, rounded for integer ones) so the formula is fitted on a dense, noise-free version of
-the teacher's surface rather than on the few hundred noisy measurements.
+Synthetic vectors are either drawn uniformly over the measured range of each feature (``box``:
+log-uniformly for size features, rounded for integer ones) or around the measured runs (``near-runs``:
+each a measured vector with its size features moved by a random factor, ``exp(N(0, 0.15))``), so the
+formula is fitted on a dense, noise-free version of the teacher's surface rather than on the few
+hundred noisy measurements. Per-window features are strongly correlated (a long window holds many
+markers), so most of the box is combinations no job has; fitted there, a formula that must stay
+monotone spends its terms on them (measured: formula r on the fit runs 0.87 from the box, 0.94 near
+the runs).
 """
 
 from __future__ import annotations
@@ -59,6 +64,21 @@ def sample_synthetic(specs: Sequence[FeatureSpec], ranges: np.ndarray, n: int, s
     return out
 
 
+def sample_near_runs(specs: Sequence[FeatureSpec], runs: np.ndarray, n: int, seed: int,
+                     jitter: float = 0.15) -> np.ndarray:
+    """``n`` vectors around measured ones: a random run each, its log-scale features multiplied by
+    ``exp(N(0, jitter))`` (integers rounded, at least 1)."""
+    rng = np.random.default_rng(seed)
+    runs = np.asarray(runs, float)
+    out = runs[rng.integers(0, len(runs), n)].copy()
+    for i, spec in enumerate(specs):
+        if spec.log_scale:
+            out[:, i] *= np.exp(rng.normal(0.0, jitter, n))
+        if spec.integer:
+            out[:, i] = np.maximum(1.0, np.round(out[:, i]))
+    return out
+
+
 def _map_unit(specs: Sequence[FeatureSpec], ranges: np.ndarray, u: np.ndarray) -> np.ndarray:
     out = np.empty_like(u)
     for i, spec in enumerate(specs):
@@ -84,7 +104,7 @@ class Distillation:
 def distill(teacher: RamTeacher, ranges: np.ndarray, engine: SymbolicEngine, budget: SearchBudget,
             n_synthetic: int = 4096, seed: int = 0,
             ratio_limits: Mapping[tuple[str, str], tuple[float, float]] | None = None,
-            target_scale: str = "linear") -> Distillation:
+            target_scale: str = "linear", near_runs: np.ndarray | None = None) -> Distillation:
     """Fit the engine to teacher labels on synthetic vectors; return the (checked, simplified) formula.
 
     ``target_scale="log"`` fits ``log(MB)`` (relative errors, always-positive ``exp(...)`` formula);
@@ -94,7 +114,10 @@ def distill(teacher: RamTeacher, ranges: np.ndarray, engine: SymbolicEngine, bud
         raise ChromoschedError(f"--sr-target must be linear or log, not {target_scale!r}")
     specs = teacher.features
     names = [s.name for s in specs]
-    X = sample_synthetic(specs, ranges, n_synthetic, seed, ratio_limits)
+    if near_runs is not None:
+        X = sample_near_runs(specs, near_runs, n_synthetic, seed)
+    else:
+        X = sample_synthetic(specs, ranges, n_synthetic, seed, ratio_limits)
     y = teacher.predict(X)
     if target_scale == "log":
         text = engine.fit(X, np.log(y), names, budget, seed)

@@ -3,6 +3,10 @@
 - ``operon`` (pyoperon, C++ GP with local least-squares tuning of constants) — the embedded default.
 - ``pysr`` (PySR, on Julia's SymbolicRegression.jl) — used where a Julia installation is present.
 - ``gplearn`` (pure Python GP) — a second embedded option.
+- ``monotone`` — a sparse non-negative combination of non-decreasing terms (each feature, its log
+  and square root, products of two and of three features): non-decreasing in every feature by
+  construction, deterministic, seconds. The default for Beagle, whose memory never falls when
+  markers per window, samples or threads grow.
 
 Each engine returns formula text in the grammar of ``SafeExpression`` over the feature names; the
 caller parses (and so checks) it before use.
@@ -19,7 +23,7 @@ import numpy as np
 
 from ..errors import ChromoschedError
 
-ENGINES = ("operon", "pysr", "gplearn")
+ENGINES = ("monotone", "operon", "pysr", "gplearn")
 
 
 @dataclass(frozen=True)
@@ -179,9 +183,76 @@ class PysrEngine(SymbolicEngine):
         return sympy.sstr(model.sympy(), full_prec=False)
 
 
+class MonotoneEngine(SymbolicEngine):
+    """Non-negative least squares over a library of terms that never decrease in any (positive) feature.
+
+    Terms: each feature ``x``, ``log(x)``, ``sqrt(x)``; products of two, three and four features and
+    square roots of products of two; a constant. With every coefficient >= 0 and positive features every term, and so the sum, is
+    non-decreasing in each feature, whatever the data. Errors are weighted by ``1 / y`` (relative,
+    as memory errors are). Terms adding less than ``prune`` of the mean prediction are dropped and the
+    rest refitted, so the formula stays short.
+    """
+
+    name = "monotone"
+    package = "scipy"
+
+    def __init__(self, prune: float = 0.005):
+        self.prune = prune
+
+    def check(self) -> None:
+        if importlib.util.find_spec("scipy") is None:  # pragma: no cover - scipy is a dependency
+            raise ChromoschedError("engine monotone needs scipy")
+
+    @staticmethod
+    def terms(names: Sequence[str]) -> list[str]:
+        from itertools import combinations
+
+        out = ["1"]
+        for n in names:
+            out += [n, f"log({n})", f"sqrt({n})"]
+        out += [f"{a} * {b}" for a, b in combinations(names, 2)]
+        out += [f"{a} * {b} * {c}" for a, b, c in combinations(names, 3)]
+        out += [f"{a} * {b} * {c} * {d}" for a, b, c, d in combinations(names, 4)]
+        out += [f"sqrt({a} * {b})" for a, b in combinations(names, 2)]
+        return out
+
+    def fit(self, X, y, names, budget, seed):
+        from scipy.optimize import nnls
+
+        from .expression import SafeExpression
+
+        X = np.asarray(X, float)
+        y = np.asarray(y, float)
+        if np.any(X <= 0):
+            raise ChromoschedError("engine monotone needs positive features (a product with a negative factor could decrease)")
+        terms = self.terms(names)
+        columns = np.column_stack([np.full(len(y), 1.0) if t == "1" else SafeExpression(t, names).evaluate_matrix(X)
+                                   for t in terms])
+        weight = 1.0 / np.maximum(y, 1e-9)
+
+        def solve(keep: list[int]) -> np.ndarray:
+            A = columns[:, keep] * weight[:, None]
+            scale = np.linalg.norm(A, axis=0)
+            scale[scale == 0] = 1.0
+            coef, _ = nnls(A / scale, y * weight, maxiter=50 * len(keep))
+            return coef / scale
+
+        keep = list(range(len(terms)))
+        coef = solve(keep)
+        for _ in range(5):
+            contribution = np.abs(columns[:, keep] * coef).mean(axis=0) / max(float(np.mean(y)), 1e-9)
+            small = [k for k, c in zip(keep, contribution) if c < self.prune and terms[k] != "1"]
+            if not small:
+                break
+            keep = [k for k in keep if k not in small]
+            coef = solve(keep)
+        parts = [f"{c:.8g}" if terms[k] == "1" else f"{c:.8g} * {terms[k]}" for k, c in zip(keep, coef) if c > 0]
+        return " + ".join(parts) if parts else "0"
+
+
 def get_engine(name: str) -> SymbolicEngine:
     """The engine called ``name``, checked to be usable (one-line error otherwise)."""
-    engines = {"operon": OperonEngine, "pysr": PysrEngine, "gplearn": GplearnEngine}
+    engines = {"monotone": MonotoneEngine, "operon": OperonEngine, "pysr": PysrEngine, "gplearn": GplearnEngine}
     if name not in engines:
         raise ChromoschedError(f"--engine: unknown symbolic-regression engine {name!r} (expected {', '.join(ENGINES)})")
     engine = engines[name]()

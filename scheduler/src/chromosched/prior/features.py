@@ -35,8 +35,9 @@ class FeatureSpec:
             raise ChromoschedError(f"{source}: feature entry {data!r} lacks {err}") from None
 
 
-#: Beagle 5.4's eight memory-relevant inputs (REFERENCE 1.3), named as the runs table and the plugin
-#: spell them. Variant/sample counts are those Beagle sees for one chromosome (one job).
+#: Beagle 5.4's eight inputs (REFERENCE 1.3), named as the runs table and the plugin spell them: what a
+#: user or rule supplies. Variant/sample counts are those Beagle sees for one chromosome (one job). The
+#: model's own features are derived from them (``derivation``).
 BEAGLE_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("threads", "threads", "Beagle nthreads="),
     FeatureSpec("burnin", "iterations", "Beagle burnin= (phasing burn-in iterations)"),
@@ -56,16 +57,19 @@ def feature_names(specs: Iterable[FeatureSpec]) -> list[str]:
     return [s.name for s in specs]
 
 
-def parse_feature_assignments(items: Sequence[str], names: Sequence[str], source: str = "--features") -> dict[str, float]:
-    """Parse ``k=v`` strings into a complete, numeric feature mapping (one-line errors otherwise)."""
+def parse_feature_assignments(items: Sequence[str], names: Sequence[str], source: str = "--features",
+                              optional: Sequence[str] = ()) -> dict[str, float]:
+    """Parse ``k=v`` strings into a numeric mapping with every name of ``names`` not in ``optional``
+    (which may also name extra inputs, e.g. ``chrom_cm``); one-line errors otherwise."""
+    known = list(names) + [n for n in optional if n not in names]
     values: dict[str, float] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ChromoschedError(f"{source}: {item!r} is not of the form name=value")
-        if key not in names:
-            raise ChromoschedError(f"{source}: unknown feature {key!r} (expected {', '.join(names)})")
+        if key not in known:
+            raise ChromoschedError(f"{source}: unknown feature {key!r} (expected {', '.join(known)})")
         if key in values:
             raise ChromoschedError(f"{source}: feature {key!r} given twice")
         try:
@@ -75,7 +79,7 @@ def parse_feature_assignments(items: Sequence[str], names: Sequence[str], source
         if not value == value or value in (float("inf"), float("-inf")):
             raise ChromoschedError(f"{source}: feature {key}={raw!r} is not finite")
         values[key] = value
-    missing = [n for n in names if n not in values]
+    missing = [n for n in names if n not in values and n not in optional]
     if missing:
         raise ChromoschedError(f"{source}: missing feature(s) {', '.join(missing)}")
     return values

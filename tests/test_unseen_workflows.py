@@ -1,0 +1,243 @@
+"""chromosched on workflows it has never seen (issue 13): no prior, rules not store-backed.
+
+Real Snakemake runs of tests/data/unseen_workflow (a fast subset of benchmarks/unseen_workflows.py),
+plus the few-shot regression, the size features and the live memory sampler on their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from chromosched.dynamic_policy import Capacity, DynamicPolicy, TaskRequest, preset
+from chromosched.genomes import genome_lengths
+from chromosched.live_memory import LiveMemory
+from chromosched.size_features import chromosome_in, chromosome_lengths, length_mbp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import unseen_workflows as family  # noqa: E402
+
+LENGTHS_MBP = {c: v / 1e6 for c, v in genome_lengths("GRCh37").items()}
+
+
+def small(workflow: dict, keep: list[str], hold_scale: float = 0.6) -> dict:
+    """The workflow on a subset of its items, with shorter jobs."""
+    cfg = json.loads(json.dumps(workflow["config"]))
+    items = [i for i in cfg["items"] if i in keep]
+    cfg["items"] = items
+    for spec in cfg["rules"].values():
+        spec["need"] = {i: spec["need"][i] for i in items}
+        spec["hold"] = {i: round(spec["hold"][i] * hold_scale, 2) for i in items}
+    return {**workflow, "config": cfg}
+
+
+def events(workdir: Path) -> list[dict]:
+    return [json.loads(line) for line in (workdir / ".chromosched" / "events.jsonl").read_text().splitlines()]
+
+
+KEEP = [f"chr{i}" for i in (1, 3, 5, 8, 11, 13, 16, 19, 21)]
+
+
+@pytest.fixture(scope="module")
+def linear_runs(tmp_path_factory):
+    """linear-length (fixed mem_mb declared 3x too low), greedy and chromosched."""
+    root = tmp_path_factory.mktemp("unseen")
+    wf = small(family.family()["linear-length"], KEEP)
+    out = {}
+    for scheduler in ("greedy", "chromosched"):
+        workdir = root / scheduler
+        family.prepare(workdir, wf)
+        proc = family.run_snakemake(workdir, scheduler, wf["budget"])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[scheduler] = (workdir, proc, family.metrics(family.ledger(workdir), wf["budget"]))
+    return wf, out
+
+
+def test_no_over_budget_start_where_greedy_has_them(linear_runs):
+    wf, runs = linear_runs
+    greedy, ours = runs["greedy"][2], runs["chromosched"][2]
+    assert greedy["over_budget_starts"] > 0 and greedy["peak_real_mb"] > wf["budget"]  # declared 3x too low
+    assert ours["over_budget_starts"] == 0
+    assert ours["peak_real_mb"] <= wf["budget"]
+    assert ours["jobs"] == len(KEEP)
+
+
+def test_probe_first_then_predictions_near_the_truth(linear_runs):
+    _, runs = linear_runs
+    workdir, proc, _ = runs["chromosched"]
+    log = [e for e in events(workdir) if e.get("rule") == "first"]
+    starts = [e for e in log if e["event"] == "start"]
+    # The smallest chromosome is probed alone, before any other job of the rule.
+    assert starts[0]["wildcards"]["chrom"] == "chr21"
+    first_finish = next(i for i, e in enumerate(log) if e["event"] == "finish")
+    assert all(e["event"] != "start" for e in log[1:first_finish])
+    # After the probe and two more measured jobs, point predictions are within 30 % of the
+    # measured peaks and allocations cover them.
+    measured = {e["uid"]: e["need_mb"] for e in log if e["event"] == "finish" and e.get("need_mb")}
+    seen, checked = 0, 0
+    for e in log:
+        if e["event"] == "finish":
+            seen += 1
+        elif e["event"] == "start" and seen >= 3 and e["uid"] in measured:
+            truth = measured[e["uid"]]
+            assert abs(e["predicted_mb"] / truth - 1) <= 0.3, (e, truth)
+            assert e["mem_mb"] >= truth * 0.97, (e, truth)
+            checked += 1
+    assert checked >= 3
+    assert "declares its own mem_mb" not in proc.stderr or "override-mem is off" not in proc.stderr
+
+
+def test_prediction_is_the_jobs_own_mem_mb(linear_runs):
+    """A fixed mem_mb (not store-backed) is replaced by the prediction: the job itself sees it."""
+    wf, runs = linear_runs
+    workdir = runs["chromosched"][0]
+    declared = wf["config"]["rules"]["first"]["declared"]
+    given = {Path(e["uid"].split("chrom=")[1].rstrip("]")).name: e["mem_mb"]
+             for e in events(workdir) if e["event"] == "start" and e.get("rule") == "first"}
+    ledger = family.ledger(workdir)
+    assert len(ledger) == len(KEEP)
+    for entry in ledger:
+        chrom = Path(entry["out"]).stem
+        assert entry["limit"] == given[chrom]  # {resources.mem_mb} inside the job
+    assert any(entry["limit"] > declared for entry in ledger)  # the declared number was too low
+
+
+def test_undeclared_rule_is_managed_and_gets_a_mem_mb(tmp_path):
+    """No mem_mb at all (memory quadratic in length, wildcard values `7`): learned from measured
+    peaks and given a mem_mb of its own, which {resources.mem_mb} expands to inside the job."""
+    wf = small(family.family()["quadratic-length"], ["1", "5", "11", "16", "21"], hold_scale=0.5)
+    wf["config"]["limit_always"] = True
+    family.prepare(tmp_path, wf)
+    proc = family.run_snakemake(tmp_path, "chromosched", wf["budget"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rule first declares no mem_mb" in proc.stderr
+    ledger = family.ledger(tmp_path)
+    given = {e["wildcards"]["contig"]: e["mem_mb"] for e in events(tmp_path) if e["event"] == "start" and e["rule"] == "first"}
+    assert {Path(e["out"]).stem: e["limit"] for e in ledger} == given
+    assert family.metrics(ledger, wf["budget"])["over_budget_starts"] == 0
+    learned = [e for e in events(tmp_path) if e["event"] == "finish" and e["rule"] == "first"]
+    assert all(e["need_mb"] and e["measured_by"] == "live_rss" for e in learned)
+
+
+def _policy() -> DynamicPolicy:
+    return DynamicPolicy(replace(preset("chromosched-probe"), feature="size", alt_features=("length",)), Capacity(mem_mb=5000))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_few_shot_predictions_stay_sane(seed):
+    """2-8 observations of a linear-in-length law (5 % noise): point predictions within 30 %
+    (median) when the observed jobs are spread, allocations never below ~the truth when they are
+    the smallest ones (the probe order), and margins that do not explode."""
+    rng = random.Random(seed)
+    truth = {c: (1.0 * L + 10) * (1 + rng.uniform(-0.05, 0.05)) for c, L in LENGTHS_MBP.items()}
+    for order_name, order in (("spread", rng.sample(sorted(truth), len(truth))),
+                              ("smallest", sorted(truth, key=LENGTHS_MBP.get))):
+        for k in range(2, 9):
+            policy = _policy()
+            tasks = {c: TaskRequest(c, "r", {"size": L, "length": L}, size_hint=L) for c, L in LENGTHS_MBP.items()}
+            policy._register(tasks.values())
+            for c in order[:k]:
+                policy.observe_success(tasks[c], truth[c], 1.0)
+            rest = [c for c in truth if c not in order[:k]]
+            mems, points = policy._allocations("r", [tasks[c] for c in rest])
+            ratios = sorted(m / truth[c] for c, m in zip(rest, mems))
+            assert ratios[-1] <= 6.5, (order_name, k, ratios[-1])
+            if order_name == "spread":
+                errors = sorted(abs(p / truth[c] - 1) for c, p in zip(rest, points))
+                assert errors[len(errors) // 2] <= 0.3, (k, errors)
+                assert ratios[len(ratios) // 2] <= 2.0, (k, ratios)
+            else:
+                assert ratios[0] >= 0.95, (k, ratios[0])
+
+
+def test_probe_waits_for_memory_and_starts_smallest_alone():
+    policy = _policy()
+    tasks = [TaskRequest(f"r[{c}]", "r", {"size": L}, size_hint=L) for c, L in LENGTHS_MBP.items()]
+    chosen = policy.select(tasks, Capacity(mem_mb=5000))
+    assert [a.task.task_id for a in chosen] == ["r[chr21]"] and chosen[0].mem_mb == 5000
+    policy.observe_success(chosen[0].task, 58.0, 1.0)
+    chosen = policy.select([t for t in tasks if t.task_id != "r[chr21]"], Capacity(mem_mb=5000))
+    assert len(chosen) > 1  # packed from what the probe measured
+
+
+def test_chromosome_recognised_from_any_wildcard_value():
+    lengths = chromosome_lengths("GRCh37")
+    assert chromosome_in({"region": "chr7"}, lengths) == "chr7"
+    assert chromosome_in({"seq": "7"}, lengths) == "chr7"
+    assert chromosome_in({"anything": "chrX"}, lengths) == "chrX"
+    assert chromosome_in({"sample": "s01"}, lengths) is None
+    assert chromosome_in({"sample": "3", "contig": "12"}, lengths) == "chr12"  # a usual name wins
+    assert length_mbp({"x": "chr21"}, lengths) == pytest.approx(48.129895)
+
+
+def test_live_memory_sees_a_job_and_its_plateau(tmp_path):
+    marker = str(tmp_path / "marker-out.txt")
+    code = "import time, sys; b = bytearray(80 * 2**20); [b.__setitem__(i, 1) for i in range(0, len(b), 4096)]; time.sleep(4)"
+    proc = subprocess.Popen(["bash", "-c", f"{sys.executable} -c '{code}' {marker}; true"])
+    try:
+        live = LiveMemory(interval_s=0.1)
+        live.start("job[x]", [marker])
+        deadline = time.time() + 3.5
+        plateau = None
+        while time.time() < deadline and plateau is None:
+            time.sleep(0.2)
+            plateau = live.settled("job[x]")
+        current, _ = live.snapshot()
+        assert current["job[x]"] >= 80
+        assert plateau is not None and 80 <= plateau <= 160
+        assert live.measurement("job[x]").need_mb >= 80
+    finally:
+        live.close()
+        proc.wait(timeout=10)
+
+
+def _session(tmp_path):
+    from chromosched.scheduling_session import SchedulingSession, SessionSettings
+
+    settings = SessionSettings(store=str(tmp_path / "store"), model=str(tmp_path / "model.json"), events=None, prior="none.json")
+    session = SchedulingSession(settings)
+    session._prior_checked = True  # no RAM prior in these tests
+    session.begin({"mem_mb": 1000, "_cores": 8, "_total_known": 1})
+    return session
+
+
+def _records(rule, n, declared=None):
+    from chromosched.job_record import JobRecord, job_uid
+
+    return [JobRecord(uid=job_uid(rule, {"chrom": f"chr{i}"}), rule=rule, wildcards={"chrom": f"chr{i}"},
+                      declared_mem_mb=declared, resources={"mem_mb": declared} if declared else {}, cores=1)
+            for i in range(1, n + 1)]
+
+
+def test_session_probes_then_packs_from_the_measurement(tmp_path):
+    from chromosched.job_measurements import Measurement
+
+    session = _session(tmp_path)
+    records = _records("work", 6, declared=50)  # declared far too low: not trusted
+    first = session.select(records, {"mem_mb": 1000, "_cores": 8})
+    assert [d.record.wildcards["chrom"] for d in first] == ["chr6"]  # the smallest chromosome, alone
+    assert first[0].mem_mb == 1000
+    session.finished(first[0].record.uid, Measurement(0.9 * LENGTHS_MBP["chr6"], 2.0, "max_rss"))
+    rest = [r for r in records if r.uid != first[0].record.uid]
+    chosen = session.select(rest, {"mem_mb": 1000, "_cores": 8})
+    assert len(chosen) >= 2
+    assert all(d.mem_mb > 50 for d in chosen)  # the declared number is no bound: it was exceeded
+    assert sum(d.mem_mb for d in chosen) <= 1000
+
+
+def test_session_rule_without_measurement_falls_back_to_its_declared_number(tmp_path):
+    session = _session(tmp_path)
+    records = _records("aggregate", 5, declared=100)
+    first = session.select(records, {"mem_mb": 1000, "_cores": 8})
+    assert len(first) == 1
+    session.finished(first[0].record.uid, None)  # no benchmark, no outcome, too short to sample
+    rest = [r for r in records if r.uid != first[0].record.uid]
+    chosen = session.select(rest, {"mem_mb": 1000, "_cores": 8})
+    assert len(chosen) == 4 and all(d.mem_mb <= 150 for d in chosen)
