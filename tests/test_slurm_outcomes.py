@@ -86,7 +86,8 @@ def test_cluster_job_overhead_is_in_mem_but_not_in_what_is_learned(tmp_path):
 
     def session(overhead):
         s = SchedulingSession(SessionSettings(store=str(tmp_path / f"store{overhead}"), model=str(tmp_path / f"m{overhead}.json"),
-                                              events=None, job_overhead_mb=overhead))
+                                              events=None, job_overhead_mb=overhead,
+                                              cold_start="sequential"))  # declared mem_mb as the first allocation
         s.begin({"mem_mb": 4000, "_cores": 2, "_total_known": 1})
         return s
 

@@ -201,9 +201,8 @@ def test_live_memory_sees_a_job_and_its_plateau(tmp_path):
 def _session(tmp_path):
     from chromosched.scheduling_session import SchedulingSession, SessionSettings
 
-    settings = SessionSettings(store=str(tmp_path / "store"), model=str(tmp_path / "model.json"), events=None, prior="none.json")
-    session = SchedulingSession(settings)
-    session._prior_checked = True  # no RAM prior in these tests
+    settings = SessionSettings(store=str(tmp_path / "store"), model=str(tmp_path / "model.json"), events=None)
+    session = SchedulingSession(settings)  # the built-in prior is the impute rule's only: none for these rules
     session.begin({"mem_mb": 1000, "_cores": 8, "_total_known": 1})
     return session
 

@@ -78,9 +78,11 @@ class SchedulerSettings(SchedulerSettingsBase):
     job_overhead_mb: Optional[int] = field(default=None, metadata=_help(
         "MB added to each predicted job's memory for the job's own Snakemake process, which shares "
         f"the job's --mem under a cluster executor (default: {CLUSTER_JOB_OVERHEAD_MB} there, 0 locally)."))
-    cold_start: Optional[str] = field(default="probe", metadata=_help(
+    cold_start: Optional[str] = field(default=None, metadata=_help(
         "Rules without a calibrated prior: probe (smallest job first, then packed from what it "
-        "measured; declared mem_mb trusted only once a job agrees) or sequential (the paper's)."))
+        "measured; declared mem_mb trusted only once a job agrees) or sequential (the paper's; the "
+        "declared mem_mb is the first allocation). Default: probe locally, sequential under a cluster "
+        "executor (a probe would ask sbatch for the whole budget; a kill there hurts no other job)."))
     override_mem: Optional[str] = field(default="on", metadata=_help(
         "on/off. Make the predicted memory the job's own mem_mb ({resources.mem_mb}, what Snakemake "
         "budgets, sbatch --mem) for rules whose mem_mb is fixed or not declared."))
@@ -212,6 +214,8 @@ class Scheduler(SchedulerBase):
             settings = self.settings.session_settings() if isinstance(self.settings, SchedulerSettings) else SessionSettings()
             if getattr(self.settings, "job_overhead_mb", None) is None and _cluster_executor(self.dag):
                 settings = replace(settings, job_overhead_mb=CLUSTER_JOB_OVERHEAD_MB)
+            if getattr(self.settings, "cold_start", None) is None and _cluster_executor(self.dag):
+                settings = replace(settings, cold_start="sequential")
             self._session = SchedulingSession(settings, log=lambda msg: self.logger.info(f"chromosched: {msg}"))
             total = dict(available)
             workflow = getattr(self.dag, "workflow", None)
