@@ -205,3 +205,60 @@ def test_ten_thousand_ready_jobs_get_a_valid_packing_and_memory_stays_flat(tmp_p
     assert len(table._sorted_uids) == len(table._order_key) == len(table.slot_of) == len(by_uid)
     assert table._n - len(table._free) == len(by_uid)
     assert all(table.records[s] is None for s in table._free)
+
+
+def test_ready_rows_follow_what_the_session_learns_about_a_rule(tmp_path):
+    """A ready job's cached request is what the session would build now: a declared mem_mb caps
+    jobs up to the size a measured job agreed at (and none once a job needed more); a rule whose
+    probe measured nothing is budgeted at its declared number (undeclared jobs left to the cores)."""
+    from chromosched.job_measurements import Measurement
+    from chromosched.job_record import job_uid
+
+    settings = SessionSettings(store=str(tmp_path / "store"), model=str(tmp_path / "model.json"), events=None)
+    session = SchedulingSession(settings)
+    session.begin({"mem_mb": 4000, "_cores": 8, "_total_known": 1})
+
+    def records(rule, declared):
+        return [JobRecord(uid=job_uid(rule, {"chrom": f"chr{i}"}), rule=rule, wildcards={"chrom": f"chr{i}"},
+                          declared_mem_mb=declared, resources={"mem_mb": declared} if declared else {}, cores=1)
+                for i in range(1, 23)]
+
+    def rows_match_fresh_requests():
+        table = session._ready
+        for uid, slot in table.slot_of.items():
+            record, cached = table.records[slot], table.tasks[slot]
+            assert bool(table.column("unmanaged")[slot]) == session._unmanaged(record), uid
+            if cached is None:
+                continue
+            fresh = session._task(record)
+            assert (cached.cap_mb, cached.features, cached.prior_mb) == (fresh.cap_mb, fresh.features, fresh.prior_mb), uid
+            cap = table.column("cap")[slot]
+            assert (np.isnan(cap) and fresh.cap_mb is None) or cap == fresh.cap_mb, uid
+
+    session.update_ready(records("work", 900))
+    (probe,) = session.select_ready({"mem_mb": 4000, "_cores": 8})
+    assert probe.record.wildcards["chrom"] == "chr21"  # the smallest
+    session.finished(probe.record.uid, Measurement(300.0, 2.0, "max_rss"))  # agrees with 900 up to chr21
+    rows_match_fresh_requests()
+    assert not any(t is not None and t.cap_mb for t in session._ready.tasks)  # every other job is bigger
+    work = {r.wildcards["chrom"]: r for r in records("work", 900) if r.wildcards["chrom"] != "chr21"}
+    (big,) = session.select([work["chr3"]], {"mem_mb": 4000, "_cores": 8})  # 198 Mbp, alone
+    session.update_ready([r for c, r in work.items() if c != "chr3"])  # ready while chr3 runs
+    session.finished(big.record.uid, Measurement(0.8 * 900, 2.0, "max_rss"))  # agrees up to chr3's size
+    rows_match_fresh_requests()
+    capped = sorted(session._ready.records[s].wildcards["chrom"] for s, t in enumerate(session._ready.tasks)
+                    if t is not None and t.cap_mb == 900.0)
+    assert capped == sorted(c for c in work if c not in ("chr1", "chr2", "chr3"))  # the jobs not bigger than chr3
+    picked = session.select_ready({"mem_mb": 4000, "_cores": 8})
+    session.finished(picked[0].record.uid, Measurement(2000.0, 2.0, "max_rss"))  # one job needed more: no cap any more
+    rows_match_fresh_requests()
+    assert all(t is None or t.cap_mb is None for t in session._ready.tasks)
+
+    for uid in list(session.running):
+        session.finished(uid, Measurement(500.0, 2.0, "max_rss"))
+    session.update_ready(records("merge", None), list(session._ready.slot_of))
+    (probe,) = session.select_ready({"mem_mb": 4000, "_cores": 8})
+    session.finished(probe.record.uid, None)  # the probe left no measurement
+    rows_match_fresh_requests()
+    merge_rows = [s for s in session._ready.slot_of.values() if session._ready.records[s].rule == "merge"]
+    assert merge_rows and all(session._ready.column("unmanaged")[s] for s in merge_rows)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from dataclasses import replace
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -164,6 +165,14 @@ class ReadyJobs:
             x = self._x_of(task, f)
             c["x:" + f][slot] = np.nan if x is None else float(x)
         return slot
+
+    def set_cap(self, slot: int, cap_mb: float | None) -> None:
+        """Give the job in ``slot`` a new cap (its request is replaced, nothing else is rebuilt)."""
+        task = self.tasks[slot]
+        if task is None or task.cap_mb == cap_mb:
+            return
+        self.tasks[slot] = replace(task, cap_mb=cap_mb)
+        self._cols["cap"][slot] = np.nan if cap_mb is None else float(cap_mb)
 
     def remove(self, uid: str) -> None:
         slot = self.slot_of.pop(uid, None)

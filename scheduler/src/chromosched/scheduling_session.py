@@ -271,6 +271,18 @@ class SchedulingSession:
             slots = table.slots()
             x = table.column(column)[slots]
             slots = slots[(table.column("kind")[slots] == kind) & (x > lo) & (x <= hi)]
+            if rule not in self._unmeasured:
+                # Only the cap of its unseen-rule requests (no prior) changes: set it in place,
+                # as _unseen_task would build it (thousands of rows may cross at once).
+                upto = self._declared_agrees.get(rule)
+                for slot in slots.tolist():
+                    task, record = table.tasks[slot], table.records[slot]
+                    if task is None or task.prior_mb is not None or not record.storable:
+                        continue
+                    declared = float(record.declared_mem_mb) if record.declared_mem_mb else None
+                    agreed = declared is not None and upto is not None and task.features["size"] <= upto
+                    table.set_cap(slot, declared if agreed else None)
+                return
         else:
             slots = np.array([s for s in table.slot_of.values() if table.records[s].rule == rule], dtype=np.int64)
         tasks = []
