@@ -134,6 +134,13 @@ def test_a_rule_still_to_probe_goes_to_the_policy():
     assert select_vectorised(policy, table, table.slots(), Capacity(mem_mb=1000.0)) is None
     only_align = np.array([table.slot_of["a"]])
     assert select_vectorised(policy, table, only_align, Capacity(mem_mb=100_000.0)) is not None
+    # While the new rule's probe runs, its other jobs wait and the known rule's jobs are packed.
+    probe = RunningTask(TaskRequest("p", "never_measured", {"size": 1.0, "length": 1.0}), 500.0)
+    slow = _probed_policy(0, 1, "knapsack")
+    expected = slow.select([table.tasks[table.slot_of[u]] for u in ("a", "b")], Capacity(mem_mb=5000.0), [probe])
+    got = select_vectorised(policy, table, table.slots(), Capacity(mem_mb=5000.0), [probe])
+    assert [a.task.task_id for a in got] == [a.task.task_id for a in expected] == ["a"]
+    assert [a.mem_mb for a in got] == pytest.approx([a.mem_mb for a in expected])
 
 
 def test_untrained_job_types_go_to_the_policy():

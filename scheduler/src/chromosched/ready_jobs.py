@@ -275,7 +275,8 @@ def select_vectorised(
     per-job path must decide. ``use_rank``: prefer jobs by critical-path rank, then runtime.
 
     Probe mode (``cold_start="probe"``): a job type with no prior and no measured job is probed by
-    the policy's own path (None here); types with a few measurements are sized with the policy's
+    the policy's own path (None here; while a probe runs, those jobs wait and the others are packed
+    here, as there); types with a few measurements are sized with the policy's
     power-law extrapolation and get their smallest job started first (``_explore``), as there."""
     cfg = policy.config
     if cfg.pooled_reserve_z is not None or cfg.priority not in ("longest", "biggest", "none"):
@@ -287,8 +288,20 @@ def select_vectorised(
     kinds = np.flatnonzero(np.bincount(kind_col)) if kind_col.min() >= 0 else np.unique(kind_col)
     names = [table.kinds[k] for k in kinds.tolist()]
     if cfg.cold_start == "probe":
-        if any(policy.needs_probe(name) for name in names):
-            return None
+        waiting = [k for k, name in zip(kinds.tolist(), names) if policy.needs_probe(name)]
+        if waiting:
+            if not any(policy.needs_probe(r.task.kind) for r in running):
+                return None  # a probe to start, or memory to drain for one: the policy's path
+            # A probe runs: the policy packs the other types' jobs and the unprobed ones wait.
+            held = np.isin(kind_col, waiting)
+            for slot in slots[held].tolist():
+                policy._check_feasible(table.tasks[slot])  # the policy checks every ready job
+            slots = slots[~held]
+            if len(slots) == 0:
+                return []
+            kind_col = kind_col[~held]
+            kinds = np.array([k for k in kinds.tolist() if k not in waiting], dtype=np.int64)
+            names = [table.kinds[k] for k in kinds.tolist()]
     elif not all(policy._trained(name) for name in names):
         return None
     cap = table.column("cap")[slots]
