@@ -18,7 +18,8 @@ the model may change between any two rounds, so nothing stale is reused) and one
 :func:`select_vectorised` is :meth:`DynamicPolicy.select` for job types that are past their first
 phase, over these arrays (same allocations, same preference order, same packer); it returns None
 where the policy's own per-job path must decide (a job type still in its first phase, the pooled
-reserve mode, a feature some job lacks). ``tests/test_ready_jobs.py`` checks that both agree.
+reserve mode, a feature some job lacks, a rule still to be probed). ``tests/test_ready_jobs.py``
+checks that both agree.
 """
 
 from __future__ import annotations
