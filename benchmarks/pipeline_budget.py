@@ -135,6 +135,10 @@ def prepare_case(root: Path, name: str, data: Path, budget: int, low_mb: int | N
     config["memory_budget_mb"] = budget
     if chromosomes:
         config["chromosomes"] = chromosomes
+        diffusion = config.get("diffusion") or {}
+        if diffusion.get("chromosomes"):  # the diffusion stage may only name chromosomes the run has
+            diffusion["chromosomes"] = [c for c in diffusion["chromosomes"] if c in chromosomes]
+            diffusion["enabled"] = bool(diffusion["chromosomes"]) and diffusion.get("enabled", False)
     if low_mb is not None:
         config.setdefault("resources", {})["impute"] = {"mem_mb": low_mb}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
