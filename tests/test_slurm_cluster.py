@@ -194,10 +194,11 @@ def test_gpu_job_gets_the_gres(slurm_cluster, slurm_oom_run):  # noqa: F811
 # -- 6. the run report from a Slurm run's stored events ----------------------------------------------
 def test_run_report_of_slurm_runs(slurm_pipeline, slurm_oom_run):
     """`chromosched report` needs only the submitting process's event log, so it works on a Slurm run:
-    the pipeline's 7 jobs with no retry, and the OOM run's kill by the cgroup as one OOM retry."""
+    the pipeline's 7 jobs with no retry, and the OOM run's 3 (work, gpu_probe and the local rule all)
+    with the kill by the cgroup as one OOM retry."""
     from chromosched.cli import main
 
-    for (workdir, _), jobs, oom in ((slurm_pipeline, 7, 0), (slurm_oom_run, 2, 1)):
+    for (workdir, _), jobs, oom in ((slurm_pipeline, 7, 0), (slurm_oom_run, 3, 1)):
         assert main(["report", str(workdir)]) == 0
         out = workdir / "chromosched_report"
         numbers = json.loads((out / "summary.json").read_text())
