@@ -27,7 +27,9 @@ def _under_predicting_prior(cohort, path):
     threshold = (sites[small] + sites[big]) / 2
     data = json.loads(builtin_prior_path("beagle").read_text())
     # heap (MB): 60 for the chromosome below the threshold, 4 (Beagle cannot run) above it
-    data["expression"] = f"min(60, 4 + 60 * max(0, {threshold} - ref_variants))"
+    # (the tiny chromosomes are shorter than one window: reference markers per window = all of them)
+    data["expression"] = f"min(60, 4 + 60 * max(0, {threshold} - ref_markers_per_window))"
+    data["floor_mb"]["mb"] = 1.0  # no floor: the starved job must get its 4 MB heap
     for calibration in data["calibration"].values():
         calibration["knots"] = [[1.0, 1.0], [1e4, 1e4]]  # no calibration margin: the formula as written
     path.write_text(json.dumps(data))

@@ -189,3 +189,48 @@ def test_gpu_job_gets_the_gres(slurm_cluster, slurm_oom_run):  # noqa: F811
     assert job["State"] == "COMPLETED" and "gres/gpu=1" in job["AllocTRES"]
     seen = (workdir / "out" / "gpu.txt").read_text().split()  # the job step's environment
     assert "CUDA_VISIBLE_DEVICES=0" in seen and "SLURM_STEP_GPUS=0" in seen
+
+
+# -- 6. the run report from a Slurm run's stored events ----------------------------------------------
+def test_run_report_of_slurm_runs(slurm_pipeline, slurm_oom_run):
+    """`chromosched report` needs only the submitting process's event log, so it works on a Slurm run:
+    the pipeline's 7 jobs with no retry, and the OOM run's 3 (work, gpu_probe and the local rule all)
+    with the kill by the cgroup as one OOM retry."""
+    from chromosched.cli import main
+
+    for (workdir, _), jobs, oom in ((slurm_pipeline, 7, 0), (slurm_oom_run, 3, 1)):
+        assert main(["report", str(workdir)]) == 0
+        out = workdir / "chromosched_report"
+        numbers = json.loads((out / "summary.json").read_text())
+        assert (numbers["jobs"], numbers["oom_retries"]) == (jobs, oom), numbers
+        assert (out / "report.html").read_text().count("data:image/png;base64,") == 3
+
+
+# -- 7. the diffusion stage through Slurm ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def slurm_diffusion(slurm_cluster, tiny_cohort, tmp_path_factory):  # noqa: F811
+    workdir = tmp_path_factory.mktemp("slurm_diffusion")
+    diffusion = {"enabled": True, "checkpoint": str(REPO / "config" / "diffusion" / "small.pt"), "chromosomes": ["chr22"],
+                 "samples": 2, "samples_per_job": 2, "max_tiles": 2, "steps": 3, "truth_cells": 20, "refine_iterations": 5}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(pipeline_config(tiny_cohort, diffusion=diffusion)))
+    proc = snakemake(slurm_cluster, workdir, "results/diffusion/chr22/summary.json", "--snakefile", str(REPO / "Snakefile"),
+                     "--configfile", str(workdir / "config.yaml"), "--resources", "mem_mb=4000")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return workdir, proc
+
+
+def test_diffusion_jobs_run_through_slurm_at_their_prediction(slurm_cluster, slurm_diffusion):
+    """The diffusion jobs go through the same path as Beagle's: --mem is the stored prediction (with
+    the job's own Snakemake on top), and the sampler fits its chunks to the tool's share."""
+    workdir, _ = slurm_diffusion
+    rows = store_check(slurm_cluster, workdir, {"diffusion_sample": ["chrom", "part"], "diffusion_merge": ["chrom"]})
+    assert sorted(r[0] for r in rows) == ["diffusion_merge", "diffusion_sample"]
+    for rule, wildcards, attempt, mem, stored, job in rows:
+        assert job["State"] == "COMPLETED", job
+        assert stored is not None and mem == stored, (rule, wildcards, attempt, mem, stored)
+    entry = PredictionStore(workdir / ".chromosched" / "predictions").get("diffusion_sample", {"chrom": "chr22", "part": "0"}, 1)
+    assert entry is not None and entry.overhead_mb > 0
+    outcome = json.loads((workdir / "logs" / "diffusion_sample" / "chr22" / "0.attempts.jsonl").read_text().splitlines()[-1])
+    assert outcome["kind"] == "ok" and 0 < outcome["need_mb"] <= entry.tool_mem_mb, (outcome, entry)
+    summary = json.loads((workdir / "results" / "diffusion" / "chr22" / "summary.json").read_text())
+    assert len(summary["seam_per_boundary"]) == 1 and -1 <= summary["hic_pearson"] <= 1

@@ -95,7 +95,7 @@ class OrderingTable:
                 if r.workers == n:
                     return r
         where = f" {self.path}" if self.path else ""
-        raise ChromoschedError(f"ordering table{where} has no row for K={workers} (rows: {_ranges(self.workers())})")
+        raise ChromoschedError(f"ordering table{where} has no row for K={workers} (rows: {ranges_text(self.workers())})")
 
     def order_for(self, workers: int, chromosomes: Iterable[str] | None = None) -> list[str]:
         """The chromosome order for ``workers``; with ``chromosomes``, the table's order restricted to
@@ -250,7 +250,7 @@ def _chrom_key(name: str) -> tuple[int, str]:
     return (int(tail), "") if tail.isdigit() else (10**6, tail)
 
 
-def _ranges(values: list[int]) -> str:
+def ranges_text(values: list[int]) -> str:
     """'1-5,8' style summary of integers."""
     vals = sorted(values)
     out: list[str] = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .errors import ChromoschedError
-from .ordering_table import OrderingRow, OrderingTable
+from .ordering_table import OrderingRow, OrderingTable, ranges_text
 from .configuration_bound import configuration_lower_bound
 from .peak_lower_bound import lower_bound
 from .peak_memory import MODELS, PeakEvaluator
@@ -172,7 +172,7 @@ def build_table(tasks: TaskSet, workers: Iterable[int], model: str = "list", bud
         "duration_unit": tasks.duration_unit,
         "search": method_description(model, budget, seed),
         "bound": BOUND_DESCRIPTION[model],
-        "proven_optimal_K": _ranges_text([r.workers for r in results if r.peak <= r.lower_bound]) or "none",
+        "proven_optimal_K": ranges_text([r.workers for r in results if r.peak <= r.lower_bound]) or "none",
         "largest_gap_to_bound": _largest_gap(results),
     }
     return OrderingTable([r.row() for r in results], {k: v for k, v in metadata.items() if v})
@@ -181,17 +181,3 @@ def build_table(tasks: TaskSet, workers: Iterable[int], model: str = "list", bud
 def _largest_gap(results: list[StaticResult]) -> str:
     worst = max(results, key=lambda r: r.gap)
     return f"{100 * worst.gap:.2f}% (K={worst.workers})"
-
-
-def _ranges_text(values: list[int]) -> str:
-    """'1-5,8' style summary of integers."""
-    vals = sorted(values)
-    out: list[str] = []
-    i = 0
-    while i < len(vals):
-        j = i
-        while j + 1 < len(vals) and vals[j + 1] == vals[j] + 1:
-            j += 1
-        out.append(str(vals[i]) if i == j else f"{vals[i]}-{vals[j]}")
-        i = j + 1
-    return ",".join(out)
