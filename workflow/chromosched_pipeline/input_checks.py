@@ -101,19 +101,21 @@ def check_genetic_map(path: str, what: str = "reference.map") -> str:
             fields = line.split()
             if not fields:
                 continue
-            if len(fields) != 4:
-                raise ChromoschedError(
-                    f"{what} {path} line {lineno}: expected 4 columns (chrom id cM bp), found {len(fields)}"
-                )
-            try:
-                float(fields[2])
-                int(fields[3])
-            except ValueError:
-                raise ChromoschedError(f"{what} {path} line {lineno}: cM and bp must be numbers") from None
+            map_row_position(fields, f"{what} {path} line {lineno}")
             first = first or fields[0]
     if first is None:
         raise ChromoschedError(f"{what} {path}: file is empty")
     return first
+
+
+def map_row_position(fields: Sequence[str], where: str) -> tuple[float, int]:
+    """(cM, bp) of one PLINK map row split on whitespace; one-line error naming ``where`` otherwise."""
+    if len(fields) != 4:
+        raise ChromoschedError(f"{where}: expected 4 columns (chrom id cM bp), found {len(fields)}")
+    try:
+        return float(fields[2]), int(fields[3])
+    except ValueError:
+        raise ChromoschedError(f"{where}: cM and bp must be numbers") from None
 
 
 def check_scoring_file(path: str, what: str = "prs.scoring_file") -> None:

@@ -27,6 +27,7 @@ import pysam
 
 from chromosched.errors import ChromoschedError
 
+from .input_checks import map_row_position
 from .step_outcome import outcome_recorded
 from .vcfio import (
     exit_on_sigterm,
@@ -186,15 +187,7 @@ def prepare_map(chrom: str, genetic_map: str | Path, panel_contig: str, out_map:
             fields = line.split()
             if not fields or fields[0] != map_contig:
                 continue
-            if len(fields) != 4:
-                raise ChromoschedError(
-                    f"genetic map {genetic_map} line {lineno}: expected 4 columns (chrom id cM bp), found {len(fields)}"
-                )
-            try:
-                float(fields[2])
-                bp = int(fields[3])
-            except ValueError:
-                raise ChromoschedError(f"genetic map {genetic_map} line {lineno}: cM and bp must be numbers") from None
+            _, bp = map_row_position(fields, f"genetic map {genetic_map} line {lineno}")
             if bp < last_bp:
                 raise ChromoschedError(f"genetic map {genetic_map} line {lineno}: positions are not sorted ({bp} after {last_bp})")
             last_bp = bp

@@ -156,19 +156,7 @@ class HeuristicModel:
     def _map_length_cm(self, chrom: str) -> float | None:
         if self.facts.genetic_map is None:
             return None
-        path = self.facts.genetic_map(chrom)
-        try:
-            first = last = None
-            with open(path) as fh:
-                for line in fh:
-                    fields = line.split()
-                    if len(fields) == 4 and match_contig(chrom, [fields[0]]):
-                        cm = float(fields[2])
-                        first = cm if first is None else first
-                        last = cm
-            return None if first is None else max(0.0, last - first)
-        except (OSError, ValueError):
-            return None
+        return map_file_length_cm(str(self.facts.genetic_map(chrom)), chrom)
 
     def threads_for(self, rule: str) -> int:
         return max(1, int((self.facts.threads or {}).get(rule, 1)))
@@ -380,15 +368,19 @@ def prior_features(rule: str, beagle: Mapping[str, Any] | None = None) -> Callab
 
 def _job_map_length_cm(input, chrom: str) -> float | None:
     """Genetic length of the job's own ``map`` input (None when it has none or it cannot be read)."""
+    path = getattr(input, "map", None)
+    return map_file_length_cm(str(path), chrom) if path else None
+
+
+def map_file_length_cm(path: str, chrom: str) -> float | None:
+    """Genetic length (cM) of ``chrom`` in a PLINK map file (all of it when ``chrom`` is empty); None
+    when the file cannot be read or gives no length (one position, cM not numbers or decreasing)."""
     from chromosched.prior.derivation import genetic_length_cm
 
-    path = getattr(input, "map", None)
-    if not path:
-        return None
     try:
-        with open(str(path)) as handle:
+        with open(path) as handle:
             lines = [line for line in handle if not chrom or match_contig(chrom, [line.split()[0]] if line.split() else [])]
-        return genetic_length_cm(lines, source=str(path))
+        return genetic_length_cm(lines, source=path)
     except (OSError, ChromoschedError):
         return None
 
