@@ -66,7 +66,7 @@ def load_ordering_table(settings):
     from .ordering_table import OrderingTable, load_builtin_table
 
     source = settings.ordering
-    if _looks_like_path(source):
+    if looks_like_path(source):
         return OrderingTable.load(source)
     return load_builtin_table(source)
 
@@ -138,5 +138,5 @@ def check_run_inputs(settings, budget_mb: float | None = None, records: Sequence
     return loaded
 
 
-def _looks_like_path(value: str) -> bool:
+def looks_like_path(value: str) -> bool:
     return os.sep in value or value.endswith((".tsv", ".txt")) or os.path.exists(value)

@@ -36,6 +36,7 @@ from .job_record import JobRecord
 from .prediction_store import DEFAULT_STORE, Prediction, PredictionStore
 from .critical_path import RuleRuntimes, upward_ranks
 from .ready_jobs import ReadyJobs, select_vectorised
+from .run_inputs import check_run_inputs, load_run_prior, looks_like_path
 from .size_features import chromosome_lengths, length_mbp
 from .static_admission import StaticAdmission
 
@@ -152,8 +153,6 @@ class SchedulingSession:
             self.log(f"no --resources mem_mb and no budget-mb: budgeting {budget} MB (90% of this machine's memory)")
         self.budget_mb = float(budget)
         # Every plugin input (settings, prior, ordering table, budget) before anything is written or run.
-        from .run_inputs import check_run_inputs
-
         source = "budget-mb" if self.settings.budget_mb else ("--resources mem_mb" if total.get(MEMORY) else "this machine")
         inputs = check_run_inputs(self.settings, self.budget_mb, expected, self.log, budget_source=source)
         self._prior, self._prior_checked = inputs.prior, self.settings.mode == "dynamic"
@@ -164,10 +163,7 @@ class SchedulingSession:
             os.replace(self.settings.events, self.settings.events + ".previous")
         self._event("begin", mode=self.settings.mode, budget_mb=self.budget_mb)
         if self.settings.mode == "static":
-            from .ordering_table import OrderingTable, load_builtin_table
-
-            source = self.settings.ordering
-            table = OrderingTable.load(source) if _looks_like_path(source) else load_builtin_table(source)
+            source, table = self.settings.ordering, inputs.ordering_table  # loaded by check_run_inputs
             cores = total.get("_cores")
             cores = int(cores) if cores and cores < 2**62 else 1
             workers = self.settings.workers or cores
@@ -563,7 +559,7 @@ class SchedulingSession:
     def _prior_mb(self, record: JobRecord) -> float | None:
         """Prior memory (MB): the RAM prior for its rule, else the rule's declared mem_mb."""
         if record.rule == self.settings.prior_rule and record.prior_features:
-            prior = self._load_prior()
+            prior = self.ram_prior()
             if prior is not None:
                 try:
                     return prior_job_mem_mb(prior, record.prior_features, self.settings.prior_level)
@@ -573,20 +569,12 @@ class SchedulingSession:
                         self.log(f"prior not used for {record.label}: {err}")
         return float(record.declared_mem_mb) if record.declared_mem_mb else None
 
-    def _load_prior(self):
+    def ram_prior(self):
         """The RAM prior, loaded once. A prior the user named must load (a clear error otherwise);
         without one, the built-in Beagle prior is used when it is there."""
         if not self._prior_checked:
             self._prior_checked = True
-            from .prior import load_builtin_prior, load_prior
-
-            if self.settings.prior:
-                self._prior = load_prior(self.settings.prior)
-            else:
-                try:
-                    self._prior = load_builtin_prior("beagle")
-                except ChromoschedError as err:
-                    self.log(f"no RAM prior ({err}); rule {self.settings.prior_rule} starts from its declared mem_mb")
+            self._prior = load_run_prior(self.settings, self.log)
         return self._prior
 
     # -- learning -------------------------------------------------------------------------------
@@ -716,7 +704,7 @@ def prior_job_mem_mb(prior, facts: Mapping[str, float], level: float | None = No
 
 
 def _chromosome_lengths(ordering: str) -> dict[str, int]:
-    if ordering in GENOMES or not _looks_like_path(ordering):
+    if ordering in GENOMES or not looks_like_path(ordering):
         try:
             return genome_lengths(ordering)
         except ChromoschedError:
@@ -724,8 +712,6 @@ def _chromosome_lengths(ordering: str) -> dict[str, int]:
     return genome_lengths("GRCh37")
 
 
-def _looks_like_path(value: str) -> bool:
-    return os.sep in value or value.endswith((".tsv", ".txt")) or os.path.exists(value)
 
 
 def _maybe_int(value) -> int | None:

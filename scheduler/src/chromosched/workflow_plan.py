@@ -93,24 +93,24 @@ def plan_workflow(jobs: Sequence[DagJob], settings: SessionSettings, cores: int,
             total["mem_mb"] = float(budget_mb)
         session.begin(total, [j.record for j in jobs])
         plan = _simulate(session, jobs, cores)
-    _add_prior_views(plan, jobs, settings)
+        try:
+            prior = session.ram_prior()  # loaded once by the session (static mode: loaded here)
+        except ChromoschedError:
+            prior = None
+    _add_prior_views(plan, jobs, settings, prior)
     return plan
 
 
-def _add_prior_views(plan: Plan, jobs: Sequence[DagJob], settings: SessionSettings) -> None:
-    """Attach to each planned job of the prior's rule the features the prior derived from its inputs
-    (a job whose inputs do not exist yet has none; a prior that cannot evaluate it shows the error)."""
+def _add_prior_views(plan: Plan, jobs: Sequence[DagJob], settings: SessionSettings, prior) -> None:
+    """Attach to each planned job of the prior's rule the features ``prior`` (the one the session
+    loaded; None without one) derived from its inputs (a job whose inputs do not exist yet has none;
+    a prior that cannot evaluate it shows the error)."""
     facts = {(j.record.rule, tuple(sorted(j.record.wildcards.items()))): j.record.prior_features for j in jobs
              if j.record.rule == settings.prior_rule and j.record.prior_features}
-    if not facts:
+    if not facts or prior is None:
         return
-    from .prior import load_builtin_prior, load_prior
     from .prior.beagle import prior_view
 
-    try:
-        prior = load_prior(settings.prior) if settings.prior else load_builtin_prior("beagle")
-    except ChromoschedError:
-        return
     for job in plan.jobs:
         job_facts = facts.get((job.rule, tuple(sorted(job.wildcards.items()))))
         if job_facts:
