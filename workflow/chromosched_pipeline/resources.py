@@ -77,6 +77,9 @@ class ResourceRequest:
     mem_mb: int
     runtime: int  # minutes
     threads: int = 1
+    # The part of mem_mb the job's tool may use (a cluster job's own Snakemake shares its --mem);
+    # None = all of it.
+    tool_mem_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,7 @@ class PredictionStoreModel:
         prediction = store.get(job.rule, job.wildcards, job.attempt)
         if prediction is None:
             return None
-        return replace(_heuristic.request(job), mem_mb=int(prediction.mem_mb))
+        return replace(_heuristic.request(job), mem_mb=int(prediction.mem_mb), tool_mem_mb=prediction.tool_mem_mb)
 
 
 _heuristic = HeuristicModel()
@@ -277,12 +280,7 @@ def tool_mem_mb(rule: str) -> Callable[..., int]:
 
     def _tool_mem_mb(wildcards, input, attempt):
         request = request_for(rule, wildcards, input, attempt)
-        if isinstance(_model, PredictionStoreModel):
-            store = _model.store or PredictionStore()
-            prediction = store.get(rule, _as_dict(wildcards), max(1, int(attempt or 1)))
-            if prediction is not None and prediction.mem_mb == request.mem_mb:
-                return prediction.tool_mem_mb
-        return request.mem_mb
+        return request.tool_mem_mb or request.mem_mb
 
     _tool_mem_mb.__name__ = f"tool_mem_mb_{rule}"
     return _tool_mem_mb
