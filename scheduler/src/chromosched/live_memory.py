@@ -43,7 +43,7 @@ class LiveMemory:
         self.available = psutil is not None
 
     # -- jobs ---------------------------------------------------------------------------------
-    def start(self, uid: str, paths: list[str], mem_mb: float | None = None) -> None:
+    def start(self, uid: str, paths: list[str]) -> None:
         with self._lock:
             self._paths[uid] = [p for p in paths if p]
             self._started[uid] = time.monotonic()

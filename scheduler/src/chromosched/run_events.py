@@ -11,7 +11,7 @@ derives what ``chromosched report`` shows; it needs neither Snakemake nor the ru
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import ChromoschedError
@@ -47,8 +47,7 @@ class RunEvents:
     attempts: list[Attempt]
     ordering: dict | None = None  # static mode: {"table", "workers", "order"}
     path: str = ""
-    skipped: int = 0  # start events without a readable end (run killed, or lines lost)
-    extra: dict = field(default_factory=dict)
+    unfinished: int = 0  # start events without a readable end (run killed, or lines lost)
 
 
 def load_run_events(path: str | Path) -> RunEvents:
@@ -87,7 +86,7 @@ def load_run_events(path: str | Path) -> RunEvents:
             need_mb=_number((end or {}).get("need_mb")) if outcome == "ok" else None,
         ))
     return RunEvents(mode=begin.get("mode"), budget_mb=_number(begin.get("budget_mb")), attempts=attempts,
-                     ordering=ordering, path=str(path), skipped=unfinished)
+                     ordering=ordering, path=str(path), unfinished=unfinished)
 
 
 def memory_steps(attempts: list[Attempt], what: str = "reserved") -> tuple[list[float], list[float]]:
@@ -136,7 +135,7 @@ def summary(run: RunEvents) -> dict:
         "retries": len(attempts) - len(jobs),
         "oom_retries": sum(a.outcome == "oom" for a in attempts),
         "failed_not_oom": sum(a.outcome == "failed" for a in attempts),
-        "unfinished": run.skipped,
+        "unfinished": run.unfinished,
         "peak_reserved_mb": _round(max(memory_steps(attempts, "reserved")[1])),
         "peak_measured_mb": _round(max(memory_steps(attempts, "measured")[1])),
         # reserved MB x s over measured MB x s of the measured attempts: 1.0 = nothing wasted

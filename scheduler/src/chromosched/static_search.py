@@ -364,12 +364,12 @@ class _Ils:
         orders = orders[:limit - self.used]
         self.used += len(orders)
         if not len(orders):
-            return orders, None, None, 0
+            return orders, None, 0
         peaks, energy, second = score(orders)
         i = int(np.lexsort((second, energy))[0])
         j = int(peaks.argmin())
         self.offer(orders[j], int(peaks[j]))
-        return orders, (float(energy[i]), float(second[i])), None, i
+        return orders, (float(energy[i]), float(second[i])), i
 
     def run(self, start, limit: int, score, temperature: float, stop_at_zero: bool = False) -> None:
         """Descents from ``start`` and kicked copies of the accepted local optimum until ``limit``
@@ -379,7 +379,7 @@ class _Ils:
         if self.used >= limit:
             return
         n = self.evaluator.n
-        _, cur_energy, _, _ = self._evaluate(start[None, :], score, limit)
+        _, cur_energy, _ = self._evaluate(start[None, :], score, limit)
         cur = start
         home = home_energy = None
         while self.used < limit:
@@ -390,7 +390,7 @@ class _Ils:
                 improved = False
                 rows = self.rows[self.rng.permutation(len(self.rows))]
                 for c in range(0, len(rows), ILS_CHUNK):
-                    cands, energy, _, i = self._evaluate(cur[rows[c:c + ILS_CHUNK]], score, limit)
+                    cands, energy, i = self._evaluate(cur[rows[c:c + ILS_CHUNK]], score, limit)
                     if energy is None:
                         break
                     if energy[0] < cur_energy[0] or (energy[0] == cur_energy[0]
@@ -409,7 +409,7 @@ class _Ils:
                 a, b = (int(x) for x in self.rng.choice(n, 2, replace=False))
                 kicked.insert(b, kicked.pop(a))
             cur = np.array(kicked, dtype=np.int64)
-            _, energy, _, _ = self._evaluate(cur[None, :], score, limit)
+            _, energy, _ = self._evaluate(cur[None, :], score, limit)
             if energy is None:
                 return
             cur_energy = energy

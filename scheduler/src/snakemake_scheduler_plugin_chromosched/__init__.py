@@ -195,7 +195,7 @@ class Scheduler(SchedulerBase):
             self._attempt[uid] = decision.record.attempt
             self._started_jobs.add(job)
             if self._sampler is not None:
-                self._sampler.start(uid, _job_paths(job), decision.mem_mb)
+                self._sampler.start(uid, _job_paths(job))
             chosen.append(job)
         if self._refresh:
             # A rule turned out to set its own mem_mb: its ready jobs' records are built again.
