@@ -188,12 +188,6 @@ def load_pipeline_config(
     return pc
 
 
-def _require_file(path: str | None, what: str, source: str) -> None:
-    if path and not Path(path).is_file():
-        hint = " (run `make demo` to generate the demo data)" if "resources/demo/" in str(path) else ""
-        raise ChromoschedError(f"{source}: {what} {path}: file not found{hint}")
-
-
 def _check_inputs(pc: PipelineConfig) -> None:
     """The start-up checks, one per kind of input (chromosched_pipeline.input_checks), in the
     order a user fixes them: scoring file, VCF headers and sample IDs, contigs, maps."""
@@ -238,7 +232,7 @@ def _check_inputs(pc: PipelineConfig) -> None:
             # are checked by the prepare step, which reads them anyway).
             raise ChromoschedError(f"{src}: reference.map {genetic_map}: is for chromosome {first}, not {chrom}")
         target = pc.target_vcf(chrom)
-        _require_file(target, "target.vcf", src)
+        named(checks.check_file, target, "target.vcf")
         target_contigs = contigs_of(target, "target.vcf")
         if not target_contigs:
             raise ChromoschedError(f"{src}: target.vcf {target}: no variant records (empty VCF)")
@@ -248,7 +242,7 @@ def _check_inputs(pc: PipelineConfig) -> None:
             )
         truth = pc.truth(chrom)
         if truth:
-            _require_file(truth, "truth", src)
+            named(checks.check_file, truth, "truth")
     first_target = pc.target_vcf(pc.chromosomes[0])
     if pc.samples_file:
         named(checks.check_sample_list, pc.samples_file, samples[first_target], first_target)
