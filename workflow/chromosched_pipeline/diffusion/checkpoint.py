@@ -22,6 +22,7 @@ from .model import UNetConfig, Unet
 from .representation import Normalizer
 from .sampler import Diffusion
 from .schedule import BUFFER_NAMES, TIMESTEPS, schedule_buffers
+from ..vcfio import atomic_outputs
 
 OBJECTIVES = {"pred_noise", "pred_x0", "pred_v"}
 
@@ -53,10 +54,8 @@ def save_checkpoint(path: str | os.PathLike, model: Unet, objective: str, normal
     if normalizer is not None:
         payload["normalizer"] = normalizer.state()
     payload.update(extra or {})
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_outputs(path) as (tmp,):
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",

@@ -20,6 +20,7 @@ import torch
 
 from . import coordinates, memory, metrics, polymer, tiling
 from .checkpoint import DiffusionInputError, load_checkpoint, load_region_embedding
+from ..vcfio import atomic_outputs
 
 
 @dataclass
@@ -108,20 +109,14 @@ def sample_part(checkpoint: str, chrom: str, n_tiles: int, first: int, last: int
 
 
 def write_npz(path: str | os.PathLike, **arrays) -> None:
-    """Compressed npz, written under a temporary name and renamed (no partial file on failure)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    """Compressed npz, written under a hidden temporary name and renamed (no partial file on failure)."""
+    with atomic_outputs(path, suffixes=[".npz"]) as (tmp,):
+        np.savez_compressed(tmp, **arrays)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_outputs(path) as (tmp,):
+        tmp.write_text(text)
 
 
 def merge_parts(parts: list[str], chrom: str, truth_cells: int, truth_seed: int, track_seed: int,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..vcfio import atomic_outputs
+
 
 def _plt():
     import matplotlib
@@ -19,11 +21,8 @@ def _plt():
 
 
 def _save(fig, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    with atomic_outputs(path, suffixes=[".png"]) as (tmp,):
+        fig.savefig(tmp, dpi=110, format="png")
 
 
 def plot_all(summaries: list[str], metrics_tsvs: list[str], coords: list[str], out_contacts: str,
