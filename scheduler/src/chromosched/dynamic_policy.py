@@ -31,6 +31,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
+
 from .errors import ChromoschedError
 from .packers import FirstFitPacker, GreedyPacker, KnapsackPacker, Limits, PackItem
 from .ram_regressor import OnlineRamRegressor, RegressorRegistry, RegressorSettings
@@ -445,21 +447,22 @@ class DynamicPolicy:
         """Above the largest observed size a fit of a few small jobs says little: predict at least
         the largest observed peak scaled by (x / its size)^e, e the local log-log slope clamped to
         [1, 2] (2 while only one size is known), and e = 2 beyond ``ladder`` x that size, so
-        neither a quadratic law nor a line through two close, noisy jobs underestimates big jobs."""
+        neither a quadratic law nor a line through two close, noisy jobs underestimates big jobs.
+        ``xs``: sizes (a list with None for unknown, or an array with NaN: ready_jobs' rows)."""
         front = reg.frontier()
         if front is None or front[0] <= 0:
             return points
         x1, y1, slope = front
+        x = np.asarray([np.nan if v is None else v for v in xs] if not isinstance(xs, np.ndarray) else xs, dtype=float)
+        above = x > x1  # NaN (unknown size) compares False
+        if not above.any():
+            return points
         e = 2.0 if slope is None else min(max(slope, 1.0), 2.0)
         reach = self.config.ladder * x1 if self.config.ladder > 1 else math.inf
-        out = points.copy()
-        for i, x in enumerate(xs):
-            if x is None or x <= x1:
-                continue
-            near = min(x, reach)
+        near = np.minimum(x, reach)
+        with np.errstate(divide="ignore", invalid="ignore"):
             bound = y1 * (near / x1) ** e * (x / near) ** 2
-            out[i] = max(out[i], bound)
-        return out
+        return np.where(above, np.maximum(points, bound), points)
 
     # -- cold start of job types without a prior ----------------------------------------------
     def needs_probe(self, kind: str) -> bool:

@@ -225,7 +225,7 @@ def allocations_vectorised(policy: DynamicPolicy, kind: str, x: Mapping[str, np.
     f, reg = policy._mem_reg(kind)
     points = reg.predict_many(x[f])
     # Few-shot job types (no prior): at least a power law above the largest measured size.
-    sized = extrapolated_vectorised(policy, reg, x[f], points) if policy.config.extrapolate and not reg.has_prior() else points
+    sized = policy._extrapolated(reg, x[f], points) if policy.config.extrapolate and not reg.has_prior() else points
     add, frac = reg.margin()
     mems = sized * (1.0 + frac) + add
     use_cap = ~np.isnan(cap) & np.isnan(failed) & (kind not in policy._cap_exceeded)
@@ -234,23 +234,6 @@ def allocations_vectorised(policy: DynamicPolicy, kind: str, x: Mapping[str, np.
     mems = np.where(np.isnan(min_mb), mems, np.maximum(mems, np.nan_to_num(min_mb)))
     budget = policy.capacity.mem_mb
     return np.minimum(np.maximum(mems, 1e-6 * budget), budget), points
-
-
-def extrapolated_vectorised(policy: DynamicPolicy, reg, x: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """:meth:`DynamicPolicy._extrapolated` over an array of sizes."""
-    front = reg.frontier()
-    if front is None or front[0] <= 0:
-        return points
-    x1, y1, slope = front
-    above = x > x1
-    if not above.any():
-        return points
-    e = 2.0 if slope is None else min(max(slope, 1.0), 2.0)
-    reach = policy.config.ladder * x1 if policy.config.ladder > 1 else math.inf
-    near = np.minimum(x, reach)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bound = y1 * (near / x1) ** e * (x / near) ** 2
-    return np.where(above, np.maximum(points, bound), points)
 
 
 def runtimes_vectorised(policy: DynamicPolicy, kind: str, x: Mapping[str, np.ndarray], prior_rt: np.ndarray) -> np.ndarray:
