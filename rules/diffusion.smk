@@ -10,12 +10,7 @@ DIFFUSION = PIPE.raw["diffusion"]
 DIFFUSION_CHROMS = [str(c) for c in (DIFFUSION.get("chromosomes") or CHROMS)] if DIFFUSION["enabled"] else []
 DIFFUSION_PARTS = list(range(-(-int(DIFFUSION["samples"]) // int(DIFFUSION["samples_per_job"]))))
 
-if DIFFUSION["enabled"]:
-    _unknown = [c for c in DIFFUSION_CHROMS if c not in CHROMS]
-    if _unknown:
-        sys.exit(f"chromosched pipeline: error: {PIPE.source}: diffusion.chromosomes: {_unknown[0]} is not in chromosomes")
-    if not Path(DIFFUSION["checkpoint"]).is_file():
-        sys.exit(f"chromosched pipeline: error: {PIPE.source}: diffusion.checkpoint {DIFFUSION['checkpoint']}: file not found")
+if DIFFUSION["enabled"]:  # its chromosomes and checkpoint are checked with the config (config.py)
     FINAL_OUTPUTS += expand("results/diffusion/{chrom}/summary.json", chrom=DIFFUSION_CHROMS) + [
         "results/report/diffusion_contact_map.png",
         "results/report/diffusion_distance_vs_separation.png",

@@ -64,6 +64,9 @@ def test_start_up_checks_pass_and_count_samples(tiny_cohort):
         (dict(chromosomes=["chr20"]), "chromosomes: chr20 is not in the reference panel"),
         (dict(prs={"scoring_file": "/nonexistent/scores.txt"}), "prs.scoring_file /nonexistent/scores.txt: file not found"),
         (dict(truth="/nonexistent/{chrom}.vcf.gz"), "truth /nonexistent/chr21.vcf.gz: file not found"),
+        (dict(diffusion={"enabled": True, "chromosomes": ["chr20"]}), "diffusion.chromosomes: chr20 is not in chromosomes"),
+        (dict(diffusion={"enabled": True, "checkpoint": "/nonexistent/model.pt"}),
+         "diffusion.checkpoint /nonexistent/model.pt: file not found"),
     ],
 )
 def test_start_up_checks_fail_with_one_line(tiny_cohort, changes, message):

@@ -182,6 +182,11 @@ def load_pipeline_config(
         raise ChromoschedError(
             f"{source}: beagle.overlap ({beagle['overlap']} cM) must be less than half of beagle.window ({beagle['window']} cM)"
         )
+    diffusion = config.get("diffusion") or {}
+    if diffusion.get("enabled"):
+        unknown = [str(c) for c in diffusion.get("chromosomes") or () if str(c) not in chroms]
+        if unknown:
+            raise ChromoschedError(f"{source}: diffusion.chromosomes: {unknown[0]} is not in chromosomes")
     pc = PipelineConfig(raw=config, source=source, chromosomes=chroms)
     if check_files:
         _check_inputs(pc)
@@ -202,6 +207,8 @@ def _check_inputs(pc: PipelineConfig) -> None:
             raise ChromoschedError(f"{src}: {exc}") from None
 
     named(checks.check_scoring_file, pc.scoring_file)
+    if (pc.raw.get("diffusion") or {}).get("enabled"):
+        named(checks.check_file, pc.raw["diffusion"]["checkpoint"], "diffusion.checkpoint")
     if pc.sample_groups:
         named(checks.check_sample_groups, pc.sample_groups)
     checked: dict[str, list[str]] = {}
