@@ -95,3 +95,21 @@ def test_report_of_a_real_static_run_shows_its_ordering(tmp_path):
     assert numbers["mode"] == "static" and numbers["static_order"] == load_builtin_table("GRCh37").order_for(2)
     assert numbers["per_rule"]["work"]["attempts"] == 3 and numbers["retries"] == 0
     assert " ".join(numbers["static_order"]) in (tmp_path / "chromosched_report" / "report.html").read_text()
+
+
+def test_pipeline_report_rule_draws_the_same_figures(tmp_path, capsys):
+    """The pipeline's scheduler figures (rules/report.smk) come from chromosched.report_figures; without an
+    event log they still write both PNGs, saying why they are empty."""
+    from chromosched_pipeline.plots import main as plots_main
+
+    events = _run(tmp_path)
+    out = [tmp_path / "schedule.png", tmp_path / "prediction.png"]
+    assert plots_main(["scheduler", "--events", str(events), "--out-schedule", str(out[0]),
+                       "--out-prediction", str(out[1])]) == 0
+    assert "4 scheduled job attempts" in capsys.readouterr().err
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in out)
+    for p in out:
+        p.unlink()
+    assert plots_main(["scheduler", "--events", str(tmp_path / "missing.jsonl"), "--out-schedule", str(out[0]),
+                       "--out-prediction", str(out[1])]) == 0
+    assert "0 scheduled job attempts" in capsys.readouterr().err and all(p.exists() for p in out)

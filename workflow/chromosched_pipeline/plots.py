@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from chromosched.atomic_files import write_bytes_atomic  # noqa: E402
 from chromosched.errors import ChromoschedError  # noqa: E402
 from chromosched.genomes import canonical_chrom  # noqa: E402
 from chromosched.json_lines import read_json_lines  # noqa: E402
@@ -197,60 +198,30 @@ def imputation_quality(dr2_files: Sequence[str | Path], out_png: str | Path) -> 
 
 
 def scheduler_figures(events_jsonl: str | Path, out_schedule: str | Path, out_prediction: str | Path) -> int:
-    """From the chromosched plugin's event log: (1) the schedule - one bar per job attempt over time,
-    and the memory reserved by running jobs against the budget; (2) each job's reserved memory
-    against what it really needed (measured). Returns the number of job attempts drawn.
+    """From the chromosched plugin's event log: (1) the schedule - one bar per job attempt over time
+    above the memory reserved by running jobs (and measured) against the budget; (2) each job's
+    prediction and reservation against what it really needed (measured). Returns the number of job
+    attempts drawn.
 
-    The log is read by :mod:`chromosched.run_events`, as ``chromosched report`` reads it."""
-    from chromosched.run_events import load_run_events, memory_steps
+    The log is read and drawn by :mod:`chromosched.run_events` and :mod:`chromosched.report_figures`,
+    as ``chromosched report`` does."""
+    from chromosched.report_figures import predicted_vs_measured, schedule
+    from chromosched.run_events import load_run_events
 
     try:
         run = load_run_events(events_jsonl)
     except ChromoschedError:
         run = None  # no log, or no job started: say so in the figures
-    fig, (gantt, memory) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    fig2, ax = plt.subplots(figsize=(6, 5))
     if run is None:
-        for axis in (gantt, ax):
+        for out in (out_schedule, out_prediction):
+            fig, axis = plt.subplots(figsize=(6, 3))
             axis.text(0.5, 0.5, "no chromosched events: run with --scheduler chromosched", ha="center", va="center",
                       transform=axis.transAxes)
-        _save(fig, out_schedule)
-        _save(fig2, out_prediction)
+            axis.set_axis_off()
+            _save(fig, out)
         return 0
-    rules = sorted({a.rule for a in run.attempts})
-    colour = {r: plt.cm.tab10(i % 10) for i, r in enumerate(rules)}
-    for i, a in enumerate(run.attempts):
-        failed = a.outcome in ("oom", "failed")
-        gantt.barh(i, a.end_s - a.start_s, left=a.start_s, color=colour[a.rule], edgecolor="red" if failed else "none")
-    times, levels = memory_steps(run.attempts, "reserved")
-    memory.step(times, levels, where="post", color="black", label="reserved by running jobs")
-    if run.budget_mb:
-        memory.axhline(run.budget_mb, color="red", linestyle="--", label=f"budget {run.budget_mb:.0f} MB")
-    memory.set_ylabel("MB")
-    memory.set_xlabel("seconds since the first job")
-    memory.legend(loc="upper right", fontsize=8)
-    gantt.set_ylabel("job attempts (start order)")
-    gantt.set_title(f"chromosched {run.mode or ''} schedule: {len(run.attempts)} job attempts (red edge: failed)")
-    from matplotlib.patches import Patch
-
-    gantt.legend(handles=[Patch(color=colour[r], label=r) for r in rules], loc="lower right", fontsize=7, ncol=2)
-    _save(fig, out_schedule)
-
-    drawn, shown = 0, set()
-    for a in run.attempts:
-        if a.need_mb is None or a.source == "unmanaged":
-            continue  # failed attempts and jobs too short to measure have no need
-        ax.scatter(a.need_mb, a.mem_mb, color=colour[a.rule], marker="o", s=25,
-                   label=None if a.rule in shown else a.rule)
-        shown.add(a.rule)
-        drawn += 1
-    lims = ax.get_xlim()[0], max(ax.get_xlim()[1], ax.get_ylim()[1])
-    ax.plot(lims, lims, color="grey", linewidth=1, label="reserved = needed")
-    ax.set_xlabel("measured need (MB; Beagle: GC live set + JVM)")
-    ax.set_ylabel("reserved by chromosched (MB)")
-    ax.set_title(f"predicted vs measured memory ({drawn} jobs)")
-    ax.legend(fontsize=7)
-    _save(fig2, out_prediction)
+    write_bytes_atomic(out_schedule, schedule(run))
+    write_bytes_atomic(out_prediction, predicted_vs_measured(run))
     return len(run.attempts)
 
 

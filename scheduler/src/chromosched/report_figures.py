@@ -3,6 +3,7 @@
 - ``gantt``: one bar per job attempt over time, coloured by rule; OOM attempts outlined red.
 - ``memory``: memory of the running jobs over time: reserved by the scheduler, measured need
   (each job's measured peak held over its run), and the budget.
+- ``schedule``: the two above on one time axis (the pipeline report draws this one).
 - ``predicted_vs_measured``: per rule, each job's prediction (and what it was given) against its
   measured need.
 """
@@ -34,10 +35,7 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def gantt(run: RunEvents) -> bytes:
-    colour = _colours(run)
-    height = min(max(3.0, 0.22 * len(run.attempts) + 1.5), 14.0)
-    fig, ax = plt.subplots(figsize=(10, height))
+def _draw_gantt(ax, run: RunEvents, colour: dict[str, tuple]) -> None:
     for i, a in enumerate(run.attempts):
         oom = a.outcome in ("oom", "failed")
         ax.barh(i, max(a.end_s - a.start_s, 0.01), left=a.start_s, color=colour[a.rule],
@@ -45,25 +43,49 @@ def gantt(run: RunEvents) -> bytes:
     if len(run.attempts) <= 60:
         ax.set_yticks(range(len(run.attempts)), [f"{a.label} #{a.attempt}" for a in run.attempts], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("seconds since the first job started")
     ax.set_title(f"jobs over time ({len(run.attempts)} attempts; red edge: failed, out of memory unless stated)")
     ax.legend(handles=[Patch(color=c, label=r) for r, c in colour.items()], loc="upper left", bbox_to_anchor=(1.01, 1),
               fontsize=7)
-    return _png(fig)
 
 
-def memory(run: RunEvents) -> bytes:
-    fig, ax = plt.subplots(figsize=(10, 3.8))
+def _draw_memory(ax, run: RunEvents) -> None:
     for what, style in (("reserved", dict(color="black")), ("measured", dict(color="tab:blue", alpha=0.8))):
         times, levels = memory_steps(run.attempts, what)
         label = "reserved by the scheduler" if what == "reserved" else "measured need (each job's peak over its run)"
         ax.step(times, levels, where="post", label=label, **style)
     if run.budget_mb:
         ax.axhline(run.budget_mb, color="red", linestyle="--", label=f"budget {run.budget_mb:.0f} MB")
-    ax.set_xlabel("seconds since the first job started")
     ax.set_ylabel("MB")
     ax.set_title("memory of the running jobs")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+
+
+def _gantt_height(run: RunEvents) -> float:
+    return min(max(3.0, 0.22 * len(run.attempts) + 1.5), 14.0)
+
+
+def gantt(run: RunEvents) -> bytes:
+    fig, ax = plt.subplots(figsize=(10, _gantt_height(run)))
+    _draw_gantt(ax, run, _colours(run))
+    ax.set_xlabel("seconds since the first job started")
+    return _png(fig)
+
+
+def memory(run: RunEvents) -> bytes:
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    _draw_memory(ax, run)
+    ax.set_xlabel("seconds since the first job started")
+    return _png(fig)
+
+
+def schedule(run: RunEvents) -> bytes:
+    """The gantt above the memory curve on one time axis: the pipeline report's one-picture schedule."""
+    height = _gantt_height(run)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, height + 3.8), sharex=True,
+                                      gridspec_kw={"height_ratios": [height, 3.8]})
+    _draw_gantt(top, run, _colours(run))
+    _draw_memory(bottom, run)
+    bottom.set_xlabel("seconds since the first job started")
     return _png(fig)
 
 
