@@ -93,15 +93,10 @@ def job_floor_mb(record: JobRecord, prior, prior_rule: str) -> tuple[float, str]
 
 
 def _prior_point_estimate(prior, facts) -> float | None:
-    try:
-        if prior.tool == "beagle":
-            from .prior.beagle import beagle_features
+    from .prior.beagle import prior_inputs
 
-            known = {k: int(facts[k]) for k in ("threads", "target_variants", "target_samples", "ref_variants", "ref_samples")}
-            optional = {k: facts.get(k) for k in ("burnin", "iterations", "window_cm", "overlap_cm", "chrom_cm")}
-            features = beagle_features(prior, **known, **optional)
-        else:
-            features = {name: facts[name] for name in prior.feature_names}
+    try:
+        features = prior_inputs(prior, facts)
         value = float(prior.raw_mb(features))
     except (ChromoschedError, KeyError, TypeError, ValueError):
         return None

@@ -689,14 +689,9 @@ def prior_job_mem_mb(prior, facts: Mapping[str, float], level: float | None = No
     the job turns its ``mem_mb`` back into ``-Xmx``."""
     from .java_memory import mem_mb_for_heap
 
-    if prior.tool == "beagle":
-        from .prior.beagle import beagle_features
+    from .prior.beagle import prior_inputs
 
-        known = {k: facts[k] for k in ("threads", "target_variants", "target_samples", "ref_variants", "ref_samples")}
-        optional = {k: facts.get(k) for k in ("burnin", "iterations", "window_cm", "overlap_cm", "chrom_cm")}
-        features = beagle_features(prior, **{k: int(v) for k, v in known.items()}, **optional)
-    else:
-        features = {name: facts[name] for name in prior.feature_names}
+    features = prior_inputs(prior, facts)
     estimate = prior.calibrated_mb(features, level)
     if prior.target.get("name") == "min_heap_mb":
         return float(mem_mb_for_heap(estimate))

@@ -28,13 +28,22 @@ def beagle_features(prior: Prior, *, threads: int, target_variants: int, target_
     return checked
 
 
+REQUIRED = ("threads", "target_variants", "target_samples", "ref_variants", "ref_samples")
+OPTIONAL = ("burnin", "iterations", "window_cm", "overlap_cm", "chrom_cm")
+
+
+def prior_inputs(prior: Prior, facts) -> dict[str, float]:
+    """The input mapping ``prior`` takes for one job's facts (``params: chromosched_features``): a
+    Beagle prior's eight inputs as counts with Beagle's defaults filled in, checked (a missing or bad
+    value is a one-line :class:`ChromoschedError`); any other prior's own feature names."""
+    if prior.tool != "beagle":
+        return {name: facts[name] for name in prior.feature_names}
+    required = {k: None if facts.get(k) is None else int(facts[k]) for k in REQUIRED}
+    return beagle_features(prior, **required, **{k: facts.get(k) for k in OPTIONAL})
+
+
 def prior_view(prior: Prior, facts, level: float | None = None) -> dict:
-    """What the prior makes of one job's facts (``params: chromosched_features``): its model features
-    and the calibrated estimate (MB), for display (``chromosched plan``)."""
-    if prior.tool == "beagle":
-        keys = ("threads", "target_variants", "target_samples", "ref_variants", "ref_samples", "burnin",
-                "iterations", "window_cm", "overlap_cm", "chrom_cm")
-        inputs = beagle_features(prior, **{k: facts.get(k) for k in keys})
-    else:
-        inputs = dict(facts)
+    """What the prior makes of one job's facts: its model features and the calibrated estimate (MB),
+    for display (``chromosched plan``)."""
+    inputs = prior_inputs(prior, facts) if prior.tool == "beagle" else dict(facts)
     return {"features": prior.model_features(inputs), "estimate_mb": round(prior.calibrated_mb(inputs, level), 3)}
