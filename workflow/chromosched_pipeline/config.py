@@ -216,8 +216,9 @@ def _check_inputs(pc: PipelineConfig) -> None:
 
     def contigs_of(path: str, what: str) -> list[str]:
         if path not in checked:
-            samples[path] = named(checks.check_vcf_header, path, what)
-            checked[path] = named(vcf_contigs, path)
+            header = named(checks.check_vcf_header, path, what)
+            samples[path] = header.samples
+            checked[path] = named(vcf_contigs, path, header.lines)
         return checked[path]
 
     for chrom in pc.chromosomes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from chromosched.errors import ChromoschedError
 
@@ -37,10 +37,13 @@ def check_file(path: str | None, what: str) -> None:
         raise ChromoschedError(f"{what} {path}: file is empty (0 bytes)")
 
 
-def check_vcf_header(path: str, what: str, need_samples: bool = True) -> list[str]:
-    """A complete bgzipped VCF whose ``#CHROM`` line has the fixed columns and unique sample IDs.
+class VcfHeader(NamedTuple):
+    samples: list[str]
+    lines: list[str]  # the header lines, read once: contigs come from them when there is no index
 
-    Returns the sample IDs."""
+
+def check_vcf_header(path: str, what: str, need_samples: bool = True) -> VcfHeader:
+    """A complete bgzipped VCF whose ``#CHROM`` line has the fixed columns and unique sample IDs."""
     check_bgzf_complete(path, what)
     try:
         lines = read_header_lines(path)
@@ -58,7 +61,7 @@ def check_vcf_header(path: str, what: str, need_samples: bool = True) -> list[st
     if need_samples and not samples:
         raise ChromoschedError(f"{what} {path}: no samples in the header")
     check_sample_ids(samples, f"{what} {path}")
-    return samples
+    return VcfHeader(samples, lines)
 
 
 def check_sample_ids(samples: Sequence[str], where: str) -> None:

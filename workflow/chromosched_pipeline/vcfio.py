@@ -202,12 +202,13 @@ def indexed_contigs(path: str | os.PathLike) -> list[str] | None:
         raise ChromoschedError(f"VCF {path}: cannot read its index ({exc})") from None
 
 
-def vcf_contigs(path: str | os.PathLike) -> list[str]:
-    """Contig names a VCF has: from its index if present, else header ``##contig`` lines."""
+def vcf_contigs(path: str | os.PathLike, header_lines: list[str] | None = None) -> list[str]:
+    """Contig names a VCF has: from its index if present, else header ``##contig`` lines (``header_lines``
+    when the caller has read them already)."""
     contigs = indexed_contigs(path)
     if contigs is not None:
         return contigs
-    return list(header_contig_lengths(read_header_lines(path)))
+    return list(header_contig_lengths(header_lines if header_lines is not None else read_header_lines(path)))
 
 
 def match_contig(chrom: str, names: Iterable[str]) -> str | None:
