@@ -17,7 +17,7 @@ Then the runs *at* the estimate (``--at-estimate`` tables of ``beagle_profile --
 run with ``-Xmx`` = the 0.9 estimate rounded down to a KB, for every held-out point and for the 16
 corners of the design ranges on two chromosomes (5 cM with windows up to 80 cM, the held-out
 29.9 cM): the number that ran out of heap. The previous one-chromosome prior had +45 % over-reservation
-at 0.9 on its own held-out split (README): the target is to stay at or below it.
+at 0.9 on its own held-out split (docs/prior.md, History): the target is to stay at or below it.
 
     python benchmarks/prior_accuracy.py [--prior config/priors/beagle.json] [--runs config/priors/beagle_runs_multi.tsv]
         [--at-estimate config/priors/beagle_at_estimate_*.tsv] [--json]
@@ -45,7 +45,7 @@ from chromosched.prior.runs import read_runs, select_split  # noqa: E402
 
 PAPER = {"pearson_teacher": 0.92, "pearson_formula": 0.85, "oom_rate_at_0.8": 0.0}
 TARGETS = {"pearson_formula": 0.95, "oom_rate_at_0.9": 0.0, "over_reservation_at_0.9": 0.45}
-#: the one-chromosome prior this one replaces, on its own held-out split (README, beagle_runs_refined.tsv)
+#: the one-chromosome prior this one replaces, on its own held-out split (docs/prior.md History, beagle_runs_refined.tsv)
 PREVIOUS = {"over_reservation_at_0.9": 0.45}
 
 
