@@ -842,10 +842,10 @@ def at_estimates(out: Path, work: Path, points: Sequence[DesignPoint], prior_pat
     base_files = prepare_base(work, base, progress)
     rows: list[dict] = []
     if out.is_file():
-        lines = [l for l in out.read_text().splitlines() if l and not l.startswith("#")]
+        lines = [line for line in out.read_text().splitlines() if line and not line.startswith("#")]
         if lines and tuple(lines[0].split("\t")) != ESTIMATE_COLUMNS:
             raise ChromoschedError(f"{out}: header differs from the at-estimate columns; use a new --out")
-        rows = [dict(zip(ESTIMATE_COLUMNS, l.split("\t"))) for l in lines[1:]]
+        rows = [dict(zip(ESTIMATE_COLUMNS, line.split("\t"))) for line in lines[1:]]
         rows = [r for r in rows if r["outcome"] != "error"]  # an unexplained failure is run again
     comments = [f"# Beagle run at calibrated estimates of {prior_path} (heap rounded down to a KB; {repeats} run(s), all must succeed)",
                 f"# base: {json.dumps(asdict(base))}; genetic length {base_files.genetic_length_cm:.2f} cM",

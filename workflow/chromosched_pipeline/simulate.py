@@ -507,7 +507,7 @@ def simulate_cohort(
     headers = [read_header_lines(f.target) for f in results]
     first = headers[0]
     contig_lines = [line for h in headers for line in h if line.startswith("##contig")]
-    header = [first[0]] + [l for l in first[1:-1] if not l.startswith("##contig")] + contig_lines + [first[-1]]
+    header = [first[0]] + [line for line in first[1:-1] if not line.startswith("##contig")] + contig_lines + [first[-1]]
 
     def cohort_records() -> Iterable[str]:
         for f in results:
