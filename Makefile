@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCHEDULER_SOURCES := scheduler/pyproject.toml $(shell find scheduler/src -type f \( -name '*.py' -o -name '*.tsv' -o -name '*.json' \) -not -path '*.egg-info*')
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages demo test clean
+.PHONY: setup system-packages demo test lint format clean
 
 setup: system-packages $(VENV)/.installed
 
@@ -55,6 +55,23 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest tests -rs $(PYTEST_ARGS)
+
+# Lint (CI runs it before the tests; any finding fails): ruff (ruff.toml) and its formatter over all Python,
+# snakefmt over the Snakefile and rules/ at the code's 120 columns, and `snakemake --lint` (it reads the
+# config, so the demo data are simulated first, skipped when present). `make format` applies the fixes.
+SNAKEFILES := Snakefile $(wildcard rules/*.smk)
+SNAKEFMT := $(BIN)/snakefmt --line-length 120
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(SNAKEFMT) --check $(SNAKEFILES)
+	PYTHONPATH=$(CURDIR)/workflow $(BIN)/python -m chromosched_pipeline.simulate --out resources/demo --if-missing
+	$(BIN)/snakemake --lint --cores 1
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(SNAKEFMT) $(SNAKEFILES)
 
 clean:
 	rm -rf $(VENV) .snakemake results logs resources/demo benchmarks/out

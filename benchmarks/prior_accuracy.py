@@ -113,7 +113,7 @@ def at_estimate_by_point(paths: list[Path]) -> dict:
     """``{(design_id, level): outcome}`` of the runs at the estimate."""
     out = {}
     for path in paths:
-        lines = [l for l in Path(path).read_text().splitlines() if l and not l.startswith("#")]
+        lines = [line for line in Path(path).read_text().splitlines() if line and not line.startswith("#")]
         header = lines[0].split("\t")
         for line in lines[1:]:
             row = dict(zip(header, line.split("\t")))
@@ -127,7 +127,7 @@ def at_estimate_outcomes(paths: list[Path]) -> dict:
     heap too, so not a memory outcome)."""
     out: dict = {}
     for path in paths:
-        lines = [l for l in Path(path).read_text().splitlines() if l and not l.startswith("#")]
+        lines = [line for line in Path(path).read_text().splitlines() if line and not line.startswith("#")]
         header = lines[0].split("\t")
         for line in lines[1:]:
             row = dict(zip(header, line.split("\t")))

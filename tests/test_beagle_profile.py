@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from chromosched_pipeline.beagle import BeagleResult
-from chromosched_pipeline.beagle_profile import (
-    COLUMNS, TINY_BASE, TINY_SPACE, Attempt, DesignSpace, find_min_heap, interleave, make_design, probe, probe_heap_mb,
-    probe_heaps, profile, read_table, refine, refine_bracket, write_table,
-)
+from chromosched_pipeline.beagle_design import TINY_BASE, TINY_SPACE, DesignSpace, interleave, make_design
+from chromosched_pipeline.beagle_heap_search import Attempt, find_min_heap, probe_heaps, refine_bracket
+from chromosched_pipeline.beagle_profile import COLUMNS, probe, probe_heap_mb, profile, read_table, refine, write_table
 
 
 def test_design_covers_the_space_and_decouples_marker_counts():
@@ -149,7 +148,7 @@ def test_profile_runs_real_beagle_and_resumes(tmp_path):
     # row's minimum heap becomes that KB-exact estimate
     from chromosched.prior import load_prior
 
-    from chromosched_pipeline.beagle_profile import FEATURES
+    from chromosched_pipeline.beagle_design import FEATURES
 
     prior_path = Path(__file__).resolve().parents[1] / "config" / "priors" / "beagle.json"
     prior = load_prior(prior_path)

@@ -49,7 +49,7 @@ def test_outputs_exist_and_vcfs_are_indexed_with_contigs(run):
 
 def test_heap_oom_was_retried_with_more_memory(run):
     for chrom in CHROMS:
-        attempts = [json.loads(l) for l in (run / "logs" / "impute" / f"{chrom}.attempts.jsonl").read_text().splitlines()]
+        attempts = [json.loads(line) for line in (run / "logs" / "impute" / f"{chrom}.attempts.jsonl").read_text().splitlines()]
         assert [a["kind"] for a in attempts] == ["heap_oom", "ok"], attempts
         assert attempts[0]["exit_code"] == 3 and attempts[0]["mem_mb"] == 100 and attempts[0]["heap_mb"] == 4
         assert attempts[1]["mem_mb"] == 200 and attempts[1]["heap_mb"] > attempts[0]["heap_mb"]
@@ -66,7 +66,7 @@ def _plink2_score_file(scores: Path, chroms: list[str], out: Path) -> None:
     names = {c[3:] for c in chroms}
     lines, seen = [], set()
     with open(scores) as fh:
-        rows = [l.rstrip("\n").split("\t") for l in fh if not l.startswith("#")]
+        rows = [line.rstrip("\n").split("\t") for line in fh if not line.startswith("#")]
     for chr_name, pos, effect, other, weight in rows[1:]:
         if chr_name not in names:
             continue
@@ -97,7 +97,7 @@ def test_prs_equals_plink2_score(run, tiny_cohort, tmp_path):
         check=True, capture_output=True,
     )
     with open(tmp_path / "plink.sscore") as fh:
-        rows = [l.split() for l in fh]
+        rows = [line.split() for line in fh]
     col = rows[0].index("SCORE1_SUM")
     plink = {r[0]: float(r[col]) for r in rows[1:]}
     ours = {r["sample"]: float(r["prs"]) for r in _tsv(run / "results" / "prs" / "prs.tsv")}
@@ -152,8 +152,8 @@ def test_chromosome_missing_from_panel_is_a_clear_start_error(tiny_cohort, tmp_p
     config = pipeline_config(tiny_cohort, chromosomes=["chr21", "chr20"])
     proc = run_snakemake(tmp_path, config, "--cores", "1")
     assert proc.returncode != 0
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    assert any("chr20 is not in the reference panel" in l and "panel/chr20.vcf.gz" in l for l in lines), proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert any("chr20 is not in the reference panel" in line and "panel/chr20.vcf.gz" in line for line in lines), proc.stderr
     assert not (tmp_path / "results").exists()
 
 
@@ -172,7 +172,7 @@ def test_schema_rejects_bad_config_readably(tiny_cohort, tmp_path):
     config = pipeline_config(tiny_cohort, beagle={"window": -5})
     proc = run_snakemake(tmp_path, config, "-n")
     assert proc.returncode != 0
-    msg = [l for l in proc.stderr.splitlines() if "beagle.window" in l]
+    msg = [line for line in proc.stderr.splitlines() if "beagle.window" in line]
     assert msg and "-5" in msg[0] and "minimum" in msg[0], proc.stderr
 
 

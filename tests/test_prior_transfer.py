@@ -175,7 +175,8 @@ def test_session_and_plan_take_the_pipeline_facts():
 def test_real_beagle_succeeds_at_the_estimate_for_the_small_array_long_window_corner(tmp_path):
     """The corner where the one-chromosome prior ran out of heap: the smallest arrays with a window
     longer than the chromosome. Beagle runs at the calibrated 0.9 estimate (rounded down to a KB)."""
-    from chromosched_pipeline.beagle_profile import TINY_BASE, TINY_SPACE, at_estimates, corner_design, prepare_base
+    from chromosched_pipeline.beagle_design import TINY_BASE, TINY_SPACE, corner_design
+    from chromosched_pipeline.beagle_profile import at_estimates, prepare_base
 
     work = tmp_path / "work"
     base = prepare_base(work, TINY_BASE, lambda m: None)

@@ -95,7 +95,8 @@ def test_demo_simulation_bar_on_a_terminal(tmp_path):
 def test_beagle_profile_bar_on_a_terminal(tmp_path, monkeypatch):
     """One real design point (tiny Beagle run) with stderr on a terminal: a bar over the points,
     the profiler's log lines above it."""
-    from chromosched_pipeline.beagle_profile import TINY_BASE, TINY_SPACE, profile
+    from chromosched_pipeline.beagle_design import TINY_BASE, TINY_SPACE
+    from chromosched_pipeline.beagle_profile import profile
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -90,7 +90,7 @@ def test_partial_and_combine_files(scored, tmp_path):
     lines = out.read_text().splitlines()
     assert lines[0] == "sample\tprs\tn_variants_matched\tn_variants\tmatch_rate"
     assert lines[1].split("\t")[2:] == ["9", "11", f"{9 / 11:.6f}"]
-    rows = [l.split("\t") for l in summary.read_text().splitlines()]
+    rows = [line.split("\t") for line in summary.read_text().splitlines()]
     assert rows[1][:3] == ["chr1", "11", "9"] and rows[-1][:2] == ["not_processed", "1"]
 
 

@@ -34,7 +34,7 @@ def test_cohort_files_and_manifest(tiny_cohort):
     assert header_contig_lengths(read_header_lines(tiny_cohort.target)) == {"21": 240649, "22": 256522}
     samples = (out / "samples.tsv").read_text().splitlines()
     assert samples[0] == "sample\tpopulation\trole" and len(samples) == 351
-    assert {l.split("\t")[1] for l in samples[1:]} == set(simulate.POPULATIONS)
+    assert {line.split("\t")[1] for line in samples[1:]} == set(simulate.POPULATIONS)
 
 
 def test_panel_is_phased_target_unphased_sparse_with_missing(tiny_cohort):
@@ -62,7 +62,7 @@ def test_hky_keeps_strand_ambiguous_snps_a_minority(tiny_cohort):
 
 
 def test_map_is_plink_format_with_hotspots(tiny_cohort):
-    rows = [l.split("\t") for l in tiny_cohort.chromosomes[0].map.read_text().splitlines()]
+    rows = [line.split("\t") for line in tiny_cohort.chromosomes[0].map.read_text().splitlines()]
     assert all(len(r) == 4 and r[0] == "chr21" and r[1] == "." for r in rows)
     cm = np.array([float(r[2]) for r in rows])
     bp = np.array([int(r[3]) for r in rows])

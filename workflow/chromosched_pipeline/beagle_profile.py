@@ -73,8 +73,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from itertools import product
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -83,113 +82,22 @@ import numpy as np
 from chromosched.errors import ChromoschedError
 from chromosched.progress import ProgressBar
 
-from .beagle import BeagleParams, BeagleResult, beagle_command, find_beagle_jar, gc_peak_after_mb, run_beagle, xmx_option
+from .beagle import BeagleParams, beagle_command, find_beagle_jar, gc_peak_after_mb, run_beagle, xmx_option
+from .beagle_design import (
+    FEATURES, TINY_BASE, TINY_SPACE, BaseData, DesignPoint, DesignSpace, corner_design, interleave, make_design,
+)
+from .beagle_heap_search import (
+    Attempt, GcCalibration, RunningModel, bracket_is_narrow, find_min_heap, probe_heaps, refine_bracket, rule_of_thumb_mb,
+)
 from .simulate import simulate_chromosome
 from .vcfio import write_text_atomic
 
-FEATURES = ("threads", "burnin", "iterations", "window_cm", "target_variants", "target_samples",
-            "ref_variants", "ref_samples")
 #: before the per-chromosome design (one base chromosome per table, its length only in a comment)
 LEGACY_COLUMNS = ("design_id", "split", *FEATURES, "min_heap_mb", "max_fail_mb", "gc_live_mb", "wall_s",
                   "wall_at_min_s", "peak_rss_mb", "attempts", "profile_s", "status")
 #: ``chrom_cm``: the genetic length of the base chromosome the point was cut from (the prior derives
 #: markers per window from it)
 COLUMNS = (*LEGACY_COLUMNS, "chrom_cm")
-
-
-@dataclass(frozen=True)
-class DesignSpace:
-    """Ranges of the eight axes (inclusive). Counts are sampled log-uniformly."""
-
-    threads: tuple[int, int] = (1, 4)
-    burnin: tuple[int, int] = (1, 4)
-    iterations: tuple[int, int] = (2, 10)
-    window_cm: tuple[float, float] = (4.5, 30.0)  # Beagle's overlap stays at its default 2 cM
-    array_density: tuple[float, float] = (0.03, 0.3)  # target_variants / ref_variants
-    target_samples: tuple[int, int] = (8, 160)
-    ref_variants: tuple[int, int] = (1500, 30000)
-    ref_samples: tuple[int, int] = (40, 800)
-    min_target_variants: int = 50
-
-
-@dataclass(frozen=True)
-class BaseData:
-    """The simulated chromosome every design point is cut from."""
-
-    chrom: str = "chr1"
-    length_bp: int = 12_462_531  # GRCh37 chr1 / 20: ~14 cM, so windows below that split it
-    n_ref: int = 1000
-    n_target: int = 160
-    seed: int = 7
-
-
-@dataclass
-class DesignPoint:
-    design_id: str
-    split: str
-    threads: int
-    burnin: int
-    iterations: int
-    window_cm: float
-    target_variants: int
-    target_samples: int
-    ref_variants: int
-    ref_samples: int
-
-    def features(self) -> dict:
-        return {k: getattr(self, k) for k in FEATURES}
-
-
-def _log_uniform(u: float, lo: float, hi: float) -> float:
-    return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
-
-
-def _int_uniform(u: float, lo: int, hi: int) -> int:
-    return int(min(hi, lo + math.floor(u * (hi - lo + 1))))
-
-
-def make_design(n: int, seed: int, split: str, space: DesignSpace, n_common: int,
-                n_panel: int | None = None) -> list[DesignPoint]:
-    """``n`` points of a scrambled Sobol sequence mapped onto ``space`` (reference markers capped at
-    the ``n_panel`` markers the base chromosome has)."""
-    import warnings
-
-    from scipy.stats import qmc
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Sobol prefers powers of two; any n is still space-filling
-        u = qmc.Sobol(d=8, scramble=True, seed=seed).random(n)
-    points = []
-    for i, row in enumerate(u):
-        ref_variants = int(round(_log_uniform(row[6], *space.ref_variants)))
-        if n_panel is not None:
-            ref_variants = min(ref_variants, n_panel)
-        density = _log_uniform(row[4], *space.array_density)
-        target_variants = int(min(n_common, ref_variants, max(space.min_target_variants, round(density * ref_variants))))
-        points.append(DesignPoint(
-            design_id=f"{split}-{i:04d}", split=split,
-            threads=_int_uniform(row[0], *space.threads),
-            burnin=_int_uniform(row[1], *space.burnin),
-            iterations=_int_uniform(row[2], *space.iterations),
-            window_cm=round(_log_uniform(row[3], *space.window_cm), 2),
-            target_variants=target_variants,
-            target_samples=int(round(_log_uniform(row[5], *space.target_samples))),
-            ref_variants=ref_variants,
-            ref_samples=int(round(_log_uniform(row[7], *space.ref_samples))),
-        ))
-    return points
-
-
-def interleave(fit: Sequence[DesignPoint], heldout: Sequence[DesignPoint], ratio: int = 3) -> list[DesignPoint]:
-    """fit[0:3], heldout[0], fit[3:6], heldout[1], ... (any prefix holds both splits)."""
-    out: list[DesignPoint] = []
-    f, h = list(fit), list(heldout)
-    while f or h:
-        out.extend(f[:ratio])
-        del f[:ratio]
-        if h:
-            out.append(h.pop(0))
-    return out
 
 
 # -- base data -------------------------------------------------------------------------------------
@@ -263,222 +171,6 @@ def cut_inputs(point: DesignPoint, base: BaseFiles, where: Path, seed: int) -> t
     _bcftools("view", "-S", str(where / "target_samples.txt"), "-i", f"ID=@{where / 'target_ids.txt'}",
               "-Oz", "-o", str(gt), str(base.target))
     return gt, ref
-
-
-# -- minimum heap search ---------------------------------------------------------------------------
-def rule_of_thumb_mb(point: DesignPoint, genetic_length_cm: float) -> float:
-    """REFERENCE 4: ~25 MB + 3.6 bytes x reference markers per window x target samples."""
-    per_window = point.ref_variants * min(1.0, (point.window_cm + 2.0) / genetic_length_cm)
-    return 25.0 + 3.6e-6 * per_window * point.target_samples
-
-
-class RunningModel:
-    """log(min heap) ~ log features, refitted on the finished rows: the first probe's guess."""
-
-    def __init__(self, rows: Sequence[dict], genetic_length_cm: float):
-        self.coef = None
-        self.length = genetic_length_cm
-        ok = [r for r in rows if r.get("status") == "ok"]
-        if len(ok) >= 12:
-            X = np.array([self._x(r) for r in ok])
-            y = np.log([float(r["min_heap_mb"]) for r in ok])
-            self.coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-            self.resid_sd = float(np.std(y - X @ self.coef))
-
-    def _x(self, r) -> list[float]:
-        w = min(1.0, (float(r["window_cm"]) + 2.0) / self.length)
-        rw_t = float(r["ref_variants"]) * w * float(r["target_samples"])
-        return [1.0, math.log(rw_t), math.log(float(r["ref_variants"])), math.log(float(r["target_samples"])),
-                math.log(float(r["ref_samples"])), math.log(float(r["target_variants"])), float(r["threads"])]
-
-    def guess(self, point: DesignPoint) -> float | None:
-        if self.coef is None:
-            return None
-        return float(math.exp(np.dot(self._x(point.features()), self.coef)))
-
-
-@dataclass
-class Attempt:
-    heap_mb: int | float  # whole MB, except a probe's KB-exact heap
-    result: BeagleResult
-    gc_peak_mb: float | None
-    timed_out: bool
-
-
-@dataclass
-class SearchOutcome:
-    min_heap_mb: int | None
-    max_fail_mb: int | None
-    gc_live_mb: float | None
-    wall_s: float | None
-    wall_at_min_s: float | None
-    peak_rss_mb: float | None
-    attempts: list[Attempt] = field(default_factory=list)
-    status: str = "ok"
-
-
-def bracket_is_narrow(lo: float, hi: float, rtol: float, atol: float) -> bool:
-    """True when a (failing ``lo``, succeeding ``hi``] heap bracket is within ``rtol`` or ``atol`` MB."""
-    return hi / lo <= 1 + rtol or hi - lo <= atol
-
-
-def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
-                  predict_from_gc: Callable[[float], float] | None = None, rtol: float = 0.09, atol: float = 2.0,
-                  floor_mb: int = 8, ceiling_mb: int = 16000, default_timeout_s: float = 900.0,
-                  max_runs: int = 10) -> SearchOutcome:
-    """Bracketed bisection for the smallest ``-Xmx`` (MB) at which ``run_at(heap, timeout)`` succeeds.
-
-    1. ``first_probe``, doubled until Beagle succeeds (the first success is the "generous" run).
-    2. From that run's GC live-set estimate ``g``, a predicted minimum ``p = predict_from_gc(g)``;
-       probes at ``p * (1 + rtol/2)`` and ``p / (1 + rtol/2)`` bracket it in two runs when the
-       prediction is good; otherwise galloping down (steps of ``(1 + rtol)^(2^k)``) to a failure.
-    3. Geometric bisection until the bracket is within ``rtol`` (relative) or ``atol`` MB.
-    """
-    attempts: list[Attempt] = []
-    lo: int | None = None  # largest failing heap
-    hi: int | None = None  # smallest succeeding heap
-    best: Attempt | None = None
-    generous: Attempt | None = None  # first success: least GC pressure
-    predicted: float | None = None
-    heap = int(max(floor_mb, math.ceil(first_probe)))
-    timeout = default_timeout_s
-    status = "ok"
-    down_steps = 0
-    while True:
-        attempt = run_at(heap, timeout)
-        attempts.append(attempt)
-        result = attempt.result
-        if result.ok:
-            if hi is None or heap < hi:
-                hi, best = heap, attempt
-            if generous is None:
-                generous = attempt
-                timeout = 4.0 * result.wall_s + 60.0
-                g = attempt.gc_peak_mb
-                if g:
-                    predicted = predict_from_gc(g) if predict_from_gc else g + 2.0
-        elif result.heap_oom or attempt.timed_out:
-            lo = heap if lo is None else max(lo, heap)
-        else:
-            return SearchOutcome(None, lo, None, None, None, None, attempts, status="error")
-        if hi is None:
-            if heap >= ceiling_mb:
-                return SearchOutcome(None, lo, None, None, None, None, attempts, status="too_big")
-            heap = min(ceiling_mb, heap * 2)
-            continue
-        if lo is not None and bracket_is_narrow(lo, hi, rtol, atol):
-            break
-        if lo is None and hi <= floor_mb:
-            break  # succeeds at the smallest heap we try (censored; max_fail_mb stays empty)
-        if len(attempts) >= max_runs:
-            status = "imprecise"
-            break
-        half = (1 + rtol) ** 0.45  # a little inside sqrt: the integer rounding widens the pair
-        straddle = []
-        if predicted is not None:  # two probes straddling the prediction, the upper one first
-            straddle = [h for h in (int(math.ceil(predicted * half)), int(math.floor(predicted / half)))
-                        if h < hi and (lo is None or h > lo) and not any(a.heap_mb == h for a in attempts)]
-        if straddle:
-            heap = straddle[0]
-        elif lo is None:  # galloping down: steps of 1.09, 1.19, 1.41, 2, ... until a failure
-            down_steps += 1
-            heap = int(math.floor(hi / (1 + rtol) ** (2 ** (down_steps - 1))))
-        else:
-            heap = int(round(math.sqrt(lo * hi)))
-        heap = max(floor_mb, heap, (lo or 0) + 1)
-        heap = min(heap, hi - 1)
-    return SearchOutcome(min_heap_mb=hi, max_fail_mb=lo, gc_live_mb=generous.gc_peak_mb if generous else None,
-                         wall_s=generous.result.wall_s if generous else None,
-                         wall_at_min_s=best.result.wall_s if best else None,
-                         peak_rss_mb=best.result.peak_rss_mb if best else None, attempts=attempts, status=status)
-
-
-def refine_bracket(run_at: Callable[[float, float], Attempt], lo: float, hi: float, timeout_s: float, rtol: float = 0.02,
-                   atol: float = 1.0, max_runs: int = 8) -> tuple[float, float | None, Attempt | None, list[Attempt], str]:
-    """Tighten a measured bracket (``lo`` failed, ``hi`` succeeded) to ``rtol`` or ``atol`` MB.
-
-    The succeeding end is re-run first, so a bracket that no longer reproduces (a different base
-    simulation, a different JVM) is caught instead of silently narrowed: if ``hi`` now fails, the search
-    gallops up by ``1 + 4 rtol`` until a success. Then geometric bisection. Returns
-    ``(lo, hi, attempt at hi, attempts, status)`` with status ``ok``, ``moved`` (``hi`` failed on the
-    re-run) or ``imprecise`` (``max_runs`` spent first).
-    """
-    attempts: list[Attempt] = []
-    status = "ok"
-    best: Attempt | None = None
-    heap = hi
-    hi_now: float | None = None
-    while True:
-        attempt = run_at(heap, timeout_s)
-        attempts.append(attempt)
-        if attempt.result.ok:
-            if hi_now is None or heap < hi_now:
-                hi_now, best = heap, attempt
-        elif attempt.result.heap_oom or attempt.timed_out:
-            lo = max(lo, heap)
-            if hi_now is None:
-                status = "moved"
-        else:
-            return lo, hi_now, best, attempts, "error"
-        if hi_now is not None and bracket_is_narrow(lo, hi_now, rtol, atol):
-            break
-        if len(attempts) >= max_runs:
-            status = "imprecise" if status == "ok" else status
-            break
-        if hi_now is None:
-            heap = int(math.ceil(heap * (1 + 4 * rtol))) + 1
-        else:
-            heap = min(hi_now - 1, max(lo + 1, int(round(math.sqrt(lo * hi_now)))))
-    return lo, hi_now, best, attempts, status
-
-
-def probe_heaps(run_at: Callable[[float, float], Attempt], lo: float, hi: float, heaps: Sequence[float],
-                timeout_s: float, repeats: int = 3) -> tuple[float, float, Attempt | None, list[Attempt]]:
-    """Run Beagle ``repeats`` times at each heap strictly inside the bracket (``lo`` failed, ``hi``
-    succeeded) and narrow it conservatively: a heap counts as succeeding only if every repeat
-    succeeded; one heap OOM (or time limit) makes it a failing heap. Returns
-    ``(lo, hi, attempt at hi or None if hi is unchanged, attempts)``; a success at or below a failing
-    heap (the minimum varies a little between runs) is not used.
-    """
-    attempts: list[Attempt] = []
-    succeeded: dict[float, Attempt] = {}
-    failed: list[float] = []
-    for heap in sorted(h for h in set(heaps) if lo < h < hi):
-        runs = []
-        for _ in range(repeats):
-            runs.append(run_at(heap, timeout_s))
-            if not runs[-1].result.ok:
-                break
-        attempts += runs
-        if all(a.result.ok for a in runs):
-            succeeded[heap] = runs[-1]
-        elif any(a.result.heap_oom or a.timed_out for a in runs):
-            failed.append(heap)
-    new_lo = max([lo, *failed])
-    usable = [h for h in succeeded if h > new_lo]
-    new_hi = min(usable) if usable else hi
-    return new_lo, new_hi, succeeded.get(new_hi), attempts
-
-
-class GcCalibration:
-    """Minimum heap from the generous run's GC live-set estimate, learned on finished rows.
-
-    ``log(min_heap) = a + b log(g)`` (least squares) once 8 rows have both; before that ``g + 2``.
-    Measured: small heaps need a few MB above the estimate, large ones ~0.8x of it.
-    """
-
-    def __init__(self, rows: Sequence[dict]):
-        pairs = [(float(r["gc_live_mb"]), float(r["min_heap_mb"])) for r in rows
-                 if r.get("status") == "ok" and r.get("gc_live_mb") not in (None, "", "NA") and r.get("max_fail_mb") not in (None, "", "NA")]
-        self.coef = None
-        if len(pairs) >= 8:
-            g, m = np.log(np.array(pairs)).T
-            self.coef = np.polyfit(g, m, 1)
-
-    def __call__(self, g: float) -> float:
-        if self.coef is None:
-            return g + 2.0
-        return float(math.exp(np.polyval(self.coef, math.log(max(g, 1.0)))))
 
 
 # A tiny launcher between us and java. Linux keeps the parent's RSS high-water mark in a child's
@@ -796,28 +488,6 @@ def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels
     return rows
 
 
-def corner_design(space: DesignSpace, n_common: int, n_panel: int, prefix: str = "") -> list[DesignPoint]:
-    """The adversarial corners of ``space``: every combination of {smallest, largest} arrays (reference
-    markers, array density and reference samples together), {shortest, longest} window, {fewest, most}
-    target samples and {1, most} threads: 16 points; burn-in and iterations at their smallest (CPU only).
-    Smallest arrays with the longest windows is the corner where the old prior ran out of heap."""
-    points = []
-    for i, (big_arrays, long_window, many_samples, many_threads) in enumerate(product((False, True), repeat=4)):
-        ref_variants = min(n_panel, space.ref_variants[1] if big_arrays else space.ref_variants[0])
-        density = space.array_density[1] if big_arrays else space.array_density[0]
-        target_variants = int(min(n_common, ref_variants, max(space.min_target_variants, round(density * ref_variants))))
-        points.append(DesignPoint(
-            design_id=f"{prefix}corner-{i:02d}", split="corner",
-            threads=space.threads[1] if many_threads else space.threads[0],
-            burnin=space.burnin[0], iterations=space.iterations[0],
-            window_cm=float(space.window_cm[1] if long_window else space.window_cm[0]),
-            target_variants=target_variants,
-            target_samples=space.target_samples[1] if many_samples else space.target_samples[0],
-            ref_variants=ref_variants,
-            ref_samples=space.ref_samples[1] if big_arrays else space.ref_samples[0]))
-    return points
-
-
 ESTIMATE_COLUMNS = ("design_id", "split", *FEATURES, "chrom_cm", "level", "estimate_mb", "xmx", "runs", "outcome",
                     "wall_s")
 
@@ -842,10 +512,10 @@ def at_estimates(out: Path, work: Path, points: Sequence[DesignPoint], prior_pat
     base_files = prepare_base(work, base, progress)
     rows: list[dict] = []
     if out.is_file():
-        lines = [l for l in out.read_text().splitlines() if l and not l.startswith("#")]
+        lines = [line for line in out.read_text().splitlines() if line and not line.startswith("#")]
         if lines and tuple(lines[0].split("\t")) != ESTIMATE_COLUMNS:
             raise ChromoschedError(f"{out}: header differs from the at-estimate columns; use a new --out")
-        rows = [dict(zip(ESTIMATE_COLUMNS, l.split("\t"))) for l in lines[1:]]
+        rows = [dict(zip(ESTIMATE_COLUMNS, line.split("\t"))) for line in lines[1:]]
         rows = [r for r in rows if r["outcome"] != "error"]  # an unexplained failure is run again
     comments = [f"# Beagle run at calibrated estimates of {prior_path} (heap rounded down to a KB; {repeats} run(s), all must succeed)",
                 f"# base: {json.dumps(asdict(base))}; genetic length {base_files.genetic_length_cm:.2f} cM",
@@ -978,12 +648,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-levels", type=float, nargs="+", default=[0.8, 0.9, 0.95], help="--probe: calibration levels")
     p.add_argument("--probe-repeats", type=int, default=3, help="--probe: runs per estimate; all must succeed (default 3)")
     return p
-
-
-TINY_SPACE = DesignSpace(threads=(1, 2), burnin=(1, 2), iterations=(1, 2), window_cm=(4.5, 10.0),
-                         array_density=(0.1, 0.3), target_samples=(5, 20), ref_variants=(300, 1000),
-                         ref_samples=(20, 60), min_target_variants=20)
-TINY_BASE = BaseData(chrom="chr22", length_bp=600_000, n_ref=60, n_target=20, seed=3)
 
 
 def base_and_space(args) -> tuple[BaseData, DesignSpace]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import sys
 import time
 import zlib
@@ -45,12 +44,11 @@ from chromosched.errors import ChromoschedError
 from chromosched.genomes import canonical_chrom, genome_lengths
 from chromosched.progress import ProgressBar
 
+from .demography import POPULATIONS, out_of_africa_admixed_demography
+from .genetic_map import hotspot_rate_map, plink_map_lines
 from .vcfio import exit_on_sigterm, read_header_lines, write_bgzipped_vcf, write_text_atomic
 
-POPULATIONS: tuple[str, ...] = ("YRI", "CEU", "CHB", "ADMIX")
-GENERATION_YEARS = 25
 MUTATION_RATE = 1.29e-8  # per bp per generation
-MEAN_RECOMBINATION_RATE = 1.15e-8  # per bp per generation (~1.15 cM/Mb genome average)
 HKY_KAPPA = 4.0
 HKY_EQUILIBRIUM = (0.3, 0.2, 0.2, 0.3)  # A, C, G, T: AT-rich like the human genome
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
@@ -86,91 +84,6 @@ class CohortFiles:
     samples: Path
     manifest: Path
     chromosomes: list[ChromosomeFiles] = field(default_factory=list)
-
-
-def out_of_africa_admixed_demography() -> msprime.Demography:
-    """Three-population out-of-Africa model (Gutenkunst et al. 2009) plus a recent admixed group.
-
-    Populations sampled at time 0: YRI, CEU, CHB, ADMIX. Times in generations (25 years each).
-    """
-    n_a, n_b, n_af = 7300, 2100, 12300
-    n_eu0, n_as0 = 1000, 510
-    r_eu, r_as = 0.004, 0.0055
-    t_af = 220e3 / GENERATION_YEARS
-    t_b = 140e3 / GENERATION_YEARS
-    t_eu_as = 21.2e3 / GENERATION_YEARS
-    n_eu = n_eu0 / math.exp(-r_eu * t_eu_as)
-    n_as = n_as0 / math.exp(-r_as * t_eu_as)
-    t_admix = 12
-
-    d = msprime.Demography()
-    d.add_population(name="YRI", description="Yoruba-like African", initial_size=n_af)
-    d.add_population(name="CEU", description="European", initial_size=n_eu, growth_rate=r_eu)
-    d.add_population(name="CHB", description="East Asian", initial_size=n_as, growth_rate=r_as)
-    d.add_population(name="ADMIX", description="recently admixed", initial_size=30_000, growth_rate=0.05)
-    d.add_population(name="OOA", description="out-of-Africa bottleneck", initial_size=n_b)
-    d.add_population(name="AMH", description="anatomically modern humans", initial_size=n_af)
-    d.add_population(name="ANC", description="ancestral", initial_size=n_a)
-    d.set_symmetric_migration_rate(["YRI", "CEU"], 3e-5)
-    d.set_symmetric_migration_rate(["YRI", "CHB"], 1.9e-5)
-    d.set_symmetric_migration_rate(["CEU", "CHB"], 9.6e-5)
-    d.add_admixture(time=t_admix, derived="ADMIX", ancestral=["YRI", "CEU", "CHB"], proportions=[1 / 6, 2 / 6, 3 / 6])
-    d.add_population_split(time=t_eu_as, derived=["CEU", "CHB"], ancestral="OOA")
-    d.add_symmetric_migration_rate_change(time=t_eu_as, populations=["YRI", "OOA"], rate=25e-5)
-    d.add_population_split(time=t_b, derived=["YRI", "OOA"], ancestral="AMH")
-    d.add_population_split(time=t_af, derived=["AMH"], ancestral="ANC")
-    d.sort_events()
-    return d
-
-
-def hotspot_rate_map(
-    length_bp: int,
-    rng: np.random.Generator,
-    mean_rate: float = MEAN_RECOMBINATION_RATE,
-    hotspot_spacing_bp: int = 50_000,
-    hotspot_width_bp: int = 2_000,
-    hotspot_share: float = 0.8,
-) -> msprime.RateMap:
-    """A recombination map with a low background and one ~2 kb hotspot per ~50 kb window.
-
-    ``hotspot_share`` of all crossovers fall in hotspots; hotspot heats are gamma-distributed
-    (shape 1), and the map's mean rate equals ``mean_rate``.
-    """
-    length_bp = int(length_bp)
-    n_hot = max(1, length_bp // hotspot_spacing_bp)
-    width = max(1, min(hotspot_width_bp, length_bp // (2 * n_hot)))
-    bin_size = length_bp / n_hot
-    starts = np.array([int(i * bin_size + rng.uniform(0, bin_size - width)) for i in range(n_hot)])
-    heats = rng.gamma(1.0, 1.0, size=n_hot)
-    total_morgans = mean_rate * length_bp
-    background = total_morgans * (1 - hotspot_share) / length_bp
-    hot_rates = background + total_morgans * hotspot_share * heats / heats.sum() / width
-    positions = [0]
-    rates: list[float] = []
-    for start, rate in zip(starts, hot_rates):
-        if start > positions[-1]:
-            positions.append(int(start))
-            rates.append(background)
-        positions.append(int(start + width))
-        rates.append(float(rate))
-    if positions[-1] < length_bp:
-        positions.append(length_bp)
-        rates.append(background)
-    return msprime.RateMap(position=positions, rate=rates)
-
-
-def plink_map_lines(rate_map: msprime.RateMap, contig: str) -> list[str]:
-    """PLINK map lines (``chrom id cM bp``) at every rate change, which Beagle interpolates linearly."""
-    lines = []
-    cumulative = rate_map.get_cumulative_mass(rate_map.position)  # Morgans at each breakpoint
-    for pos, morgans in zip(rate_map.position, cumulative):
-        bp = max(1, int(pos))
-        lines.append(f"{contig}\t.\t{morgans * 100:.8f}\t{bp}")
-    # Distinct bp keys (position 0 and 1 both map to bp 1): keep the last of equal bp.
-    deduped: dict[int, str] = {}
-    for line in lines:
-        deduped[int(line.rsplit("\t", 1)[1])] = line
-    return [deduped[k] for k in sorted(deduped)]
 
 
 def _chrom_seed(seed: int, chrom: str) -> np.random.SeedSequence:
@@ -507,7 +420,7 @@ def simulate_cohort(
     headers = [read_header_lines(f.target) for f in results]
     first = headers[0]
     contig_lines = [line for h in headers for line in h if line.startswith("##contig")]
-    header = [first[0]] + [l for l in first[1:-1] if not l.startswith("##contig")] + contig_lines + [first[-1]]
+    header = [first[0]] + [line for line in first[1:-1] if not line.startswith("##contig")] + contig_lines + [first[-1]]
 
     def cohort_records() -> Iterable[str]:
         for f in results:
