@@ -80,6 +80,33 @@ def batched_vs_loop(diffusion, norm, emb, chrom, samples, loop_samples, steps, c
     return batched_rate / loop_rate, batched_rate, loop_rate
 
 
+def forward_costs(diffusion, emb, rows, repeats=5):
+    """Why the ratio is what it is: CPU time of one U-Net forward per row at 1 row and at ``rows``
+    rows (best of ``repeats``, thread CPU time so other processes' load does not count), and the
+    FLOPs per row (torch's FLOP counter) -> the arithmetic rate each reaches."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = diffusion.model
+    n_emb = emb.shape[0]
+    times = torch.full((n_emb,), 500)
+    costs = {}
+    with torch.no_grad():
+        for n in (1, rows):
+            x, cond_rows = torch.randn(n, 2, 32, 32), torch.arange(n) % n_emb
+            model(x, times, emb, None, cond_rows)
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.thread_time()
+                model(x, times, emb, None, cond_rows)
+                best = min(best, time.thread_time() - t0)
+            costs[n] = best / n
+        with FlopCounterMode(display=False) as counter:
+            model(torch.randn(rows, 2, 32, 32), times, emb, None, torch.arange(rows) % n_emb)
+    flops = counter.get_total_flops() / rows
+    return {"flop_per_row": flops, "one_row_ms": 1e3 * costs[1], "batched_row_ms": 1e3 * costs[rows],
+            "one_row_gflops": flops / costs[1] / 1e9, "batched_gflops": flops / costs[rows] / 1e9}
+
+
 def pipeline_truth_seed(config_path) -> int:
     """``diffusion.truth_seed`` as the pipeline reads it: the config file, schema defaults filled."""
     from chromosched_pipeline.config import load_config_file, validate_config
@@ -144,6 +171,11 @@ def main(argv=None) -> int:
     speedup, batched_rate, loop_rate = batched_vs_loop(
         diffusion, norm, emb, args.chrom, args.batch_samples, args.loop_samples, args.batch_steps, args.cond_scale, device)
     log(f"batched {batched_rate:.2f} tiles/s vs per-sample loop {loop_rate:.2f} tiles/s: {speedup:.1f}x")
+    if device.type == "cpu" and args.threads == 1:
+        c = forward_costs(diffusion, emb, args.batch_samples * args.tiles)
+        log(f"U-Net forward, CPU time per row: {c['one_row_ms']:.2f} ms alone vs {c['batched_row_ms']:.2f} ms in a batch "
+            f"of {args.batch_samples * args.tiles} ({c['one_row_ms'] / c['batched_row_ms']:.1f}x); "
+            f"{c['flop_per_row'] / 1e9:.3f} GFLOP per row: {c['one_row_gflops']:.0f} vs {c['batched_gflops']:.0f} GFLOP/s")
 
     truth_seed = pipeline_truth_seed(args.config) if args.truth_seed is None else args.truth_seed
     truth = truth_windows(args.chrom, args.tiles, args.track_seed, truth_seed, args.truth_cells)
