@@ -61,9 +61,8 @@ CHANNELS_LAST = torch.channels_last
 
 
 def pointwise_conv(dim: int, dim_out: int, bias: bool = True) -> nn.Conv2d:
-    """A 1x1 convolution. The U-Net runs in channels-last layout, where oneDNN computes it as a
-    GEMM over (rows x pixels) whose per-row result does not depend on the row count (in NCHW it
-    does: see ``Unet.forward``)."""
+    """A 1x1 convolution. The U-Net runs in channels-last layout, where oneDNN computes it with the
+    same per-row result for any row count (in NCHW it does not: see ``Unet.forward``)."""
     return nn.Conv2d(dim, dim_out, 1, bias=bias)
 
 
@@ -254,10 +253,10 @@ class Unet(nn.Module):
             emb = torch.where(use_null[:, None], self.null_classes_emb.to(x.dtype)[None, :], emb)
         cond = torch.cat([self.time_mlp(time), emb], dim=-1)
         c = cond_rows
-        # Channels-last throughout: there every op's per-row result is the same whatever the
-        # row count (>= 2; see test_diffusion_core), so batches of any size give bitwise the
-        # same samples. In NCHW, oneDNN's 1x1 convolutions change their blocking with the row
-        # count and their per-row results with it.
+        # Channels-last throughout: there every op's per-row result is the same for any even row
+        # count (the sampler pads to one, sampler.ROW_MULTIPLE; test_diffusion_core checks it), so
+        # chunks of any size give bitwise the same samples. In NCHW, a 1x1 convolution of fewer
+        # than 16 rows takes PyTorch's im2col path and of more oneDNN's, which round differently.
         x = self.init_conv(x.contiguous(memory_format=CHANNELS_LAST))
         r = x
         skips = []
