@@ -32,9 +32,9 @@ sys.path.insert(0, str(REPO / "workflow"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from chromosched_pipeline.diffusion import metrics, polymer, tiling  # noqa: E402
+from chromosched_pipeline.diffusion import metrics, tiling  # noqa: E402
 from chromosched_pipeline.diffusion.checkpoint import load_checkpoint  # noqa: E402
-from chromosched_pipeline.diffusion.job import pick_device, region_embeddings  # noqa: E402
+from chromosched_pipeline.diffusion.job import pick_device, region_embeddings, truth_windows  # noqa: E402
 from chromosched_pipeline.diffusion.sampler import ddim_sample, row_generators  # noqa: E402
 
 
@@ -44,28 +44,76 @@ def _sync(device):
 
 
 def batched_vs_loop(diffusion, norm, emb, chrom, samples, loop_samples, steps, cond_scale, device):
+    """Samples (tiles) per second: one batched DDIM over all rows against a loop that samples one
+    row per call (same model, steps and guidance; its forwards run exactly one sample, without the
+    batched path's even-row padding). Both are warmed up first (kernel selection, allocator)."""
     n_tiles = emb.shape[0]
+
+    def loop(sample_ids, steps):
+        out = []
+        for s in sample_ids:  # one row (one tile of one sample) per sampling call
+            for tile in range(n_tiles):
+                gens = row_generators(chrom, [tile], [s], 1)
+                out.append(ddim_sample(diffusion, emb[tile : tile + 1], gens, steps=steps, cond_scale=cond_scale))
+        return out
+
+    def batched(sample_ids, steps):
+        return tiling.sample_chains(diffusion, norm, emb, chrom, sample_ids, seed=1, steps=steps,
+                                    cond_scale=cond_scale, mode="independent")
+
+    batched(range(samples), 1)
     _sync(device)
     t0 = time.perf_counter()
-    batched = tiling.sample_chains(diffusion, norm, emb, chrom, range(samples), seed=1, steps=steps,
-                                   cond_scale=cond_scale, mode="independent")
+    batched(range(samples), steps)
     _sync(device)
     batched_rate = samples * n_tiles / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    loop = []
-    for s in range(loop_samples):  # one row (one tile of one sample) per sampling call
-        for tile in range(n_tiles):
-            gens = row_generators(chrom, [tile], [s], 1)
-            loop.append(ddim_sample(diffusion, emb[tile : tile + 1], gens, steps=steps, cond_scale=cond_scale))
-    _sync(device)
-    loop_rate = loop_samples * n_tiles / (time.perf_counter() - t0)
-    return batched_rate / loop_rate, batched_rate, loop_rate, batched
+    multiple, diffusion.row_multiple = diffusion.row_multiple, 1
+    try:
+        loop(range(1), 1)
+        _sync(device)
+        t0 = time.perf_counter()
+        loop(range(loop_samples), steps)
+        _sync(device)
+        loop_rate = loop_samples * n_tiles / (time.perf_counter() - t0)
+    finally:
+        diffusion.row_multiple = multiple
+    return batched_rate / loop_rate, batched_rate, loop_rate
 
 
-def truth_maps(chrom, n_tiles, track_seed, cells):
-    track = polymer.site_track(chrom, tiling.chain_beads(n_tiles), track_seed)
-    coords = polymer.sample_conformations(track, cells, polymer.stable_seed("truth", 99, chrom))
-    return polymer.windows(polymer.distance_maps(coords), tiling.tile_starts(n_tiles))
+def forward_costs(diffusion, emb, rows, repeats=5):
+    """Why the ratio is what it is: CPU time of one U-Net forward per row at 1 row and at ``rows``
+    rows (best of ``repeats``, thread CPU time so other processes' load does not count), and the
+    FLOPs per row (torch's FLOP counter) -> the arithmetic rate each reaches."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = diffusion.model
+    n_emb = emb.shape[0]
+    times = torch.full((n_emb,), 500)
+    costs = {}
+    with torch.no_grad():
+        for n in (1, rows):
+            x, cond_rows = torch.randn(n, 2, 32, 32), torch.arange(n) % n_emb
+            model(x, times, emb, None, cond_rows)
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.thread_time()
+                model(x, times, emb, None, cond_rows)
+                best = min(best, time.thread_time() - t0)
+            costs[n] = best / n
+        with FlopCounterMode(display=False) as counter:
+            model(torch.randn(rows, 2, 32, 32), times, emb, None, torch.arange(rows) % n_emb)
+    flops = counter.get_total_flops() / rows
+    return {"flop_per_row": flops, "one_row_ms": 1e3 * costs[1], "batched_row_ms": 1e3 * costs[rows],
+            "one_row_gflops": flops / costs[1] / 1e9, "batched_gflops": flops / costs[rows] / 1e9}
+
+
+def pipeline_truth_seed(config_path) -> int:
+    """``diffusion.truth_seed`` as the pipeline reads it: the config file, schema defaults filled."""
+    from chromosched_pipeline.config import load_config_file, validate_config
+
+    config = validate_config(load_config_file(config_path), REPO / "config" / "schema" / "config.schema.yaml",
+                             str(config_path))
+    return int(config["diffusion"]["truth_seed"])
 
 
 def sample_peak(checkpoint, out, mem_mb, args, threads):
@@ -101,6 +149,9 @@ def main(argv=None) -> int:
     p.add_argument("--seam-samples", type=int, default=16)
     p.add_argument("--seam-steps", type=int, default=50)
     p.add_argument("--truth-cells", type=int, default=200)
+    p.add_argument("--config", default=str(REPO / "config" / "config.yaml"),
+                   help="pipeline config whose diffusion.truth_seed seeds the ground truth")
+    p.add_argument("--truth-seed", type=int, default=None, help="overrides the config's diffusion.truth_seed")
     p.add_argument("--sweep", type=int, nargs="+", default=[10, 25, 50, 100, 250])
     p.add_argument("--sweep-samples", type=int, default=4)
     p.add_argument("--sweep-tiles", type=int, default=2)
@@ -117,11 +168,17 @@ def main(argv=None) -> int:
     shape = diffusion.model.config.embedding_shape
     emb = region_embeddings(args.chrom, args.tiles, shape, args.track_seed)
 
-    speedup, batched_rate, loop_rate, _ = batched_vs_loop(
+    speedup, batched_rate, loop_rate = batched_vs_loop(
         diffusion, norm, emb, args.chrom, args.batch_samples, args.loop_samples, args.batch_steps, args.cond_scale, device)
     log(f"batched {batched_rate:.2f} tiles/s vs per-sample loop {loop_rate:.2f} tiles/s: {speedup:.1f}x")
+    if device.type == "cpu" and args.threads == 1:
+        c = forward_costs(diffusion, emb, args.batch_samples * args.tiles)
+        log(f"U-Net forward, CPU time per row: {c['one_row_ms']:.2f} ms alone vs {c['batched_row_ms']:.2f} ms in a batch "
+            f"of {args.batch_samples * args.tiles} ({c['one_row_ms'] / c['batched_row_ms']:.1f}x); "
+            f"{c['flop_per_row'] / 1e9:.3f} GFLOP per row: {c['one_row_gflops']:.0f} vs {c['batched_gflops']:.0f} GFLOP/s")
 
-    truth = truth_maps(args.chrom, args.tiles, args.track_seed, args.truth_cells)
+    truth_seed = pipeline_truth_seed(args.config) if args.truth_seed is None else args.truth_seed
+    truth = truth_windows(args.chrom, args.tiles, args.track_seed, truth_seed, args.truth_cells)
     seam = {}
     for mode in ("independent", "synced"):
         t0 = time.perf_counter()

@@ -121,6 +121,43 @@ def test_samples_do_not_depend_on_chunk_size(mode, cond_scale, eta):
     assert not torch.allclose(whole, other, atol=1e-2)
 
 
+def test_single_row_chunks_match_batched_sampling():
+    """One tile, cond_scale 1, one chain per chunk: every forward has a single row (padded)."""
+    diffusion = _tiny_diffusion(2)
+    maps = torch.stack([_random_maps(2, seed=i) for i in range(1)], dim=1)
+    norm = rep.Normalizer.fit(maps.reshape(-1, 64, 64))
+    kw = dict(chrom="chrU", seed=3, steps=3, mode="independent")
+    emb = torch.rand(1, 2, 64)
+    whole = tiling.sample_chains(diffusion, norm, emb, sample_ids=range(5), chunk_samples=None, **kw)
+    assert torch.equal(whole, tiling.sample_chains(diffusion, norm, emb, sample_ids=range(5), chunk_samples=1, **kw))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_shipped_model_rows_do_not_depend_on_row_count(threads):
+    """The U-Net itself (the shipped model's shapes): row i's output is bitwise the same in a forward
+    of any number of rows, at any position - what makes chunked sampling identical."""
+    from pathlib import Path
+
+    from chromosched_pipeline.diffusion.checkpoint import load_checkpoint
+
+    diffusion, _, _ = load_checkpoint(Path(__file__).resolve().parents[1] / "config" / "diffusion" / "small.pt")
+    g = torch.Generator().manual_seed(5)
+    total = 12
+    x, emb = torch.randn(total, 2, 32, 32, generator=g), torch.rand(3, 2, 64, generator=g)
+    times, rows = torch.full((3,), 640), torch.arange(total) % 3
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            whole = diffusion.forward_rows(x, times, emb, None, rows)
+            for n in range(1, total):
+                for lo in sorted({0, 1, total - n}):
+                    part = diffusion.forward_rows(x[lo : lo + n], times, emb, None, rows[lo : lo + n])
+                    assert torch.equal(part, whole[lo : lo + n]), (threads, n, lo)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_synced_projected_final_step_has_no_seam():
     diffusion = _tiny_diffusion(1)
     maps = torch.stack([_random_maps(2, seed=i) for i in range(3)], dim=1)

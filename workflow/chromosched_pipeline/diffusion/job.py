@@ -119,6 +119,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def truth_windows(chrom: str, n_tiles: int, track_seed: int, truth_seed: int, cells: int) -> torch.Tensor:
+    """The polymer ground truth of a chromosome's tiles: (cells, tiles, 64, 64) distance maps."""
+    track = polymer.site_track(chrom, tiling.chain_beads(n_tiles), track_seed)
+    coords = polymer.sample_conformations(track, cells, polymer.stable_seed("truth", truth_seed, chrom))
+    return polymer.windows(polymer.distance_maps(coords), tiling.tile_starts(n_tiles))
+
+
 def merge_parts(parts: list[str], chrom: str, truth_cells: int, truth_seed: int, track_seed: int,
                 out_samples: str, out_coords: str, out_metrics: str, out_summary: str, polymer_truth: bool = True) -> dict:
     """One chromosome's parts -> samples.npz, coordinates.npz, metrics.tsv (per separation), summary.json."""
@@ -140,9 +147,7 @@ def merge_parts(parts: list[str], chrom: str, truth_cells: int, truth_seed: int,
     lines = ["separation\tmean_distance_sample\tmean_distance_truth\tkl"]
     sample_t = torch.from_numpy(maps)
     if polymer_truth:
-        track = polymer.site_track(chrom, tiling.chain_beads(n_tiles), track_seed)
-        truth_coords = polymer.sample_conformations(track, truth_cells, polymer.stable_seed("truth", truth_seed, chrom))
-        truth = polymer.windows(polymer.distance_maps(truth_coords), tiling.tile_starts(n_tiles))
+        truth = truth_windows(chrom, n_tiles, track_seed, truth_seed, truth_cells)
         result = metrics.compare(sample_t, truth)
         sample_contacts = metrics.chromosome_contact_map(sample_t, tiling.STRIDE, tiling.WINDOW)
         truth_contacts = metrics.chromosome_contact_map(truth, tiling.STRIDE, tiling.WINDOW)

@@ -57,20 +57,23 @@ class UNetConfig:
 CHROMOGEN_CONFIG = UNetConfig(dim=64, dim_mults=(1, 2, 4, 8), channels=2, embedding_shape=(256, 256))
 
 
-class PointwiseConv(nn.Conv2d):
-    """A 1x1 convolution computed as one matrix product per image. oneDNN runs a 1x1 conv as a
-    single GEMM over batch x pixels whose blocking depends on the batch size, so a row's result
-    would change with the number of rows beside it; per-image products keep every row's result
-    independent of chunking (same parameters and names as nn.Conv2d)."""
+CHANNELS_LAST = torch.channels_last
 
-    def __init__(self, dim: int, dim_out: int, bias: bool = True):
-        super().__init__(dim, dim_out, 1, bias=bias)
 
-    def forward(self, x):
-        out = torch.matmul(self.weight[:, :, 0, 0], x.flatten(2))
-        if self.bias is not None:
-            out = out + self.bias[:, None]
-        return out.unflatten(2, x.shape[2:])
+def pointwise_conv(dim: int, dim_out: int, bias: bool = True) -> nn.Conv2d:
+    """A 1x1 convolution. The U-Net runs in channels-last layout, where oneDNN computes it with the
+    same per-row result for any row count (in NCHW it does not: see ``Unet.forward``)."""
+    return nn.Conv2d(dim, dim_out, 1, bias=bias)
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) channels-last -> (B, H*W, C), a view (no copy)."""
+    return x.permute(0, 2, 3, 1).flatten(1, 2)
+
+
+def from_tokens(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(B, H*W, C) -> (B, C, H, W) in channels-last layout, a view (no copy)."""
+    return t.unflatten(1, (h, w)).permute(0, 3, 1, 2)
 
 
 class Residual(nn.Module):
@@ -134,7 +137,7 @@ class ResnetBlock(nn.Module):
         self.mlp = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, dim_out * 2))
         self.block1 = Block(dim, dim_out, groups)
         self.block2 = Block(dim_out, dim_out, groups)
-        self.res_conv = PointwiseConv(dim, dim_out) if dim != dim_out else nn.Identity()
+        self.res_conv = pointwise_conv(dim, dim_out) if dim != dim_out else nn.Identity()
 
     def forward(self, x, cond, cond_rows=None):
         scale_shift = self.mlp(cond)
@@ -152,19 +155,20 @@ class LinearAttention(nn.Module):
         self.heads = heads
         self.scale_values = scale_values
         hidden = heads * dim_head
-        self.to_qkv = PointwiseConv(dim, hidden * 3, bias=False)
-        self.to_out = nn.Sequential(PointwiseConv(hidden, dim), RMSNorm(dim))
+        self.to_qkv = pointwise_conv(dim, hidden * 3, bias=False)
+        self.to_out = nn.Sequential(pointwise_conv(hidden, dim), RMSNorm(dim))
 
     def forward(self, x):
-        b, _, h, w = x.shape
-        q, k, v = (t.reshape(b, self.heads, -1, h * w) for t in self.to_qkv(x).chunk(3, dim=1))
-        q = q.softmax(dim=-2) * self.scale
-        k = k.softmax(dim=-1)
+        _, _, h, w = x.shape
+        # token layout (B, N, heads, d): views of the channels-last tensors, no copies
+        q, k, v = to_tokens(self.to_qkv(x)).unflatten(2, (3 * self.heads, -1)).chunk(3, dim=2)
+        q = q.softmax(dim=-1) * self.scale  # over d
+        k = k.softmax(dim=1)  # over positions
         if self.scale_values:
             v = v / (h * w)
-        context = torch.einsum("bhdn,bhen->bhde", k, v)
-        out = torch.einsum("bhde,bhdn->bhen", context, q)
-        return self.to_out(out.reshape(b, -1, h, w))
+        # per head, matrix products on strided views (no permuted copies): context = k^T v, out = q context
+        heads = [torch.bmm(q[:, :, i], torch.bmm(k[:, :, i].transpose(1, 2), v[:, :, i])) for i in range(self.heads)]
+        return self.to_out(from_tokens(torch.cat(heads, dim=2), h, w))
 
 
 class Attention(nn.Module):
@@ -173,15 +177,15 @@ class Attention(nn.Module):
         self.scale = dim_head**-0.5
         self.heads = heads
         hidden = heads * dim_head
-        self.to_qkv = PointwiseConv(dim, hidden * 3, bias=False)
-        self.to_out = PointwiseConv(hidden, dim)
+        self.to_qkv = pointwise_conv(dim, hidden * 3, bias=False)
+        self.to_out = pointwise_conv(hidden, dim)
 
     def forward(self, x):
-        b, _, h, w = x.shape
-        q, k, v = (t.reshape(b, self.heads, -1, h * w) for t in self.to_qkv(x).chunk(3, dim=1))
-        attn = torch.einsum("bhdi,bhdj->bhij", q * self.scale, k).softmax(dim=-1)
-        out = torch.einsum("bhij,bhdj->bhid", attn, v)  # (b, heads, n, d)
-        return self.to_out(out.permute(0, 1, 3, 2).reshape(b, -1, h, w))
+        _, _, h, w = x.shape
+        q, k, v = to_tokens(self.to_qkv(x)).unflatten(2, (3 * self.heads, -1)).chunk(3, dim=2)
+        attn = torch.einsum("bihd,bjhd->bhij", q * self.scale, k).softmax(dim=-1)
+        out = torch.einsum("bhij,bjhd->bihd", attn, v)  # (b, n, heads, d)
+        return self.to_out(from_tokens(out.flatten(2), h, w).contiguous(memory_format=CHANNELS_LAST))
 
 
 class Downsample(nn.Conv2d):
@@ -233,7 +237,7 @@ class Unet(nn.Module):
                 nn.Conv2d(d_out, d_in, 3, padding=1) if last else Upsample(d_out, d_in),
             ]))
         self.final_res_block = block(dim * 2, dim)
-        self.final_conv = PointwiseConv(dim, c.channels)
+        self.final_conv = pointwise_conv(dim, c.channels)
 
     def forward(self, x: torch.Tensor, time: torch.Tensor, embedding: torch.Tensor,
                 use_null: torch.Tensor | None = None, cond_rows: torch.Tensor | None = None) -> torch.Tensor:
@@ -249,7 +253,11 @@ class Unet(nn.Module):
             emb = torch.where(use_null[:, None], self.null_classes_emb.to(x.dtype)[None, :], emb)
         cond = torch.cat([self.time_mlp(time), emb], dim=-1)
         c = cond_rows
-        x = self.init_conv(x)
+        # Channels-last throughout: there every op's per-row result is the same for any even row
+        # count (the sampler pads to one, sampler.ROW_MULTIPLE; test_diffusion_core checks it), so
+        # chunks of any size give bitwise the same samples. In NCHW, a 1x1 convolution of fewer
+        # than 16 rows takes PyTorch's im2col path and of more oneDNN's, which round differently.
+        x = self.init_conv(x.contiguous(memory_format=CHANNELS_LAST))
         r = x
         skips = []
         for block1, block2, attn, down in self.downs:
@@ -264,7 +272,7 @@ class Unet(nn.Module):
             x = attn(block2(torch.cat([x, skips.pop()], dim=1), cond, c))
             x = up(x)
         x = self.final_res_block(torch.cat([x, r], dim=1), cond, c)
-        return self.final_conv(x)
+        return self.final_conv(x).contiguous()
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -22,13 +22,22 @@ from .polymer import stable_seed
 from .schedule import TIMESTEPS, ddim_time_pairs, schedule_buffers
 
 
+# Every forward runs a multiple of this many rows (an odd count gets one padding row, dropped
+# after). On this CPU (oneDNN, channels-last U-Net) a row's result is then bitwise the same
+# whatever the row count, at 1 and 2 threads: a single row takes other convolution kernels, and at
+# 2 threads an odd count splits an image between the threads (measured: docs/diffusion.md).
+ROW_MULTIPLE = 2
+
+
 @dataclass
 class Diffusion:
-    """A trained U-Net with its objective and schedule."""
+    """A trained U-Net with its objective and schedule. ``row_multiple``: see ROW_MULTIPLE (1 runs
+    exactly the rows given, e.g. the benchmark's one-sample-per-forward baseline)."""
 
     model: torch.nn.Module
     objective: str = "pred_v"
     timesteps: int = TIMESTEPS
+    row_multiple: int = ROW_MULTIPLE
 
     def __post_init__(self):
         self.alphas_cumprod = schedule_buffers(self.timesteps, self.objective)["alphas_cumprod"]
@@ -44,12 +53,12 @@ class Diffusion:
         u = embedding.shape[0]
         if cond_scale == 1.0:
             times = torch.full((u,), t, device=x.device, dtype=torch.long)
-            return self.model(x, times, embedding, None, cond_rows)
+            return self.forward_rows(x, times, embedding, None, cond_rows)
         n = x.shape[0]
         use_null = torch.cat([torch.zeros(u, dtype=torch.bool), torch.ones(u, dtype=torch.bool)]).to(x.device)
         times = torch.full((2 * u,), t, device=x.device, dtype=torch.long)
-        both = self.model(torch.cat([x, x]), times, torch.cat([embedding, embedding]), use_null,
-                          torch.cat([cond_rows, cond_rows + u]))
+        both = self.forward_rows(torch.cat([x, x]), times, torch.cat([embedding, embedding]), use_null,
+                                 torch.cat([cond_rows, cond_rows + u]))
         cond, null = both[:n], both[n:]
         scaled = null + (cond - null) * cond_scale
         if rescaled_phi == 0.0:
@@ -57,6 +66,16 @@ class Diffusion:
         dims = tuple(range(1, scaled.ndim))
         rescaled = scaled * (cond.std(dim=dims, keepdim=True) / scaled.std(dim=dims, keepdim=True))
         return rescaled * rescaled_phi + scaled * (1.0 - rescaled_phi)
+
+    def forward_rows(self, x, times, embedding, use_null, cond_rows):
+        """The U-Net on rows ``x``, padded to a multiple of ``row_multiple`` rows (copies of the last
+        row, dropped from the result)."""
+        n = x.shape[0]
+        pad = -n % self.row_multiple
+        if pad:
+            x = torch.cat([x, x[-1:].expand(pad, *x.shape[1:])])
+            cond_rows = torch.cat([cond_rows, cond_rows[-1:].expand(pad)])
+        return self.model(x, times, embedding, use_null, cond_rows)[:n]
 
     def split(self, output, x, t: int):
         """(eps, x0) from the model output at integer time ``t``; x0 clipped to [-1, 1]."""
