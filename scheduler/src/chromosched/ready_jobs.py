@@ -219,6 +219,29 @@ class ReadyJobs:
         keys[uid] = (lo + hi) / 2.0
 
 
+def preference_order(keys: Sequence[np.ndarray]) -> np.ndarray:
+    """``np.lexsort(keys)`` (the last key sorts first), faster: an unstable argsort of the primary
+    key, then a lexsort of only the rows that tie on it (lexsort's stable merge passes over all
+    10,000 rows cost ~10x one quicksort; predictions rarely tie)."""
+    primary = keys[-1]
+    if len(keys) == 1 or np.isnan(primary).any():
+        return np.lexsort(keys)
+    order = np.argsort(primary)
+    ranked = primary[order]
+    tie = ranked[1:] == ranked[:-1]
+    if not tie.any():
+        return order
+    grouped = np.zeros(len(order), dtype=bool)
+    grouped[1:] |= tie
+    grouped[:-1] |= tie
+    pos = np.flatnonzero(grouped)  # sorted positions inside runs of equal primary keys
+    rows = order[pos]
+    # The tied rows keep the same positions (their primary keys are the same multiset), re-ordered
+    # by every key, so each run ends up in the later keys' order.
+    order[pos] = rows[np.lexsort([k[rows] for k in keys])]
+    return order
+
+
 def allocations_vectorised(policy: DynamicPolicy, kind: str, x: Mapping[str, np.ndarray], cap: np.ndarray,
                            min_mb: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:meth:`DynamicPolicy._allocations` over arrays: (memory to give, point prediction)."""
@@ -329,7 +352,7 @@ def select_vectorised(
         # its own runtime: long chains start first.
         length = np.where(np.isnan(rank), rt0, rank)
     keys = keys[:1] + [k for k in keys[1:] if k.min() != k.max()]  # a constant key orders nothing
-    order = np.lexsort(keys)
+    order = preference_order(keys)
     mem_o = mem[order]
     # With conservative few-shot allocations the knapsack values the memory a job will really use
     # (its point prediction), as the policy does.

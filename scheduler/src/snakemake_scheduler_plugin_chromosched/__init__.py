@@ -119,7 +119,7 @@ class Scheduler(SchedulerBase):
         if not self._active:
             return None
         try:
-            return self._select(list(selectable_jobs), remaining_jobs, dict(available_resources), input_sizes)
+            return self._select(selectable_jobs, remaining_jobs, dict(available_resources), input_sizes)
         except ChromoschedError as err:
             # A user error with a clear message: stop rather than run into an OOM. As a
             # WorkflowError, Snakemake prints the one line (and a few lines of context), no traceback.
@@ -138,7 +138,9 @@ class Scheduler(SchedulerBase):
         session = self._session_for(available, remaining)
         ready = selectable if isinstance(selectable, (set, frozenset)) else set(selectable)
         added = ready - self._ready_jobs  # set algebra on job objects: no per-job Python work
-        gone = self._ready_jobs - ready
+        # Jobs leave Snakemake's ready set mostly by being started, which _select itself records:
+        # the second difference is needed only when the sizes say some job went another way.
+        gone = self._ready_jobs - ready if len(ready) - len(added) != len(self._ready_jobs) else set()
         self._learn(added & self._started_jobs)
         removed = []
         for job in gone:
