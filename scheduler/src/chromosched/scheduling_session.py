@@ -30,13 +30,12 @@ import numpy as np
 
 from .dynamic_policy import Capacity, DynamicPolicy, RunningTask, TaskRequest, preset
 from .errors import ChromoschedError
-from .genomes import GENOMES, genome_lengths
 from .job_measurements import Measurement
 from .job_record import JobRecord
 from .prediction_store import DEFAULT_STORE, Prediction, PredictionStore
 from .critical_path import RuleRuntimes, upward_ranks
 from .ready_jobs import ReadyJobs, select_vectorised
-from .run_inputs import check_run_inputs, load_run_prior, looks_like_path
+from .run_inputs import check_run_inputs, load_run_prior
 from .size_features import chromosome_lengths, length_mbp
 from .static_admission import StaticAdmission
 
@@ -119,7 +118,7 @@ class SchedulingSession:
         self._prior = None
         self._prior_checked = False
         self._prior_warned: set[str] = set()
-        self._lengths = _chromosome_lengths(settings.ordering)
+        self._lengths = chromosome_lengths(settings.ordering, sex=False)
         self._index = {c: float(i + 1) for i, c in enumerate(self._lengths)}
         self._all_lengths = chromosome_lengths(settings.ordering)  # + chrX/chrY, for any wildcard's value
         self._unmeasured: set[str] = set()  # rules whose probe left no measurement: declared mem_mb rules them
@@ -701,15 +700,6 @@ def prior_job_mem_mb(prior, facts: Mapping[str, float], level: float | None = No
     if prior.target.get("name") == "min_heap_mb":
         return float(mem_mb_for_heap(estimate))
     return float(estimate)
-
-
-def _chromosome_lengths(ordering: str) -> dict[str, int]:
-    if ordering in GENOMES or not looks_like_path(ordering):
-        try:
-            return genome_lengths(ordering)
-        except ChromoschedError:
-            pass
-    return genome_lengths("GRCh37")
 
 
 
