@@ -269,14 +269,11 @@ class SchedulingSession:
             if rule not in self._unmeasured:
                 # Only the cap of its unseen-rule requests (no prior) changes: set it in place,
                 # as _unseen_task would build it (thousands of rows may cross at once).
-                upto = self._declared_agrees.get(rule)
                 for slot in slots.tolist():
                     task, record = table.tasks[slot], table.records[slot]
                     if task is None or task.prior_mb is not None or not record.storable:
                         continue
-                    declared = float(record.declared_mem_mb) if record.declared_mem_mb else None
-                    agreed = declared is not None and upto is not None and task.features["size"] <= upto
-                    table.set_cap(slot, declared if agreed else None)
+                    table.set_cap(slot, self._unseen_cap(record, task.features["size"]))
                 return
         else:
             slots = np.array([s for s in table.slot_of.values() if table.records[s].rule == rule], dtype=np.int64)
@@ -533,16 +530,8 @@ class SchedulingSession:
         is probed before it is packed, and the declared number caps allocations only once every
         measured job of the rule needed at most that (a too-high number then never binds below
         the prediction, because the prediction becomes the job's mem_mb)."""
-        features: dict[str, float] = {}
-        length = length_mbp(record.wildcards, self._all_lengths)
-        if length is not None:
-            features["length"] = length
-        if record.input_mb > 0:
-            features["input"] = float(record.input_mb)
-        features["size"] = features.get("length", features.get("input", 1.0))
+        features = self._unseen_features(record)
         declared = float(record.declared_mem_mb) if record.declared_mem_mb else None
-        upto = self._declared_agrees.get(record.rule)
-        agreed = declared is not None and upto is not None and features["size"] <= upto
         return TaskRequest(
             task_id=record.uid,
             kind=record.rule,
@@ -550,11 +539,29 @@ class SchedulingSession:
             size_hint=features["size"],
             prior_mb=None,
             min_mb=declared if record.fixed_mem and declared else None,
-            cap_mb=declared if agreed else None,
+            cap_mb=self._unseen_cap(record, features["size"]),
             cores=max(0, int(record.cores)),
             gpus=max(0, int(record.gpus)),
         )
 
+    def _unseen_features(self, record: JobRecord) -> dict[str, float]:
+        """Size features of a job of an unseen rule: chromosome length, input MB, and ``size`` (the
+        length when there is one, else the input size)."""
+        features: dict[str, float] = {}
+        length = length_mbp(record.wildcards, self._all_lengths)
+        if length is not None:
+            features["length"] = length
+        if record.input_mb > 0:
+            features["input"] = float(record.input_mb)
+        features["size"] = features.get("length", features.get("input", 1.0))
+        return features
+
+    def _unseen_cap(self, record: JobRecord, size: float) -> float | None:
+        """The declared mem_mb as a cap, only up to the size at which measured jobs agreed with it."""
+        upto = self._declared_agrees.get(record.rule)
+        if not record.declared_mem_mb or upto is None or size > upto:
+            return None
+        return float(record.declared_mem_mb)
     def _prior_mb(self, record: JobRecord) -> float | None:
         """Prior memory (MB): the RAM prior for its rule, else the rule's declared mem_mb."""
         if record.rule == self.settings.prior_rule and record.prior_features:
@@ -606,7 +613,7 @@ class SchedulingSession:
             self._ranks_stale = self._dag is not None
         declared = entry.record.declared_mem_mb
         if declared and self.settings.cold_start == "probe":
-            rule, size = entry.record.rule, self._unseen_task(entry.record).features["size"]
+            rule, size = entry.record.rule, self._unseen_features(entry.record)["size"]
             before = self._declared_agrees.get(rule)
             if measurement.need_mb > float(declared):
                 self._declared_agrees[rule] = None
