@@ -191,6 +191,12 @@ class ReadyJobs:
     def slots(self) -> np.ndarray:
         return np.flatnonzero(self.active)
 
+    def set_rank(self, uid: str, rank: float | None) -> None:
+        """One ready job's critical-path rank (None: no rank)."""
+        slot = self.slot_of.get(uid)
+        if slot is not None:
+            self._cols["rank"][slot] = np.nan if rank is None else rank
+
     def set_ranks(self, rank_of: Mapping[str, float]) -> None:
         """Critical-path ranks by uid (jobs not named keep no rank)."""
         col = self._cols["rank"]

@@ -134,6 +134,7 @@ class SchedulingSession:
         self._size_of: dict[str, float] = {}
         self._done: set[str] = set()
         self._ranks_stale = False
+        self._ranks: dict[str, float] = {}  # uid -> upward rank, as last computed
         self._save_cost = 0.0
         self._unsaved = False
 
@@ -230,8 +231,8 @@ class SchedulingSession:
             value = predict(rule, self._size_of.get(uid))
             if value is not None:
                 runtime_of_job[uid] = value
-        ranks = upward_ranks(left, depends_on, {}, self._runtimes.default(), runtime_of_job)
-        self._ready.set_ranks(ranks)
+        self._ranks = upward_ranks(left, depends_on, {}, self._runtimes.default(), runtime_of_job)
+        self._ready.set_ranks(self._ranks)
 
     def _runtimes_path(self) -> str:
         return str(self.settings.model) + ".runtimes.json"
@@ -244,7 +245,8 @@ class SchedulingSession:
         new = []
         for record in added:
             self._ready.add(record)
-            self._ranks_stale = self._ranks_stale or self._dag is not None
+            # A job becoming ready changes no rank (ranks look at what follows a job): it takes its own.
+            self._ready.set_rank(record.uid, self._ranks.get(record.uid))
             task = self._ready.tasks[self._ready.slot_of[record.uid]]
             if task is not None:
                 new.append(task)
@@ -279,13 +281,13 @@ class SchedulingSession:
             slots = np.array([s for s in table.slot_of.values() if table.records[s].rule == rule], dtype=np.int64)
         tasks = []
         for slot in slots.tolist():
-            table.add(table.records[slot])
+            record = table.records[slot]
+            table.add(record)
+            table.set_rank(record.uid, self._ranks.get(record.uid))
             if table.tasks[slot] is not None:
                 tasks.append(table.tasks[slot])
         if tasks and self._policy is not None:
             self._policy._register(tasks)
-        if len(slots):
-            self._ranks_stale = self._ranks_stale or self._dag is not None
 
     def select(
         self,
