@@ -106,9 +106,8 @@ class Scheduler(SchedulerBase):
         self._attempt: dict[str, int] = {}  # uid -> attempt we started
         # The ready set as the session holds it: per-job records are built once, when a job
         # becomes ready (or comes back for another attempt), not in every round.
-        self._ready_jobs: set = set()  # job objects
-        self._ready_uid: dict[int, str] = {}  # id(job) -> uid
-        self._ready_by_uid: dict[str, object] = {}  # uid -> job object
+        self._ready_jobs: set = set()  # job objects (for set algebra with Snakemake's ready set)
+        self._ready_by_uid: dict[str, object] = {}  # uid -> job object (decisions come by uid)
         self._started_jobs: set = set()  # job objects we started and have not seen finish
         self._refresh = False  # a rule turned out to set its own mem_mb: rebuild the ready records
         self._overridden: dict[str, object] = {}  # uid -> the ResourceList we put on the job
@@ -144,14 +143,13 @@ class Scheduler(SchedulerBase):
         self._learn(added & self._started_jobs)
         removed = []
         for job in gone:
-            uid = self._ready_uid.pop(id(job))
+            uid = self._uid(job)  # rare: most jobs leave the ready set by being started
             if self._ready_by_uid.get(uid) is job:
                 del self._ready_by_uid[uid]
                 removed.append(uid)
         records = []
         for job in sorted(added, key=_sort_key):
             record = self._record(job, input_sizes)
-            self._ready_uid[id(job)] = record.uid
             self._ready_by_uid[record.uid] = job
             records.append(record)
         self._ready_jobs -= gone
@@ -191,7 +189,6 @@ class Scheduler(SchedulerBase):
         for decision in session.select_ready(free, admit):
             uid = decision.record.uid
             job = by_uid.pop(uid)
-            self._ready_uid.pop(id(job), None)
             self._ready_jobs.discard(job)
             self._jobs[uid] = job
             self._attempt[uid] = decision.record.attempt
@@ -204,7 +201,6 @@ class Scheduler(SchedulerBase):
             self._refresh = False
             session.update_ready((), list(by_uid))
             by_uid.clear()
-            self._ready_uid.clear()
             self._ready_jobs = set()
         return chosen
 
