@@ -41,6 +41,10 @@ from .static_admission import StaticAdmission
 
 MODES = ("static", "dynamic")
 MEMORY = "mem_mb"
+# A running job's reservation shrinks to KEEP x its RSS once that has stayed flat for SETTLE_S
+# (live sampling; see SchedulingSession.shrink_reservations).
+KEEP = 1.3
+SETTLE_S = 0.6
 
 
 @dataclass(frozen=True)
@@ -488,6 +492,34 @@ class SchedulingSession:
                     r.provisional = True
                     self._policy.observe_provisional(r.task or self._task(r.record), plateau)
         return total
+
+    def shrink_reservations(self, apply: Callable[[str, int], bool]) -> None:
+        """Live sampling: a running job whose RSS has been flat for ``SETTLE_S`` while its
+        reservation is more than ``KEEP`` x that plateau (a probe, started with all the free memory;
+        a few-shot job sized conservatively) keeps ``KEEP`` x the plateau, and the rest is released
+        (``apply(uid, new_mem_mb)`` re-budgets the job where Snakemake accounts it; False leaves it
+        as it was). Its plateau is learned at once, so its rule's next jobs are packed into the
+        released memory instead of waiting for it to end. A job that grows again is seen by the
+        guard in :meth:`_in_use` (RSS above its reservation holds further starts)."""
+        if self.live is None or self._policy is None:
+            return
+        for uid, r in self.running.items():
+            if r.over_mb:
+                continue
+            plateau = self.live.settled(uid, window_s=SETTLE_S)
+            if plateau is None:
+                continue
+            keep = int(math.ceil(max(plateau * KEEP, plateau + 1.0))) + r.overhead_mb
+            if keep >= 0.9 * r.mem_mb or not apply(uid, keep):
+                continue
+            self.log(f"{r.record.label} settled at {plateau:.0f} MB: its reservation shrinks from "
+                     f"{r.mem_mb} to {keep} MB (live)")
+            self._event("shrink", uid=uid, rule=r.record.rule, wildcards=dict(r.record.wildcards), mem_mb=keep,
+                        was_mb=r.mem_mb, plateau_mb=plateau)
+            r.mem_mb = keep
+            if not r.provisional:
+                r.provisional = True
+                self._policy.observe_provisional(r.task or self._task(r.record), plateau)
 
     def _task(self, record: JobRecord) -> TaskRequest:
         features: dict[str, float] = {}

@@ -118,7 +118,7 @@ class Scheduler(SchedulerBase):
         if not self._active:
             return None
         try:
-            return self._select(selectable_jobs, remaining_jobs, dict(available_resources), input_sizes)
+            return self._select(selectable_jobs, remaining_jobs, available_resources, input_sizes)
         except ChromoschedError as err:
             # A user error with a clear message: stop rather than run into an OOM. As a
             # WorkflowError, Snakemake prints the one line (and a few lines of context), no traceback.
@@ -133,7 +133,9 @@ class Scheduler(SchedulerBase):
             return None
 
     # -- internals --------------------------------------------------------------------------------
-    def _select(self, selectable, remaining, available, input_sizes):
+    def _select(self, selectable, remaining, pool, input_sizes):
+        """``pool``: Snakemake's own free-resource dict (changed only by :meth:`_rebudget`)."""
+        available = dict(pool)
         session = self._session_for(available, remaining)
         ready = selectable if isinstance(selectable, (set, frozenset)) else set(selectable)
         added = ready - self._ready_jobs  # set algebra on job objects: no per-job Python work
@@ -141,6 +143,8 @@ class Scheduler(SchedulerBase):
         # the second difference is needed only when the sizes say some job went another way.
         gone = self._ready_jobs - ready if len(ready) - len(added) != len(self._ready_jobs) else set()
         self._learn(added & self._started_jobs)
+        if self._sampler is not None and session.running:
+            session.shrink_reservations(lambda uid, mem_mb: self._rebudget(uid, mem_mb, pool, available))
         removed = []
         for job in gone:
             uid = self._uid(job)  # rare: most jobs leave the ready set by being started
@@ -203,6 +207,22 @@ class Scheduler(SchedulerBase):
             by_uid.clear()
             self._ready_jobs = set()
         return chosen
+
+    def _rebudget(self, uid: str, mem_mb: int, pool, available) -> bool:
+        """Lower a running job's mem_mb and give the difference back to Snakemake's free pool at
+        once: Snakemake adds the job's (new) scheduler resources back when it ends, so its books
+        stay balanced. The running process is not touched. False where that cannot be done."""
+        job = self._jobs.get(uid)
+        if job is None or "mem_mb" not in pool or not self._may_override():
+            return False
+        before = _numeric(_resources(job)).get("mem_mb")
+        if before is None or mem_mb >= before or not _set_mem_mb(job, mem_mb):
+            return False
+        after = _numeric(_resources(job)).get("mem_mb", before)
+        pool["mem_mb"] += before - after
+        available["mem_mb"] = pool["mem_mb"]
+        self._overridden[uid] = job._resources
+        return True
 
     def _may_override(self) -> bool:
         return not isinstance(self.settings, SchedulerSettings) or _on(self.settings.override_mem)
