@@ -257,10 +257,11 @@ def allocations_vectorised(policy: DynamicPolicy, kind: str, x: Mapping[str, np.
     sized = policy._extrapolated(reg, x[f], points) if policy.config.extrapolate and not reg.has_prior() else points
     add, frac = reg.margin()
     mems = sized * (1.0 + frac) + add
-    use_cap = ~np.isnan(cap) & np.isnan(failed) & (kind not in policy._cap_exceeded)
-    mems = np.where(use_cap, np.minimum(mems, np.nan_to_num(cap, nan=np.inf)), mems)
-    mems = np.where(np.isnan(failed), mems, np.maximum(mems, policy.config.escalation * np.nan_to_num(failed)))
-    mems = np.where(np.isnan(min_mb), mems, np.maximum(mems, np.nan_to_num(min_mb)))
+    # NaN = none (no cap, no failure, no minimum): np.fmin/np.fmax ignore NaN operands.
+    if kind not in policy._cap_exceeded:
+        mems = np.fmin(mems, np.where(np.isnan(failed), cap, np.nan))  # a failed job's cap is lifted
+    mems = np.fmax(mems, policy.config.escalation * failed)
+    mems = np.fmax(mems, min_mb)
     budget = policy.capacity.mem_mb
     return np.minimum(np.maximum(mems, 1e-6 * budget), budget), points
 
@@ -468,7 +469,7 @@ def _check_feasible(policy: DynamicPolicy, table: ReadyJobs, slots, min_mb, fail
         bad |= table.column("cores")[slots] > cap.cores
     if cap.gpus is not None:
         bad |= table.column("gpus")[slots] > cap.gpus
-    bad |= np.nan_to_num(min_mb, nan=-np.inf) > cap.mem_mb
-    bad |= np.nan_to_num(failed, nan=-np.inf) >= cap.mem_mb * (1 - 1e-9)
+    bad |= min_mb > cap.mem_mb  # NaN (none) compares False
+    bad |= failed >= cap.mem_mb * (1 - 1e-9)
     for i in np.flatnonzero(bad).tolist():
         policy._check_feasible(table.tasks[int(slots[i])])
