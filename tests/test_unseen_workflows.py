@@ -180,6 +180,22 @@ def test_few_shot_predictions_stay_sane(seed):
                 assert ratios[0] >= 0.95, (k, ratios[0])
 
 
+def test_memory_that_does_not_grow_with_size_is_not_extrapolated_as_if_it_did():
+    """Constant memory (110 MB +- 5 %) measured on the five smallest chromosomes: once the fit is
+    pinned, chr1 (5x the largest measured size) is sized near the level, not 5x it; a linear law
+    measured the same way is still extrapolated at least linearly (never below the truth)."""
+    rng = random.Random(5)
+    smallest = sorted(LENGTHS_MBP, key=LENGTHS_MBP.get)[:5]
+    for law, low, high in ((lambda L: 110.0, 1.0, 1.6), (lambda L: 1.0 * L + 10, 0.95, 6.5)):
+        policy = _policy()
+        tasks = {c: TaskRequest(c, "r", {"size": L, "length": L}, size_hint=L) for c, L in LENGTHS_MBP.items()}
+        policy._register(tasks.values())
+        for c in smallest:
+            policy.observe_success(tasks[c], law(LENGTHS_MBP[c]) * (1 + rng.uniform(-0.05, 0.05)), 1.0)
+        (mem,), _ = policy._allocations("r", [tasks["chr1"]])
+        assert low <= mem / law(LENGTHS_MBP["chr1"]) <= high, mem
+
+
 def test_probe_waits_for_memory_and_starts_smallest_alone():
     policy = _policy()
     tasks = [TaskRequest(f"r[{c}]", "r", {"size": L}, size_hint=L) for c, L in LENGTHS_MBP.items()]
