@@ -279,6 +279,8 @@ def test_preference_order_equals_lexsort():
     for _ in range(200):
         n = int(rng.integers(1, 200))
         keys = [rng.permutation(n).astype(float)]  # the uid key: unique
+        if rng.random() < 0.3:
+            keys[0] = rng.integers(0, 3, n).astype(float)  # even the last key ties: index order
         for _ in range(int(rng.integers(0, 3))):
             keys.append(-rng.integers(0, int(rng.integers(1, 6)), n).astype(float))  # many ties
         if rng.random() < 0.3:

@@ -226,11 +226,14 @@ class ReadyJobs:
 
 
 def preference_order(keys: Sequence[np.ndarray]) -> np.ndarray:
-    """``np.lexsort(keys)`` (the last key sorts first), faster: an unstable argsort of the primary
-    key, then a lexsort of only the rows that tie on it (lexsort's stable merge passes over all
-    10,000 rows cost ~10x one quicksort; predictions rarely tie)."""
+    """``np.lexsort(keys)`` (the last key sorts first, ties keep index order), faster: an unstable
+    argsort of the primary key, then only the rows that tie on it are ordered, recursively, by the
+    other keys and put back in their groups by a stable sort of integer group ids (lexsort's
+    stable merge passes over all 10,000 rows per key cost several times that)."""
     primary = keys[-1]
-    if len(keys) == 1 or np.isnan(primary).any():
+    if len(keys) == 1:
+        return np.argsort(primary, kind="stable")
+    if np.isnan(primary).any():
         return np.lexsort(keys)
     order = np.argsort(primary)
     ranked = primary[order]
@@ -241,10 +244,13 @@ def preference_order(keys: Sequence[np.ndarray]) -> np.ndarray:
     grouped[1:] |= tie
     grouped[:-1] |= tie
     pos = np.flatnonzero(grouped)  # sorted positions inside runs of equal primary keys
-    rows = order[pos]
-    # The tied rows keep the same positions (their primary keys are the same multiset), re-ordered
-    # by every key, so each run ends up in the later keys' order.
-    order[pos] = rows[np.lexsort([k[rows] for k in keys])]
+    group_at = np.zeros(len(order), dtype=np.int64)
+    group_at[1:] = np.cumsum(~tie)
+    group_of = np.empty(len(order), dtype=np.int64)
+    group_of[order] = group_at
+    rows = np.sort(order[pos])  # index order: the last tie-break, as lexsort's
+    rows = rows[preference_order([k[rows] for k in keys[:-1]])]
+    order[pos] = rows[np.argsort(group_of[rows], kind="stable")]
     return order
 
 
