@@ -215,12 +215,14 @@ class Scheduler(SchedulerBase):
         job = self._jobs.get(uid)
         if job is None or "mem_mb" not in pool or not self._may_override():
             return False
-        before = _numeric(_resources(job)).get("mem_mb")
-        if before is None or mem_mb >= before or not _set_mem_mb(job, mem_mb):
+        before = _numeric(_resources(job))
+        if before.get("mem_mb") is None or mem_mb >= before["mem_mb"] or not _set_mem_mb(job, mem_mb):
             return False
-        after = _numeric(_resources(job)).get("mem_mb", before)
-        pool["mem_mb"] += before - after
-        available["mem_mb"] = pool["mem_mb"]
+        after = _numeric(_resources(job))
+        for name in ("mem_mb", "mem_mib"):  # _set_mem_mb changes both; Snakemake adds back both
+            if name in pool and name in before:
+                pool[name] += before[name] - after.get(name, before[name])
+                available[name] = pool[name]
         self._overridden[uid] = job._resources
         return True
 
