@@ -269,3 +269,22 @@ def test_ready_rows_follow_what_the_session_learns_about_a_rule(tmp_path):
     rows_match_fresh_requests()
     merge_rows = [s for s in session._ready.slot_of.values() if session._ready.records[s].rule == "merge"]
     assert merge_rows and all(session._ready.column("unmanaged")[s] for s in merge_rows)
+
+
+def test_preference_order_equals_lexsort():
+    """The fast preference order (argsort, then lexsort of the tied rows only) is np.lexsort's."""
+    from chromosched.ready_jobs import preference_order
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(1, 200))
+        keys = [rng.permutation(n).astype(float)]  # the uid key: unique
+        if rng.random() < 0.3:
+            keys[0] = rng.integers(0, 3, n).astype(float)  # even the last key ties: index order
+        for _ in range(int(rng.integers(0, 3))):
+            keys.append(-rng.integers(0, int(rng.integers(1, 6)), n).astype(float))  # many ties
+        if rng.random() < 0.3:
+            keys.append(rng.normal(size=n))  # no ties
+        if rng.random() < 0.1:
+            keys[-1][0] = np.nan  # NaN: lexsort itself decides
+        assert (preference_order(keys) == np.lexsort(keys)).all()

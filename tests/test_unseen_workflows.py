@@ -74,10 +74,11 @@ def test_probe_first_then_predictions_near_the_truth(linear_runs):
     workdir, proc, _ = runs["chromosched"]
     log = [e for e in events(workdir) if e.get("rule") == "first"]
     starts = [e for e in log if e["event"] == "start"]
-    # The smallest chromosome is probed alone, before any other job of the rule.
+    # The smallest chromosome is probed alone, before any other job of the rule, until it ends
+    # or its measured memory has settled (its reservation then shrinks).
     assert starts[0]["wildcards"]["chrom"] == "chr21"
-    first_finish = next(i for i, e in enumerate(log) if e["event"] == "finish")
-    assert all(e["event"] != "start" for e in log[1:first_finish])
+    first_known = next(i for i, e in enumerate(log) if e["event"] in ("finish", "shrink"))
+    assert all(e["event"] != "start" for e in log[1:first_known])
     # After the probe and two more measured jobs, point predictions are within 30 % of the
     # measured peaks and allocations cover them.
     measured = {e["uid"]: e["need_mb"] for e in log if e["event"] == "finish" and e.get("need_mb")}
@@ -107,6 +108,28 @@ def test_prediction_is_the_jobs_own_mem_mb(linear_runs):
         chrom = Path(entry["out"]).stem
         assert entry["limit"] == given[chrom]  # {resources.mem_mb} inside the job
     assert any(entry["limit"] > declared for entry in ledger)  # the declared number was too low
+
+
+def test_a_settled_probe_gives_back_its_unused_memory(tmp_path):
+    """A probe (the rule's first job, given all 700 MB) that holds its memory for a few seconds:
+    once its sampled RSS has been flat, its reservation shrinks to a margin above it, the rest
+    goes back to Snakemake's free pool, and the rule's next jobs start before the probe ends.
+    Snakemake's books stay balanced: when everything has run its whole budget is free again."""
+    wf = small(family.family()["linear-length"], ["chr11", "chr16", "chr19", "chr21"], hold_scale=3.0)
+    family.prepare(tmp_path, wf)
+    proc = family.run_snakemake(tmp_path, "chromosched", wf["budget"], extra=("--verbose",))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = [e for e in events(tmp_path) if e.get("rule") == "first"]
+    probe_uid = log[0]["uid"]
+    assert log[0]["event"] == "start" and log[0]["mem_mb"] == wf["budget"]
+    shrink = next(e for e in log if e["event"] == "shrink")
+    assert shrink["uid"] == probe_uid and shrink["plateau_mb"] < shrink["mem_mb"] < wf["budget"]
+    probe_end = next(i for i, e in enumerate(log) if e["event"] == "finish" and e["uid"] == probe_uid)
+    assert any(e["event"] == "start" for e in log[1:probe_end])  # not alone to the end
+    assert family.metrics(family.ledger(tmp_path), wf["budget"])["over_budget_starts"] == 0
+    # Snakemake's own pool (--verbose) before its last selection (the `all` job): all free again.
+    pools = [line for line in proc.stderr.splitlines() if "Resources before job selection" in line]
+    assert pools and f"'mem_mb': {wf['budget']}," in pools[-1], pools[-1:]
 
 
 def test_undeclared_rule_is_managed_and_gets_a_mem_mb(tmp_path):
@@ -155,6 +178,22 @@ def test_few_shot_predictions_stay_sane(seed):
                 assert ratios[len(ratios) // 2] <= 2.0, (k, ratios)
             else:
                 assert ratios[0] >= 0.95, (k, ratios[0])
+
+
+def test_memory_that_does_not_grow_with_size_is_not_extrapolated_as_if_it_did():
+    """Constant memory (110 MB +- 5 %) measured on the five smallest chromosomes: once the fit is
+    pinned, chr1 (5x the largest measured size) is sized near the level, not 5x it; a linear law
+    measured the same way is still extrapolated at least linearly (never below the truth)."""
+    rng = random.Random(5)
+    smallest = sorted(LENGTHS_MBP, key=LENGTHS_MBP.get)[:5]
+    for law, low, high in ((lambda L: 110.0, 1.0, 1.6), (lambda L: 1.0 * L + 10, 0.95, 6.5)):
+        policy = _policy()
+        tasks = {c: TaskRequest(c, "r", {"size": L, "length": L}, size_hint=L) for c, L in LENGTHS_MBP.items()}
+        policy._register(tasks.values())
+        for c in smallest:
+            policy.observe_success(tasks[c], law(LENGTHS_MBP[c]) * (1 + rng.uniform(-0.05, 0.05)), 1.0)
+        (mem,), _ = policy._allocations("r", [tasks["chr1"]])
+        assert low <= mem / law(LENGTHS_MBP["chr1"]) <= high, mem
 
 
 def test_probe_waits_for_memory_and_starts_smallest_alone():

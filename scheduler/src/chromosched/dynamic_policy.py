@@ -235,6 +235,29 @@ PRESETS.update(
 ABLATIONS = tuple(k for k in PRESETS if k.startswith("chromosched-") and k not in ("chromosched-shared", "chromosched-probe"))
 
 
+# A rule whose fit is pinned (at least FLAT_MIN_JOBS measured jobs, leave-one-out relative RMS at
+# most FLAT_MAX_ERROR) and whose fitted law grows slower than size^FLAT_MAX_EXPONENT at the largest
+# measured size is extrapolated with the fit's own exponent, not at least linearly.
+FLAT_MIN_JOBS = 4
+FLAT_MAX_ERROR = 0.15
+FLAT_MAX_EXPONENT = 0.5
+
+
+def _flat_exponent(reg: OnlineRamRegressor, x1: float) -> float | None:
+    """The fitted law's log-log slope at ``x1`` (at least 0) when the rule's memory is well
+    measured and hardly grows with size, else None (the conservative exponent applies)."""
+    if reg.n_observed < FLAT_MIN_JOBS:
+        return None
+    loo = reg._observed_loo()
+    if len(loo) < FLAT_MIN_JOBS or math.sqrt(sum(e * e for e in loo) / len(loo)) > FLAT_MAX_ERROR:
+        return None
+    f1, f2 = reg.predict(x1), reg.predict(x1 * 1.01)
+    if f1 <= 0 or f2 <= 0:
+        return None
+    e = math.log(f2 / f1) / math.log(1.01)
+    return max(e, 0.0) if e <= FLAT_MAX_EXPONENT else None
+
+
 def _less(limits: Limits, items: Sequence[PackItem]) -> Limits:
     """``limits`` minus what ``items`` take."""
     return Limits(
@@ -448,7 +471,8 @@ class DynamicPolicy:
         the largest observed peak scaled by (x / its size)^e, e the local log-log slope clamped to
         [1, 2] (2 while only one size is known), and e = 2 beyond ``ladder`` x that size, so
         neither a quadratic law nor a line through two close, noisy jobs underestimates big jobs.
-        ``xs``: sizes (a list with None for unknown, or an array with NaN: ready_jobs' rows)."""
+        A rule whose pinned fit hardly grows with size (:func:`_flat_exponent`) is scaled by the
+        fit's own exponent instead, without the quadratic reach. ``xs``: sizes (a list with None for unknown, or an array with NaN: ready_jobs' rows)."""
         front = reg.frontier()
         if front is None or front[0] <= 0:
             return points
@@ -458,7 +482,10 @@ class DynamicPolicy:
         if not above.any():
             return points
         e = 2.0 if slope is None else min(max(slope, 1.0), 2.0)
-        reach = self.config.ladder * x1 if self.config.ladder > 1 else math.inf
+        flat = _flat_exponent(reg, x1)
+        if flat is not None:
+            e = flat  # memory that does not grow with size is not extrapolated as if it did
+        reach = self.config.ladder * x1 if self.config.ladder > 1 and flat is None else math.inf
         near = np.minimum(x, reach)
         with np.errstate(divide="ignore", invalid="ignore"):
             bound = y1 * (near / x1) ** e * (x / near) ** 2

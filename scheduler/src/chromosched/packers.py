@@ -111,28 +111,21 @@ class _Arrays:
 
     @classmethod
     def from_items(cls, items: Sequence[PackItem], limits: Limits) -> "_Arrays":
-        n = len(items)
-        constrained = limits.constrained()
-        names = [c[0] for c in constrained]
-        mem = np.fromiter((it.mem for it in items), dtype=float, count=n)
-        use = np.zeros((n, len(names)))
-        for d, name in enumerate(names):
-            if name == "cores":
-                use[:, d] = [it.cores for it in items]
-            elif name == "gpus":
-                use[:, d] = [it.gpus for it in items]
-            else:
-                use[:, d] = [float((it.extra or {}).get(name, 0) or 0) for it in items]
         for it in items:  # unconstrained cores/GPUs still must not be negative
             if it.cores < 0 or it.gpus < 0:
                 raise ChromoschedError(f"job {it.key!r}: cores and gpus must be >= 0")
+        n = len(items)
+        extra = {name: [float((it.extra or {}).get(name, 0) or 0) for it in items]
+                 for name, _ in limits.constrained() if name not in ("cores", "gpus")}
         values = None
         if any(it.value is not None for it in items):
             values = np.fromiter((it.value if it.value is not None else it.mem for it in items), dtype=float, count=n)
-        return cls(mem, use, names, np.array([c[1] for c in constrained], dtype=float), values, [it.key for it in items])
+        return cls.from_arrays(np.fromiter((it.mem for it in items), dtype=float, count=n),
+                               [it.cores for it in items], [it.gpus for it in items], extra, limits, values,
+                               keys=[it.key for it in items])
 
     @classmethod
-    def from_arrays(cls, mem, cores, gpus, extra, limits: Limits, values) -> "_Arrays":
+    def from_arrays(cls, mem, cores, gpus, extra, limits: Limits, values, keys=None) -> "_Arrays":
         mem = np.asarray(mem, dtype=float)
         n = len(mem)
         constrained = limits.constrained()
@@ -143,7 +136,7 @@ class _Arrays:
             if given.get(name) is not None:
                 use[:, d] = np.asarray(given[name], dtype=float)
         values = None if values is None else np.asarray(values, dtype=float)
-        return cls(mem, use, names, np.array([c[1] for c in constrained], dtype=float), values)
+        return cls(mem, use, names, np.array([c[1] for c in constrained], dtype=float), values, keys)
 
     def fits(self, chosen, limits: Limits) -> bool:
         chosen = np.asarray(chosen, dtype=np.int64)
@@ -162,22 +155,7 @@ class _Arrays:
 
 def selection_fits(items: Sequence[PackItem], chosen: Sequence[int], limits: Limits) -> bool:
     """True when the chosen items respect every limit (used by tests and as a final guard)."""
-    if len(set(chosen)) != len(chosen):
-        return False
-    if sum(items[i].mem for i in chosen) > limits.mem * (1 + 1e-12):
-        return False
-    if limits.max_items is not None and len(chosen) > limits.max_items:
-        return False
-    for name, lim in limits.constrained():
-        if name == "cores":
-            used = sum(items[i].cores for i in chosen)
-        elif name == "gpus":
-            used = sum(items[i].gpus for i in chosen)
-        else:
-            used = sum(float((items[i].extra or {}).get(name, 0) or 0) for i in chosen)
-        if used > lim * (1 + 1e-12) + 1e-9:
-            return False
-    return True
+    return len(set(chosen)) == len(chosen) and _Arrays.from_items(items, limits).fits(list(chosen), limits)
 
 
 def _take_in_order(arr: _Arrays, order: Sequence[int], limits: Limits, memory_sorted: bool) -> list[int]:

@@ -58,6 +58,20 @@ def wildcards_key(wildcards: Mapping[str, object]) -> str:
     return _UNSAFE.sub("_", ",".join(parts))
 
 
+def _prediction(data: Mapping) -> Prediction:
+    """A stored entry (its JSON object) as a Prediction."""
+    return Prediction(
+        rule=str(data["rule"]),
+        wildcards={str(k): str(v) for k, v in data["wildcards"].items()},
+        attempt=int(data["attempt"]),
+        mem_mb=int(data["mem_mb"]),
+        runtime_s=None if data.get("runtime_s") is None else float(data["runtime_s"]),
+        source=str(data.get("source", "unknown")),
+        created=float(data.get("created", 0.0)),
+        overhead_mb=int(data.get("overhead_mb", 0)),
+    )
+
+
 def default_store_path() -> Path:
     return Path(os.environ.get(STORE_ENV, DEFAULT_STORE))
 
@@ -67,6 +81,7 @@ class PredictionStore:
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else default_store_path()
+        self._dirs: set[Path] = set()  # rule directories known to exist
 
     def path(self, rule: str, wildcards: Mapping[str, object], attempt: int) -> Path:
         return self.root / _UNSAFE.sub("_", rule) / f"{wildcards_key(wildcards)}.attempt{int(attempt)}.json"
@@ -78,17 +93,7 @@ class PredictionStore:
         except FileNotFoundError:
             return None
         try:
-            data = json.loads(text)
-            return Prediction(
-                rule=str(data["rule"]),
-                wildcards={str(k): str(v) for k, v in data["wildcards"].items()},
-                attempt=int(data["attempt"]),
-                mem_mb=int(data["mem_mb"]),
-                runtime_s=None if data.get("runtime_s") is None else float(data["runtime_s"]),
-                source=str(data.get("source", "unknown")),
-                created=float(data.get("created", 0.0)),
-                overhead_mb=int(data.get("overhead_mb", 0)),
-            )
+            return _prediction(json.loads(text))
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise ChromoschedError(f"{path}: corrupt prediction entry ({err})") from err
 
@@ -103,10 +108,16 @@ class PredictionStore:
         existing = self.get(prediction.rule, prediction.wildcards, prediction.attempt)
         if existing is not None:
             return existing
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in self._dirs:  # one mkdir per rule, not per job
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(path.parent)
         payload = asdict(prediction)
         payload["wildcards"] = {str(k): str(v) for k, v in prediction.wildcards.items()}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        except FileNotFoundError:  # the folder was removed since (another process archived the store)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as handle:
                 json.dump(payload, handle, sort_keys=True)
@@ -114,7 +125,9 @@ class PredictionStore:
             try:
                 os.link(tmp, path)  # atomic create-if-absent
             except FileExistsError:
-                pass
+                pass  # another process stored one first: that one counts (read below)
+            else:
+                return _prediction(payload)  # what was just written, without reading it back
         finally:
             os.unlink(tmp)
         stored = self.get(prediction.rule, prediction.wildcards, prediction.attempt)
@@ -138,6 +151,7 @@ class PredictionStore:
 
         Returns the archive folder, or None when there was nothing to move.
         """
+        self._dirs.clear()
         if not self.root.is_dir() or not any(self.root.iterdir()):
             return None
         target = self.root.with_name(self.root.name + ".previous")

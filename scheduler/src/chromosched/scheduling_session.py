@@ -30,18 +30,21 @@ import numpy as np
 
 from .dynamic_policy import Capacity, DynamicPolicy, RunningTask, TaskRequest, preset
 from .errors import ChromoschedError
-from .genomes import GENOMES, genome_lengths
 from .job_measurements import Measurement
 from .job_record import JobRecord
 from .prediction_store import DEFAULT_STORE, Prediction, PredictionStore
 from .critical_path import RuleRuntimes, upward_ranks
 from .ready_jobs import ReadyJobs, select_vectorised
-from .run_inputs import check_run_inputs, load_run_prior, looks_like_path
+from .run_inputs import check_run_inputs, load_run_prior
 from .size_features import chromosome_lengths, length_mbp
 from .static_admission import StaticAdmission
 
 MODES = ("static", "dynamic")
 MEMORY = "mem_mb"
+# A running job's reservation shrinks to KEEP x its RSS once that has stayed flat for SETTLE_S
+# (live sampling; see SchedulingSession.shrink_reservations).
+KEEP = 1.3
+SETTLE_S = 0.6
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class SchedulingSession:
         self._prior = None
         self._prior_checked = False
         self._prior_warned: set[str] = set()
-        self._lengths = _chromosome_lengths(settings.ordering)
+        self._lengths = chromosome_lengths(settings.ordering, sex=False)
         self._index = {c: float(i + 1) for i, c in enumerate(self._lengths)}
         self._all_lengths = chromosome_lengths(settings.ordering)  # + chrX/chrY, for any wildcard's value
         self._unmeasured: set[str] = set()  # rules whose probe left no measurement: declared mem_mb rules them
@@ -135,6 +138,7 @@ class SchedulingSession:
         self._size_of: dict[str, float] = {}
         self._done: set[str] = set()
         self._ranks_stale = False
+        self._ranks: dict[str, float] = {}  # uid -> upward rank, as last computed
         self._save_cost = 0.0
         self._unsaved = False
 
@@ -231,8 +235,8 @@ class SchedulingSession:
             value = predict(rule, self._size_of.get(uid))
             if value is not None:
                 runtime_of_job[uid] = value
-        ranks = upward_ranks(left, depends_on, {}, self._runtimes.default(), runtime_of_job)
-        self._ready.set_ranks(ranks)
+        self._ranks = upward_ranks(left, depends_on, {}, self._runtimes.default(), runtime_of_job)
+        self._ready.set_ranks(self._ranks)
 
     def _runtimes_path(self) -> str:
         return str(self.settings.model) + ".runtimes.json"
@@ -245,7 +249,8 @@ class SchedulingSession:
         new = []
         for record in added:
             self._ready.add(record)
-            self._ranks_stale = self._ranks_stale or self._dag is not None
+            # A job becoming ready changes no rank (ranks look at what follows a job): it takes its own.
+            self._ready.set_rank(record.uid, self._ranks.get(record.uid))
             task = self._ready.tasks[self._ready.slot_of[record.uid]]
             if task is not None:
                 new.append(task)
@@ -270,26 +275,23 @@ class SchedulingSession:
             if rule not in self._unmeasured:
                 # Only the cap of its unseen-rule requests (no prior) changes: set it in place,
                 # as _unseen_task would build it (thousands of rows may cross at once).
-                upto = self._declared_agrees.get(rule)
                 for slot in slots.tolist():
                     task, record = table.tasks[slot], table.records[slot]
                     if task is None or task.prior_mb is not None or not record.storable:
                         continue
-                    declared = float(record.declared_mem_mb) if record.declared_mem_mb else None
-                    agreed = declared is not None and upto is not None and task.features["size"] <= upto
-                    table.set_cap(slot, declared if agreed else None)
+                    table.set_cap(slot, self._unseen_cap(record, task.features["size"]))
                 return
         else:
             slots = np.array([s for s in table.slot_of.values() if table.records[s].rule == rule], dtype=np.int64)
         tasks = []
         for slot in slots.tolist():
-            table.add(table.records[slot])
+            record = table.records[slot]
+            table.add(record)
+            table.set_rank(record.uid, self._ranks.get(record.uid))
             if table.tasks[slot] is not None:
                 tasks.append(table.tasks[slot])
         if tasks and self._policy is not None:
             self._policy._register(tasks)
-        if len(slots):
-            self._ranks_stale = self._ranks_stale or self._dag is not None
 
     def select(
         self,
@@ -491,6 +493,34 @@ class SchedulingSession:
                     self._policy.observe_provisional(r.task or self._task(r.record), plateau)
         return total
 
+    def shrink_reservations(self, apply: Callable[[str, int], bool]) -> None:
+        """Live sampling: a running job whose RSS has been flat for ``SETTLE_S`` while its
+        reservation is more than ``KEEP`` x that plateau (a probe, started with all the free memory;
+        a few-shot job sized conservatively) keeps ``KEEP`` x the plateau, and the rest is released
+        (``apply(uid, new_mem_mb)`` re-budgets the job where Snakemake accounts it; False leaves it
+        as it was). Its plateau is learned at once, so its rule's next jobs are packed into the
+        released memory instead of waiting for it to end. A job that grows again is seen by the
+        guard in :meth:`_in_use` (RSS above its reservation holds further starts)."""
+        if self.live is None or self._policy is None:
+            return
+        for uid, r in self.running.items():
+            if r.over_mb:
+                continue
+            plateau = self.live.settled(uid, window_s=SETTLE_S)
+            if plateau is None:
+                continue
+            keep = int(math.ceil(max(plateau * KEEP, plateau + 1.0))) + r.overhead_mb
+            if keep >= 0.9 * r.mem_mb or not apply(uid, keep):
+                continue
+            self.log(f"{r.record.label} settled at {plateau:.0f} MB: its reservation shrinks from "
+                     f"{r.mem_mb} to {keep} MB (live)")
+            self._event("shrink", uid=uid, rule=r.record.rule, wildcards=dict(r.record.wildcards), mem_mb=keep,
+                        was_mb=r.mem_mb, plateau_mb=plateau)
+            r.mem_mb = keep
+            if not r.provisional:
+                r.provisional = True
+                self._policy.observe_provisional(r.task or self._task(r.record), plateau)
+
     def _task(self, record: JobRecord) -> TaskRequest:
         features: dict[str, float] = {}
         prior_mb = self._prior_mb(record)
@@ -534,16 +564,8 @@ class SchedulingSession:
         is probed before it is packed, and the declared number caps allocations only once every
         measured job of the rule needed at most that (a too-high number then never binds below
         the prediction, because the prediction becomes the job's mem_mb)."""
-        features: dict[str, float] = {}
-        length = length_mbp(record.wildcards, self._all_lengths)
-        if length is not None:
-            features["length"] = length
-        if record.input_mb > 0:
-            features["input"] = float(record.input_mb)
-        features["size"] = features.get("length", features.get("input", 1.0))
+        features = self._unseen_features(record)
         declared = float(record.declared_mem_mb) if record.declared_mem_mb else None
-        upto = self._declared_agrees.get(record.rule)
-        agreed = declared is not None and upto is not None and features["size"] <= upto
         return TaskRequest(
             task_id=record.uid,
             kind=record.rule,
@@ -551,11 +573,29 @@ class SchedulingSession:
             size_hint=features["size"],
             prior_mb=None,
             min_mb=declared if record.fixed_mem and declared else None,
-            cap_mb=declared if agreed else None,
+            cap_mb=self._unseen_cap(record, features["size"]),
             cores=max(0, int(record.cores)),
             gpus=max(0, int(record.gpus)),
         )
 
+    def _unseen_features(self, record: JobRecord) -> dict[str, float]:
+        """Size features of a job of an unseen rule: chromosome length, input MB, and ``size`` (the
+        length when there is one, else the input size)."""
+        features: dict[str, float] = {}
+        length = length_mbp(record.wildcards, self._all_lengths)
+        if length is not None:
+            features["length"] = length
+        if record.input_mb > 0:
+            features["input"] = float(record.input_mb)
+        features["size"] = features.get("length", features.get("input", 1.0))
+        return features
+
+    def _unseen_cap(self, record: JobRecord, size: float) -> float | None:
+        """The declared mem_mb as a cap, only up to the size at which measured jobs agreed with it."""
+        upto = self._declared_agrees.get(record.rule)
+        if not record.declared_mem_mb or upto is None or size > upto:
+            return None
+        return float(record.declared_mem_mb)
     def _prior_mb(self, record: JobRecord) -> float | None:
         """Prior memory (MB): the RAM prior for its rule, else the rule's declared mem_mb."""
         if record.rule == self.settings.prior_rule and record.prior_features:
@@ -607,7 +647,7 @@ class SchedulingSession:
             self._ranks_stale = self._dag is not None
         declared = entry.record.declared_mem_mb
         if declared and self.settings.cold_start == "probe":
-            rule, size = entry.record.rule, self._unseen_task(entry.record).features["size"]
+            rule, size = entry.record.rule, self._unseen_features(entry.record)["size"]
             before = self._declared_agrees.get(rule)
             if measurement.need_mb > float(declared):
                 self._declared_agrees[rule] = None
@@ -696,15 +736,6 @@ def prior_job_mem_mb(prior, facts: Mapping[str, float], level: float | None = No
     if prior.target.get("name") == "min_heap_mb":
         return float(mem_mb_for_heap(estimate))
     return float(estimate)
-
-
-def _chromosome_lengths(ordering: str) -> dict[str, int]:
-    if ordering in GENOMES or not looks_like_path(ordering):
-        try:
-            return genome_lengths(ordering)
-        except ChromoschedError:
-            pass
-    return genome_lengths("GRCh37")
 
 
 

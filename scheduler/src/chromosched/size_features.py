@@ -27,11 +27,13 @@ _SEX = {
 }
 
 
-def chromosome_lengths(build: str) -> dict[str, int]:
-    """Lengths (bp) of chr1..chr22, chrX and chrY of a built-in build (GRCh37 when unknown)."""
+def chromosome_lengths(build: str, sex: bool = True) -> dict[str, int]:
+    """Lengths (bp) of chr1..chr22 (and chrX, chrY with ``sex``) of a built-in build (GRCh37 when
+    ``build`` is not one, e.g. an ordering-table path)."""
     name = build if build in GENOMES else "GRCh37"
     lengths = genome_lengths(name)
-    lengths.update(_SEX[name])
+    if sex:
+        lengths.update(_SEX[name])
     return lengths
 
 

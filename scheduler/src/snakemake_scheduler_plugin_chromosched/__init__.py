@@ -106,9 +106,8 @@ class Scheduler(SchedulerBase):
         self._attempt: dict[str, int] = {}  # uid -> attempt we started
         # The ready set as the session holds it: per-job records are built once, when a job
         # becomes ready (or comes back for another attempt), not in every round.
-        self._ready_jobs: set = set()  # job objects
-        self._ready_uid: dict[int, str] = {}  # id(job) -> uid
-        self._ready_by_uid: dict[str, object] = {}  # uid -> job object
+        self._ready_jobs: set = set()  # job objects (for set algebra with Snakemake's ready set)
+        self._ready_by_uid: dict[str, object] = {}  # uid -> job object (decisions come by uid)
         self._started_jobs: set = set()  # job objects we started and have not seen finish
         self._refresh = False  # a rule turned out to set its own mem_mb: rebuild the ready records
         self._overridden: dict[str, object] = {}  # uid -> the ResourceList we put on the job
@@ -119,7 +118,7 @@ class Scheduler(SchedulerBase):
         if not self._active:
             return None
         try:
-            return self._select(list(selectable_jobs), remaining_jobs, dict(available_resources), input_sizes)
+            return self._select(selectable_jobs, remaining_jobs, available_resources, input_sizes)
         except ChromoschedError as err:
             # A user error with a clear message: stop rather than run into an OOM. As a
             # WorkflowError, Snakemake prints the one line (and a few lines of context), no traceback.
@@ -134,22 +133,27 @@ class Scheduler(SchedulerBase):
             return None
 
     # -- internals --------------------------------------------------------------------------------
-    def _select(self, selectable, remaining, available, input_sizes):
+    def _select(self, selectable, remaining, pool, input_sizes):
+        """``pool``: Snakemake's own free-resource dict (changed only by :meth:`_rebudget`)."""
+        available = dict(pool)
         session = self._session_for(available, remaining)
         ready = selectable if isinstance(selectable, (set, frozenset)) else set(selectable)
         added = ready - self._ready_jobs  # set algebra on job objects: no per-job Python work
-        gone = self._ready_jobs - ready
+        # Jobs leave Snakemake's ready set mostly by being started, which _select itself records:
+        # the second difference is needed only when the sizes say some job went another way.
+        gone = self._ready_jobs - ready if len(ready) - len(added) != len(self._ready_jobs) else set()
         self._learn(added & self._started_jobs)
+        if self._sampler is not None and session.running:
+            session.shrink_reservations(lambda uid, mem_mb: self._rebudget(uid, mem_mb, pool, available))
         removed = []
         for job in gone:
-            uid = self._ready_uid.pop(id(job))
+            uid = self._uid(job)  # rare: most jobs leave the ready set by being started
             if self._ready_by_uid.get(uid) is job:
                 del self._ready_by_uid[uid]
                 removed.append(uid)
         records = []
         for job in sorted(added, key=_sort_key):
             record = self._record(job, input_sizes)
-            self._ready_uid[id(job)] = record.uid
             self._ready_by_uid[record.uid] = job
             records.append(record)
         self._ready_jobs -= gone
@@ -189,7 +193,6 @@ class Scheduler(SchedulerBase):
         for decision in session.select_ready(free, admit):
             uid = decision.record.uid
             job = by_uid.pop(uid)
-            self._ready_uid.pop(id(job), None)
             self._ready_jobs.discard(job)
             self._jobs[uid] = job
             self._attempt[uid] = decision.record.attempt
@@ -202,9 +205,26 @@ class Scheduler(SchedulerBase):
             self._refresh = False
             session.update_ready((), list(by_uid))
             by_uid.clear()
-            self._ready_uid.clear()
             self._ready_jobs = set()
         return chosen
+
+    def _rebudget(self, uid: str, mem_mb: int, pool, available) -> bool:
+        """Lower a running job's mem_mb and give the difference back to Snakemake's free pool at
+        once: Snakemake adds the job's (new) scheduler resources back when it ends, so its books
+        stay balanced. The running process is not touched. False where that cannot be done."""
+        job = self._jobs.get(uid)
+        if job is None or "mem_mb" not in pool or not self._may_override():
+            return False
+        before = _numeric(_resources(job))
+        if before.get("mem_mb") is None or mem_mb >= before["mem_mb"] or not _set_mem_mb(job, mem_mb):
+            return False
+        after = _numeric(_resources(job))
+        for name in ("mem_mb", "mem_mib"):  # _set_mem_mb changes both; Snakemake adds back both
+            if name in pool and name in before:
+                pool[name] += before[name] - after.get(name, before[name])
+                available[name] = pool[name]
+        self._overridden[uid] = job._resources
+        return True
 
     def _may_override(self) -> bool:
         return not isinstance(self.settings, SchedulerSettings) or _on(self.settings.override_mem)
