@@ -164,7 +164,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     diffusion, norm, _ = load_checkpoint(args.checkpoint, device)
-    log = (lambda m: print(m, file=sys.stderr, flush=True))
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
     shape = diffusion.model.config.embedding_shape
     emb = region_embeddings(args.chrom, args.tiles, shape, args.track_seed)
 

@@ -261,7 +261,7 @@ def main(argv=None) -> int:
     for n in (int(s) for s in args.sizes.split(",")):
         res = measure(n, args.repeats, args.seed, args.cores, args.mem_mb, progress)
         milp = res["snakemake-milp"]["median_ms"]
-        for name, r in res.items():
+        for r in res.values():
             r["speedup_vs_milp"] = milp / r["median_ms"]
         result["sizes"][str(n)] = res
     out = Path(args.out)

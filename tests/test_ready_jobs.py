@@ -48,8 +48,8 @@ def test_vectorised_selection_matches_the_policy(config, n):
         tasks = _tasks(rng, n)
         fast._failed_at[tasks[0].task_id] = 500.0  # an escalated job
         slow._failed_at[tasks[0].task_id] = 500.0
-        table = ReadyJobs(fast.candidates, lambda r: by_uid[r.uid], fast._x)
         by_uid = {t.task_id: t for t in tasks}
+        table = ReadyJobs(fast.candidates, lambda r, by_uid=by_uid: by_uid[r.uid], fast._x)
         for t in tasks:
             table.add(JobRecord(uid=t.task_id, rule=t.kind, cores=t.cores, declared_mem_mb=int(t.prior_mb)))
         fast._register(tasks)
@@ -102,7 +102,7 @@ def test_vectorised_selection_matches_the_policy_after_probing(packer, n_observe
         running = [RunningTask(TaskRequest(f"{kind}-run", kind, {"size": 2.0, "length": 2.0}, size_hint=2.0), 400.0)
                    for kind in busy]
         by_uid = {t.task_id: t for t in tasks}
-        table = ReadyJobs(fast.candidates, lambda r: by_uid[r.uid], fast._x)
+        table = ReadyJobs(fast.candidates, lambda r, by_uid=by_uid: by_uid[r.uid], fast._x)
         for t in tasks:
             table.add(JobRecord(uid=t.task_id, rule=t.kind, cores=t.cores))
         fast._register(tasks)
@@ -192,7 +192,7 @@ def test_ten_thousand_ready_jobs_get_a_valid_packing_and_memory_stays_flat(tmp_p
             running[d.record.uid] = by_uid.pop(d.record.uid)
         # One job finishes and a new one becomes ready, as in a run.
         uid = rng.choice(sorted(running))
-        done = running.pop(uid)
+        running.pop(uid)
         session.finished(uid, None)
         new = _record(next_id, rng)
         next_id += 1

@@ -451,7 +451,7 @@ def _explore(policy: DynamicPolicy, table: ReadyJobs, slots, order, kind_col, na
     mem, n_cores, n_gpus, count = limits.mem, limits.cores, limits.gpus, limits.max_items
     left = dict(limits.extra or {})
     picks = []
-    for name, k in sorted(learning):
+    for _rule, k in sorted(learning):  # rules in name order
         rows = np.flatnonzero(kind_o == k)
         i = int(rows[np.lexsort((tie[rows], size[rows]))[0]])
         if mem_o[i] > mem or (n_cores is not None and cores[i] > n_cores) or (n_gpus is not None and gpus[i] > n_gpus) \

@@ -71,13 +71,13 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unreadable / not a torch file
-        raise DiffusionInputError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})".splitlines()[0])
+        raise DiffusionInputError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})".splitlines()[0]) from None
     if not isinstance(raw, dict) or not {"unet_config", "model"} <= set(raw):
         raise DiffusionInputError(f"{path}: not a ChromoGen-format checkpoint (needs unet_config and model)")
     try:
         config = unet_config_from_chromogen(raw["unet_config"])
     except (TypeError, ValueError) as err:
-        raise DiffusionInputError(f"{path}: bad unet_config ({err})")
+        raise DiffusionInputError(f"{path}: bad unet_config ({err})") from None
     diffusion_config = dict(raw.get("diffusion_config") or {})
     objective = diffusion_config.get("objective", "pred_noise")
     if objective not in OBJECTIVES:
@@ -140,7 +140,7 @@ def load_region_embedding(path: str | os.PathLike, shape: tuple[int, ...]) -> to
         else:
             tensor = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise DiffusionInputError(f"{path}: not a readable tensor file ({type(err).__name__})")
+        raise DiffusionInputError(f"{path}: not a readable tensor file ({type(err).__name__})") from None
     if not isinstance(tensor, torch.Tensor):
         raise DiffusionInputError(f"{path}: holds a {type(tensor).__name__}, not a tensor")
     n = 1

@@ -130,12 +130,12 @@ def merge_parts(parts: list[str], chrom: str, truth_cells: int, truth_seed: int,
                 out_samples: str, out_coords: str, out_metrics: str, out_summary: str, polymer_truth: bool = True) -> dict:
     """One chromosome's parts -> samples.npz, coordinates.npz, metrics.tsv (per separation), summary.json."""
     loaded = [np.load(p, allow_pickle=False) for p in parts]
-    order = np.argsort([int(l["first"]) for l in loaded])
+    order = np.argsort([int(part["first"]) for part in loaded])
     loaded = [loaded[i] for i in order]
-    maps = np.concatenate([l["maps"] for l in loaded])
-    coords = np.concatenate([l["coords"] for l in loaded])
-    seams = np.concatenate([l["seams"] for l in loaded])
-    facts = [json.loads(str(l["facts"])) for l in loaded]
+    maps = np.concatenate([part["maps"] for part in loaded])
+    coords = np.concatenate([part["coords"] for part in loaded])
+    seams = np.concatenate([part["seams"] for part in loaded])
+    facts = [json.loads(str(part["facts"])) for part in loaded]
     n_tiles = maps.shape[1]
     write_npz(out_samples, distance_maps=maps, seam_discrepancy=seams,
               sample_index=np.arange(int(loaded[0]["first"]), int(loaded[-1]["last"])))

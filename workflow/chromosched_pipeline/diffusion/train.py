@@ -99,7 +99,7 @@ def train(out: Path, config: UNetConfig, data_seed: int = 7, chromosomes: int = 
     with open(out.with_suffix(".loss.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["step", "loss"])
-        w.writerows((i + 1, round(l, 6)) for i, l in enumerate(losses))
+        w.writerows((i + 1, round(loss, 6)) for i, loss in enumerate(losses))
     _plot_losses(losses, out.with_suffix(".loss.png"))
     out.with_suffix(".train.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
