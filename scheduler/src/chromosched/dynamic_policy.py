@@ -18,8 +18,8 @@ Without prior data a job type starts with the paper's sequential phase: ``init_t
 alone with the whole budget, in biggest-first, smallest-first or mixed order.
 
 Packing: ``greedy`` (ascending memory, most jobs), ``knapsack`` (0-1 knapsack, most memory) or
-``firstfit`` (priority order). Our additions are options (see ``PolicyConfig``; the README's
-"Dynamic scheduler" section measures each): a relative bias from leave-one-out residuals with a
+``firstfit`` (priority order). Our additions are options (see ``PolicyConfig``; docs/dynamic.md
+measures each): a relative bias from leave-one-out residuals with a
 safety factor, a knapsack that maximises memory x predicted runtime (long jobs first, so the end
 of the run does not wait on them), a fit weighted for relative errors, and, for shared memory
 without per-job limits, a pooled reserve instead of per-job margins.
@@ -188,7 +188,7 @@ PRESETS: dict[str, PolicyConfig] = {
     "greedy+bias+smallest+prior": replace(
         _PAPER, name="greedy+bias+smallest+prior", packer="greedy", bias="absolute", init="smallest", use_prior=True
     ),
-    # Ours (tuned on the simulator, see README "Dynamic scheduler").
+    # Ours (tuned on the simulator, see docs/dynamic.md).
     "chromosched": PolicyConfig(
         name="chromosched",
         bias="relative",

@@ -18,7 +18,7 @@ on the way). A node is cut when
 
 Emptier blocks are tried first, which finds good partitions early. When the search ends within
 its node limit, the incumbent is proven optimal; otherwise it is only the best found. On the GRCh37
-and GRCh38 autosomes it ends for every K in at most about a second (see the README).
+and GRCh38 autosomes it ends for every K in at most about a second (see docs/static.md).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from chromosched.prediction_store import DEFAULT_STORE
 from chromosched.scheduling_session import SchedulingSession, SessionSettings
 from chromosched import slurm_outcomes
 
-#: params keys a rule may set for chromosched (see README "Scheduler plugin").
+#: params keys a rule may set for chromosched (see README "Using the scheduler plugin on any Snakemake workflow").
 PARAM_FEATURES = "chromosched_features"
 PARAM_OUTCOME = "chromosched_outcome"
 _GPU_NAMES = ("gpu", "nvidia_gpu", "gpus")
