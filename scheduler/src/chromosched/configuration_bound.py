@@ -21,15 +21,17 @@ also gets |T| = K-1 and a binary e_i (exactly one, outside T) with
 sum_{i in T} m_i + m_e <= P. A tie at tau needs tau >= t_tie, the earliest instant two workers can
 become free together, and tau is the total time of the configurations, so every P is tried in two
 cases, infeasible only when both are: sum_C y_C <= t_tie with the strict form, or sum_C y_C >= t_tie
-without it. This raises the GRCh37 bound at K=4 (571.08 -> 572.67). When it
-is infeasible for P, no order has a peak <= P: P is a lower bound. The bound bisects P between a
+without it. This raises the GRCh37 bound at K=4 (571.08 -> 572.67) and K=18 (2465.63 -> 2499.54).
+
+When the MILP is infeasible for P, no order has a peak <= P: P is a lower bound. The bound bisects P between a
 known lower bound and a peak some order reaches. The MILP knows which tasks cannot run together
 (for GRCh37 at K=3, chr1 and chr2 never share a configuration below 492 Mbp, whatever runs beside
 them), which the area argument of ``peak_lower_bound`` cannot see; it forgets that a task runs in
 one piece and in which order the configurations come. It raises the GRCh37 bound at K=3 from
-433.26 to 439.97; at K >= 4 it is not above the analytic bound (measured: K=4 571.0, K=5 685.6).
+433.26 to 439.97; without the strict form it is not above the analytic bound at K=4 and 5 (571.0,
+685.6), and with it K=5 (26,334 configurations, 84 s) gives only 686.16.
 
-Only instances with at most ``MAX_CONFIGURATIONS`` K-subsets are tried (K <= 3 for 22 tasks). A
+Only instances with at most ``MAX_CONFIGURATIONS`` K-subsets are tried (K <= 4 and K >= 18 for 22 tasks). A
 solve that hits its time limit counts as "not proven infeasible", so the bound stays valid; the
 solver is SCIP through OR-Tools (a dependency of the package already), deterministic.
 """
@@ -79,7 +81,10 @@ def _case_infeasible(mem: Sequence[int], dur: Sequence[int], workers: int, peak:
     t = [solver.IntVar(0, 1, f"t{i}") for i in range(n)]
     z = [solver.NumVar(0.0, dur[i] * unit, f"z{i}") for i in range(n)]
     if window is not None:  # the window's length tau is the total time of the configurations
-        solver.Add(solver.Sum(y) <= window[1]) if window[0] == "<=" else solver.Add(solver.Sum(y) >= window[1])
+        if window[0] == "<=":
+            solver.Add(solver.Sum(y) <= window[1])
+        else:
+            solver.Add(solver.Sum(y) >= window[1])
     cover: list[list] = [[] for _ in range(n)]
     for j, c in enumerate(cols):
         for i in c:
