@@ -86,8 +86,10 @@ def test_configuration_bound_never_exceeds_brute_force_optimum_for_every_k():
 
     rng = random.Random(5)
     raised = proofs = 0
-    for trial in range(6):
-        n = 6
+    # Even trials: real-valued lengths, where no two workers free together (the MILP's strict form);
+    # odd trials: small integers, full of ties (the two-case form).
+    for trial in range(10):
+        n = 6 if trial < 8 else 7
         if trial % 2:
             mem = [float(rng.randint(1, 9)) for _ in range(n)]
             dur = list(mem)  # memory = duration, as with chromosome lengths

@@ -5,7 +5,7 @@ import pytest
 from chromosched.errors import ChromoschedError
 from chromosched.peak_memory import PeakEvaluator
 from chromosched.static_optimiser import build_table, optimise
-from chromosched.static_search import anneal, hill_climb, ils, neighbourhood, portfolio, search
+from chromosched.static_search import anneal, hill_climb, ils, neighbourhood, population_anneal, portfolio, search
 from chromosched.task_model import genome_taskset
 
 
@@ -14,7 +14,7 @@ def grch37():
     return genome_taskset("GRCh37")
 
 
-@pytest.mark.parametrize("method", ["portfolio", "ils", "anneal", "hill_climb"])
+@pytest.mark.parametrize("method", ["portfolio", "population", "ils", "anneal", "hill_climb"])
 def test_exact_budget_and_determinism(grch37, method):
     ev = PeakEvaluator(grch37, 4)
     first = search(ev, method, 3001, seed=5)
@@ -30,7 +30,7 @@ def test_seeds_differ_and_budgets_are_exact_at_any_size(grch37):
     results = {seed: ils(PeakEvaluator(grch37, 5), 6000, seed) for seed in (0, 1, 2)}
     assert len({r.order for r in results.values()}) > 1  # the seed matters
     for budget in (1, 2, 3, 129, 700, 1401):
-        for method in ("ils", "portfolio"):
+        for method in ("ils", "portfolio", "population"):
             ev = PeakEvaluator(grch37, 3)
             res = search(ev, method, budget, seed=4)
             assert res.evaluations == budget == ev.evaluations
@@ -130,3 +130,30 @@ def test_benchmark_script_runs(tmp_path):
     assert rows[0]["paper_value_under_this_model"].startswith("unreachable")  # 297.38 < 321.28 under list
     assert rows[2]["paper_value_under_this_model"] == "reached or beaten"  # 297.38 under waves
     assert (tmp_path / "static_orderings.json").is_file()
+
+
+def test_portfolio_beyond_its_first_part_adds_population_runs(grch37, monkeypatch):
+    import chromosched.static_search as static_search
+
+    monkeypatch.setattr(static_search, "PORTFOLIO_RUN", 2_000)
+    monkeypatch.setattr(static_search, "PORTFOLIO_FIRST", 4_000)
+    monkeypatch.setattr(static_search, "POPULATION_RUN", 3_000)
+    monkeypatch.setattr(static_search, "PORTFOLIO_CHAINS", (16, 32))
+    big = portfolio(PeakEvaluator(grch37, 5), 10_000, seed=2)
+    first = portfolio(PeakEvaluator(grch37, 5), 4_000, seed=2)
+    # 4000 as before (anneal seed 2, ILS seed 2001), then population runs: seed 2002 (16 chains, 3000) and
+    # seed 2003 (32 chains, 3000) evaluations.
+    pops = [population_anneal(PeakEvaluator(grch37, 5), 3_000, 2002, chains=16),
+            population_anneal(PeakEvaluator(grch37, 5), 3_000, 2003, chains=32)]
+    assert big.evaluations == 10_000
+    assert big.peak == min([first.peak] + [p.peak for p in pops]) <= first.peak
+    assert PeakEvaluator(grch37, 5).peak(big.order) == big.peak
+
+
+def test_population_annealing_beats_its_start_and_errors(grch37):
+    ev = PeakEvaluator(grch37, 6)
+    res = population_anneal(ev, 30_000, seed=1, chains=64)
+    assert res.peak < ev.peak(list(range(22))) and res.method == "population"
+    with pytest.raises(ChromoschedError, match="list model"):
+        population_anneal(PeakEvaluator(grch37, 3, "waves"), 10)
+    assert population_anneal(PeakEvaluator(grch37, 22), 100).evaluations == 1  # nothing to search

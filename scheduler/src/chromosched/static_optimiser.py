@@ -17,14 +17,14 @@ from .configuration_bound import configuration_lower_bound
 from .peak_lower_bound import lower_bound
 from .peak_memory import MODELS, PeakEvaluator
 from .static_search import (
-    ILS_CHUNK, ILS_KICK, ILS_POWER, ILS_SPREAD_SHARE, ILS_TARGET_STEP, PORTFOLIO_RUN, anneal, hill_climb,
-    portfolio,
+    ILS_CHUNK, ILS_KICK, ILS_POWER, ILS_SPREAD_SHARE, ILS_TARGET_STEP, POPULATION_RUN, POPULATION_STAGES,
+    POPULATION_TEMPERATURES, PORTFOLIO_CHAINS, PORTFOLIO_FIRST, PORTFOLIO_RUN, anneal, hill_climb, portfolio,
 )
 from .task_model import TaskSet
 from .waves_partition import solve_waves
 
 DEFAULT_BUDGET = 200_000  # peak evaluations per K (about 1-1.5 s)
-TABLE_BUDGET = 1_000_000  # what the shipped tables use (list: about 2 s per K on a free core)
+TABLE_BUDGET = 8_500_000  # what the shipped tables use (list: about 20-30 s per K on a free core)
 
 
 def method_description(model: str, budget: int, seed: int) -> str:
@@ -34,15 +34,22 @@ def method_description(model: str, budget: int, seed: int) -> str:
                 f"independent runs of {PORTFOLIO_RUN} evaluations alternating simulated annealing and iterated local "
                 f"search (descents over all insertions and swaps in batches of {ILS_CHUNK}, by (peak, "
                 f"spread^{ILS_POWER}) for {ILS_SPREAD_SHARE:.0%} of a run, then by the excess area above "
-                f"{1 - ILS_TARGET_STEP:g} x the best peak; kicks of {ILS_KICK[0]}-{ILS_KICK[1]} random insertions), "
-                f"the best order")
+                f"{1 - ILS_TARGET_STEP:g} x the best peak; kicks of {ILS_KICK[0]}-{ILS_KICK[1]} random insertions)"
+                + (f" for the first {PORTFOLIO_FIRST}, then population annealing runs of {POPULATION_RUN} "
+                   f"(chromosched.static_search.population_anneal: {'/'.join(map(str, PORTFOLIO_CHAINS))} chains in "
+                   f"turn, swap/insertion moves, temperature {POPULATION_TEMPERATURES[0]:g} -> "
+                   f"{POPULATION_TEMPERATURES[1]:g} x the best peak, the worse half resampled from the better half "
+                   f"after each of the first {POPULATION_STAGES - 1} of {POPULATION_STAGES} stages)"
+                   if budget > PORTFOLIO_FIRST else "")
+                + ", the best order")
     return (f"simulated annealing (chromosched.static_search.anneal), {budget} peak evaluations per K, seed {seed}, "
             f"then exact branch and bound (chromosched.waves_partition)")
 
 
 BOUND_DESCRIPTION = {
     "list": "proven lower bound: the larger of the cut-set/area/chain relaxation (chromosched.peak_lower_bound) and, "
-            "where there are at most 3000 K-subsets, the configuration MILP (chromosched.configuration_bound); "
+            "where there are at most 8000 K-subsets, the configuration MILP (chromosched.configuration_bound, strict "
+            "form where no tie can end the window); "
             "proven optimal where peak = lower_bound",
     "waves": "the branch and bound's proven optimum, else block-sum bound (chromosched.peak_lower_bound)",
 }
@@ -104,7 +111,7 @@ def optimise(tasks: TaskSet, workers: int, model: str = "list", budget: int = DE
             elif exact.order is not None:
                 method = "anneal+bnb"
     if model == "list" and found_peak > bound:
-        # The configuration MILP, where it is small enough (K <= 3 for 22 chromosomes).
+        # The configuration MILP, where it is small enough (K <= 4 or K >= 18 for 22 chromosomes).
         stronger = configuration_lower_bound(tasks.memory, tasks.duration, workers, bound, found_peak)
         if stronger is not None and stronger > bound:
             bound = stronger
