@@ -45,7 +45,7 @@ $(VENV)/.installed: $(VENV)/.requirements $(SCHEDULER_SOURCES)
 # (the chromosched scheduler plugin, dynamic mode), build the report.
 DEMO_CORES ?= $(shell nproc)
 demo: setup
-	PYTHONPATH=$(CURDIR)/workflow $(BIN)/python -m chromosched_pipeline.simulate --out resources/demo --if-missing
+	PYTHONPATH=$(CURDIR)/workflow $(BIN)/python -m chromosched_pipeline.demo_data.simulate --out resources/demo --if-missing
 	$(BIN)/chromosched plan --profile profiles/local --cores $(DEMO_CORES)
 	$(BIN)/snakemake --profile profiles/local --cores $(DEMO_CORES)
 	$(BIN)/snakemake --report results/report.html
@@ -65,7 +65,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(SNAKEFMT) --check $(SNAKEFILES)
-	PYTHONPATH=$(CURDIR)/workflow $(BIN)/python -m chromosched_pipeline.simulate --out resources/demo --if-missing
+	PYTHONPATH=$(CURDIR)/workflow $(BIN)/python -m chromosched_pipeline.demo_data.simulate --out resources/demo --if-missing
 	$(BIN)/snakemake --lint --cores 1
 
 format: setup

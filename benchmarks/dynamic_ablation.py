@@ -23,8 +23,8 @@ sys.path.insert(0, str(HERE.parent / "scheduler" / "src"))
 
 from chromosched.atomic_files import write_bytes_atomic, write_text_atomic  # noqa: E402
 from chromosched.cli.dynamic import add_simulation_arguments, build_settings  # noqa: E402
-from chromosched.dynamic_comparison import DEFAULT_POLICIES, compare, stderr_progress  # noqa: E402
-from chromosched.dynamic_policy import ABLATIONS  # noqa: E402
+from chromosched.simulation.comparison import DEFAULT_POLICIES, compare, stderr_progress  # noqa: E402
+from chromosched.dynamic.policy import ABLATIONS  # noqa: E402
 from chromosched.errors import ChromoschedError  # noqa: E402
 
 # The paper's Table 2 (makespan, overcommits) as published (REFERENCE section 1.6).

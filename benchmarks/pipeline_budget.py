@@ -18,7 +18,7 @@ Cases, measured side by side in one run (same data, same machine, same budget):
   same machine, so its ratio to ``greedy`` says how much any memory-aware packing could gain here.
 
 The budget is ``--budget-factor`` (default 2) x the largest Beagle job's real need, measured first
-by imputing the largest chromosome alone (the GC live set, see chromosched_pipeline.beagle).
+by imputing the largest chromosome alone (the GC live set, see chromosched_pipeline.imputation.beagle).
 
 Per case (``--repeats`` runs each, round robin in rotated order, median makespan): makespan (wall s), Beagle OOM failures and retries (from logs/impute/*.attempts.jsonl),
 peak measured memory (sum of the RSS of the run's job processes, sampled every 0.2 s) against the
@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 import yaml
-from chromosched.job_measurements import OOM_KINDS
+from chromosched.runtime.job_measurements import OOM_KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
     progress = lambda msg: print(f"pipeline_budget: {msg}", file=sys.stderr, flush=True)  # noqa: E731
 
     progress("demo data (simulated once, reused)")
-    subprocess.run([sys.executable, "-m", "chromosched_pipeline.simulate", "--out", str(data), "--scale", str(args.scale),
+    subprocess.run([sys.executable, "-m", "chromosched_pipeline.demo_data.simulate", "--out", str(data), "--scale", str(args.scale),
                     "--if-missing"], check=True, cwd=REPO, env=pipeline_env())
 
     # The largest Beagle job's real need: impute the longest chromosome alone with a generous heap.

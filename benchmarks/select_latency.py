@@ -43,7 +43,7 @@ from snakemake_interface_scheduler_plugins.interfaces.jobs import (  # noqa: E40
 from chromosched.atomic_files import write_text_atomic  # noqa: E402
 import numpy as np  # noqa: E402
 
-from chromosched.packers import KnapsackPacker, Limits  # noqa: E402
+from chromosched.dynamic.packers import KnapsackPacker, Limits  # noqa: E402
 
 
 class BenchJob(JobSchedulerInterface, SingleJobSchedulerInterface):

@@ -27,13 +27,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scheduler" / "src"))
 
-from chromosched.peak_memory import PeakEvaluator  # noqa: E402
-from chromosched.static_optimiser import optimise  # noqa: E402
-from chromosched.static_optimiser import method_description  # noqa: E402
-from chromosched.static_search import (  # noqa: E402
+from chromosched.static.peak_memory import PeakEvaluator  # noqa: E402
+from chromosched.static.optimiser import optimise  # noqa: E402
+from chromosched.static.optimiser import method_description  # noqa: E402
+from chromosched.static.search import (  # noqa: E402
     ANNEAL_CYCLES, ANNEAL_SETTINGS, HILL_CLIMB_MAX_SWAPS, HILL_CLIMB_RESTARTS, WAVES_MAX_SWAPS, WAVES_NORM,
 )
-from chromosched.task_model import genome_taskset  # noqa: E402
+from chromosched.static.task_model import genome_taskset  # noqa: E402
 
 PAPER = {2: 297.38, 3: 413.47, 4: 539.95, 5: 784.03, 6: 808.13, 7: 1037.98, 8: 1085.42, 9: 1186.56, 10: 1440.64}
 # Best list-model peaks known before this search (GRCh37, Mbp): an independent search (issue #17) at
@@ -47,13 +47,13 @@ PAPER_SEQUENTIAL = {2: 492.45, 3: 690.47, 4: 881.63, 5: 1062.54, 6: 1233.66, 7: 
 def measure(genome: str, model: str, workers: int, budget: int, seeds: list[int]) -> dict:
     tasks = genome_taskset(genome)
     sequential = PeakEvaluator(tasks, workers, model).peak(tasks.sequential_order())
-    # Ours: chromosched.static_optimiser.optimise (annealing; under waves then the exact branch and
+    # Ours: chromosched.static.optimiser.optimise (annealing; under waves then the exact branch and
     # bound seeded with its result); the hill climbing gets the same evaluation budget and seed.
     results = [optimise(tasks, workers, model, budget, seed, with_hill_climb=True) for seed in seeds]
     ours = [r.peak for r in results]
     hc = [r.hill_climb_peak for r in results]
     best = min(results, key=lambda r: r.peak)
-    # Each result's bound is the analytic one (chromosched.peak_lower_bound), or its own peak when the
+    # Each result's bound is the analytic one (chromosched.static.peak_lower_bound), or its own peak when the
     # search proved it optimal (waves: the branch and bound finished).
     bound = min(min(r.lower_bound for r in results), best.peak)
     grch37 = genome in ("GRCh37", "hg19")
@@ -96,7 +96,7 @@ def print_table(rows: list[dict], budget: int, seeds: list[int]) -> None:
     print(f"  annealing: {ANNEAL_CYCLES} reheated cycles; list: swap/insertion moves, temperature "
           f"{t0:g} -> {t1:g} x peak; waves: 1-{WAVES_MAX_SWAPS} swaps out of the largest block, {WAVES_NORM}-norm of "
           f"block sums, {w0:g} -> {w1:g} x peak, {chains} chains in the first cycle, then an exact branch and bound "
-          f"seeded with the annealing's peak (chromosched.waves_partition; its time is in 'ours s', its nodes are not "
+          f"seeded with the annealing's peak (chromosched.static.waves_partition; its time is in 'ours s', its nodes are not "
           f"peak evaluations)")
     print(f"  hill climbing (paper): M_r ~ Unif{{1..{HILL_CLIMB_MAX_SWAPS}}} random swaps, accept if lower, "
           f"{HILL_CLIMB_RESTARTS} restarts of budget/{HILL_CLIMB_RESTARTS} evaluations")
@@ -123,7 +123,7 @@ def print_table(rows: list[dict], budget: int, seeds: list[int]) -> None:
           "search at K=3..9; our previous table at K=2 and 10); 'proven?' = ours equals the lower bound;")
     print("         'vs hill b/=/w' = seeds where ours is better / equal / worse than the "
           "hill climbing with the same seed and budget; ours worst / hill best over all seeds.")
-    print("Notes: 'bound' is a proven lower bound on every order's peak (chromosched.peak_lower_bound; under waves "
+    print("Notes: 'bound' is a proven lower bound on every order's peak (chromosched.static.peak_lower_bound; under waves "
           "the optimum itself when the branch and bound finished); gap = ours/bound - 1, 0% = proven optimal.")
     if rows[0]["paper_optimised_peak"] is not None:
         print("Paper: under list scheduling a paper value below the bound cannot be reached by any order, so the "

@@ -183,7 +183,7 @@ def few_shot(seeds: int = 20) -> list[dict]:
     import statistics
     from dataclasses import replace
 
-    from chromosched.dynamic_policy import Capacity, DynamicPolicy, TaskRequest, preset
+    from chromosched.dynamic.policy import Capacity, DynamicPolicy, TaskRequest, preset
 
     lengths = {f"chr{c}": v for c, v in GRCH37.items()}
     rows = []

@@ -34,7 +34,7 @@ rule impute:
     conda:
         "../envs/beagle.yaml"
     shell:
-        "python -m chromosched_pipeline.beagle --gt {input.gt} --ref {input.ref} --map {input.map}"
+        "python -m chromosched_pipeline.imputation.beagle --gt {input.gt} --ref {input.ref} --map {input.map}"
         " --out {output.vcf} --mem-mb {resources.tool_mem_mb} --threads {threads} {params.beagle}"
         " --attempts {params.chromosched_outcome} 2> {log}"
 

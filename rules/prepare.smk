@@ -29,6 +29,6 @@ rule prepare_target:
     conda:
         "../envs/python.yaml"
     shell:
-        "python -m chromosched_pipeline.prepare --chrom {wildcards.chrom} --target {input.target}"
+        "python -m chromosched_pipeline.imputation.prepare --chrom {wildcards.chrom} --target {input.target}"
         " --panel {input.panel} --map {input.map} --out-vcf {output.vcf} --out-map {output.map}"
         " {params.samples} --outcome {params.chromosched_outcome} 2> {log}"

@@ -22,7 +22,7 @@ rule prs_partial:
     conda:
         "../envs/python.yaml"
     shell:
-        "python -m chromosched_pipeline.prs score --vcf {input.vcf} --chrom {wildcards.chrom}"
+        "python -m chromosched_pipeline.prs.scores score --vcf {input.vcf} --chrom {wildcards.chrom}"
         " --scoring-file {input.scores} --out {output.partial} --matches {output.matches}"
         " --outcome {params.chromosched_outcome} 2> {log}"
 
@@ -49,6 +49,6 @@ rule prs_combine:
     conda:
         "../envs/python.yaml"
     shell:
-        "python -m chromosched_pipeline.prs combine --partial {input.partial} --matches {input.matches}"
+        "python -m chromosched_pipeline.prs.scores combine --partial {input.partial} --matches {input.matches}"
         " --scoring-file {input.scores} --out {output.prs} --summary {output.summary}"
         " --min-match-rate {params.min_match_rate} 2> {log}"

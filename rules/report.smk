@@ -22,7 +22,7 @@ rule plot_prs:
     conda:
         "../envs/python.yaml"
     shell:
-        "python -m chromosched_pipeline.plots prs --prs {input.prs} {params.groups} --out {output} 2> {log}"
+        "python -m chromosched_pipeline.report.plots prs --prs {input.prs} {params.groups} --out {output} 2> {log}"
 
 
 rule job_resources:
@@ -55,7 +55,7 @@ rule job_resources:
     conda:
         "../envs/python.yaml"
     shell:
-        "python -m chromosched_pipeline.plots resources --benchmarks {params.benchmarks}"
+        "python -m chromosched_pipeline.report.plots resources --benchmarks {params.benchmarks}"
         " --attempts {params.attempts} --out-tsv {output.tsv} --out-png {output.png} 2> {log}"
 
 
@@ -76,7 +76,7 @@ rule plot_imputation_quality:
     conda:
         "../envs/python.yaml"
     shell:
-        "python -m chromosched_pipeline.plots quality --dr2 {input} --out {output} 2> {log}"
+        "python -m chromosched_pipeline.report.plots quality --dr2 {input} --out {output} 2> {log}"
 
 
 rule imputation_accuracy:
@@ -97,7 +97,7 @@ rule imputation_accuracy:
     conda:
         "../envs/python.yaml"
     shell:
-        "python -m chromosched_pipeline.accuracy --imputed {input.imputed} --truth {input.truth}"
+        "python -m chromosched_pipeline.imputation.accuracy --imputed {input.imputed} --truth {input.truth}"
         " --out {output} 2> {log}"
 
 
@@ -127,5 +127,5 @@ rule scheduler_plots:
     conda:
         "../envs/python.yaml"
     shell:
-        "python -m chromosched_pipeline.plots scheduler --events {params.events}"
+        "python -m chromosched_pipeline.report.plots scheduler --events {params.events}"
         " --out-schedule {output.schedule} --out-prediction {output.prediction} 2> {log}"

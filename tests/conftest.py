@@ -33,7 +33,7 @@ TINY_COHORT = dict(
 def tiny_cohort(tmp_path_factory):
     """A simulated cohort (chr21, chr22); the target VCF names contigs '21', '22' while panel and
     map say 'chr21', 'chr22', so every pipeline run also exercises contig harmonisation."""
-    from chromosched_pipeline.simulate import simulate_cohort
+    from chromosched_pipeline.demo_data.simulate import simulate_cohort
 
     return simulate_cohort(tmp_path_factory.mktemp("tiny_cohort"), **TINY_COHORT)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "scheduler" / "src" / "chromosched"
 # the planner reads the real DAG through Snakemake's API (``snakemake -n`` never builds a scheduler)
-ALLOWED = {"chromosched.workflow_plan"}
+ALLOWED = {"chromosched.runtime.workflow_plan"}
 
 
 def _module_name(path: Path) -> str:

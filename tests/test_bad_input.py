@@ -1,7 +1,7 @@
 """Bad inputs are refused before any job runs: real Snakemake runs of the pipeline on the tiny
 cohort, each asserting the exit status, one line naming the file or job, no Python traceback, and
 that nothing was written (no results/, no scheduler state). Plus the per-kind start-up checks
-(chromosched_pipeline.input_checks, chromosched.run_inputs) and ``chromosched plan`` reporting
+(chromosched_pipeline.input_checks, chromosched.runtime.run_inputs) and ``chromosched plan`` reporting
 the same problems without running anything."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from chromosched.errors import ChromoschedError
-from chromosched.job_record import JobRecord
+from chromosched.runtime.job_record import JobRecord
 from chromosched.prior import load_builtin_prior
 from chromosched.prior.prior_file import builtin_prior_path
-from chromosched.run_inputs import check_budget, check_settings
-from chromosched.scheduling_session import SessionSettings
+from chromosched.runtime.run_inputs import check_budget, check_settings
+from chromosched.runtime.session import SessionSettings
 from chromosched_pipeline import input_checks
 from chromosched_pipeline.config import load_pipeline_config
 from conftest import REPO, pipeline_config, run_snakemake

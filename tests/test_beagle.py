@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from chromosched.errors import ChromoschedError
-from chromosched_pipeline import beagle
-from chromosched_pipeline.beagle import (
+from chromosched_pipeline.imputation import beagle
+from chromosched_pipeline.imputation.beagle import (
     BeagleParams,
     beagle_command,
     classify_exit,
@@ -82,7 +82,7 @@ def test_exit_classification():
 @pytest.fixture(scope="module")
 def chrom21(tiny_cohort, tmp_path_factory):
     """Beagle inputs for chr21: the target (contig '21') harmonised to the panel's 'chr21'."""
-    from chromosched_pipeline.prepare import prepare_chromosome
+    from chromosched_pipeline.imputation.prepare import prepare_chromosome
 
     out = tiny_cohort.out_dir
     prepared = tmp_path_factory.mktemp("prepared21")
@@ -184,7 +184,7 @@ def test_sigterm_stops_beagle_and_removes_temporaries(chrom21, tmp_path):
     gt, ref, gmap = chrom21
     out_dir = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chromosched_pipeline.beagle", "--gt", str(gt), "--ref", str(ref), "--map", str(gmap),
+        [sys.executable, "-m", "chromosched_pipeline.imputation.beagle", "--gt", str(gt), "--ref", str(ref), "--map", str(gmap),
          "--out", str(out_dir / "chr21.vcf.gz"), "--mem-mb", "300", "--threads", "1", "--burnin", "30", "--iterations", "60"],
         stderr=subprocess.PIPE, text=True,
     )

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chromosched_pipeline.beagle import BeagleResult
-from chromosched_pipeline.beagle_design import TINY_BASE, TINY_SPACE, DesignSpace, interleave, make_design
-from chromosched_pipeline.beagle_heap_search import Attempt, find_min_heap, probe_heaps, refine_bracket
-from chromosched_pipeline.beagle_profile import COLUMNS, probe, probe_heap_mb, profile, read_table, refine, write_table
+from chromosched_pipeline.imputation.beagle import BeagleResult
+from chromosched_pipeline.imputation.beagle_design import TINY_BASE, TINY_SPACE, DesignSpace, interleave, make_design
+from chromosched_pipeline.imputation.beagle_heap_search import Attempt, find_min_heap, probe_heaps, refine_bracket
+from chromosched_pipeline.imputation.beagle_profile import COLUMNS, probe, probe_heap_mb, profile, read_table, refine, write_table
 
 
 def test_design_covers_the_space_and_decouples_marker_counts():
@@ -100,7 +100,7 @@ def test_probe_counts_a_heap_as_enough_only_if_every_repeat_succeeds():
 
 
 def test_probe_heap_and_xmx_never_exceed_the_estimate():
-    from chromosched_pipeline.beagle import heap_mb_of_option, xmx_option
+    from chromosched_pipeline.imputation.beagle import heap_mb_of_option, xmx_option
 
     for estimate in (36.8412, 16.2215, 90.0, 1234.5678):
         heap = probe_heap_mb(estimate)
@@ -148,7 +148,7 @@ def test_profile_runs_real_beagle_and_resumes(tmp_path):
     # row's minimum heap becomes that KB-exact estimate
     from chromosched.prior import load_prior
 
-    from chromosched_pipeline.beagle_design import FEATURES
+    from chromosched_pipeline.imputation.beagle_design import FEATURES
 
     prior_path = Path(__file__).resolve().parents[1] / "config" / "priors" / "beagle.json"
     prior = load_prior(prior_path)

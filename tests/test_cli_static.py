@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from chromosched.cli import main
-from chromosched.ordering_table import OrderingTable
+from chromosched.static.ordering_table import OrderingTable
 
 ORDER_KEYS = ["workers", "order", "peak", "sequential_peak", "lower_bound"]
 SIMULATE_KEYS = ["workers", "sequential_peak", "optimised_peak", "hill_climb_peak", "lower_bound", "order"]

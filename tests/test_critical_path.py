@@ -1,6 +1,6 @@
 import pytest
 
-from chromosched.critical_path import RuleRuntimes, upward_ranks
+from chromosched.dynamic.critical_path import RuleRuntimes, upward_ranks
 from chromosched.errors import ChromoschedError
 
 
@@ -63,9 +63,9 @@ def test_rule_runtimes_are_carried_across_runs(tmp_path):
 
 
 def test_session_starts_the_long_chain_first(tmp_path):
-    from chromosched.job_measurements import Measurement
-    from chromosched.job_record import JobRecord
-    from chromosched.scheduling_session import SchedulingSession, SessionSettings
+    from chromosched.runtime.job_measurements import Measurement
+    from chromosched.runtime.job_record import JobRecord
+    from chromosched.runtime.session import SchedulingSession, SessionSettings
 
     def record(rule, chrom):
         return JobRecord(uid=f"{rule}[{chrom}]", rule=rule, wildcards={"chrom": chrom}, declared_mem_mb=100,

@@ -1,6 +1,6 @@
 import pytest
 
-from chromosched.dynamic_policy import (
+from chromosched.dynamic.policy import (
     Capacity,
     DynamicPolicy,
     PolicyConfig,
@@ -167,7 +167,7 @@ def test_calibrated_prior_caps_allocations_until_a_failure():
 
 
 def test_per_type_settings_apply_to_that_type_only():
-    from chromosched.ram_regressor import RegressorRegistry, RegressorSettings
+    from chromosched.dynamic.ram_regressor import RegressorRegistry, RegressorSettings
 
     registry = RegressorRegistry(RegressorSettings(default_margin=0.5))
     registry.get("impute@prior")

@@ -3,14 +3,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from chromosched.declared_greedy import DeclaredGreedyPolicy
-from chromosched.dynamic_comparison import ComparisonSettings, run_seed
-from chromosched.dynamic_policy import Allocation, Capacity, DynamicPolicy, preset
-from chromosched.dynamic_simulator import simulate
-from chromosched.dynamic_workload import SimTask, Workload, WorkloadProfile, make_workload, profile
+from chromosched.simulation.declared_greedy import DeclaredGreedyPolicy
+from chromosched.simulation.comparison import ComparisonSettings, run_seed
+from chromosched.dynamic.policy import Allocation, Capacity, DynamicPolicy, preset
+from chromosched.simulation.simulator import simulate
+from chromosched.simulation.workload import SimTask, Workload, WorkloadProfile, make_workload, profile
 from chromosched.errors import ChromoschedError
-from chromosched.makespan_optimum import optimum_makespan
-from chromosched.sizey_baseline import SizeyPolicy
+from chromosched.simulation.makespan_optimum import optimum_makespan
+from chromosched.simulation.sizey_baseline import SizeyPolicy
 
 
 class FixedPolicy:
@@ -187,7 +187,7 @@ def test_run_seed_reports_every_policy_on_the_same_workload():
 
 
 def test_clairvoyant_baseline_never_fails_and_sits_between_policy_and_optimum():
-    from chromosched.clairvoyant_baseline import ClairvoyantPolicy
+    from chromosched.simulation.clairvoyant_baseline import ClairvoyantPolicy
 
     prof = profile("paper-cal", task_size=0.4)
     w = make_workload(prof, 4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from chromosched.job_measurements import failure_was_oom, measure_success, read_benchmark, read_outcome
+from chromosched.runtime.job_measurements import failure_was_oom, measure_success, read_benchmark, read_outcome
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 

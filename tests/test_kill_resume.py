@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from chromosched.json_lines import read_json_lines
-from chromosched.prediction_store import PredictionStore
-from chromosched.ram_regressor import RegressorRegistry
+from chromosched.runtime.prediction_store import PredictionStore
+from chromosched.dynamic.ram_regressor import RegressorRegistry
 from chromosched_pipeline.vcfio import BGZF_EOF
 from conftest import REPO, pipeline_config, run_snakemake
 
@@ -186,7 +186,7 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
 
 
 def test_job_resources_table_survives_a_torn_attempt_line(tmp_path):
-    from chromosched_pipeline.plots import job_resources
+    from chromosched_pipeline.report.plots import job_resources
 
     attempts = tmp_path / "chr1.attempts.jsonl"
     attempts.write_text('{"kind": "heap_oom", "mem_mb": 200, "heap_mb": 90}\n{"kind": "o')

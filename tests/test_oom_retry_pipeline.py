@@ -14,9 +14,9 @@ import json
 import pytest
 
 from chromosched.json_lines import read_json_lines
-from chromosched.prediction_store import PredictionStore
+from chromosched.runtime.prediction_store import PredictionStore
 from chromosched.prior.prior_file import builtin_prior_path
-from chromosched.ram_regressor import RegressorRegistry
+from chromosched.dynamic.ram_regressor import RegressorRegistry
 from conftest import REPO, pipeline_config, run_snakemake
 
 

@@ -6,10 +6,10 @@ import pytest
 
 from chromosched.errors import ChromoschedError
 from chromosched.genomes import AUTOSOMES
-from chromosched.ordering_table import OrderingRow, OrderingTable, load_builtin_table
-from chromosched.peak_lower_bound import list_lower_bound
-from chromosched.peak_memory import PeakEvaluator
-from chromosched.task_model import genome_taskset
+from chromosched.static.ordering_table import OrderingRow, OrderingTable, load_builtin_table
+from chromosched.static.peak_lower_bound import list_lower_bound
+from chromosched.static.peak_memory import PeakEvaluator
+from chromosched.static.task_model import genome_taskset
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ("chrA", "chrB", "chrC")
@@ -91,7 +91,7 @@ def test_shipped_tables(genome):
 
 def _check_bound(row, ts):
     """The stored bound is the analytic one, or (configuration MILP, small K only) above it."""
-    from chromosched.configuration_bound import MAX_CONFIGURATIONS, configuration_count
+    from chromosched.static.configuration_bound import MAX_CONFIGURATIONS, configuration_count
 
     analytic = min(row.peak, list_lower_bound(ts.memory, ts.duration, row.workers))
     if row.workers < len(ts) and configuration_count(len(ts), row.workers) <= MAX_CONFIGURATIONS:
@@ -110,7 +110,7 @@ MM10_FAI = REPO / "tests" / "data" / "mm10_autosomes.fa.fai"
 
 
 def _fai_tasks():
-    from chromosched.task_inputs import load_tasks
+    from chromosched.static.task_inputs import load_tasks
 
     return load_tasks(None, str(MM10_FAI), None, None)
 
@@ -139,7 +139,7 @@ def test_custom_genome_table_from_fai():
 
 
 def test_built_table_round_trips(tmp_path):
-    from chromosched.static_optimiser import build_table
+    from chromosched.static.optimiser import build_table
 
     table = build_table(_fai_tasks(), [1, 2, 3, 19], budget=2_000, seed=1, command="test", progress=False)
     path = tmp_path / "mm10.tsv"

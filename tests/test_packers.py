@@ -4,7 +4,7 @@ import random
 import pytest
 
 from chromosched.errors import ChromoschedError
-from chromosched.packers import (
+from chromosched.dynamic.packers import (
     FirstFitPacker,
     GreedyPacker,
     KnapsackPacker,

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from chromosched.peak_lower_bound import earliest_tie, list_lower_bound, lower_bound, waves_lower_bound
-from chromosched.peak_memory import PeakEvaluator
-from chromosched.task_model import TaskSet, genome_taskset
+from chromosched.static.peak_lower_bound import earliest_tie, list_lower_bound, lower_bound, waves_lower_bound
+from chromosched.static.peak_memory import PeakEvaluator
+from chromosched.static.task_model import TaskSet, genome_taskset
 
 # An order reaching the K=2 bound under list scheduling, found by `chromosched order` (seed 0).
 K2_OPTIMAL = ("chr2,chr19,chr22,chr18,chr20,chr7,chr10,chr12,chr5,chr15,chr3,chr17,chr14,chr9,chr11,chr8,"
@@ -82,7 +82,7 @@ def test_earliest_tie():
 
 def test_configuration_bound_never_exceeds_brute_force_optimum_for_every_k():
     np = pytest.importorskip("numpy")
-    from chromosched.configuration_bound import configuration_lower_bound
+    from chromosched.static.configuration_bound import configuration_lower_bound
 
     rng = random.Random(5)
     raised = proofs = 0

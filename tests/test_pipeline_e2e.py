@@ -119,7 +119,7 @@ def test_match_rate_counts_flips_swaps_and_missing(run):
 
 
 def test_imputed_dosage_r2_against_truth(run, tiny_cohort):
-    from chromosched_pipeline.accuracy import dosage_r2
+    from chromosched_pipeline.imputation.accuracy import dosage_r2
 
     for chrom in CHROMS:
         acc = dosage_r2(run / "results" / "imputed" / f"{chrom}.vcf.gz", tiny_cohort.out_dir / "truth" / f"{chrom}.vcf.gz", 0.05)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chromosched.java_memory import heap_mb_for
-from chromosched.prediction_store import PredictionStore
+from chromosched.runtime.prediction_store import PredictionStore
 
 from conftest import REPO, pipeline_config, run_snakemake
 

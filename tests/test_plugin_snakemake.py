@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from chromosched.genomes import genome_lengths
-from chromosched.prediction_store import PredictionStore
+from chromosched.runtime.prediction_store import PredictionStore
 
 WORKFLOW = Path(__file__).parent / "data" / "memory_workflow"
 CHROMS = [f"chr{i}" for i in range(1, 7)]
@@ -142,7 +142,7 @@ def _started_order(stderr: str) -> list[str]:
 
 
 def test_static_mode_follows_the_ordering_table(tmp_path):
-    from chromosched.ordering_table import load_builtin_table
+    from chromosched.static.ordering_table import load_builtin_table
 
     result = run(tmp_path, config(hold=1.0), "--scheduler-chromosched-mode", "static", budget=1000, cores=2)
     assert result.returncode == 0, result.stderr

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from chromosched.errors import ChromoschedError
-from chromosched.prediction_store import Prediction, PredictionStore, wildcards_key
+from chromosched.runtime.prediction_store import Prediction, PredictionStore, wildcards_key
 from chromosched_pipeline import resources as res
 
 

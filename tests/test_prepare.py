@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chromosched.errors import ChromoschedError
-from chromosched_pipeline.prepare import main, prepare_chromosome
+from chromosched_pipeline.imputation.prepare import main, prepare_chromosome
 from chromosched_pipeline.vcfio import read_header_lines, write_bgzipped_vcf
 
 

@@ -158,7 +158,7 @@ def test_the_floor_is_the_smallest_success_plus_the_heap_step():
 
 def test_session_and_plan_take_the_pipeline_facts():
     from chromosched.prior.beagle import prior_view
-    from chromosched.scheduling_session import prior_job_mem_mb
+    from chromosched.runtime.session import prior_job_mem_mb
 
     prior = load_builtin_prior("beagle")
     facts = {**{k: float(v) for k, v in JOB.items()}, "chrom_cm": 60.0}
@@ -175,8 +175,8 @@ def test_session_and_plan_take_the_pipeline_facts():
 def test_real_beagle_succeeds_at_the_estimate_for_the_small_array_long_window_corner(tmp_path):
     """The corner where the one-chromosome prior ran out of heap: the smallest arrays with a window
     longer than the chromosome. Beagle runs at the calibrated 0.9 estimate (rounded down to a KB)."""
-    from chromosched_pipeline.beagle_design import TINY_BASE, TINY_SPACE, corner_design
-    from chromosched_pipeline.beagle_profile import at_estimates, prepare_base
+    from chromosched_pipeline.imputation.beagle_design import TINY_BASE, TINY_SPACE, corner_design
+    from chromosched_pipeline.imputation.beagle_profile import at_estimates, prepare_base
 
     work = tmp_path / "work"
     base = prepare_base(work, TINY_BASE, lambda m: None)
@@ -197,7 +197,7 @@ def test_real_beagle_succeeds_at_the_estimate_for_the_small_array_long_window_co
 
 # -- the runs tables the prior is fitted on -------------------------------------------------------------
 def test_merge_gives_every_row_its_chromosome_length(tmp_path):
-    from chromosched_pipeline.beagle_profile import COLUMNS, LEGACY_COLUMNS, merge, read_table
+    from chromosched_pipeline.imputation.beagle_profile import COLUMNS, LEGACY_COLUMNS, merge, read_table
 
     legacy = tmp_path / "legacy.tsv"
     row = ["fit-0000", "fit", "2", "2", "7", "7.48", "477", "18", "13101", "61", "20", "18", "21", "2.4", "3.2",
@@ -229,9 +229,9 @@ def test_the_job_map_gives_the_genetic_length(tmp_path):
 
 def test_plan_shows_the_features_the_prior_derived(tmp_path, capsys):
     """`chromosched plan` simulates a workflow: an impute job with its facts gets the prior's view."""
-    from chromosched.job_record import JobRecord, job_uid
-    from chromosched.scheduling_session import SessionSettings
-    from chromosched.workflow_plan import DagJob, plan_workflow
+    from chromosched.runtime.job_record import JobRecord, job_uid
+    from chromosched.runtime.session import SessionSettings
+    from chromosched.runtime.workflow_plan import DagJob, plan_workflow
 
     facts = {**{k: float(v) for k, v in JOB.items()}, "chrom_cm": 60.0}
     jobs = [DagJob(JobRecord(uid=job_uid("impute", {"chrom": c}), rule="impute", wildcards={"chrom": c},

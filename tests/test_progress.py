@@ -82,7 +82,7 @@ def test_progress_bar_object():
 
 
 def test_demo_simulation_bar_on_a_terminal(tmp_path):
-    cmd = [sys.executable, "-m", "chromosched_pipeline.simulate", "--out", str(tmp_path / "a"), "--scale", "2000",
+    cmd = [sys.executable, "-m", "chromosched_pipeline.demo_data.simulate", "--out", str(tmp_path / "a"), "--scale", "2000",
            "--chromosomes", "chr21", "chr22", "--n-ref", "40", "--n-target", "10"]
     status, screen = _on_a_terminal(cmd, _env())
     assert status == 0, screen
@@ -95,8 +95,8 @@ def test_demo_simulation_bar_on_a_terminal(tmp_path):
 def test_beagle_profile_bar_on_a_terminal(tmp_path, monkeypatch):
     """One real design point (tiny Beagle run) with stderr on a terminal: a bar over the points,
     the profiler's log lines above it."""
-    from chromosched_pipeline.beagle_design import TINY_BASE, TINY_SPACE
-    from chromosched_pipeline.beagle_profile import profile
+    from chromosched_pipeline.imputation.beagle_design import TINY_BASE, TINY_SPACE
+    from chromosched_pipeline.imputation.beagle_profile import profile
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chromosched.errors import ChromoschedError
-from chromosched_pipeline import prs
+from chromosched_pipeline.prs import scores as prs
 from chromosched_pipeline.vcfio import write_bgzipped_vcf
 
 HEADER = [

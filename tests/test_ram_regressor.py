@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from chromosched.errors import ChromoschedError
-from chromosched.ram_regressor import OnlineRamRegressor, RegressorRegistry, RegressorSettings
+from chromosched.dynamic.ram_regressor import OnlineRamRegressor, RegressorRegistry, RegressorSettings
 
 
 def line(x):

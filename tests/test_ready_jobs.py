@@ -1,4 +1,4 @@
-"""The array path of the selection (ready_jobs.py) against the policy's own per-job path, and the
+"""The array path of the selection (dynamic/ready_jobs.py) against the policy's own per-job path, and the
 session at 10,000 ready jobs: a valid packing, every --resources resource respected, flat memory."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from chromosched.dynamic_policy import Capacity, DynamicPolicy, RunningTask, TaskRequest, preset
-from chromosched.job_record import JobRecord
-from chromosched.ready_jobs import ReadyJobs, select_vectorised
-from chromosched.scheduling_session import SchedulingSession, SessionSettings
+from chromosched.dynamic.policy import Capacity, DynamicPolicy, RunningTask, TaskRequest, preset
+from chromosched.runtime.job_record import JobRecord
+from chromosched.dynamic.ready_jobs import ReadyJobs, select_vectorised
+from chromosched.runtime.session import SchedulingSession, SessionSettings
 
 
 def _trained_policy(rng, config="chromosched"):
@@ -218,8 +218,8 @@ def test_ready_rows_follow_what_the_session_learns_about_a_rule(tmp_path):
     """A ready job's cached request is what the session would build now: a declared mem_mb caps
     jobs up to the size a measured job agreed at (and none once a job needed more); a rule whose
     probe measured nothing is budgeted at its declared number (undeclared jobs left to the cores)."""
-    from chromosched.job_measurements import Measurement
-    from chromosched.job_record import job_uid
+    from chromosched.runtime.job_measurements import Measurement
+    from chromosched.runtime.job_record import job_uid
 
     settings = SessionSettings(store=str(tmp_path / "store"), model=str(tmp_path / "model.json"), events=None)
     session = SchedulingSession(settings)
@@ -273,7 +273,7 @@ def test_ready_rows_follow_what_the_session_learns_about_a_rule(tmp_path):
 
 def test_preference_order_equals_lexsort():
     """The fast preference order (argsort, then lexsort of the tied rows only) is np.lexsort's."""
-    from chromosched.ready_jobs import preference_order
+    from chromosched.dynamic.ready_jobs import preference_order
 
     rng = np.random.default_rng(3)
     for _ in range(200):

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from chromosched.cli import main
-from chromosched.run_events import load_run_events, memory_steps, summary
-from chromosched.scheduling_session import SchedulingSession, SessionSettings
+from chromosched.runtime.run_events import load_run_events, memory_steps, summary
+from chromosched.runtime.session import SchedulingSession, SessionSettings
 
 
 def _events(path, lines):
@@ -85,7 +85,7 @@ def test_report_without_events_is_one_line(tmp_path, capsys):
 
 def test_report_of_a_real_static_run_shows_its_ordering(tmp_path):
     """A real Snakemake run in static mode (tests/data/memory_workflow), then the report from its events."""
-    from chromosched.ordering_table import load_builtin_table
+    from chromosched.static.ordering_table import load_builtin_table
     from test_plugin_snakemake import CHROMS, config, run
 
     result = run(tmp_path, config(chroms=CHROMS[:3], hold=0.3), "--scheduler-chromosched-mode", "static", budget=1000, cores=2)
@@ -98,9 +98,9 @@ def test_report_of_a_real_static_run_shows_its_ordering(tmp_path):
 
 
 def test_pipeline_report_rule_draws_the_same_figures(tmp_path, capsys):
-    """The pipeline's scheduler figures (rules/report.smk) come from chromosched.report_figures; without an
+    """The pipeline's scheduler figures (rules/report.smk) come from chromosched.runtime.report_figures; without an
     event log they still write both PNGs, saying why they are empty."""
-    from chromosched_pipeline.plots import main as plots_main
+    from chromosched_pipeline.report.plots import main as plots_main
 
     events = _run(tmp_path)
     out = [tmp_path / "schedule.png", tmp_path / "prediction.png"]

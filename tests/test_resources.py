@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chromosched_pipeline import resources as res
-from chromosched_pipeline.beagle import heap_mb_for
+from chromosched_pipeline.imputation.beagle import heap_mb_for
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ import pytest
 from cyvcf2 import VCF
 
 from chromosched.errors import ChromoschedError
-from chromosched_pipeline import simulate
-from chromosched_pipeline.prs import read_scoring_file
+from chromosched_pipeline.demo_data import simulate
+from chromosched_pipeline.prs.scores import read_scoring_file
 from chromosched_pipeline.vcfio import header_contig_lengths, read_header_lines
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chromosched.prediction_store import PredictionStore
-from chromosched.slurm_outcomes import parse_mem_mb
+from chromosched.runtime.prediction_store import PredictionStore
+from chromosched.runtime.slurm_outcomes import parse_mem_mb
 from cluster.slurm import slurm_cluster  # noqa: F401 - the session fixture
 from conftest import REPO, pipeline_config
 

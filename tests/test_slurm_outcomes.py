@@ -3,7 +3,7 @@ the test cluster; tests/test_slurm_cluster.py checks the same on live jobs)."""
 
 from __future__ import annotations
 
-from chromosched import slurm_outcomes as so
+from chromosched.runtime import slurm_outcomes as so
 
 SACCT = """\
 1|OUT_OF_MEMORY|0:125|200M
@@ -80,9 +80,9 @@ def test_wildcards_folder_matches_the_executor():
 def test_cluster_job_overhead_is_in_mem_but_not_in_what_is_learned(tmp_path):
     """Under a cluster executor each job's --mem also holds the job's own Snakemake: the stored
     mem_mb is prediction + overhead, and a failure is censored at the tool's part only."""
-    from chromosched.job_record import JobRecord
-    from chromosched.prediction_store import PredictionStore
-    from chromosched.scheduling_session import SchedulingSession, SessionSettings
+    from chromosched.runtime.job_record import JobRecord
+    from chromosched.runtime.prediction_store import PredictionStore
+    from chromosched.runtime.session import SchedulingSession, SessionSettings
 
     def session(overhead):
         s = SchedulingSession(SessionSettings(store=str(tmp_path / f"store{overhead}"), model=str(tmp_path / f"m{overhead}.json"),

@@ -3,10 +3,10 @@
 import pytest
 
 from chromosched.errors import ChromoschedError
-from chromosched.peak_memory import PeakEvaluator
-from chromosched.static_optimiser import build_table, optimise
-from chromosched.static_search import anneal, hill_climb, ils, neighbourhood, population_anneal, portfolio, search
-from chromosched.task_model import genome_taskset
+from chromosched.static.peak_memory import PeakEvaluator
+from chromosched.static.optimiser import build_table, optimise
+from chromosched.static.search import anneal, hill_climb, ils, neighbourhood, population_anneal, portfolio, search
+from chromosched.static.task_model import genome_taskset
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_neighbourhood_is_all_insertions_and_swaps():
 
 
 def test_portfolio_is_the_best_of_its_runs(grch37, monkeypatch):
-    import chromosched.static_search as static_search
+    import chromosched.static.search as static_search
 
     monkeypatch.setattr(static_search, "PORTFOLIO_RUN", 4_000)
     res = portfolio(PeakEvaluator(grch37, 7), 10_000, seed=3)
@@ -133,7 +133,7 @@ def test_benchmark_script_runs(tmp_path):
 
 
 def test_portfolio_beyond_its_first_part_adds_population_runs(grch37, monkeypatch):
-    import chromosched.static_search as static_search
+    import chromosched.static.search as static_search
 
     monkeypatch.setattr(static_search, "PORTFOLIO_RUN", 2_000)
     monkeypatch.setattr(static_search, "PORTFOLIO_FIRST", 4_000)

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from chromosched.job_measurements import measure_success
+from chromosched.runtime.job_measurements import measure_success
 from chromosched_pipeline.step_outcome import SHELL_MB, main
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -47,7 +47,7 @@ def test_a_python_step_appends_one_line_per_attempt(tmp_path, monkeypatch):
     """`prs score --outcome` (a real step) on a VCF that is not there: an error line, exit 2."""
     log = tmp_path / "o.jsonl"
     for _ in range(2):
-        proc = subprocess.run([sys.executable, "-m", "chromosched_pipeline.prs", "score", "--vcf", str(tmp_path / "x.vcf.gz"),
+        proc = subprocess.run([sys.executable, "-m", "chromosched_pipeline.prs.scores", "score", "--vcf", str(tmp_path / "x.vcf.gz"),
                                "--chrom", "chr1", "--scoring-file", str(tmp_path / "s.tsv"), "--out", str(tmp_path / "p.tsv"),
                                "--outcome", str(log)], capture_output=True, text=True)
         assert proc.returncode == 2 and "prs: error" in proc.stderr

@@ -8,7 +8,7 @@ import pysam
 import pytest
 
 from chromosched.errors import ChromoschedError
-from chromosched.task_inputs import chromosome_from_filename, load_tasks, read_benchmarks, read_lengths
+from chromosched.static.task_inputs import chromosome_from_filename, load_tasks, read_benchmarks, read_lengths
 
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 

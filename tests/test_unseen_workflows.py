@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from chromosched.dynamic_policy import Capacity, DynamicPolicy, TaskRequest, preset
+from chromosched.dynamic.policy import Capacity, DynamicPolicy, TaskRequest, preset
 from chromosched.genomes import genome_lengths
-from chromosched.live_memory import LiveMemory
-from chromosched.size_features import chromosome_in, chromosome_lengths, length_mbp
+from chromosched.runtime.live_memory import LiveMemory
+from chromosched.dynamic.size_features import chromosome_in, chromosome_lengths, length_mbp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import unseen_workflows as family  # noqa: E402
@@ -238,7 +238,7 @@ def test_live_memory_sees_a_job_and_its_plateau(tmp_path):
 
 
 def _session(tmp_path):
-    from chromosched.scheduling_session import SchedulingSession, SessionSettings
+    from chromosched.runtime.session import SchedulingSession, SessionSettings
 
     settings = SessionSettings(store=str(tmp_path / "store"), model=str(tmp_path / "model.json"), events=None)
     session = SchedulingSession(settings)  # the built-in prior is the impute rule's only: none for these rules
@@ -247,7 +247,7 @@ def _session(tmp_path):
 
 
 def _records(rule, n, declared=None):
-    from chromosched.job_record import JobRecord, job_uid
+    from chromosched.runtime.job_record import JobRecord, job_uid
 
     return [JobRecord(uid=job_uid(rule, {"chrom": f"chr{i}"}), rule=rule, wildcards={"chrom": f"chr{i}"},
                       declared_mem_mb=declared, resources={"mem_mb": declared} if declared else {}, cores=1)
@@ -255,7 +255,7 @@ def _records(rule, n, declared=None):
 
 
 def test_session_probes_then_packs_from_the_measurement(tmp_path):
-    from chromosched.job_measurements import Measurement
+    from chromosched.runtime.job_measurements import Measurement
 
     session = _session(tmp_path)
     records = _records("work", 6, declared=50)  # declared far too low: not trusted

@@ -5,10 +5,10 @@ import random
 
 import pytest
 
-from chromosched.peak_memory import PeakEvaluator
-from chromosched.static_optimiser import optimise
-from chromosched.task_model import genome_taskset
-from chromosched.waves_partition import block_sizes, solve_waves
+from chromosched.static.peak_memory import PeakEvaluator
+from chromosched.static.optimiser import optimise
+from chromosched.static.task_model import genome_taskset
+from chromosched.static.waves_partition import block_sizes, solve_waves
 
 
 def brute_force(memory, workers):

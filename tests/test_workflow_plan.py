@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chromosched.cli import main
-from chromosched.ordering_table import OrderingRow, OrderingTable
+from chromosched.static.ordering_table import OrderingRow, OrderingTable
 
 SNAKEFILE = '''
 MEM = {"chr1": 300, "chr2": 200, "chr3": 100}

@@ -136,7 +136,7 @@ class PipelineConfig:
         return self.raw["beagle"]
 
     def beagle_arguments(self) -> str:
-        """Command-line flags for ``python -m chromosched_pipeline.beagle`` (Beagle parameters)."""
+        """Command-line flags for ``python -m chromosched_pipeline.imputation.beagle`` (Beagle parameters)."""
         args = []
         for key in ("window", "overlap", "burnin", "iterations", "ne", "seed"):
             value = self.beagle.get(key)

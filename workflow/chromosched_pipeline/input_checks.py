@@ -124,7 +124,7 @@ def map_row_position(fields: Sequence[str], where: str) -> tuple[float, int]:
 def check_scoring_file(path: str, what: str = "prs.scoring_file") -> None:
     """A PGS Catalog scoring file: the columns the PRS step needs and numeric first rows."""
     check_file(path, what)
-    from .prs import read_scoring_file
+    from .prs.scores import read_scoring_file
 
     try:
         read_scoring_file(path, limit=ROWS_CHECKED)

@@ -18,7 +18,7 @@ The built-in :class:`HeuristicModel` (documented numbers, not learned):
 
 * ``impute`` (Beagle): minimum heap ~ 25 MB + 3.6 bytes x reference markers per window x target
   samples (measured for Beagle 5.4); we ask for twice that (GC headroom, and the fit is a
-  minimum), at least 64 MB, plus the JVM overhead of :func:`chromosched_pipeline.beagle.mem_mb_for_heap`.
+  minimum), at least 64 MB, plus the JVM overhead of :func:`chromosched_pipeline.imputation.beagle.mem_mb_for_heap`.
   Reference markers come from the panel's tabix index statistics (exact and cheap; falls back to
   file size / 50 bytes), markers per window = markers x min(1, (window + overlap) / map length in
   cM), target samples from the target VCF header. Runtime ~ 2 s + 4 us x markers x samples per
@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from chromosched.errors import ChromoschedError
-from chromosched.prediction_store import PredictionStore
+from chromosched.runtime.prediction_store import PredictionStore
 
-from .beagle import mem_mb_for_heap
+from .imputation.beagle import mem_mb_for_heap
 from .vcfio import indexed_record_counts, match_contig, read_header_lines
 
 # (base MB, MB per MB of input) for the Python steps; input sizes are 0 while unknown.

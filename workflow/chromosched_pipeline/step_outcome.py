@@ -2,7 +2,7 @@
 
 Snakemake's benchmark samples a job's RSS every 0.5 s at first; the pipeline's Python steps often
 finish in 0.1-0.3 s, so their benchmark TSV holds the shell that started them (~3 MB) and the
-scheduler rightly ignores it (``chromosched.job_measurements.MIN_SAMPLED_RUNTIME_S``). The kernel
+scheduler rightly ignores it (``chromosched.runtime.job_measurements.MIN_SAMPLED_RUNTIME_S``). The kernel
 knows better: ``/proc/self/status`` keeps the process's high-water mark (``VmHWM``) and
 ``getrusage`` that of its largest waited-for child (``ru_maxrss``). A step appends one JSON line per attempt, the same format as the Beagle
 wrapper's (``kind``, ``need_mb``, ``wall_s``), to the file its rule names in the

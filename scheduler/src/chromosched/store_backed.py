@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .prediction_store import PredictionStore
+from .runtime.prediction_store import PredictionStore
 
 
 def predicted_mem_mb(rule: str, fallback: int | Callable[..., int], store: str | None = None) -> Callable[..., int]:

@@ -1,8 +1,8 @@
 """Snakemake scheduler plugin ``chromosched``: ``snakemake --scheduler chromosched``.
 
 The thin adapter between Snakemake's job objects and :mod:`chromosched`; the only module that
-knows Snakemake's jobs. It turns ready jobs into plain :class:`~chromosched.job_record.JobRecord`,
-lets :class:`~chromosched.scheduling_session.SchedulingSession` choose, and hands the chosen jobs
+knows Snakemake's jobs. It turns ready jobs into plain :class:`~chromosched.runtime.job_record.JobRecord`,
+lets :class:`~chromosched.runtime.session.SchedulingSession` choose, and hands the chosen jobs
 back. Around that it
 
 - does nothing in a cluster job's own Snakemake process (``exec_mode`` is not the default one):
@@ -11,7 +11,7 @@ back. Around that it
   Snakemake keeps attempt 1's ``scheduler_resources``), so ``mem_mb`` is re-read from the store;
 - notices finished jobs (``dag.finished``) and failed ones (back with a higher ``attempt``); a
   failed job that ran through Slurm is asked whether Slurm killed it for memory
-  (:mod:`chromosched.slurm_outcomes`), since the executor reports only FAILED;
+  (:mod:`chromosched.runtime.slurm_outcomes`), since the executor reports only FAILED;
 - logs any internal error once as a warning and returns None (Snakemake's greedy fallback).
   User errors (a corrupt ordering table, a job larger than the whole budget) stop the run with
   their one-line message.
@@ -28,11 +28,11 @@ from snakemake_interface_scheduler_plugins.base import SchedulerBase
 from snakemake_interface_scheduler_plugins.settings import SchedulerSettingsBase
 
 from chromosched.errors import ChromoschedError
-from chromosched.job_measurements import failure_was_oom, measure_success
-from chromosched.job_record import JobRecord, chromosome_of, job_uid
-from chromosched.prediction_store import DEFAULT_STORE
-from chromosched.scheduling_session import SchedulingSession, SessionSettings
-from chromosched import slurm_outcomes
+from chromosched.runtime.job_measurements import failure_was_oom, measure_success
+from chromosched.runtime.job_record import JobRecord, chromosome_of, job_uid
+from chromosched.runtime.prediction_store import DEFAULT_STORE
+from chromosched.runtime.session import SchedulingSession, SessionSettings
+from chromosched.runtime import slurm_outcomes
 
 #: params keys a rule may set for chromosched (see README "Using the scheduler plugin on any Snakemake workflow").
 PARAM_FEATURES = "chromosched_features"
@@ -249,7 +249,7 @@ class Scheduler(SchedulerBase):
             self._announce(expected, workflow)
             live = not isinstance(self.settings, SchedulerSettings) or _on(self.settings.live_memory)
             if live and _local_exec(workflow) and self._session.settings.mode == "dynamic":
-                from chromosched.live_memory import LiveMemory
+                from chromosched.runtime.live_memory import LiveMemory
 
                 self._sampler = LiveMemory()
                 self._session.live = self._sampler

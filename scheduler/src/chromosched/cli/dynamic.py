@@ -34,9 +34,9 @@ def build_settings(args, task_size: float | None = None, policies: tuple[str, ..
     ``task_size`` and ``policies`` default to ``chromosched simulate dynamic``'s ``--task-size`` and
     ``--policies``; benchmarks/dynamic_ablation.py passes its own (one task size at a time).
     """
-    from ..dynamic_comparison import DEFAULT_POLICIES, ComparisonSettings
-    from ..dynamic_workload import profile
-    from ..sizey_baseline import SizeyConfig
+    from ..simulation.comparison import DEFAULT_POLICIES, ComparisonSettings
+    from ..simulation.workload import profile
+    from ..simulation.sizey_baseline import SizeyConfig
 
     overrides = dict(
         capacity=args.capacity,
@@ -102,7 +102,7 @@ def format_table(result: dict) -> str:
 
 
 def run(args) -> int:
-    from ..dynamic_comparison import compare
+    from ..simulation.comparison import compare
 
     settings = build_settings(args)
     if args.jobs < 1:
@@ -123,8 +123,8 @@ def run(args) -> int:
 
 def add_simulation_arguments(p: argparse.ArgumentParser) -> None:
     """Workload, semantics and baseline flags (shared with benchmarks/dynamic_ablation.py)."""
-    from ..dynamic_simulator import SEMANTICS
-    from ..dynamic_workload import PROFILES
+    from ..simulation.simulator import SEMANTICS
+    from ..simulation.workload import PROFILES
 
     w = p.add_argument_group("workload (defaults: the paper-cal profile)")
     w.add_argument("--profile", default="paper-cal", choices=sorted(PROFILES), help="workload profile (default paper-cal)")
@@ -161,7 +161,7 @@ def register(commands, simulate) -> None:
     p.add_argument("--seeds", type=int, default=50, help="number of seeds (workloads), default 50")
     p.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--task-size", type=float, help="largest task's memory as a fraction of the capacity (default 0.4)")
-    from ..dynamic_comparison import DEFAULT_POLICIES, known_policies
+    from ..simulation.comparison import DEFAULT_POLICIES, known_policies
 
     extra = [n for n in known_policies() if n not in DEFAULT_POLICIES]
     p.add_argument(

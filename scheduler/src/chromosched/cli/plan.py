@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 
 from ..errors import ChromoschedError
-from ..prediction_store import DEFAULT_STORE
-from ..scheduling_session import MODES, SessionSettings
-from ..workflow_plan import DEFAULT_RUNTIME_S, plan_workflow, read_workflow_dag
+from ..runtime.prediction_store import DEFAULT_STORE
+from ..runtime.session import MODES, SessionSettings
+from ..runtime.workflow_plan import DEFAULT_RUNTIME_S, plan_workflow, read_workflow_dag
 
 
 def register(commands, simulate) -> None:

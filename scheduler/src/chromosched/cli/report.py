@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from ..atomic_files import write_text_atomic
-from ..run_events import load_run_events, summary
+from ..runtime.run_events import load_run_events, summary
 
 DEFAULT_EVENTS = ".chromosched/events.jsonl"
 DEFAULT_OUT = "chromosched_report"
@@ -36,7 +36,7 @@ def register(commands, simulate) -> None:
 
 
 def run_report(args) -> int:
-    from ..report_figures import write_figures
+    from ..runtime.report_figures import write_figures
 
     run_dir = Path(args.run_dir)
     run = load_run_events(args.events or run_dir / DEFAULT_EVENTS)

@@ -17,12 +17,12 @@ import shlex
 import sys
 
 from ..errors import ChromoschedError
-from ..ordering_table import OrderingTable
-from ..peak_memory import MODELS, PeakEvaluator
-from ..static_optimiser import DEFAULT_BUDGET, TABLE_BUDGET, StaticResult, build_table, optimise, optimise_many
-from ..static_search import HILL_CLIMB_MAX_SWAPS, HILL_CLIMB_RESTARTS
-from ..task_inputs import load_tasks
-from ..task_model import TaskSet
+from ..static.ordering_table import OrderingTable
+from ..static.peak_memory import MODELS, PeakEvaluator
+from ..static.optimiser import DEFAULT_BUDGET, TABLE_BUDGET, StaticResult, build_table, optimise, optimise_many
+from ..static.search import HILL_CLIMB_MAX_SWAPS, HILL_CLIMB_RESTARTS
+from ..static.task_inputs import load_tasks
+from ..static.task_model import TaskSet
 
 
 def workers_list(text: str) -> list[int]:

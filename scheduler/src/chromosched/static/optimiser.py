@@ -1,0 +1,190 @@
+"""One row of the static scheduler: for a task set and K, the best order, its peak, the sequential
+peak, a lower bound, and (optionally) the paper's hill climbing at the same evaluation budget.
+
+This is what ``chromosched order``, ``chromosched simulate static`` and ``chromosched tables`` print
+or write, and what the benchmark measures.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..errors import ChromoschedError
+from .ordering_table import OrderingRow, OrderingTable, ranges_text
+from .configuration_bound import configuration_lower_bound
+from .peak_lower_bound import lower_bound
+from .peak_memory import MODELS, PeakEvaluator
+from .search import (
+    ILS_CHUNK, ILS_KICK, ILS_POWER, ILS_SPREAD_SHARE, ILS_TARGET_STEP, POPULATION_RUN, POPULATION_STAGES,
+    POPULATION_TEMPERATURES, PORTFOLIO_CHAINS, PORTFOLIO_FIRST, PORTFOLIO_RUN, anneal, hill_climb, portfolio,
+)
+from .task_model import TaskSet
+from .waves_partition import solve_waves
+
+DEFAULT_BUDGET = 200_000  # peak evaluations per K (about 1-1.5 s)
+TABLE_BUDGET = 8_500_000  # what the shipped tables use (list: about 20-30 s per K on a free core)
+
+
+def method_description(model: str, budget: int, seed: int) -> str:
+    """One line naming the search, its settings and budget, for table headers and reports."""
+    if model == "list":
+        return (f"portfolio (chromosched.static.search.portfolio), {budget} peak evaluations per K, seed {seed}: "
+                f"independent runs of {PORTFOLIO_RUN} evaluations alternating simulated annealing and iterated local "
+                f"search (descents over all insertions and swaps in batches of {ILS_CHUNK}, by (peak, "
+                f"spread^{ILS_POWER}) for {ILS_SPREAD_SHARE:.0%} of a run, then by the excess area above "
+                f"{1 - ILS_TARGET_STEP:g} x the best peak; kicks of {ILS_KICK[0]}-{ILS_KICK[1]} random insertions)"
+                + (f" for the first {PORTFOLIO_FIRST}, then population annealing runs of {POPULATION_RUN} "
+                   f"(chromosched.static.search.population_anneal: {'/'.join(map(str, PORTFOLIO_CHAINS))} chains in "
+                   f"turn, swap/insertion moves, temperature {POPULATION_TEMPERATURES[0]:g} -> "
+                   f"{POPULATION_TEMPERATURES[1]:g} x the best peak, the worse half resampled from the better half "
+                   f"after each of the first {POPULATION_STAGES - 1} of {POPULATION_STAGES} stages)"
+                   if budget > PORTFOLIO_FIRST else "")
+                + ", the best order")
+    return (f"simulated annealing (chromosched.static.search.anneal), {budget} peak evaluations per K, seed {seed}, "
+            f"then exact branch and bound (chromosched.static.waves_partition)")
+
+
+BOUND_DESCRIPTION = {
+    "list": "proven lower bound: the larger of the cut-set/area/chain relaxation (chromosched.static.peak_lower_bound) and, "
+            "where there are at most 8000 K-subsets, the configuration MILP (chromosched.static.configuration_bound, strict "
+            "form where no tie can end the window); "
+            "proven optimal where peak = lower_bound",
+    "waves": "the branch and bound's proven optimum, else block-sum bound (chromosched.static.peak_lower_bound)",
+}
+
+
+@dataclass(frozen=True)
+class StaticResult(OrderingRow):
+    """Everything measured for one K (peaks in the task set's memory unit): an ordering table's
+    row plus what the search cost and the hill-climbing baseline's result."""
+
+    budget: int
+    seconds: float
+    hill_climb_peak: float | None = None
+    hill_climb_seconds: float | None = None
+
+    @property
+    def gap(self) -> float:
+        """Relative distance of the peak above the lower bound (0 = proven optimal)."""
+        return self.peak / self.lower_bound - 1.0 if self.lower_bound > 0 else 0.0
+
+    def row(self) -> OrderingRow:
+        return OrderingRow(self.workers, self.order, self.peak, self.sequential_peak, self.lower_bound,
+                           self.method, self.seed)
+
+
+def optimise(tasks: TaskSet, workers: int, model: str = "list", budget: int = DEFAULT_BUDGET, seed: int = 0,
+             with_hill_climb: bool = False) -> StaticResult:
+    """Search the best order for ``workers`` (``budget`` peak evaluations, ``seed``): the iterated
+    local search under the list model, the annealing under waves.
+
+    The search starts from the sequential order, so the result is never worse than it. Under the
+    waves model the annealing's result then seeds an exact branch and bound
+    (:mod:`chromosched.static.waves_partition`), which returns the proven optimum when it finishes within its
+    node limit (method ``anneal+bnb``; its time is included in ``seconds``). With
+    ``with_hill_climb`` the paper's hill climbing runs with the same budget and seed for comparison.
+    """
+    if model not in MODELS:
+        raise ChromoschedError(f"unknown model '{model}' (known: {', '.join(MODELS)})")
+    if workers < 1:
+        raise ChromoschedError(f"workers must be at least 1, got {workers}")
+    if budget < 1:
+        raise ChromoschedError(f"budget must be at least 1 peak evaluation, got {budget}")
+    evaluator = PeakEvaluator(tasks, workers, model)
+    sequential = evaluator.peak(tasks.sequential_order())
+    bound = min(lower_bound(tasks, workers, model), sequential)
+    if workers >= len(tasks) or workers == 1:
+        # Every order has the same peak (all at once, or one at a time): nothing to search.
+        found_order, found_peak, seconds, method = tuple(tasks.sequential_order()), sequential, 0.0, "trivial"
+    else:
+        result = portfolio(evaluator, budget, seed) if model == "list" else anneal(evaluator, budget, seed)
+        found_order, found_peak, seconds, method = result.order, result.peak, result.seconds, result.method
+        if model == "waves":
+            exact = solve_waves(evaluator.mem, workers, incumbent=evaluator.peak_ticks(found_order))
+            seconds += exact.seconds
+            if exact.order is not None:
+                found_order, found_peak = exact.order, evaluator.peak(exact.order)
+            if exact.proven:
+                method, bound = "anneal+bnb", found_peak  # exhaustive search: nothing lower exists
+            elif exact.order is not None:
+                method = "anneal+bnb"
+    if model == "list" and found_peak > bound:
+        # The configuration MILP, where it is small enough (K <= 4 or K >= 18 for 22 chromosomes).
+        stronger = configuration_lower_bound(tasks.memory, tasks.duration, workers, bound, found_peak)
+        if stronger is not None and stronger > bound:
+            bound = stronger
+    if found_peak <= bound * (1 + 1e-12):
+        bound = found_peak  # proven optimal: report the bound as the peak (no rounding artefacts)
+    hc_peak = hc_seconds = None
+    if with_hill_climb:
+        if method == "trivial":
+            hc_peak, hc_seconds = found_peak, 0.0
+        else:
+            hc = hill_climb(PeakEvaluator(tasks, workers, model), budget, seed)
+            hc_peak, hc_seconds = hc.peak, hc.seconds
+    return StaticResult(workers, tuple(tasks.order_names(found_order)), found_peak, sequential, bound, method,
+                        seed, budget, seconds, hc_peak, hc_seconds)
+
+
+def optimise_many(tasks: TaskSet, workers: Iterable[int], model: str = "list", budget: int = DEFAULT_BUDGET,
+                  seed: int = 0, with_hill_climb: bool = False, progress: bool = True,
+                  jobs: int = 1) -> list[StaticResult]:
+    """``optimise`` for several K, with a progress bar and one line per K on stderr; ``jobs`` > 1 runs
+    the K in that many processes (each K is independent and deterministic, so the results are the same)."""
+    from ..progress import ProgressBar
+
+    ks = list(workers)
+    results: list[StaticResult] = []
+    with ProgressBar(len(ks), "optimising orders", unit="K", enabled=progress) as bar:
+
+        def report(res: StaticResult, seconds: float) -> None:
+            if progress:
+                bar.write(f"chromosched: K={res.workers}: peak {res.peak:.2f} (sequential {res.sequential_peak:.2f}, "
+                          f"bound {res.lower_bound:.2f}) in {seconds:.1f} s")
+                bar.update(1)
+
+        if jobs > 1 and len(ks) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(optimise, tasks, k, model, budget, seed, with_hill_climb) for k in ks]
+                for fut in futures:
+                    res = fut.result()
+                    results.append(res)
+                    report(res, res.seconds)
+            return results
+        for k in ks:
+            t0 = time.perf_counter()
+            res = optimise(tasks, k, model, budget, seed, with_hill_climb)
+            results.append(res)
+            report(res, time.perf_counter() - t0)
+    return results
+
+
+def build_table(tasks: TaskSet, workers: Iterable[int], model: str = "list", budget: int = DEFAULT_BUDGET,
+                seed: int = 0, command: str = "", progress: bool = True, jobs: int = 1) -> OrderingTable:
+    """An ``OrderingTable`` with one optimised row per K."""
+    ks = list(workers)
+    too_many = [k for k in ks if k > len(tasks)]
+    if too_many:
+        raise ChromoschedError(f"K={too_many[0]} exceeds the {len(tasks)} chromosomes of {tasks.source or 'the input'}")
+    results = optimise_many(tasks, ks, model, budget, seed, progress=progress, jobs=jobs)
+    metadata = {
+        "command": command,
+        "source": tasks.source,
+        "model": model,
+        "memory_unit": tasks.memory_unit,
+        "duration_unit": tasks.duration_unit,
+        "search": method_description(model, budget, seed),
+        "bound": BOUND_DESCRIPTION[model],
+        "proven_optimal_K": ranges_text([r.workers for r in results if r.peak <= r.lower_bound]) or "none",
+        "largest_gap_to_bound": _largest_gap(results),
+    }
+    return OrderingTable([r.row() for r in results], {k: v for k, v in metadata.items() if v})
+
+
+def _largest_gap(results: list[StaticResult]) -> str:
+    worst = max(results, key=lambda r: r.gap)
+    return f"{100 * worst.gap:.2f}% (K={worst.workers})"

@@ -1,0 +1,1 @@
+"""The simulated demo cohort (msprime), never downloaded."""

@@ -1,0 +1,1 @@
+"""Polygenic risk scores from imputed dosages."""
