@@ -47,6 +47,6 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         FINAL_OUTPUTS,
-    default_target: True

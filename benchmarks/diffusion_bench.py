@@ -58,8 +58,9 @@ def batched_vs_loop(diffusion, norm, emb, chrom, samples, loop_samples, steps, c
         return out
 
     def batched(sample_ids, steps):
-        return tiling.sample_chains(diffusion, norm, emb, chrom, sample_ids, seed=1, steps=steps,
-                                    cond_scale=cond_scale, mode="independent")
+        return tiling.sample_chains(
+            diffusion, norm, emb, chrom, sample_ids, seed=1, steps=steps, cond_scale=cond_scale, mode="independent"
+        )
 
     batched(range(samples), 1)
     _sync(device)
@@ -103,27 +104,58 @@ def forward_costs(diffusion, emb, rows, repeats=5):
         with FlopCounterMode(display=False) as counter:
             model(torch.randn(rows, 2, 32, 32), times, emb, None, torch.arange(rows) % n_emb)
     flops = counter.get_total_flops() / rows
-    return {"flop_per_row": flops, "one_row_ms": 1e3 * costs[1], "batched_row_ms": 1e3 * costs[rows],
-            "one_row_gflops": flops / costs[1] / 1e9, "batched_gflops": flops / costs[rows] / 1e9}
+    return {
+        "flop_per_row": flops,
+        "one_row_ms": 1e3 * costs[1],
+        "batched_row_ms": 1e3 * costs[rows],
+        "one_row_gflops": flops / costs[1] / 1e9,
+        "batched_gflops": flops / costs[rows] / 1e9,
+    }
 
 
 def pipeline_truth_seed(config_path) -> int:
     """``diffusion.truth_seed`` as the pipeline reads it: the config file, schema defaults filled."""
     from chromosched_pipeline.config import load_config_file, validate_config
 
-    config = validate_config(load_config_file(config_path), REPO / "config" / "schema" / "config.schema.yaml",
-                             str(config_path))
+    config = validate_config(
+        load_config_file(config_path), REPO / "config" / "schema" / "config.schema.yaml", str(config_path)
+    )
     return int(config["diffusion"]["truth_seed"])
 
 
 def sample_peak(checkpoint, out, mem_mb, args, threads):
     with tempfile.TemporaryDirectory() as tmp:
         outcome = Path(tmp) / "o.jsonl"
-        cmd = [sys.executable, "-m", "chromosched_pipeline.diffusion", "sample", "--checkpoint", str(checkpoint),
-               "--chrom", "chrBench", "--tiles", str(args.memory_tiles), "--last", str(args.memory_samples),
-               "--steps", "2", "--cond-scale", str(args.memory_cond_scale), "--refine-iterations", "0",
-               "--mem-mb", str(mem_mb), "--threads", str(threads), "--out", str(out), "--outcome", str(outcome),
-               "--device", args.device]
+        cmd = [
+            sys.executable,
+            "-m",
+            "chromosched_pipeline.diffusion",
+            "sample",
+            "--checkpoint",
+            str(checkpoint),
+            "--chrom",
+            "chrBench",
+            "--tiles",
+            str(args.memory_tiles),
+            "--last",
+            str(args.memory_samples),
+            "--steps",
+            "2",
+            "--cond-scale",
+            str(args.memory_cond_scale),
+            "--refine-iterations",
+            "0",
+            "--mem-mb",
+            str(mem_mb),
+            "--threads",
+            str(threads),
+            "--out",
+            str(out),
+            "--outcome",
+            str(outcome),
+            "--device",
+            args.device,
+        ]
         env = dict(os.environ, PYTHONPATH=str(REPO / "workflow"))
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode:
@@ -149,8 +181,11 @@ def main(argv=None) -> int:
     p.add_argument("--seam-samples", type=int, default=16)
     p.add_argument("--seam-steps", type=int, default=50)
     p.add_argument("--truth-cells", type=int, default=200)
-    p.add_argument("--config", default=str(REPO / "config" / "config.yaml"),
-                   help="pipeline config whose diffusion.truth_seed seeds the ground truth")
+    p.add_argument(
+        "--config",
+        default=str(REPO / "config" / "config.yaml"),
+        help="pipeline config whose diffusion.truth_seed seeds the ground truth",
+    )
     p.add_argument("--truth-seed", type=int, default=None, help="overrides the config's diffusion.truth_seed")
     p.add_argument("--sweep", type=int, nargs="+", default=[10, 25, 50, 100, 250])
     p.add_argument("--sweep-samples", type=int, default=4)
@@ -172,29 +207,58 @@ def main(argv=None) -> int:
     emb = region_embeddings(args.chrom, args.tiles, shape, args.track_seed)
 
     speedup, batched_rate, loop_rate = batched_vs_loop(
-        diffusion, norm, emb, args.chrom, args.batch_samples, args.loop_samples, args.batch_steps, args.cond_scale, device)
+        diffusion,
+        norm,
+        emb,
+        args.chrom,
+        args.batch_samples,
+        args.loop_samples,
+        args.batch_steps,
+        args.cond_scale,
+        device,
+    )
     log(f"batched {batched_rate:.2f} tiles/s vs per-sample loop {loop_rate:.2f} tiles/s: {speedup:.1f}x")
     if device.type == "cpu" and args.threads == 1:
         c = forward_costs(diffusion, emb, args.batch_samples * args.tiles)
-        log(f"U-Net forward, CPU time per row: {c['one_row_ms']:.2f} ms alone vs {c['batched_row_ms']:.2f} ms in a batch "
+        log(
+            f"U-Net forward, CPU time per row: {c['one_row_ms']:.2f} ms alone vs {c['batched_row_ms']:.2f} ms in a batch "
             f"of {args.batch_samples * args.tiles} ({c['one_row_ms'] / c['batched_row_ms']:.1f}x); "
-            f"{c['flop_per_row'] / 1e9:.3f} GFLOP per row: {c['one_row_gflops']:.0f} vs {c['batched_gflops']:.0f} GFLOP/s")
+            f"{c['flop_per_row'] / 1e9:.3f} GFLOP per row: {c['one_row_gflops']:.0f} vs {c['batched_gflops']:.0f} GFLOP/s"
+        )
 
     truth_seed = pipeline_truth_seed(args.config) if args.truth_seed is None else args.truth_seed
     truth = truth_windows(args.chrom, args.tiles, args.track_seed, truth_seed, args.truth_cells)
     seam = {}
     for mode in ("independent", "synced"):
         t0 = time.perf_counter()
-        maps = tiling.sample_chains(diffusion, norm, emb, args.chrom, range(args.seam_samples), seed=1,
-                                    steps=args.seam_steps, cond_scale=args.cond_scale, mode=mode, project_final=False)
+        maps = tiling.sample_chains(
+            diffusion,
+            norm,
+            emb,
+            args.chrom,
+            range(args.seam_samples),
+            seed=1,
+            steps=args.seam_steps,
+            cond_scale=args.cond_scale,
+            mode=mode,
+            project_final=False,
+        )
         result = metrics.compare(maps, truth)
-        seam[mode] = {"seam": float(tiling.seam_discrepancy(maps).mean()), "hic": result["hic_pearson"],
-                      "dist": result["distance_error"], "curve": result["mean_distance_sample"]}
-        log(f"{mode}: seam {seam[mode]['seam']:.4f}, Hi-C Pearson {result['hic_pearson']:.4f}, distance error "
-            f"{result['distance_error']:.4f} ({time.perf_counter() - t0:.0f} s)")
+        seam[mode] = {
+            "seam": float(tiling.seam_discrepancy(maps).mean()),
+            "hic": result["hic_pearson"],
+            "dist": result["distance_error"],
+            "curve": result["mean_distance_sample"],
+        }
+        log(
+            f"{mode}: seam {seam[mode]['seam']:.4f}, Hi-C Pearson {result['hic_pearson']:.4f}, distance error "
+            f"{result['distance_error']:.4f} ({time.perf_counter() - t0:.0f} s)"
+        )
     curve_diff = float(np.max(np.abs(seam["synced"]["curve"] / seam["independent"]["curve"] - 1)))
-    log(f"seam reduction {seam['independent']['seam'] / seam['synced']['seam']:.1f}x; mean distance by separation: "
-        f"synced within {100 * curve_diff:.2f} % of independent at every separation")
+    log(
+        f"seam reduction {seam['independent']['seam'] / seam['synced']['seam']:.1f}x; mean distance by separation: "
+        f"synced within {100 * curve_diff:.2f} % of independent at every separation"
+    )
 
     sweep_emb = emb[: args.sweep_tiles]
     sweep_truth = truth[:, : args.sweep_tiles]
@@ -202,24 +266,46 @@ def main(argv=None) -> int:
     for steps in args.sweep:
         _sync(device)
         t0 = time.perf_counter()
-        maps = tiling.sample_chains(diffusion, norm, sweep_emb, args.chrom, range(args.sweep_samples), seed=1,
-                                    steps=steps, cond_scale=args.cond_scale, mode="synced")
+        maps = tiling.sample_chains(
+            diffusion,
+            norm,
+            sweep_emb,
+            args.chrom,
+            range(args.sweep_samples),
+            seed=1,
+            steps=steps,
+            cond_scale=args.cond_scale,
+            mode="synced",
+        )
         _sync(device)
         seconds = time.perf_counter() - t0
         result = metrics.compare(maps, sweep_truth)
-        sweep.append({"steps": steps, "seconds": round(seconds, 2), "hic_pearson": round(result["hic_pearson"], 4),
-                      "distance_error": round(result["distance_error"], 4)})
-        log(f"DDIM {steps} steps: {seconds:.1f} s, Hi-C Pearson {result['hic_pearson']:.4f}, "
-            f"distance error {result['distance_error']:.4f}")
+        sweep.append(
+            {
+                "steps": steps,
+                "seconds": round(seconds, 2),
+                "hic_pearson": round(result["hic_pearson"], 4),
+                "distance_error": round(result["distance_error"], 4),
+            }
+        )
+        log(
+            f"DDIM {steps} steps: {seconds:.1f} s, Hi-C Pearson {result['hic_pearson']:.4f}, "
+            f"distance error {result['distance_error']:.4f}"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
-        whole, whole_peak, whole_facts = sample_peak(args.checkpoint, Path(tmp) / "whole.npz", 10**6, args, args.threads)
-        chunked, chunked_peak, chunked_facts = sample_peak(args.checkpoint, Path(tmp) / "chunked.npz",
-                                                          whole_peak / 2, args, args.threads)
+        whole, whole_peak, whole_facts = sample_peak(
+            args.checkpoint, Path(tmp) / "whole.npz", 10**6, args, args.threads
+        )
+        chunked, chunked_peak, chunked_facts = sample_peak(
+            args.checkpoint, Path(tmp) / "chunked.npz", whole_peak / 2, args, args.threads
+        )
     identical = bool(np.array_equal(whole, chunked))
-    log(f"memory: unchunked {whole_facts['chunk_samples']} chains/forward peak {whole_peak:.0f} MB; allocation "
+    log(
+        f"memory: unchunked {whole_facts['chunk_samples']} chains/forward peak {whole_peak:.0f} MB; allocation "
         f"{whole_peak / 2:.0f} MB -> {chunked_facts['chunk_samples']} chains/forward, peak {chunked_peak:.0f} MB; "
-        f"identical samples: {identical}; model {chunked_facts['memory_model']}")
+        f"identical samples: {identical}; model {chunked_facts['memory_model']}"
+    )
 
     out = {
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),

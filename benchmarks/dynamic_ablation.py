@@ -23,20 +23,44 @@ sys.path.insert(0, str(HERE.parent / "scheduler" / "src"))
 
 from chromosched.atomic_files import write_bytes_atomic, write_text_atomic  # noqa: E402
 from chromosched.cli.dynamic import add_simulation_arguments, build_settings  # noqa: E402
-from chromosched.simulation.comparison import DEFAULT_POLICIES, compare, stderr_progress  # noqa: E402
 from chromosched.dynamic.policy import ABLATIONS  # noqa: E402
 from chromosched.errors import ChromoschedError  # noqa: E402
+from chromosched.simulation.comparison import DEFAULT_POLICIES, compare, stderr_progress  # noqa: E402
 
 # The paper's Table 2 (makespan, overcommits) as published (REFERENCE section 1.6).
 PAPER = {
-    0.1: {"knapsack": (117.15, 0.45), "knapsack+bias": (116.96, 0.41), "knapsack+bias+smallest": (103.75, 1.12),
-          "knapsack+bias+smallest+prior": (57.11, 0.00), "sizey": (51.47, 0.00), "optimum": (42.80, 0.0)},
-    0.4: {"knapsack": (703.06, 2.83), "knapsack+bias": (723.16, 1.65), "knapsack+bias+smallest": (671.26, 2.03),
-          "knapsack+bias+smallest+prior": (627.63, 0.95), "sizey": (648.04, 0.68), "optimum": (452.40, 0.0)},
-    0.7: {"knapsack": (2047.82, 2.87), "knapsack+bias": (2063.59, 1.67), "knapsack+bias+smallest": (1995.82, 1.73),
-          "knapsack+bias+smallest+prior": (1989.39, 0.77), "sizey": (2156.14, 0.67), "optimum": (1462.20, 0.0)},
-    1.0: {"knapsack": (3701.68, 2.20), "knapsack+bias": (3689.64, 1.55), "knapsack+bias+smallest": (3603.64, 1.23),
-          "knapsack+bias+smallest+prior": (3589.73, 0.59), "sizey": (3607.96, 0.80), "optimum": (3130.00, 0.0)},
+    0.1: {
+        "knapsack": (117.15, 0.45),
+        "knapsack+bias": (116.96, 0.41),
+        "knapsack+bias+smallest": (103.75, 1.12),
+        "knapsack+bias+smallest+prior": (57.11, 0.00),
+        "sizey": (51.47, 0.00),
+        "optimum": (42.80, 0.0),
+    },
+    0.4: {
+        "knapsack": (703.06, 2.83),
+        "knapsack+bias": (723.16, 1.65),
+        "knapsack+bias+smallest": (671.26, 2.03),
+        "knapsack+bias+smallest+prior": (627.63, 0.95),
+        "sizey": (648.04, 0.68),
+        "optimum": (452.40, 0.0),
+    },
+    0.7: {
+        "knapsack": (2047.82, 2.87),
+        "knapsack+bias": (2063.59, 1.67),
+        "knapsack+bias+smallest": (1995.82, 1.73),
+        "knapsack+bias+smallest+prior": (1989.39, 0.77),
+        "sizey": (2156.14, 0.67),
+        "optimum": (1462.20, 0.0),
+    },
+    1.0: {
+        "knapsack": (3701.68, 2.20),
+        "knapsack+bias": (3689.64, 1.55),
+        "knapsack+bias+smallest": (3603.64, 1.23),
+        "knapsack+bias+smallest+prior": (3589.73, 0.59),
+        "sizey": (3607.96, 0.80),
+        "optimum": (3130.00, 0.0),
+    },
 }
 TARGET_RATIO = 1.2
 TARGET_OVERCOMMITS = 0.2
@@ -152,10 +176,15 @@ def format_report(result: dict, args) -> str:
         lines.append("")
         lines.append("ablation (chromosched with one idea replaced; makespan change, overcommit change):")
         for z, rows in result["ablation"].items():
-            txt = ", ".join(f"{n.replace('chromosched-', '')} {v['makespan_change']:+.1%} / {v['overcommits_change']:+.2f}" for n, v in rows.items())
+            txt = ", ".join(
+                f"{n.replace('chromosched-', '')} {v['makespan_change']:+.1%} / {v['overcommits_change']:+.2f}"
+                for n, v in rows.items()
+            )
             lines.append(f"  size {float(z):.0%}: {txt}")
     lines.append("")
-    lines.append(f"targets for chromosched (<= {TARGET_RATIO}x optimum, <= {TARGET_OVERCOMMITS} overcommits, better than sizey on both):")
+    lines.append(
+        f"targets for chromosched (<= {TARGET_RATIO}x optimum, <= {TARGET_OVERCOMMITS} overcommits, better than sizey on both):"
+    )
     for z, t in result["targets"].items():
         lines.append(
             f"  size {float(z):.0%}: {t['ratio_to_optimum']:.3f}x optimum, {t['overcommits']:.2f} overcommits, "
@@ -178,7 +207,9 @@ def plot(result: dict, path: Path) -> None:
     for name in names:
         if name.startswith("chromosched-") or name == "clairvoyant":
             continue
-        ratio = [_row(result["sizes"][z], name)["makespan_mean"] / result["sizes"][z]["optimum_makespan_mean"] for z in sizes]
+        ratio = [
+            _row(result["sizes"][z], name)["makespan_mean"] / result["sizes"][z]["optimum_makespan_mean"] for z in sizes
+        ]
         oc = [_row(result["sizes"][z], name)["overcommits_mean"] for z in sizes]
         style = dict(lw=2.5, color="black") if name == "chromosched" else dict(lw=1)
         ax[0].plot(xs, ratio, marker="o", label=name, **style)

@@ -41,11 +41,20 @@ import time
 from pathlib import Path
 
 import yaml
+
 from chromosched.runtime.job_measurements import OOM_KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
-CASES = ("chromosched-dynamic", "chromosched-critical", "chromosched-static", "greedy", "greedy-low", "chromosched-low", "greedy-unbounded")
+CASES = (
+    "chromosched-dynamic",
+    "chromosched-critical",
+    "chromosched-static",
+    "greedy",
+    "greedy-low",
+    "chromosched-low",
+    "greedy-unbounded",
+)
 UNBOUNDED_FACTOR = 100  # greedy-unbounded: a memory limit this many times the budget never binds
 TARGETS = {"makespan_vs_greedy": 0.8, "chromosched_oom": 0}
 
@@ -53,15 +62,30 @@ TARGETS = {"makespan_vs_greedy": 0.8, "chromosched_oom": 0}
 def pipeline_env() -> dict[str, str]:
     """The environment of the pipeline's processes: workflow/ importable, and this benchmark's
     interpreter (the .venv) first on PATH, because the rules call `python`."""
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "workflow"), os.environ.get("PYTHONPATH", "")]),
-                PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO / "workflow"), os.environ.get("PYTHONPATH", "")]),
+        PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+    )
 
 
 def snakemake(workdir: Path, *args: str, log: Path) -> tuple[int, float, float]:
     """Run the pipeline; returns (exit code, wall seconds, peak RSS MB of its job processes)."""
     env = pipeline_env()
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--profile", str(REPO / "profiles" / "local"), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--profile",
+        str(REPO / "profiles" / "local"),
+        *args,
+    ]
     start = time.monotonic()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
@@ -123,8 +147,9 @@ def attempts(workdir: Path) -> list[dict]:
     return out
 
 
-def prepare_case(root: Path, name: str, data: Path, budget: int, low_mb: int | None,
-                 chromosomes: list[str] | None = None) -> Path:
+def prepare_case(
+    root: Path, name: str, data: Path, budget: int, low_mb: int | None, chromosomes: list[str] | None = None
+) -> Path:
     workdir = root / name
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -156,18 +181,31 @@ def run_case(root: Path, case: str, data: Path, budget: int, low: int, cores: in
     if case == "chromosched-critical":
         scheduler += ["--scheduler-chromosched-critical-path"]
     progress(f"{case} (run {rep + 1}): running ({' '.join(scheduler)})")
-    code, wall, peak = snakemake(workdir, "--cores", str(cores), "--resources", f"mem_mb={budget}", *scheduler,
-                                 log=root / f"{case}.run{rep + 1}.log")
+    code, wall, peak = snakemake(
+        workdir,
+        "--cores",
+        str(cores),
+        "--resources",
+        f"mem_mb={budget}",
+        *scheduler,
+        log=root / f"{case}.run{rep + 1}.log",
+    )
     runs = attempts(workdir)
     failed = [a for a in runs if a.get("kind") != "ok"]
-    waste = sum(max(0.0, (a.get("mem_mb") or 0) - (a.get("need_mb") or a.get("mem_mb") or 0)) * a.get("wall_s", 0.0)
-                for a in runs if a.get("kind") == "ok")
+    waste = sum(
+        max(0.0, (a.get("mem_mb") or 0) - (a.get("need_mb") or a.get("mem_mb") or 0)) * a.get("wall_s", 0.0)
+        for a in runs
+        if a.get("kind") == "ok"
+    )
     waste += sum((a.get("mem_mb") or 0) * a.get("wall_s", 0.0) for a in failed)
     row = {
-        "exit_code": code, "makespan_s": round(wall, 1), "beagle_runs": len(runs),
+        "exit_code": code,
+        "makespan_s": round(wall, 1),
+        "beagle_runs": len(runs),
         "oom_failures": sum(a.get("kind") in OOM_KINDS for a in runs),
         "retries": max(0, len(runs) - len({a.get("out") for a in runs})),
-        "peak_measured_mb": round(peak, 1), "wasted_gb_h": round(waste / 1024 / 3600, 6),
+        "peak_measured_mb": round(peak, 1),
+        "wasted_gb_h": round(waste / 1024 / 3600, 6),
     }
     progress(f"{case} (run {rep + 1}): exit {code}, {wall:.0f} s, {row['oom_failures']} OOM, peak {peak:.0f} MB")
     return row
@@ -176,9 +214,13 @@ def run_case(root: Path, case: str, data: Path, budget: int, low: int, cores: in
 def summarise(case: str, runs: list[dict], budget: int) -> dict:
     makespans = [r["makespan_s"] for r in runs]
     return {
-        "case": case, "exit_code": max(r["exit_code"] for r in runs), "makespan_s": round(statistics.median(makespans), 1),
-        "makespans_s": makespans, "beagle_runs": sum(r["beagle_runs"] for r in runs),
-        "oom_failures": sum(r["oom_failures"] for r in runs), "retries": sum(r["retries"] for r in runs),
+        "case": case,
+        "exit_code": max(r["exit_code"] for r in runs),
+        "makespan_s": round(statistics.median(makespans), 1),
+        "makespans_s": makespans,
+        "beagle_runs": sum(r["beagle_runs"] for r in runs),
+        "oom_failures": sum(r["oom_failures"] for r in runs),
+        "retries": sum(r["retries"] for r in runs),
         "peak_measured_mb": max(r["peak_measured_mb"] for r in runs),
         "budget_mb": budget * UNBOUNDED_FACTOR if case == "greedy-unbounded" else budget,
         "wasted_gb_h": round(statistics.median(r["wasted_gb_h"] for r in runs), 6),
@@ -189,7 +231,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     p.add_argument("--budget-factor", type=float, default=2.0)
-    p.add_argument("--low-mb", type=int, default=None, help="declared Beagle mem_mb for the *-low cases (default: 60%% of the measured need)")
+    p.add_argument(
+        "--low-mb",
+        type=int,
+        default=None,
+        help="declared Beagle mem_mb for the *-low cases (default: 60%% of the measured need)",
+    )
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     p.add_argument("--scale", type=int, default=100, help="demo data: GRCh37 length / scale")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "pipeline_budget"))
@@ -204,14 +251,36 @@ def main(argv=None) -> int:
     progress = lambda msg: print(f"pipeline_budget: {msg}", file=sys.stderr, flush=True)  # noqa: E731
 
     progress("demo data (simulated once, reused)")
-    subprocess.run([sys.executable, "-m", "chromosched_pipeline.demo_data.simulate", "--out", str(data), "--scale", str(args.scale),
-                    "--if-missing"], check=True, cwd=REPO, env=pipeline_env())
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chromosched_pipeline.demo_data.simulate",
+            "--out",
+            str(data),
+            "--scale",
+            str(args.scale),
+            "--if-missing",
+        ],
+        check=True,
+        cwd=REPO,
+        env=pipeline_env(),
+    )
 
     # The largest Beagle job's real need: impute the longest chromosome alone with a generous heap.
     progress("measuring the largest Beagle job (chr1 alone)")
     calib = prepare_case(root, "calibration", data, budget=4000, low_mb=None, chromosomes=["chr1"])
-    code, _, _ = snakemake(calib, "--cores", "1", "--resources", "mem_mb=4000", "--scheduler", "greedy",
-                           "results/imputed/chr1.vcf.gz", log=root / "calibration.log")
+    code, _, _ = snakemake(
+        calib,
+        "--cores",
+        "1",
+        "--resources",
+        "mem_mb=4000",
+        "--scheduler",
+        "greedy",
+        "results/imputed/chr1.vcf.gz",
+        log=root / "calibration.log",
+    )
     ok = [a for a in attempts(calib) if a.get("kind") == "ok"]
     if code != 0 or not ok or not ok[-1].get("need_mb"):
         progress(f"calibration run failed (exit {code}); see {root / 'calibration.log'}")
@@ -224,7 +293,7 @@ def main(argv=None) -> int:
     # Round robin: every repeat runs each case once, in a rotated order (no case always goes first).
     runs_by_case: dict[str, list[dict]] = {case: [] for case in args.cases}
     for rep in range(args.repeats):
-        order = args.cases[rep % len(args.cases):] + args.cases[:rep % len(args.cases)]
+        order = args.cases[rep % len(args.cases) :] + args.cases[: rep % len(args.cases)]
         for case in order:
             runs_by_case[case].append(run_case(root, case, data, budget, low, args.cores, rep, progress))
     rows = [summarise(case, runs, budget) for case, runs in runs_by_case.items()]
@@ -233,27 +302,43 @@ def main(argv=None) -> int:
     for r in rows:
         ref = base.get("greedy-low" if r["case"].endswith("-low") else "greedy")
         r["makespan_vs_greedy"] = round(r["makespan_s"] / ref["makespan_s"], 3) if ref and ref["makespan_s"] else None
-    result = {"budget_mb": budget, "largest_beagle_need_mb": need, "cores": args.cores, "cases": rows, "targets": TARGETS}
+    result = {
+        "budget_mb": budget,
+        "largest_beagle_need_mb": need,
+        "cores": args.cores,
+        "cases": rows,
+        "targets": TARGETS,
+    }
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
-    print(f"budget {budget} MB (= {args.budget_factor} x largest Beagle need {need:.0f} MB), {args.cores} cores, "
-          f"{args.repeats} run(s) per case (median makespan; OOM and retries summed; peak: the largest)")
-    print(f"{'case':22s} {'exit':>4s} {'makespan s':>10s} {'vs greedy':>9s} {'OOM':>4s} {'retries':>7s} {'peak MB':>8s} {'wasted GB-h':>11s}")
+    print(
+        f"budget {budget} MB (= {args.budget_factor} x largest Beagle need {need:.0f} MB), {args.cores} cores, "
+        f"{args.repeats} run(s) per case (median makespan; OOM and retries summed; peak: the largest)"
+    )
+    print(
+        f"{'case':22s} {'exit':>4s} {'makespan s':>10s} {'vs greedy':>9s} {'OOM':>4s} {'retries':>7s} {'peak MB':>8s} {'wasted GB-h':>11s}"
+    )
     for r in rows:
         ratio = f"{r['makespan_vs_greedy']:.2f}" if r["makespan_vs_greedy"] is not None else "-"
-        print(f"{r['case']:22s} {r['exit_code']:4d} {r['makespan_s']:10.1f} {ratio:>9s} {r['oom_failures']:4d} "
-              f"{r['retries']:7d} {r['peak_measured_mb']:8.0f} {r['wasted_gb_h']:11.5f}   runs: "
-              + " ".join(f"{m:.0f}" for m in r["makespans_s"]))
+        print(
+            f"{r['case']:22s} {r['exit_code']:4d} {r['makespan_s']:10.1f} {ratio:>9s} {r['oom_failures']:4d} "
+            f"{r['retries']:7d} {r['peak_measured_mb']:8.0f} {r['wasted_gb_h']:11.5f}   runs: "
+            + " ".join(f"{m:.0f}" for m in r["makespans_s"])
+        )
     print(f"targets: zero OOM for chromosched, makespan <= {TARGETS['makespan_vs_greedy']} x greedy's")
     ref = base.get("greedy-unbounded")
     if ref and ref["makespan_vs_greedy"] is not None:
-        verdict = ("so the target is out of reach of any scheduler that keeps to the budget on this machine"
-                   if ref["makespan_vs_greedy"] > TARGETS["makespan_vs_greedy"] else
-                   f"with a measured peak of {ref['peak_measured_mb']:.0f} MB against the {budget} MB budget: "
-                   "a scheduler that keeps to the budget reaches the target only by packing about that tightly")
-        print(f"reference: with no memory limit at all (only the {args.cores} cores bind) greedy takes "
-              f"{ref['makespan_vs_greedy']:.2f} x greedy's makespan under the budget, {verdict}")
+        verdict = (
+            "so the target is out of reach of any scheduler that keeps to the budget on this machine"
+            if ref["makespan_vs_greedy"] > TARGETS["makespan_vs_greedy"]
+            else f"with a measured peak of {ref['peak_measured_mb']:.0f} MB against the {budget} MB budget: "
+            "a scheduler that keeps to the budget reaches the target only by packing about that tightly"
+        )
+        print(
+            f"reference: with no memory limit at all (only the {args.cores} cores bind) greedy takes "
+            f"{ref['makespan_vs_greedy']:.2f} x greedy's makespan under the budget, {verdict}"
+        )
     return 0
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -55,19 +54,26 @@ def pearson(a, b) -> float:
 
 def measure(prior_path: Path, runs_path: Path, at_estimate: list[Path] | None = None) -> dict:
     prior = load_prior(prior_path)
-    runs = with_chromosome_length(select_split(read_runs(runs_path, prior.feature_names, prior.target["name"]),
-                                               "heldout", runs_path), runs_path)
+    runs = with_chromosome_length(
+        select_split(read_runs(runs_path, prior.feature_names, prior.target["name"]), "heldout", runs_path), runs_path
+    )
     X = runs_model_matrix(prior.derivation, runs, runs_path)
     y = runs[prior.target["name"]].to_numpy(float)
     raw = prior.raw_many(X)
     teacher = RamTeacher.load(teacher_path(prior, prior_path), prior.teacher["sha256"])
     teacher_pred = teacher.predict(X)
-    out = {"n_heldout": int(len(y)), "heap_range_mb": [float(y.min()), float(y.max())],
-           "pearson_teacher": round(pearson(teacher_pred, y), 4), "pearson_formula": round(pearson(raw, y), 4),
-           "teacher_cv_pearson_fit_runs": prior.teacher.get("cv_pearson"),
-           "heldout_chromosomes_cm": sorted({float(v) for v in runs["chrom_cm"]}),
-           "fit_chromosomes_cm": prior.provenance.get("chromosome_lengths_cm"),
-           "floor_mb": prior.floor_mb, "formula": prior.expression.text, "levels": {}}
+    out = {
+        "n_heldout": int(len(y)),
+        "heap_range_mb": [float(y.min()), float(y.max())],
+        "pearson_teacher": round(pearson(teacher_pred, y), 4),
+        "pearson_formula": round(pearson(raw, y), 4),
+        "teacher_cv_pearson_fit_runs": prior.teacher.get("cv_pearson"),
+        "heldout_chromosomes_cm": sorted({float(v) for v in runs["chrom_cm"]}),
+        "fit_chromosomes_cm": prior.provenance.get("chromosome_lengths_cm"),
+        "floor_mb": prior.floor_mb,
+        "formula": prior.expression.text,
+        "levels": {},
+    }
     for level in LEVELS:
         est = prior.calibrated_many(raw, level)
         out["levels"][f"{level:g}"] = {
@@ -76,12 +82,17 @@ def measure(prior_path: Path, runs_path: Path, at_estimate: list[Path] | None = 
             "over_reservation": round(float(np.mean(est / y - 1)), 4),
             "oom_rate_as_run": round(float(np.mean(y > np.array([heap_mb_for(mem_mb_for_heap(e)) for e in est]))), 4),
         }
-    out["raw_formula"] = {"oom_rate": round(float(np.mean(y > raw)), 4),
-                          "over_reservation": round(float(np.mean(raw / y - 1)), 4)}
+    out["raw_formula"] = {
+        "oom_rate": round(float(np.mean(y > raw)), 4),
+        "over_reservation": round(float(np.mean(raw / y - 1)), 4),
+    }
     names = prior.model_feature_names
     rule = 25 + 3.6e-6 * X[:, names.index("ref_markers_per_window")] * X[:, names.index("target_samples")]
-    out["rule_of_thumb"] = {"pearson": round(pearson(rule, y), 4), "oom_rate": round(float(np.mean(y > rule)), 4),
-                            "over_reservation": round(float(np.mean(rule / y - 1)), 4)}
+    out["rule_of_thumb"] = {
+        "pearson": round(pearson(rule, y), 4),
+        "oom_rate": round(float(np.mean(y > rule)), 4),
+        "over_reservation": round(float(np.mean(rule / y - 1)), 4),
+    }
     out["at_estimate"] = at_estimate_outcomes(at_estimate or [])
     # A bracket's upper end counts an estimate inside the bracket as an OOM though the true minimum
     # may lie below it; where Beagle was run at that very estimate, its outcome decides.
@@ -99,12 +110,15 @@ def measure(prior_path: Path, runs_path: Path, at_estimate: list[Path] | None = 
     out["targets_met"] = {
         "pearson_formula>=0.95": out["pearson_formula"] >= 0.95,
         **{f"coverage>={lv}": out["levels"][lv]["coverage"] >= float(lv) for lv in out["levels"]},
-        "zero_oom_at_0.9": out["levels"]["0.9"]["oom_rate_decided"] == 0.0 and out["levels"]["0.9"]["undecided_brackets"] == 0,
+        "zero_oom_at_0.9": out["levels"]["0.9"]["oom_rate_decided"] == 0.0
+        and out["levels"]["0.9"]["undecided_brackets"] == 0,
         "over_reservation_at_0.9<=0.45": over <= TARGETS["over_reservation_at_0.9"],
     }
     for split, counts in out["at_estimate"].items():
         if "0.9" in counts:
-            out["targets_met"][f"zero_oom_run_at_0.9_{split}"] = counts["0.9"]["oom"] == 0 and counts["0.9"]["error"] == 0
+            out["targets_met"][f"zero_oom_run_at_0.9_{split}"] = (
+                counts["0.9"]["oom"] == 0 and counts["0.9"]["error"] == 0
+            )
     out["plot"] = str(plot(y, raw, prior.calibrated_many(raw, 0.9), teacher_pred))
     return out
 
@@ -132,7 +146,9 @@ def at_estimate_outcomes(paths: list[Path]) -> dict:
         for line in lines[1:]:
             row = dict(zip(header, line.split("\t")))
             split = row["split"] if row["split"] != "corner" else f"corner@{float(row['chrom_cm']):g}cM"
-            cell = out.setdefault(split, {}).setdefault(row["level"], {"n": 0, "ok": 0, "oom": 0, "error": 0, "invalid": 0})
+            cell = out.setdefault(split, {}).setdefault(
+                row["level"], {"n": 0, "ok": 0, "oom": 0, "error": 0, "invalid": 0}
+            )
             cell["n"] += 1
             cell[row["outcome"]] += 1
     return out
@@ -152,8 +168,15 @@ def plot(y, raw, calibrated, teacher_pred) -> Path:
     ax.scatter(y, calibrated, s=12, marker="^", alpha=0.7, label="calibrated (0.9)")
     lim = [min(y.min(), raw.min()) * 0.8, max(y.max(), calibrated.max()) * 1.2]
     ax.plot(lim, lim, "k--", lw=1)
-    ax.set(xscale="log", yscale="log", xlim=lim, ylim=lim, xlabel="measured minimum heap (MB)",
-           ylabel="predicted heap (MB)", title="Beagle RAM prior, held-out runs")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlim=lim,
+        ylim=lim,
+        xlabel="measured minimum heap (MB)",
+        ylabel="predicted heap (MB)",
+        title="Beagle RAM prior, held-out runs",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -165,35 +188,50 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prior", type=Path, default=REPO / "config" / "priors" / "beagle.json")
     p.add_argument("--runs", type=Path, default=REPO / "config" / "priors" / "beagle_runs_multi.tsv")
-    p.add_argument("--at-estimate", type=Path, nargs="*", default=sorted((REPO / "config" / "priors").glob("beagle_at_estimate_*.tsv")),
-                   help="tables of Beagle runs at the calibrated estimates (beagle_profile --at-estimate)")
+    p.add_argument(
+        "--at-estimate",
+        type=Path,
+        nargs="*",
+        default=sorted((REPO / "config" / "priors").glob("beagle_at_estimate_*.tsv")),
+        help="tables of Beagle runs at the calibrated estimates (beagle_profile --at-estimate)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     result = measure(args.prior, args.runs, args.at_estimate)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"held-out Beagle runs: {result['n_heldout']} on chromosome(s) of {', '.join(f'{v:g}' for v in result['heldout_chromosomes_cm'])} cM "
-          f"(fit: {', '.join(f'{v:g}' for v in result['fit_chromosomes_cm'] or [])} cM); minimum heap "
-          f"{result['heap_range_mb'][0]:.0f}-{result['heap_range_mb'][1]:.0f} MB; floor {result['floor_mb']:g} MB")
+    print(
+        f"held-out Beagle runs: {result['n_heldout']} on chromosome(s) of {', '.join(f'{v:g}' for v in result['heldout_chromosomes_cm'])} cM "
+        f"(fit: {', '.join(f'{v:g}' for v in result['fit_chromosomes_cm'] or [])} cM); minimum heap "
+        f"{result['heap_range_mb'][0]:.0f}-{result['heap_range_mb'][1]:.0f} MB; floor {result['floor_mb']:g} MB"
+    )
     print(f"formula: {result['formula']}")
     print(f"{'':28}{'ours':>10}{'paper':>10}{'target':>10}")
     print(f"{'Pearson r, teacher':28}{result['pearson_teacher']:>10.3f}{PAPER['pearson_teacher']:>10.2f}{'':>10}")
-    print(f"{'Pearson r, formula':28}{result['pearson_formula']:>10.3f}{PAPER['pearson_formula']:>10.2f}{'>= 0.95':>10}")
+    print(
+        f"{'Pearson r, formula':28}{result['pearson_formula']:>10.3f}{PAPER['pearson_formula']:>10.2f}{'>= 0.95':>10}"
+    )
     if "rule_of_thumb" in result:
         print(f"{'Pearson r, rule of thumb':28}{result['rule_of_thumb']['pearson']:>10.3f}")
     print(f"\n{'estimate':22}{'coverage':>10}{'OOM rate':>10}{'over-reserv.':>14}{'OOM as run':>12}{'OOM decided':>13}")
     for lv, m in result["levels"].items():
-        print(f"{'calibrated @ ' + lv:22}{m['coverage']:>10.3f}{m['oom_rate']:>10.3f}{m['over_reservation']:>+14.3f}"
-              f"{m['oom_rate_as_run']:>12.3f}{m['oom_rate_decided']:>10.3f}{' (' + str(m['undecided_brackets']) + ' open)' if m['undecided_brackets'] else ''}")
-    print(f"{'raw formula':22}{1 - result['raw_formula']['oom_rate']:>10.3f}{result['raw_formula']['oom_rate']:>10.3f}{result['raw_formula']['over_reservation']:>+14.3f}")
+        print(
+            f"{'calibrated @ ' + lv:22}{m['coverage']:>10.3f}{m['oom_rate']:>10.3f}{m['over_reservation']:>+14.3f}"
+            f"{m['oom_rate_as_run']:>12.3f}{m['oom_rate_decided']:>10.3f}{' (' + str(m['undecided_brackets']) + ' open)' if m['undecided_brackets'] else ''}"
+        )
+    print(
+        f"{'raw formula':22}{1 - result['raw_formula']['oom_rate']:>10.3f}{result['raw_formula']['oom_rate']:>10.3f}{result['raw_formula']['over_reservation']:>+14.3f}"
+    )
     if "rule_of_thumb" in result:
         r = result["rule_of_thumb"]
         print(f"{'rule of thumb':22}{1 - r['oom_rate']:>10.3f}{r['oom_rate']:>10.3f}{r['over_reservation']:>+14.3f}")
-    print("(paper: zero OOMs at its 80th-percentile estimate; previous one-chromosome prior: "
-          f"{PREVIOUS['over_reservation_at_0.9']:+.2f} over-reservation at 0.9)")
+    print(
+        "(paper: zero OOMs at its 80th-percentile estimate; previous one-chromosome prior: "
+        f"{PREVIOUS['over_reservation_at_0.9']:+.2f} over-reservation at 0.9)"
+    )
     if result["at_estimate"]:
-        print(f"\nBeagle run at the calibrated estimate (-Xmx rounded down to a KB):")
+        print("\nBeagle run at the calibrated estimate (-Xmx rounded down to a KB):")
         print(f"{'points':22}{'level':>8}{'runs':>6}{'ok':>6}{'OOM':>6}{'error':>7}{'invalid':>9}")
         for split, by_level in result["at_estimate"].items():
             for lv, c in sorted(by_level.items()):

@@ -33,6 +33,7 @@ from types import SimpleNamespace
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "scheduler" / "src"))
 
+import numpy as np  # noqa: E402
 from snakemake.io import AnnotatedString  # noqa: E402
 from snakemake_interface_scheduler_plugins.interfaces.dag import DAGSchedulerInterface  # noqa: E402
 from snakemake_interface_scheduler_plugins.interfaces.jobs import (  # noqa: E402
@@ -41,8 +42,6 @@ from snakemake_interface_scheduler_plugins.interfaces.jobs import (  # noqa: E40
 )
 
 from chromosched.atomic_files import write_text_atomic  # noqa: E402
-import numpy as np  # noqa: E402
-
 from chromosched.dynamic.packers import KnapsackPacker, Limits  # noqa: E402
 
 
@@ -122,9 +121,10 @@ def make_jobs(n: int, seed: int, max_cores: int, bench_dir: Path, start: int = 0
 
 def selectors(dag, workdir: Path):
     """name -> callable(selectable, remaining, resources, input_sizes) -> selected jobs."""
-    from snakemake.scheduling import greedy, milp
-    import snakemake_scheduler_plugin_chromosched as chromosched
     import snakemake_scheduler_plugin_firstfit as firstfit
+    from snakemake.scheduling import greedy, milp
+
+    import snakemake_scheduler_plugin_chromosched as chromosched
 
     log = logging.getLogger("select_latency")
     log.setLevel(logging.WARNING)
@@ -143,7 +143,9 @@ def selectors(dag, workdir: Path):
 
     # The plugin exactly as Snakemake constructs it (its files under a scratch directory).
     settings = chromosched.SchedulerSettings(
-        store=str(workdir / "store"), model=str(workdir / "model.json"), events=str(workdir / "events.jsonl"),
+        store=str(workdir / "store"),
+        model=str(workdir / "model.json"),
+        events=str(workdir / "events.jsonl"),
         prior_rule="none",
     )
     plugin = chromosched.Scheduler(dag, settings, log)
@@ -234,7 +236,9 @@ def _measure(workdir: Path, n: int, repeats: int, seed: int, cores: int, mem_mb:
             "rounds_without_selection": len(packed[name]) - len(rounds),
             "jobs": sum(p[0] for p in rounds) if rounds else None,
             "mem_mb": sum(p[1] for p in rounds) if rounds else None,
-            "mem_fraction": sum(p[1] for p in rounds) / sum(p[3] for p in rounds) if rounds and sum(p[3] for p in rounds) else None,
+            "mem_fraction": sum(p[1] for p in rounds) / sum(p[3] for p in rounds)
+            if rounds and sum(p[3] for p in rounds)
+            else None,
             "cores": sum(p[2] for p in rounds) if rounds else None,
         }
         progress(f"{n} jobs: {name} {out[name]['median_ms']:.1f} ms")
@@ -269,14 +273,20 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
-    print(f"{args.cores} cores, {args.mem_mb} MB in all; {args.repeats} rounds of a replayed run (one job finishes, "
-          "one becomes ready, chromosched's choices start); median per call")
+    print(
+        f"{args.cores} cores, {args.mem_mb} MB in all; {args.repeats} rounds of a replayed run (one job finishes, "
+        "one becomes ready, chromosched's choices start); median per call"
+    )
     for n, res in result["sizes"].items():
         print(f"\n{n} ready jobs")
-        print(f"{'selector':22s} {'median ms':>10s} {'max ms':>8s} {'milp/this':>9s} {'jobs':>5s} {'mem MB packed':>14s} {'of free':>8s}")
+        print(
+            f"{'selector':22s} {'median ms':>10s} {'max ms':>8s} {'milp/this':>9s} {'jobs':>5s} {'mem MB packed':>14s} {'of free':>8s}"
+        )
         for name, r in res.items():
             if r["jobs"] is None:
-                print(f"{name:22s} {r['median_ms']:10.2f} {r['max_ms']:8.2f} {r['speedup_vs_milp']:9.1f}   (no selection: falls back to greedy)")
+                print(
+                    f"{name:22s} {r['median_ms']:10.2f} {r['max_ms']:8.2f} {r['speedup_vs_milp']:9.1f}   (no selection: falls back to greedy)"
+                )
                 continue
             print(
                 f"{name:22s} {r['median_ms']:10.2f} {r['max_ms']:8.2f} {r['speedup_vs_milp']:9.1f} {r['jobs']:5d} "

@@ -37,9 +37,27 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "tests" / "data" / "unseen_workflow" / "Snakefile"
 GRCH37 = {  # autosome lengths, Mbp
-    "1": 249.25, "2": 243.20, "3": 198.02, "4": 191.15, "5": 180.92, "6": 171.12, "7": 159.14,
-    "8": 146.36, "9": 141.21, "10": 135.53, "11": 135.01, "12": 133.85, "13": 115.17, "14": 107.35,
-    "15": 102.53, "16": 90.35, "17": 81.20, "18": 78.08, "19": 59.13, "20": 63.03, "21": 48.13,
+    "1": 249.25,
+    "2": 243.20,
+    "3": 198.02,
+    "4": 191.15,
+    "5": 180.92,
+    "6": 171.12,
+    "7": 159.14,
+    "8": 146.36,
+    "9": 141.21,
+    "10": 135.53,
+    "11": 135.01,
+    "12": 133.85,
+    "13": 115.17,
+    "14": 107.35,
+    "15": 102.53,
+    "16": 90.35,
+    "17": 81.20,
+    "18": 78.08,
+    "19": 59.13,
+    "20": 63.03,
+    "21": 48.13,
     "22": 51.30,
 }
 BUDGET = 700
@@ -67,35 +85,55 @@ def family(scale: float = 1.0) -> dict[str, dict]:
         return spec
 
     lin = chrom_rule(lambda L: 1.0 * L + 10, declared=lambda n: max(n.values()) / 3)
-    out["linear-length"] = {"config": {"wildcard": "chrom", "items": [f"chr{c}" for c in chroms],
-                                       "rules": {"first": lin}}, "input_mb": {}}
+    out["linear-length"] = {
+        "config": {"wildcard": "chrom", "items": [f"chr{c}" for c in chroms], "rules": {"first": lin}},
+        "input_mb": {},
+    }
 
     samples = [f"s{i:02d}" for i in range(1, 23)]
     sizes = {s: rng.choice([20, 40, 60, 80, 100, 120, 140, 160, 180, 200]) for s in samples}
     sizes[samples[0]], sizes[samples[1]] = 15, 200
     need = {s: int(round(1.3 * sizes[s] + 15)) for s in samples}
     hold = {s: _hold(sizes[s], 200) * scale for s in samples}
-    out["linear-input"] = {"config": {"wildcard": "sample", "items": samples, "rules": {
-        "first": {"need": need, "hold": hold, "declared": int(max(need.values()) / 3)}}}, "input_mb": sizes}
+    out["linear-input"] = {
+        "config": {
+            "wildcard": "sample",
+            "items": samples,
+            "rules": {"first": {"need": need, "hold": hold, "declared": int(max(need.values()) / 3)}},
+        },
+        "input_mb": sizes,
+    }
 
     quad = chrom_rule(lambda L: 20 + 0.0045 * L * L, names=lambda c: c)
-    out["quadratic-length"] = {"config": {"wildcard": "contig", "items": chroms, "rules": {"first": quad}},
-                               "input_mb": {}}
+    out["quadratic-length"] = {
+        "config": {"wildcard": "contig", "items": chroms, "rules": {"first": quad}},
+        "input_mb": {},
+    }
 
     const = chrom_rule(lambda L: 110 + rng.uniform(-10, 10), declared=lambda n: 3 * 110)
-    out["constant-high"] = {"config": {"wildcard": "region", "items": [f"chr{c}" for c in chroms],
-                                       "rules": {"first": const}}, "input_mb": {}}
+    out["constant-high"] = {
+        "config": {"wildcard": "region", "items": [f"chr{c}" for c in chroms], "rules": {"first": const}},
+        "input_mb": {},
+    }
 
     first = chrom_rule(lambda L: 0.9 * L + 20, declared=lambda n: max(n.values()) / 3)
     second = chrom_rule(lambda L: 160 - 0.5 * L)  # no mem_mb; smaller chromosomes need more
-    out["two-rules"] = {"config": {"wildcard": "chromosome", "items": [f"chr{c}" for c in chroms],
-                                   "rules": {"first": first, "second": second}}, "input_mb": {}}
+    out["two-rules"] = {
+        "config": {
+            "wildcard": "chromosome",
+            "items": [f"chr{c}" for c in chroms],
+            "rules": {"first": first, "second": second},
+        },
+        "input_mb": {},
+    }
 
     outl = chrom_rule(lambda L: 0.8 * L + 10, declared=lambda n: max(n.values()) / 3)
     for c in ("chr17", "chr19"):
         outl["need"][c] *= 5
-    out["outliers"] = {"config": {"wildcard": "seq", "items": [f"chr{c}" for c in chroms],
-                                  "rules": {"first": outl}}, "input_mb": {}}
+    out["outliers"] = {
+        "config": {"wildcard": "seq", "items": [f"chr{c}" for c in chroms], "rules": {"first": outl}},
+        "input_mb": {},
+    }
     for wf in out.values():
         wf["budget"] = BUDGET
     return out
@@ -112,12 +150,28 @@ def prepare(workdir: Path, workflow: dict) -> None:
             fh.truncate(int(workflow["input_mb"].get(item, 0.01) * 2**20))
 
 
-def run_snakemake(workdir: Path, scheduler: str, budget: int, cores: int = 8, extra: tuple[str, ...] = (),
-                  timeout: float = 600) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, scheduler: str, budget: int, cores: int = 8, extra: tuple[str, ...] = (), timeout: float = 600
+) -> subprocess.CompletedProcess:
     cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"), "--cores", str(cores), "--resources", f"mem_mb={budget}",
-        "--scheduler", scheduler, "--latency-wait", "1", *extra,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        str(cores),
+        "--resources",
+        f"mem_mb={budget}",
+        "--scheduler",
+        scheduler,
+        "--latency-wait",
+        "1",
+        *extra,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
@@ -168,8 +222,14 @@ def run_one(root: Path, name: str, workflow: dict, scheduler: str) -> dict:
     plugin, extra = SCHEDULERS[scheduler]
     started = time.time()
     proc = run_snakemake(workdir, plugin, workflow["budget"], extra=extra)
-    result = {"workflow": name, "scheduler": scheduler, "budget_mb": workflow["budget"], "rc": proc.returncode,
-              "wall_s": round(time.time() - started, 1), **metrics(ledger(workdir), workflow["budget"])}
+    result = {
+        "workflow": name,
+        "scheduler": scheduler,
+        "budget_mb": workflow["budget"],
+        "rc": proc.returncode,
+        "wall_s": round(time.time() - started, 1),
+        **metrics(ledger(workdir), workflow["budget"]),
+    }
     if proc.returncode != 0:
         result["error"] = proc.stderr[-2000:]
     return result
@@ -193,7 +253,11 @@ def few_shot(seeds: int = 20) -> list[dict]:
             for seed in range(seeds):
                 rng = random.Random(seed)
                 truth = {c: (1.0 * L + 10) * (1 + rng.uniform(-0.05, 0.05)) for c, L in lengths.items()}
-                order = rng.sample(sorted(lengths), len(lengths)) if order_name == "spread" else sorted(lengths, key=lengths.get)
+                order = (
+                    rng.sample(sorted(lengths), len(lengths))
+                    if order_name == "spread"
+                    else sorted(lengths, key=lengths.get)
+                )
                 config = replace(preset("chromosched-probe"), feature="size", alt_features=("length",))
                 policy = DynamicPolicy(config, Capacity(mem_mb=5000))
                 tasks = {c: TaskRequest(c, "r", {"size": L, "length": L}, size_hint=L) for c, L in lengths.items()}
@@ -208,10 +272,16 @@ def few_shot(seeds: int = 20) -> list[dict]:
                 worst.append(errs[-1])
                 amed.append(ratio[len(ratio) // 2])
                 amin.append(ratio[0])
-            rows.append({"observations": k, "order": order_name, "median_error": round(statistics.median(med), 3),
-                         "worst_error": round(statistics.median(worst), 3),
-                         "median_alloc_over_truth": round(statistics.median(amed), 3),
-                         "lowest_alloc_over_truth": round(min(amin), 3)})
+            rows.append(
+                {
+                    "observations": k,
+                    "order": order_name,
+                    "median_error": round(statistics.median(med), 3),
+                    "worst_error": round(statistics.median(worst), 3),
+                    "median_alloc_over_truth": round(statistics.median(amed), 3),
+                    "lowest_alloc_over_truth": round(min(amin), 3),
+                }
+            )
     return rows
 
 
@@ -222,8 +292,12 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", help="working directory to keep (default: a temporary one)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--few-shot", action="store_true", help="only the few-shot prediction table (no Snakemake runs)")
-    ap.add_argument("--scale", type=float, default=1.0,
-                    help="multiply every job's duration (default 1: 0.6-2.4 s; the family's memory is unchanged)")
+    ap.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply every job's duration (default 1: 0.6-2.4 s; the family's memory is unchanged)",
+    )
     args = ap.parse_args(argv)
     if args.few_shot:
         rows = few_shot()
@@ -245,9 +319,12 @@ def main(argv=None) -> int:
                 results.append(run_one(root, name, workflows[name], scheduler))
                 if not args.json:
                     r = results[-1]
-                    print(f"{name:18s} {scheduler:20s} rc={r['rc']} over-budget starts={r.get('over_budget_starts')} "
-                          f"peak={r.get('peak_real_mb')}/{r['budget_mb']} MB makespan={r.get('makespan_s')} s "
-                          f"bound={r.get('bound_s')} s ratio={r.get('makespan_over_bound')}", flush=True)
+                    print(
+                        f"{name:18s} {scheduler:20s} rc={r['rc']} over-budget starts={r.get('over_budget_starts')} "
+                        f"peak={r.get('peak_real_mb')}/{r['budget_mb']} MB makespan={r.get('makespan_s')} s "
+                        f"bound={r.get('bound_s')} s ratio={r.get('makespan_over_bound')}",
+                        flush=True,
+                    )
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -24,18 +24,14 @@ rule diffusion_sample:
         checkpoint=DIFFUSION["checkpoint"],
     output:
         part="results/diffusion/{chrom}/parts/{part}.npz",
-    wildcard_constraints:
-        part=r"\d+",
-    params:
-        samples=lambda wildcards: diffusion_options.part_arguments(DIFFUSION, int(wildcards.part)),
-        options=diffusion_options.cli_options(DIFFUSION),
-        # one JSON line per attempt (ok/oom/error, peak RSS -> need_mb): the scheduler learns
-        # diffusion memory from it as it does Beagle's
-        chromosched_outcome="logs/diffusion_sample/{chrom}/{part}.attempts.jsonl",
     log:
         "logs/diffusion_sample/{chrom}/{part}.log",
     benchmark:
         "results/benchmarks/diffusion_sample/{chrom}_{part}.tsv"
+    wildcard_constraints:
+        part=r"\d+",
+    conda:
+        "../envs/diffusion.yaml"
     threads: res.threads("diffusion_sample")
     resources:
         mem_mb=res.mem_mb("diffusion_sample"),
@@ -45,8 +41,12 @@ rule diffusion_sample:
         # GPU jobs: profiles/slurm sends --gpus; chromosched packs GPUs and GPU memory as well as RAM
         gpu=int(DIFFUSION["gpu"]),
         gpu_mem_mb=int(DIFFUSION["gpu_mem_mb"] or 0) if int(DIFFUSION["gpu"]) else 0,
-    conda:
-        "../envs/diffusion.yaml"
+    params:
+        samples=lambda wildcards: diffusion_options.part_arguments(DIFFUSION, int(wildcards.part)),
+        options=diffusion_options.cli_options(DIFFUSION),
+        # one JSON line per attempt (ok/oom/error, peak RSS -> need_mb): the scheduler learns
+        # diffusion memory from it as it does Beagle's
+        chromosched_outcome="logs/diffusion_sample/{chrom}/{part}.attempts.jsonl",
     shell:
         "python -m chromosched_pipeline.diffusion sample --checkpoint {input.checkpoint}"
         " --chrom {wildcards.chrom} {params.samples} {params.options} --threads {threads}"
@@ -62,18 +62,21 @@ rule diffusion_merge:
         coordinates="results/diffusion/{chrom}/coordinates.npz",
         metrics="results/diffusion/{chrom}/metrics.tsv",
         summary="results/diffusion/{chrom}/summary.json",
-    params:
-        truth=lambda wildcards: "--no-truth" if DIFFUSION.get("embeddings_dir") else
-        f"--truth-cells {DIFFUSION['truth_cells']} --truth-seed {DIFFUSION['truth_seed']}",
-        track_seed=DIFFUSION["track_seed"],
-        chromosched_outcome="logs/diffusion_merge/{chrom}.attempts.jsonl",
     log:
         "logs/diffusion_merge/{chrom}.log",
+    conda:
+        "../envs/diffusion.yaml"
     resources:
         mem_mb=res.mem_mb("diffusion_merge"),
         runtime=res.runtime("diffusion_merge"),
-    conda:
-        "../envs/diffusion.yaml"
+    params:
+        truth=lambda wildcards: (
+            "--no-truth"
+            if DIFFUSION.get("embeddings_dir")
+            else f"--truth-cells {DIFFUSION['truth_cells']} --truth-seed {DIFFUSION['truth_seed']}"
+        ),
+        track_seed=DIFFUSION["track_seed"],
+        chromosched_outcome="logs/diffusion_merge/{chrom}.attempts.jsonl",
     shell:
         "python -m chromosched_pipeline.step_outcome --outcome {params.chromosched_outcome} --"
         " python -m chromosched_pipeline.diffusion merge --parts {input.parts} --chrom {wildcards.chrom}"
@@ -87,20 +90,29 @@ rule diffusion_plots:
         metrics=expand("results/diffusion/{chrom}/metrics.tsv", chrom=DIFFUSION_CHROMS),
         coordinates=expand("results/diffusion/{chrom}/coordinates.npz", chrom=DIFFUSION_CHROMS),
     output:
-        contacts=report("results/report/diffusion_contact_map.png", caption="report/diffusion_contact_map.rst",
-                        category="3D genome"),
-        distance=report("results/report/diffusion_distance_vs_separation.png",
-                        caption="report/diffusion_distance_vs_separation.rst", category="3D genome"),
-        render=report("results/report/diffusion_conformation_3d.png", caption="report/diffusion_conformation_3d.rst",
-                      category="3D genome"),
+        contacts=report(
+            "results/report/diffusion_contact_map.png",
+            caption="report/diffusion_contact_map.rst",
+            category="3D genome",
+        ),
+        distance=report(
+            "results/report/diffusion_distance_vs_separation.png",
+            caption="report/diffusion_distance_vs_separation.rst",
+            category="3D genome",
+        ),
+        render=report(
+            "results/report/diffusion_conformation_3d.png",
+            caption="report/diffusion_conformation_3d.rst",
+            category="3D genome",
+        ),
         seams=report("results/report/diffusion_seams.png", caption="report/diffusion_seams.rst", category="3D genome"),
     log:
         "logs/diffusion_plots.log",
+    conda:
+        "../envs/diffusion.yaml"
     resources:
         mem_mb=res.mem_mb("diffusion_plots"),
         runtime=res.runtime("diffusion_plots"),
-    conda:
-        "../envs/diffusion.yaml"
     shell:
         "python -m chromosched_pipeline.diffusion plots --summaries {input.summaries} --metrics {input.metrics}"
         " --coordinates {input.coordinates} --contacts {output.contacts} --distance {output.distance}"

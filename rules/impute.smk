@@ -12,6 +12,18 @@ rule impute:
     output:
         vcf="results/imputed/{chrom}.vcf.gz",
         tbi="results/imputed/{chrom}.vcf.gz.tbi",
+    log:
+        "logs/impute/{chrom}.log",
+    benchmark:
+        "results/benchmarks/impute/{chrom}.tsv"
+    conda:
+        "../envs/beagle.yaml"
+    threads: res.threads("impute")
+    resources:
+        mem_mb=res.mem_mb("impute"),
+        # mem_mb less what a cluster job's own Snakemake takes of it: the heap is sized from this
+        tool_mem_mb=res.tool_mem_mb("impute"),
+        runtime=res.runtime("impute"),
     params:
         beagle=PIPE.beagle_arguments(),
         # One JSON line per attempt (outcome, mem_mb, heap, peak RSS, GC live set -> need_mb). Not a
@@ -21,18 +33,6 @@ rule impute:
         # The RAM prior's inputs from this job's own files (the eight, overlap, the genetic length of its
         # map) and the per-window features the prior derives from them (chromosched scheduler).
         chromosched_features=res.prior_features("impute", PIPE.beagle),
-    log:
-        "logs/impute/{chrom}.log",
-    benchmark:
-        "results/benchmarks/impute/{chrom}.tsv"
-    threads: res.threads("impute")
-    resources:
-        mem_mb=res.mem_mb("impute"),
-        # mem_mb less what a cluster job's own Snakemake takes of it: the heap is sized from this
-        tool_mem_mb=res.tool_mem_mb("impute"),
-        runtime=res.runtime("impute"),
-    conda:
-        "../envs/beagle.yaml"
     shell:
         "python -m chromosched_pipeline.imputation.beagle --gt {input.gt} --ref {input.ref} --map {input.map}"
         " --out {output.vcf} --mem-mb {resources.tool_mem_mb} --threads {threads} {params.beagle}"
@@ -44,16 +44,16 @@ rule imputation_quality:
         vcf="results/imputed/{chrom}.vcf.gz",
     output:
         dr2="results/quality/{chrom}.dr2.tsv",
-    params:
-        # bcftools' peak RSS (and the wrapper's) per attempt, see rules/prepare.smk
-        chromosched_outcome="logs/imputation_quality/{chrom}.attempts.jsonl",
     log:
         "logs/imputation_quality/{chrom}.log",
+    conda:
+        "../envs/bcftools.yaml"
     resources:
         mem_mb=res.mem_mb("imputation_quality"),
         runtime=res.runtime("imputation_quality"),
-    conda:
-        "../envs/bcftools.yaml"
+    params:
+        # bcftools' peak RSS (and the wrapper's) per attempt, see rules/prepare.smk
+        chromosched_outcome="logs/imputation_quality/{chrom}.attempts.jsonl",
     shell:
         # written under a temporary name and renamed, so a killed job leaves no partial table
         "trap 'rm -f {output.dr2}.tmp' EXIT;"

@@ -8,19 +8,19 @@ rule prs_partial:
     output:
         partial="results/prs/partial/{chrom}.tsv",
         matches="results/prs/partial/{chrom}.matches.tsv",
-    params:
-        # the step's own peak RSS per attempt (see rules/prepare.smk)
-        chromosched_outcome="logs/prs_partial/{chrom}.attempts.jsonl",
     log:
         "logs/prs_partial/{chrom}.log",
     benchmark:
         "results/benchmarks/prs_partial/{chrom}.tsv"
+    conda:
+        "../envs/python.yaml"
     threads: res.threads("prs_partial")
     resources:
         mem_mb=res.mem_mb("prs_partial"),
         runtime=res.runtime("prs_partial"),
-    conda:
-        "../envs/python.yaml"
+    params:
+        # the step's own peak RSS per attempt (see rules/prepare.smk)
+        chromosched_outcome="logs/prs_partial/{chrom}.attempts.jsonl",
     shell:
         "python -m chromosched_pipeline.prs.scores score --vcf {input.vcf} --chrom {wildcards.chrom}"
         " --scoring-file {input.scores} --out {output.partial} --matches {output.matches}"
@@ -39,15 +39,15 @@ rule prs_combine:
             caption="report/match_summary.rst",
             category="Polygenic risk score",
         ),
-    params:
-        min_match_rate=PIPE.min_match_rate,
     log:
         "logs/prs_combine.log",
+    conda:
+        "../envs/python.yaml"
     resources:
         mem_mb=res.mem_mb("prs_combine"),
         runtime=res.runtime("prs_combine"),
-    conda:
-        "../envs/python.yaml"
+    params:
+        min_match_rate=PIPE.min_match_rate,
     shell:
         "python -m chromosched_pipeline.prs.scores combine --partial {input.partial} --matches {input.matches}"
         " --scoring-file {input.scores} --out {output.prs} --summary {output.summary}"

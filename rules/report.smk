@@ -12,15 +12,15 @@ rule plot_prs:
             caption="report/prs_distribution.rst",
             category="Polygenic risk score",
         ),
-    params:
-        groups=lambda wildcards, input: f"--groups {input.groups}" if input.groups else "",
     log:
         "logs/plot_prs.log",
+    conda:
+        "../envs/python.yaml"
     resources:
         mem_mb=res.mem_mb("plot_prs"),
         runtime=res.runtime("plot_prs"),
-    conda:
-        "../envs/python.yaml"
+    params:
+        groups=lambda wildcards, input: f"--groups {input.groups}" if input.groups else "",
     shell:
         "python -m chromosched_pipeline.report.plots prs --prs {input.prs} {params.groups} --out {output} 2> {log}"
 
@@ -40,6 +40,13 @@ rule job_resources:
             caption="report/job_resources.rst",
             category="Runtime and memory",
         ),
+    log:
+        "logs/job_resources.log",
+    conda:
+        "../envs/python.yaml"
+    resources:
+        mem_mb=res.mem_mb("job_resources"),
+        runtime=res.runtime("job_resources"),
     params:
         benchmarks=expand(
             "results/benchmarks/{rule}/{chrom}.tsv",
@@ -47,13 +54,6 @@ rule job_resources:
             chrom=CHROMS,
         ),
         attempts=expand("logs/impute/{chrom}.attempts.jsonl", chrom=CHROMS),
-    log:
-        "logs/job_resources.log",
-    resources:
-        mem_mb=res.mem_mb("job_resources"),
-        runtime=res.runtime("job_resources"),
-    conda:
-        "../envs/python.yaml"
     shell:
         "python -m chromosched_pipeline.report.plots resources --benchmarks {params.benchmarks}"
         " --attempts {params.attempts} --out-tsv {output.tsv} --out-png {output.png} 2> {log}"
@@ -70,11 +70,11 @@ rule plot_imputation_quality:
         ),
     log:
         "logs/plot_imputation_quality.log",
+    conda:
+        "../envs/python.yaml"
     resources:
         mem_mb=res.mem_mb("plot_imputation_quality"),
         runtime=res.runtime("plot_imputation_quality"),
-    conda:
-        "../envs/python.yaml"
     shell:
         "python -m chromosched_pipeline.report.plots quality --dr2 {input} --out {output} 2> {log}"
 
@@ -91,11 +91,11 @@ rule imputation_accuracy:
         ),
     log:
         "logs/imputation_accuracy.log",
+    conda:
+        "../envs/python.yaml"
     resources:
         mem_mb=res.mem_mb("imputation_accuracy"),
         runtime=res.runtime("imputation_accuracy"),
-    conda:
-        "../envs/python.yaml"
     shell:
         "python -m chromosched_pipeline.imputation.accuracy --imputed {input.imputed} --truth {input.truth}"
         " --out {output} 2> {log}"
@@ -117,15 +117,15 @@ rule scheduler_plots:
             caption="report/predicted_vs_measured.rst",
             category="Scheduling",
         ),
-    params:
-        events=".chromosched/events.jsonl",
     log:
         "logs/scheduler_plots.log",
+    conda:
+        "../envs/python.yaml"
     resources:
         mem_mb=res.mem_mb("scheduler_plots"),
         runtime=res.runtime("scheduler_plots"),
-    conda:
-        "../envs/python.yaml"
+    params:
+        events=".chromosched/events.jsonl",
     shell:
         "python -m chromosched_pipeline.report.plots scheduler --events {params.events}"
         " --out-schedule {output.schedule} --out-prediction {output.prediction} 2> {log}"

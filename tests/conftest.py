@@ -9,9 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_DIR = REPO / "workflow"
 if str(WORKFLOW_DIR) not in sys.path:
     sys.path.insert(0, str(WORKFLOW_DIR))
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(WORKFLOW_DIR), os.environ.get("PYTHONPATH", "")) if p
-)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(WORKFLOW_DIR), os.environ.get("PYTHONPATH", "")) if p)
 
 
 # --- pipeline test data (shared across test modules; generated once per session) ---------------
@@ -24,8 +22,14 @@ import yaml  # noqa: E402
 # Two small chromosomes: GRCh37 length / 200 (chr21 ~241 kb, chr22 ~257 kb), 300 reference and 50
 # target samples, a denser array than the demo so r^2 is stable at this size.
 TINY_COHORT = dict(
-    scale=200.0, chromosomes=["chr21", "chr22"], n_ref=300, n_target=50, array_density=0.4,
-    missing_rate=0.01, seed=7, target_contig_style="plain",
+    scale=200.0,
+    chromosomes=["chr21", "chr22"],
+    n_ref=300,
+    n_target=50,
+    array_density=0.4,
+    missing_rate=0.01,
+    seed=7,
+    target_contig_style="plain",
 )
 
 
@@ -60,8 +64,16 @@ def run_snakemake(workdir, config: dict, *args: str, timeout: int = 600) -> subp
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
-    cmd = [snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), *args]
+    cmd = [
+        snakemake,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
     # Rules call `python`: make it this interpreter's environment whatever PATH the tests got.
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=env)
@@ -79,6 +91,7 @@ def pipeline_run(tiny_cohort, tmp_path_factory):
     config = pipeline_config(tiny_cohort, resources={"impute": {"mem_mb": 100}})
     # Snakemake's own scheduler: this run tests the heuristic's retry path (chromosched would
     # replace the too-low declared memory by its prediction; tests/test_plugin_pipeline.py).
-    proc = run_snakemake(workdir, config, "--profile", str(REPO / "profiles" / "local"), "--cores", "2",
-                         "--scheduler", "greedy")
+    proc = run_snakemake(
+        workdir, config, "--profile", str(REPO / "profiles" / "local"), "--cores", "2", "--scheduler", "greedy"
+    )
     return workdir, proc

@@ -26,8 +26,11 @@ def _snakemake_imports(path: Path) -> list[str]:
             names = [node.module]
         else:
             continue
-        found += [f"{path.relative_to(REPO)}:{node.lineno}: {name}" for name in names
-                  if name.split(".")[0].startswith("snakemake")]
+        found += [
+            f"{path.relative_to(REPO)}:{node.lineno}: {name}"
+            for name in names
+            if name.split(".")[0].startswith("snakemake")
+        ]
     return found
 
 

@@ -12,16 +12,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import REPO, pipeline_config, run_snakemake
 
 from chromosched.errors import ChromoschedError
-from chromosched.runtime.job_record import JobRecord
 from chromosched.prior import load_builtin_prior
 from chromosched.prior.prior_file import builtin_prior_path
+from chromosched.runtime.job_record import JobRecord
 from chromosched.runtime.run_inputs import check_budget, check_settings
 from chromosched.runtime.session import SessionSettings
 from chromosched_pipeline import input_checks
 from chromosched_pipeline.config import load_pipeline_config
-from conftest import REPO, pipeline_config, run_snakemake
 
 SCHEMA = REPO / "config" / "schema" / "config.schema.yaml"
 PROFILE = ("--profile", str(REPO / "profiles" / "local"), "--cores", "2")
@@ -88,8 +88,15 @@ def test_unsafe_prior_refused_when_the_run_starts(tiny_cohort, tmp_path):
 def test_corrupt_ordering_table_is_one_line(tiny_cohort, tmp_path):
     table = tmp_path.parent / f"{tmp_path.name}_table.tsv"
     table.write_text("garbage\tline\n1\t2\n")
-    proc = run_snakemake(tmp_path, pipeline_config(tiny_cohort), *PROFILE, "--scheduler-chromosched-mode", "static",
-                         "--scheduler-chromosched-ordering", str(table))
+    proc = run_snakemake(
+        tmp_path,
+        pipeline_config(tiny_cohort),
+        *PROFILE,
+        "--scheduler-chromosched-mode",
+        "static",
+        "--scheduler-chromosched-ordering",
+        str(table),
+    )
     _refused(proc, tmp_path, str(table), "expected the header")
 
 
@@ -108,8 +115,21 @@ def _plan(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProce
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     chromosched = shutil.which("chromosched") or str(Path(sys.executable).with_name("chromosched"))
-    cmd = [chromosched, "plan", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--profile", str(REPO / "profiles" / "local"), "--cores", "2", *extra]
+    cmd = [
+        chromosched,
+        "plan",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--profile",
+        str(REPO / "profiles" / "local"),
+        "--cores",
+        "2",
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=workdir)
 
 
@@ -129,7 +149,9 @@ def test_plan_reports_the_same_problems(tiny_cohort, tmp_path, case):
     proc = _plan(workdir, config, *extra)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("chromosched: error:") and all(n in lines[0] for n in needles), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("chromosched: error:") and all(n in lines[0] for n in needles), (
+        proc.stderr
+    )
     assert not (workdir / "results").exists() and not (workdir / ".chromosched").exists()
 
 
@@ -141,12 +163,17 @@ def test_duplicate_panel_sample_named(tiny_cohort, tmp_path):
     cols = header.split("\t")
     cols[12] = cols[9]
     bad = _write_bgzip_vcf(tmp_path / "chr21.vcf.gz", text.replace(header, "\t".join(cols)))
-    with pytest.raises(ChromoschedError, match=f"reference.panel {bad}: duplicate sample ID {cols[9]} \\(samples 1 and 4\\)"):
+    with pytest.raises(
+        ChromoschedError, match=f"reference.panel {bad}: duplicate sample ID {cols[9]} \\(samples 1 and 4\\)"
+    ):
         input_checks.check_vcf_header(str(bad), "reference.panel")
 
 
 def test_vcf_without_fixed_columns(tmp_path):
-    bad = _write_bgzip_vcf(tmp_path / "t.vcf.gz", "##fileformat=VCFv4.2\n#CHROM\tPOS\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n1\t5\tA\tC\t.\t.\t.\tGT\t0|1\n")
+    bad = _write_bgzip_vcf(
+        tmp_path / "t.vcf.gz",
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n1\t5\tA\tC\t.\t.\t.\tGT\t0|1\n",
+    )
     with pytest.raises(ChromoschedError, match=f"target.vcf {bad}: #CHROM header line must be"):
         input_checks.check_vcf_header(str(bad), "target.vcf")
 
@@ -186,7 +213,9 @@ def test_sample_list_checked_against_the_target(tiny_cohort, tmp_path):
     keep = tmp_path / "keep.txt"
     keep.write_text("TGT0001\nNOBODY\n")
     config = pipeline_config(tiny_cohort, target={"vcf": str(tiny_cohort.target), "samples": str(keep)})
-    with pytest.raises(ChromoschedError, match=f"cfg: target.samples {keep}: 1 sample\\(s\\) not in target.vcf .* e.g. NOBODY"):
+    with pytest.raises(
+        ChromoschedError, match=f"cfg: target.samples {keep}: 1 sample\\(s\\) not in target.vcf .* e.g. NOBODY"
+    ):
         load_pipeline_config(config, SCHEMA, source="cfg")
     keep.write_text("TGT0001\nTGT0001\n")
     with pytest.raises(ChromoschedError, match="duplicate sample ID TGT0001"):
@@ -209,8 +238,17 @@ def test_bad_plugin_settings(changes, message):
 
 def test_budget_floor_uses_the_prior_when_features_are_known():
     prior = load_builtin_prior("beagle")
-    facts = dict(threads=1, burnin=3, iterations=12, window_cm=40.0, target_variants=5000, target_samples=1000,
-                 ref_variants=200000, ref_samples=2000, overlap_cm=2.0)
+    facts = dict(
+        threads=1,
+        burnin=3,
+        iterations=12,
+        window_cm=40.0,
+        target_variants=5000,
+        target_samples=1000,
+        ref_variants=200000,
+        ref_samples=2000,
+        overlap_cm=2.0,
+    )
     big = JobRecord(uid="impute[chrom=chr1]", rule="impute", wildcards={"chrom": "chr1"}, prior_features=facts)
     unknown = JobRecord(uid="impute[chrom=chr2]", rule="impute", wildcards={"chrom": "chr2"})
     check_budget(150, [unknown], prior, "impute")  # the JVM floor (110 MB) fits

@@ -49,11 +49,28 @@ def test_heap_from_mem_mb_leaves_jvm_overhead_and_has_a_floor():
 def test_command_has_heap_exit_on_oom_threads_and_params(tmp_path):
     jar = tmp_path / "beagle.jar"
     jar.write_text("")
-    cmd = beagle_command("t.vcf.gz", "p.vcf.gz", "m.map", "out/x", 812, 3,
-                         BeagleParams(window=20.0, overlap=1.5, ne=20000, seed=5), jar=jar)
+    cmd = beagle_command(
+        "t.vcf.gz",
+        "p.vcf.gz",
+        "m.map",
+        "out/x",
+        812,
+        3,
+        BeagleParams(window=20.0, overlap=1.5, ne=20000, seed=5),
+        jar=jar,
+    )
     assert cmd[:5] == ["java", "-Xmx812m", "-XX:+ExitOnOutOfMemoryError", "-jar", str(jar)]
-    assert cmd[5:] == ["gt=t.vcf.gz", "ref=p.vcf.gz", "map=m.map", "out=out/x", "nthreads=3",
-                       "window=20", "overlap=1.5", "ne=20000", "seed=5"]
+    assert cmd[5:] == [
+        "gt=t.vcf.gz",
+        "ref=p.vcf.gz",
+        "map=m.map",
+        "out=out/x",
+        "nthreads=3",
+        "window=20",
+        "overlap=1.5",
+        "ne=20000",
+        "seed=5",
+    ]
     with pytest.raises(ChromoschedError):
         beagle_command("t", "p", None, "o", 100, 0, jar=jar)
 
@@ -86,8 +103,14 @@ def chrom21(tiny_cohort, tmp_path_factory):
 
     out = tiny_cohort.out_dir
     prepared = tmp_path_factory.mktemp("prepared21")
-    prepare_chromosome("chr21", tiny_cohort.target, out / "panel" / "chr21.vcf.gz", out / "map" / "chr21.map",
-                       prepared / "target.vcf.gz", prepared / "genetic.map")
+    prepare_chromosome(
+        "chr21",
+        tiny_cohort.target,
+        out / "panel" / "chr21.vcf.gz",
+        out / "map" / "chr21.map",
+        prepared / "target.vcf.gz",
+        prepared / "genetic.map",
+    )
     return prepared / "target.vcf.gz", out / "panel" / "chr21.vcf.gz", prepared / "genetic.map"
 
 
@@ -95,8 +118,15 @@ def chrom21(tiny_cohort, tmp_path_factory):
 def test_contig_mismatch_is_reported_as_an_error_not_oom(tiny_cohort, tmp_path):
     # Unharmonised input ('21' vs 'chr21'): Beagle fails with an exception, classified "error".
     out = tiny_cohort.out_dir
-    result = impute(out / "target" / "chr21.vcf.gz", out / "panel" / "chr21.vcf.gz", out / "map" / "chr21.map",
-                    tmp_path / "x.vcf.gz", mem_mb=300, threads=1, stream=io.StringIO())
+    result = impute(
+        out / "target" / "chr21.vcf.gz",
+        out / "panel" / "chr21.vcf.gz",
+        out / "map" / "chr21.map",
+        tmp_path / "x.vcf.gz",
+        mem_mb=300,
+        threads=1,
+        stream=io.StringIO(),
+    )
     assert result.kind == "error" and result.exit_code not in (0, 3, 137)
     assert result.describe().startswith("beagle failed with exit")
     assert not (tmp_path / "x.vcf.gz").exists()
@@ -135,8 +165,22 @@ def test_tiny_heap_is_classified_as_heap_oom_and_leaves_no_output(chrom21, tmp_p
 @needs_beagle
 def test_cli_exit_code_is_3_on_heap_oom(chrom21, tmp_path, capsys):
     gt, ref, gmap = chrom21
-    code = beagle.main(["--gt", str(gt), "--ref", str(ref), "--map", str(gmap), "--out", str(tmp_path / "o.vcf.gz"),
-                        "--mem-mb", "100", "--threads", "1"])
+    code = beagle.main(
+        [
+            "--gt",
+            str(gt),
+            "--ref",
+            str(ref),
+            "--map",
+            str(gmap),
+            "--out",
+            str(tmp_path / "o.vcf.gz"),
+            "--mem-mb",
+            "100",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 3
     assert "ran out of Java heap" in capsys.readouterr().err
 
@@ -170,8 +214,20 @@ def test_killed_run_is_classified_as_killed(chrom21, tmp_path):
 
 def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     missing = tmp_path / "nope.vcf.gz"
-    code = beagle.main(["--gt", str(missing), "--ref", str(missing), "--out", str(tmp_path / "o.vcf.gz"),
-                        "--mem-mb", "500", "--threads", "1"])
+    code = beagle.main(
+        [
+            "--gt",
+            str(missing),
+            "--ref",
+            str(missing),
+            "--out",
+            str(tmp_path / "o.vcf.gz"),
+            "--mem-mb",
+            "500",
+            "--threads",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"beagle: error: target VCF {missing}: file not found"]
 
@@ -184,9 +240,29 @@ def test_sigterm_stops_beagle_and_removes_temporaries(chrom21, tmp_path):
     gt, ref, gmap = chrom21
     out_dir = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chromosched_pipeline.imputation.beagle", "--gt", str(gt), "--ref", str(ref), "--map", str(gmap),
-         "--out", str(out_dir / "chr21.vcf.gz"), "--mem-mb", "300", "--threads", "1", "--burnin", "30", "--iterations", "60"],
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "chromosched_pipeline.imputation.beagle",
+            "--gt",
+            str(gt),
+            "--ref",
+            str(ref),
+            "--map",
+            str(gmap),
+            "--out",
+            str(out_dir / "chr21.vcf.gz"),
+            "--mem-mb",
+            "300",
+            "--threads",
+            "1",
+            "--burnin",
+            "30",
+            "--iterations",
+            "60",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 20
     while time.time() < deadline and not (out_dir.exists() and any(out_dir.iterdir())):

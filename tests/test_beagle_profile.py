@@ -3,13 +3,20 @@
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from chromosched_pipeline.imputation.beagle import BeagleResult
 from chromosched_pipeline.imputation.beagle_design import TINY_BASE, TINY_SPACE, DesignSpace, interleave, make_design
 from chromosched_pipeline.imputation.beagle_heap_search import Attempt, find_min_heap, probe_heaps, refine_bracket
-from chromosched_pipeline.imputation.beagle_profile import COLUMNS, probe, probe_heap_mb, profile, read_table, refine, write_table
+from chromosched_pipeline.imputation.beagle_profile import (
+    COLUMNS,
+    probe,
+    probe_heap_mb,
+    profile,
+    read_table,
+    refine,
+    write_table,
+)
 
 
 def test_design_covers_the_space_and_decouples_marker_counts():
@@ -33,8 +40,15 @@ def fake_beagle(true_min, gc_factor=1.0):
     def run_at(heap, timeout):
         calls.append(heap)
         ok = heap >= true_min
-        result = BeagleResult(command=[], exit_code=0 if ok else 3, heap_oom=not ok, killed=False, wall_s=1.0,
-                              peak_rss_mb=heap + 60.0, heap_mb=heap)
+        result = BeagleResult(
+            command=[],
+            exit_code=0 if ok else 3,
+            heap_oom=not ok,
+            killed=False,
+            wall_s=1.0,
+            peak_rss_mb=heap + 60.0,
+            heap_mb=heap,
+        )
         return Attempt(heap, result, true_min * gc_factor if ok else heap - 2, False)
 
     return run_at, calls
@@ -114,8 +128,9 @@ def test_probe_heap_and_xmx_never_exceed_the_estimate():
 def test_profile_runs_real_beagle_and_resumes(tmp_path):
     out = tmp_path / "runs.tsv"
     work = tmp_path / "work"
-    rows = profile(out, work, n_fit=2, n_heldout=1, seed=11, space=TINY_SPACE, base=TINY_BASE, limit=1,
-                   progress=lambda m: None)
+    rows = profile(
+        out, work, n_fit=2, n_heldout=1, seed=11, space=TINY_SPACE, base=TINY_BASE, limit=1, progress=lambda m: None
+    )
     assert len(rows) == 1
     comments, first = read_table(out)
     assert any("regenerate" in c for c in comments)
@@ -147,23 +162,41 @@ def test_profile_runs_real_beagle_and_resumes(tmp_path):
     # runs at the estimate itself (3 repeats, all succeed: the 8 MB floor run already did), and the
     # row's minimum heap becomes that KB-exact estimate
     from chromosched.prior import load_prior
-
     from chromosched_pipeline.imputation.beagle_design import FEATURES
 
     prior_path = Path(__file__).resolve().parents[1] / "config" / "priors" / "beagle.json"
     prior = load_prior(prior_path)
-    estimate = prior.calibrated_mb({**{f: float(held[f]) for f in prior.feature_names},
-                                    "chrom_cm": float(held["chrom_cm"])}, 0.9)
+    estimate = prior.calibrated_mb(
+        {**{f: float(held[f]) for f in prior.feature_names}, "chrom_cm": float(held["chrom_cm"])}, 0.9
+    )
     assert set(prior.feature_names) <= set(FEATURES) and estimate > 8
     held.update(max_fail_mb="3", min_heap_mb=str(int(estimate) + 20))
     write_table(out, comments, after)
-    probe(out, work, "heldout", seed=11, prior_path=prior_path, levels=[0.9], repeats=3, base=TINY_BASE,
-          progress=lambda m: None)
+    probe(
+        out,
+        work,
+        "heldout",
+        seed=11,
+        prior_path=prior_path,
+        levels=[0.9],
+        repeats=3,
+        base=TINY_BASE,
+        progress=lambda m: None,
+    )
     comments, probed = read_table(out)
     assert float(probed[2]["min_heap_mb"]) == probe_heap_mb(estimate) and probed[2]["max_fail_mb"] == "3"
     assert int(probed[2]["attempts"]) == int(held["attempts"]) + 3
     assert any(c.startswith("# probed: heldout") for c in comments) and probed[:2] == after[:2]
     # resumable: the estimate is now the bracket's upper end, so nothing is run again
-    probe(out, work, "heldout", seed=11, prior_path=prior_path, levels=[0.9], repeats=3, base=TINY_BASE,
-          progress=lambda m: None)
+    probe(
+        out,
+        work,
+        "heldout",
+        seed=11,
+        prior_path=prior_path,
+        levels=[0.9],
+        repeats=3,
+        base=TINY_BASE,
+        progress=lambda m: None,
+    )
     assert read_table(out)[1] == probed

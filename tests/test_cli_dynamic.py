@@ -39,8 +39,23 @@ def test_json_contract(capsys):
 
 
 def test_table_and_progress_on_stderr():
-    cmd = [sys.executable, "-m", "chromosched", "simulate", "dynamic", "--seeds", "1", "--task-size", "0.1",
-           "--policies", "knapsack,chromosched,optimum", "--optimum-time-limit", "0.3", "--optimum-search", "20"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "chromosched",
+        "simulate",
+        "dynamic",
+        "--seeds",
+        "1",
+        "--task-size",
+        "0.1",
+        "--policies",
+        "knapsack,chromosched,optimum",
+        "--optimum-time-limit",
+        "0.3",
+        "--optimum-search",
+        "20",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "chromosched" in res.stdout and "makespan" in res.stdout and "x opt" in res.stdout
@@ -48,8 +63,24 @@ def test_table_and_progress_on_stderr():
 
 
 def test_semantics_and_workload_flags(capsys):
-    code = main(["simulate", "dynamic", "--seeds", "1", "--task-size", "0.7", "--semantics", "system",
-                 "--policies", "chromosched,greedy-declared", "--tasks", "8", "--json", "--quiet"])
+    code = main(
+        [
+            "simulate",
+            "dynamic",
+            "--seeds",
+            "1",
+            "--task-size",
+            "0.7",
+            "--semantics",
+            "system",
+            "--policies",
+            "chromosched,greedy-declared",
+            "--tasks",
+            "8",
+            "--json",
+            "--quiet",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["settings"]["semantics"] == "system" and out["settings"]["profile"]["n_tasks"] == 8

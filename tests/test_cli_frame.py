@@ -4,8 +4,8 @@ import sys
 import pytest
 
 from chromosched.cli import main
-from chromosched.genomes import canonical_chrom, genome_lengths
 from chromosched.errors import ChromoschedError
+from chromosched.genomes import canonical_chrom, genome_lengths
 
 
 def test_unknown_command_is_one_line_exit_2(capsys):

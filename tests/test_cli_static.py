@@ -33,7 +33,9 @@ def test_order_readable_and_from_table(capsys, tmp_path):
     code, out, _ = run(capsys, "order", "--genome", "GRCh38", "--workers", "3", "--budget", "2000")
     assert code == 0 and out.startswith("K = 3: peak ") and "order: chr" in out
     table = tmp_path / "t.tsv"
-    assert run(capsys, "tables", "--genome", "GRCh38", "--workers", "1-4", "--budget", "1000", "--out", str(table))[0] == 0
+    assert (
+        run(capsys, "tables", "--genome", "GRCh38", "--workers", "1-4", "--budget", "1000", "--out", str(table))[0] == 0
+    )
     code, out, _ = run(capsys, "order", "--table", str(table), "--workers", "4", "--json")
     data = json.loads(out)
     assert code == 0 and list(data) == ORDER_KEYS and data["peak"] == OrderingTable.load(table).peak_for(4)
@@ -41,8 +43,20 @@ def test_order_readable_and_from_table(capsys, tmp_path):
 
 def test_simulate_static_json_both_models(capsys):
     for model in ("list", "waves"):
-        code, out, err = run(capsys, "simulate", "static", "--genome", "GRCh37", "--workers", "2-4", "--model", model,
-                             "--json", "--budget", "2000")
+        code, out, err = run(
+            capsys,
+            "simulate",
+            "static",
+            "--genome",
+            "GRCh37",
+            "--workers",
+            "2-4",
+            "--model",
+            model,
+            "--json",
+            "--budget",
+            "2000",
+        )
         assert code == 0
         rows = json.loads(out)
         assert [r["workers"] for r in rows] == [2, 3, 4]
@@ -63,8 +77,9 @@ def test_simulate_static_table_output(capsys):
 
 def test_tables_writes_valid_table(capsys, tmp_path):
     out_file = tmp_path / "orderings" / "GRCh38.tsv"
-    code, _, err = run(capsys, "tables", "--genome", "GRCh38", "--workers", "1-3", "--budget", "1000",
-                       "--out", str(out_file))
+    code, _, err = run(
+        capsys, "tables", "--genome", "GRCh38", "--workers", "1-3", "--budget", "1000", "--out", str(out_file)
+    )
     assert code == 0 and "wrote" in err
     table = OrderingTable.load(out_file)
     assert table.workers() == [1, 2, 3] and table.metadata["source"] == "GRCh38"
@@ -81,17 +96,20 @@ def test_tables_from_fai(capsys, tmp_path):
     assert table.workers() == [2, 3] and len(table.chromosomes) == 6
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["order", "--genome", "GRCh99", "--workers", "5"], "unknown genome 'GRCh99'"),
-    (["order", "--genome", "GRCh37", "--workers", "2-10"], "expected one number of workers"),
-    (["order", "--workers", "3"], "no task input"),
-    (["simulate", "static", "--genome", "GRCh37", "--workers", "x"], "expected a number or a range"),
-    (["simulate", "static", "--genome", "GRCh37", "--workers", "0-3"], "at least 1"),
-    (["simulate", "static", "--genome", "GRCh37", "--workers", "2", "--model", "wave"], "invalid choice"),
-    (["simulate", "static", "--genome", "GRCh37", "--workers", "2", "--budget", "0"], "positive integer"),
-    (["tables", "--genome", "GRCh37", "--workers", "20-23"], "K=23 exceeds the 22 chromosomes"),
-    (["order", "--lengths", "/nonexistent/ref.fai", "--workers", "2"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["order", "--genome", "GRCh99", "--workers", "5"], "unknown genome 'GRCh99'"),
+        (["order", "--genome", "GRCh37", "--workers", "2-10"], "expected one number of workers"),
+        (["order", "--workers", "3"], "no task input"),
+        (["simulate", "static", "--genome", "GRCh37", "--workers", "x"], "expected a number or a range"),
+        (["simulate", "static", "--genome", "GRCh37", "--workers", "0-3"], "at least 1"),
+        (["simulate", "static", "--genome", "GRCh37", "--workers", "2", "--model", "wave"], "invalid choice"),
+        (["simulate", "static", "--genome", "GRCh37", "--workers", "2", "--budget", "0"], "positive integer"),
+        (["tables", "--genome", "GRCh37", "--workers", "20-23"], "K=23 exceeds the 22 chromosomes"),
+        (["order", "--lengths", "/nonexistent/ref.fai", "--workers", "2"], "no such file"),
+    ],
+)
 def test_bad_arguments_one_line_exit_2(capsys, argv, message):
     try:
         code = main(argv)
@@ -104,11 +122,16 @@ def test_bad_arguments_one_line_exit_2(capsys, argv, message):
 
 def test_corrupt_table_from_console(tmp_path):
     bad = tmp_path / "bad.tsv"
-    bad.write_text("K\torder\tpeak\tsequential_peak\tlower_bound\tmethod\tseed\n"
-                   "1\tchr1,chr2\t2.0\t2.0\t2.0\ttrivial\t0\n"
-                   "2\tchr1,chr1\t3.0\t3.0\t3.0\ttrivial\t0\n")
-    run_ = subprocess.run([sys.executable, "-m", "chromosched", "order", "--table", str(bad), "--workers", "2"],
-                          capture_output=True, text=True)
+    bad.write_text(
+        "K\torder\tpeak\tsequential_peak\tlower_bound\tmethod\tseed\n"
+        "1\tchr1,chr2\t2.0\t2.0\t2.0\ttrivial\t0\n"
+        "2\tchr1,chr1\t3.0\t3.0\t3.0\ttrivial\t0\n"
+    )
+    run_ = subprocess.run(
+        [sys.executable, "-m", "chromosched", "order", "--table", str(bad), "--workers", "2"],
+        capture_output=True,
+        text=True,
+    )
     assert run_.returncode == 2 and run_.stdout == ""
     assert run_.stderr.strip() == f"chromosched: error: {bad} line 3: chromosome chr1 appears 2 times"
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
-
 import pytest
+from conftest import REPO, pipeline_config
 
 from chromosched.errors import ChromoschedError
 from chromosched_pipeline.config import load_config_file, load_pipeline_config, validate_config
-from conftest import REPO, pipeline_config
 
 SCHEMA = REPO / "config" / "schema" / "config.schema.yaml"
 
@@ -62,11 +59,19 @@ def test_start_up_checks_pass_and_count_samples(tiny_cohort):
     [
         (dict(chromosomes=["chr21", "21"]), "chromosomes: 21 and chr21 are the same chromosome"),
         (dict(chromosomes=["chr20"]), "chromosomes: chr20 is not in the reference panel"),
-        (dict(prs={"scoring_file": "/nonexistent/scores.txt"}), "prs.scoring_file /nonexistent/scores.txt: file not found"),
+        (
+            dict(prs={"scoring_file": "/nonexistent/scores.txt"}),
+            "prs.scoring_file /nonexistent/scores.txt: file not found",
+        ),
         (dict(truth="/nonexistent/{chrom}.vcf.gz"), "truth /nonexistent/chr21.vcf.gz: file not found"),
-        (dict(diffusion={"enabled": True, "chromosomes": ["chr20"]}), "diffusion.chromosomes: chr20 is not in chromosomes"),
-        (dict(diffusion={"enabled": True, "checkpoint": "/nonexistent/model.pt"}),
-         "diffusion.checkpoint /nonexistent/model.pt: file not found"),
+        (
+            dict(diffusion={"enabled": True, "chromosomes": ["chr20"]}),
+            "diffusion.chromosomes: chr20 is not in chromosomes",
+        ),
+        (
+            dict(diffusion={"enabled": True, "checkpoint": "/nonexistent/model.pt"}),
+            "diffusion.checkpoint /nonexistent/model.pt: file not found",
+        ),
     ],
 )
 def test_start_up_checks_fail_with_one_line(tiny_cohort, changes, message):

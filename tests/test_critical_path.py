@@ -68,8 +68,14 @@ def test_session_starts_the_long_chain_first(tmp_path):
     from chromosched.runtime.session import SchedulingSession, SessionSettings
 
     def record(rule, chrom):
-        return JobRecord(uid=f"{rule}[{chrom}]", rule=rule, wildcards={"chrom": chrom}, declared_mem_mb=100,
-                         resources={"mem_mb": 100, "_cores": 1}, storable=False)
+        return JobRecord(
+            uid=f"{rule}[{chrom}]",
+            rule=rule,
+            wildcards={"chrom": chrom},
+            declared_mem_mb=100,
+            resources={"mem_mb": 100, "_cores": 1},
+            storable=False,
+        )
 
     rule_of, deps, chrom_of = {}, {}, {}
     chroms = ("chr1", "chr15", "chr20")
@@ -84,8 +90,9 @@ def test_session_starts_the_long_chain_first(tmp_path):
     previous.observe("prepare_target", 0.02 * 249.25, 249.25)
     chosen = {}
     for on in (False, True):
-        settings = SessionSettings(store=str(tmp_path / f"s{on}"), model=str(tmp_path / f"m{on}.json"), events=None,
-                                   critical_path=on)
+        settings = SessionSettings(
+            store=str(tmp_path / f"s{on}"), model=str(tmp_path / f"m{on}.json"), events=None, critical_path=on
+        )
         previous.save(str(settings.model) + ".runtimes.json")
         session = SchedulingSession(settings)
         session.begin({"mem_mb": 100, "_cores": 4, "_total_known": 1})

@@ -11,17 +11,29 @@ import torch
 
 from chromosched_pipeline.diffusion import polymer
 from chromosched_pipeline.diffusion.checkpoint import (
-    DiffusionInputError, load_checkpoint, load_region_embedding, save_checkpoint, unet_config_from_chromogen)
-from chromosched_pipeline.diffusion.model import CHROMOGEN_CONFIG, UNetConfig, Unet, parameter_count
+    DiffusionInputError,
+    load_checkpoint,
+    load_region_embedding,
+    save_checkpoint,
+    unet_config_from_chromogen,
+)
+from chromosched_pipeline.diffusion.model import CHROMOGEN_CONFIG, Unet, UNetConfig, parameter_count
 from chromosched_pipeline.diffusion.representation import Normalizer
 from chromosched_pipeline.diffusion.schedule import BUFFER_NAMES, schedule_buffers
 
 torch.set_num_threads(1)
 
 # ChromoGen's own unet_config names (lucidrains' constructor arguments)
-CHROMOGEN_UNET_CONFIG = {"dim": 64, "dim_mults": (1, 2, 4, 8), "channels": 2, "resnet_block_groups": 8,
-                         "attn_dim_head": 32, "attn_heads": 4, "cond_drop_prob": 0.5,
-                         "embedding_dimensions": (1, 256, 256)}
+CHROMOGEN_UNET_CONFIG = {
+    "dim": 64,
+    "dim_mults": (1, 2, 4, 8),
+    "channels": 2,
+    "resnet_block_groups": 8,
+    "attn_dim_head": 32,
+    "attn_heads": 4,
+    "cond_drop_prob": 0.5,
+    "embedding_dimensions": (1, 256, 256),
+}
 
 EXPECTED_SHAPES = {  # a few parameters of ChromoGen's U-Net, as its checkpoint names them
     "model.init_conv.weight": (64, 2, 7, 7),
@@ -47,12 +59,23 @@ def _chromogen_file(path, unet_config, make_tensor, drop=None, reshape=None):
     """Write a checkpoint in ChromoGen's layout by hand (not with our writer)."""
     with torch.device("meta"):
         shapes = {k: v.shape for k, v in Unet(_our_config(unet_config)).state_dict().items()}
-    state = {f"model.{k}": make_tensor(tuple(reshape if k == drop and reshape else s)) for k, s in shapes.items()
-             if not (k == drop and reshape is None)}
+    state = {
+        f"model.{k}": make_tensor(tuple(reshape if k == drop and reshape else s))
+        for k, s in shapes.items()
+        if not (k == drop and reshape is None)
+    }
     state.update({k: v.float() for k, v in schedule_buffers(1000, "pred_noise").items()})
     state["embedder.some.weight"] = torch.zeros(1)  # ChromoGen's diffuser may carry its front end
-    torch.save({"unet_config": unet_config, "diffusion_config": {"objective": "pred_noise", "timesteps": 1000},
-                "model": state, "epcot_config": {}, "state_dict": {}}, path)
+    torch.save(
+        {
+            "unet_config": unet_config,
+            "diffusion_config": {"objective": "pred_noise", "timesteps": 1000},
+            "model": state,
+            "epcot_config": {},
+            "state_dict": {},
+        },
+        path,
+    )
     return state
 
 
@@ -92,9 +115,16 @@ def test_full_size_chromogen_round_trip(tmp_path):
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     buffers = {k: v.float() for k, v in schedule_buffers(1000, "pred_noise").items()}
     path = tmp_path / "chromogen.pt"
-    torch.save({"unet_config": CHROMOGEN_UNET_CONFIG, "diffusion_config": {"objective": "pred_noise", "timesteps": 1000},
-                "model": {**state, **buffers, "embedder.some.weight": torch.zeros(1)},
-                "epcot_config": {}, "state_dict": {}}, path)
+    torch.save(
+        {
+            "unet_config": CHROMOGEN_UNET_CONFIG,
+            "diffusion_config": {"objective": "pred_noise", "timesteps": 1000},
+            "model": {**state, **buffers, "embedder.some.weight": torch.zeros(1)},
+            "epcot_config": {},
+            "state_dict": {},
+        },
+        path,
+    )
     try:
         diffusion, _, _ = load_checkpoint(path)
     finally:
@@ -135,8 +165,13 @@ def test_round_trip_of_a_reduced_chromogen_variant(tmp_path):
 
 def test_wrong_shape_checkpoint_is_a_one_line_error_naming_the_file(tmp_path):
     path = tmp_path / "wrong.pt"
-    _chromogen_file(path, CHROMOGEN_UNET_CONFIG, lambda s: torch.zeros(1).expand(s),
-                    drop="downs.0.0.mlp.1.weight", reshape=(128, 256 + 128))
+    _chromogen_file(
+        path,
+        CHROMOGEN_UNET_CONFIG,
+        lambda s: torch.zeros(1).expand(s),
+        drop="downs.0.0.mlp.1.weight",
+        reshape=(128, 256 + 128),
+    )
     with pytest.raises(DiffusionInputError) as err:
         load_checkpoint(path, device="meta")
     message = str(err.value)
@@ -165,16 +200,41 @@ def test_cli_bad_input_is_one_line_naming_the_file(tmp_path):
     save_checkpoint(tmp_path / "m.pt", small, "pred_v", Normalizer.fit(maps))
     (tmp_path / "emb" / "chr22").mkdir(parents=True)
     torch.save(torch.rand(2, 64), tmp_path / "emb" / "chr22" / "tile0.pt")  # tile1 missing
-    base = [sys.executable, "-m", "chromosched_pipeline.diffusion", "sample", "--chrom", "chr22", "--tiles", "2",
-            "--last", "1", "--steps", "2", "--mem-mb", "4000", "--out", str(tmp_path / "o.npz")]
-    run = subprocess.run(base + ["--checkpoint", str(tmp_path / "m.pt"), "--embeddings-dir", str(tmp_path / "emb")],
-                         capture_output=True, text=True)
+    base = [
+        sys.executable,
+        "-m",
+        "chromosched_pipeline.diffusion",
+        "sample",
+        "--chrom",
+        "chr22",
+        "--tiles",
+        "2",
+        "--last",
+        "1",
+        "--steps",
+        "2",
+        "--mem-mb",
+        "4000",
+        "--out",
+        str(tmp_path / "o.npz"),
+    ]
+    run = subprocess.run(
+        base + ["--checkpoint", str(tmp_path / "m.pt"), "--embeddings-dir", str(tmp_path / "emb")],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == [
-        f"chromosched diffusion: error: {tmp_path / 'emb' / 'chr22' / 'tile1.pt'}: no such region embedding file"]
+        f"chromosched diffusion: error: {tmp_path / 'emb' / 'chr22' / 'tile1.pt'}: no such region embedding file"
+    ]
     wrong = tmp_path / "wrong.pt"
-    _chromogen_file(wrong, dict(CHROMOGEN_UNET_CONFIG, embedding_dimensions=(1, 8, 8)), lambda s: torch.zeros(1).expand(s),
-                    drop="mid_block1.block1.proj.weight", reshape=(512, 512, 1, 1))
+    _chromogen_file(
+        wrong,
+        dict(CHROMOGEN_UNET_CONFIG, embedding_dimensions=(1, 8, 8)),
+        lambda s: torch.zeros(1).expand(s),
+        drop="mid_block1.block1.proj.weight",
+        reshape=(512, 512, 1, 1),
+    )
     run = subprocess.run(base + ["--checkpoint", str(wrong)], capture_output=True, text=True)
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 1 and len(lines) == 1

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from chromosched_pipeline.diffusion import memory, polymer, representation as rep, schedule, tiling
-from chromosched_pipeline.diffusion.model import UNetConfig, Unet
+from chromosched_pipeline.diffusion import memory, polymer, schedule, tiling
+from chromosched_pipeline.diffusion import representation as rep
+from chromosched_pipeline.diffusion.model import Unet, UNetConfig
 from chromosched_pipeline.diffusion.sampler import Diffusion
 
 torch.set_num_threads(1)
@@ -67,7 +68,7 @@ def test_site_track_is_per_chromosome_and_windows_share_overlaps():
     assert (track > 0).any() and not ((track[0] > 0) & (track[1] > 0)).any()  # one orientation per site
     a = polymer.window_embedding(track, 0).reshape(2, 64)
     b = polymer.window_embedding(track, tiling.STRIDE).reshape(2, 64)
-    assert np.array_equal(a[:, tiling.STRIDE:], b[:, : tiling.OVERLAP])
+    assert np.array_equal(a[:, tiling.STRIDE :], b[:, : tiling.OVERLAP])
 
 
 def test_polymer_is_an_exact_gaussian_chain_and_loops_bring_anchors_together():
@@ -93,7 +94,9 @@ def test_projection_makes_overlaps_equal_and_leaves_the_rest():
     assert torch.allclose(after[:, 1:, :12, :12], mean, atol=1e-4)
     inside = torch.ones(64, 64, dtype=torch.bool)
     inside[52:, 52:] = inside[:12, :12] = False
-    assert torch.equal(projected.reshape(3, 4, 2, 32, 32)[:, :, 0, :20, :20], x0.reshape(3, 4, 2, 32, 32)[:, :, 0, :20, :20])
+    assert torch.equal(
+        projected.reshape(3, 4, 2, 32, 32)[:, :, 0, :20, :20], x0.reshape(3, 4, 2, 32, 32)[:, :, 0, :20, :20]
+    )
     assert torch.allclose(after[..., inside], before[..., inside], atol=1e-4)
 
 
@@ -232,8 +235,17 @@ def test_train_writes_a_loadable_checkpoint_with_its_record(tmp_path):
     from chromosched_pipeline.diffusion.train import train
 
     cfg = UNetConfig(dim=8, dim_mults=(1, 2), attn_heads=1, attn_dim_head=8, resnet_block_groups=4)
-    info = train(tmp_path / "m.pt", cfg, data_seed=3, chromosomes=2, cells=4, windows_per_cell=2, batch=4,
-                 max_steps=3, log=lambda m: None)
+    info = train(
+        tmp_path / "m.pt",
+        cfg,
+        data_seed=3,
+        chromosomes=2,
+        cells=4,
+        windows_per_cell=2,
+        batch=4,
+        max_steps=3,
+        log=lambda m: None,
+    )
     assert info["steps"] == 3 and info["objective"] == "pred_v" and info["windows"] == 16
     diffusion, norm, meta = load_checkpoint(tmp_path / "m.pt")
     assert diffusion.objective == "pred_v" and norm is not None and meta["train"]["data_seed"] == 3

@@ -9,12 +9,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, pipeline_config, run_snakemake
 
 from chromosched_pipeline.diffusion import polymer, tiling
 from chromosched_pipeline.diffusion.checkpoint import save_checkpoint
-from chromosched_pipeline.diffusion.model import UNetConfig, Unet
+from chromosched_pipeline.diffusion.model import Unet, UNetConfig
 from chromosched_pipeline.diffusion.representation import Normalizer
 
 
@@ -31,12 +30,26 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 def test_diffusion_rules_end_to_end(tiny_cohort, tiny_checkpoint, tmp_path):
-    diffusion = {"enabled": True, "checkpoint": str(tiny_checkpoint), "chromosomes": ["chr22"],
-                 "samples": 4, "samples_per_job": 2, "max_tiles": 3, "steps": 3, "truth_cells": 20,
-                 "refine_iterations": 5, "cond_scale": 2.0, "rescaled_phi": 0.7}
+    diffusion = {
+        "enabled": True,
+        "checkpoint": str(tiny_checkpoint),
+        "chromosomes": ["chr22"],
+        "samples": 4,
+        "samples_per_job": 2,
+        "max_tiles": 3,
+        "steps": 3,
+        "truth_cells": 20,
+        "refine_iterations": 5,
+        "cond_scale": 2.0,
+        "rescaled_phi": 0.7,
+    }
     config = pipeline_config(tiny_cohort, diffusion=diffusion)
-    targets = ["results/report/diffusion_seams.png", "results/report/diffusion_contact_map.png",
-               "results/report/diffusion_conformation_3d.png", "results/report/diffusion_distance_vs_separation.png"]
+    targets = [
+        "results/report/diffusion_seams.png",
+        "results/report/diffusion_contact_map.png",
+        "results/report/diffusion_conformation_3d.png",
+        "results/report/diffusion_distance_vs_separation.png",
+    ]
     proc = run_snakemake(tmp_path, config, "--profile", str(REPO / "profiles" / "local"), "--cores", "2", *targets)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for chrom in ("chr22",):
@@ -59,19 +72,70 @@ def test_diffusion_rules_end_to_end(tiny_cohort, tiny_checkpoint, tmp_path):
         assert (tmp_path / target).stat().st_size > 5000
     # parts are sampled with per-(chromosome, tile, sample) seeds: part 1 is what one job of all 4 gives
     whole = subprocess.run(
-        [sys.executable, "-m", "chromosched_pipeline.diffusion", "sample", "--checkpoint", str(tiny_checkpoint),
-         "--chrom", "chr22", "--max-tiles", "3", "--last", "4", "--steps", "3", "--cond-scale", "2.0", "--phi", "0.7",
-         "--refine-iterations", "5", "--mem-mb", "4000", "--out", str(tmp_path / "whole.npz")],
-        capture_output=True, text=True, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "chromosched_pipeline.diffusion",
+            "sample",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--chrom",
+            "chr22",
+            "--max-tiles",
+            "3",
+            "--last",
+            "4",
+            "--steps",
+            "3",
+            "--cond-scale",
+            "2.0",
+            "--phi",
+            "0.7",
+            "--refine-iterations",
+            "5",
+            "--mem-mb",
+            "4000",
+            "--out",
+            str(tmp_path / "whole.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert whole.returncode == 0, whole.stderr
     merged = np.load(tmp_path / "results" / "diffusion" / "chr22" / "samples.npz")["distance_maps"]
     assert np.array_equal(np.load(tmp_path / "whole.npz")["maps"], merged)
 
 
 def _sample(checkpoint, out, mem_mb, outcome):
-    cmd = [sys.executable, "-m", "chromosched_pipeline.diffusion", "sample", "--checkpoint", str(checkpoint),
-           "--chrom", "chr21", "--tiles", "4", "--last", "12", "--steps", "3", "--cond-scale", "3", "--eta", "0.5",
-           "--refine-iterations", "0", "--mem-mb", str(mem_mb), "--out", str(out), "--outcome", str(outcome)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "chromosched_pipeline.diffusion",
+        "sample",
+        "--checkpoint",
+        str(checkpoint),
+        "--chrom",
+        "chr21",
+        "--tiles",
+        "4",
+        "--last",
+        "12",
+        "--steps",
+        "3",
+        "--cond-scale",
+        "3",
+        "--eta",
+        "0.5",
+        "--refine-iterations",
+        "0",
+        "--mem-mb",
+        str(mem_mb),
+        "--out",
+        str(out),
+        "--outcome",
+        str(outcome),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     data = np.load(out)
@@ -91,9 +155,28 @@ def test_smaller_allocation_runs_smaller_chunks_with_identical_samples(tiny_chec
 
 
 def test_allocation_below_one_chain_fails_clearly_as_oom(tiny_checkpoint, tmp_path):
-    cmd = [sys.executable, "-m", "chromosched_pipeline.diffusion", "sample", "--checkpoint", str(tiny_checkpoint),
-           "--chrom", "chr21", "--tiles", "2", "--last", "2", "--steps", "2", "--mem-mb", "50",
-           "--out", str(tmp_path / "o.npz"), "--outcome", str(tmp_path / "o.jsonl")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "chromosched_pipeline.diffusion",
+        "sample",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--chrom",
+        "chr21",
+        "--tiles",
+        "2",
+        "--last",
+        "2",
+        "--steps",
+        "2",
+        "--mem-mb",
+        "50",
+        "--out",
+        str(tmp_path / "o.npz"),
+        "--outcome",
+        str(tmp_path / "o.jsonl"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("chromosched diffusion: error: one chain")

@@ -125,10 +125,37 @@ def test_feature_selection_picks_the_feature_memory_follows():
     import random
 
     rng = random.Random(5)
-    lengths = [249.0, 243.0, 198.0, 191.0, 181.0, 171.0, 159.0, 146.0, 141.0, 135.0, 135.0, 134.0, 115.0, 107.0, 102.0, 90.0, 81.0, 78.0, 59.0, 63.0, 48.0, 51.0]
+    lengths = [
+        249.0,
+        243.0,
+        198.0,
+        191.0,
+        181.0,
+        171.0,
+        159.0,
+        146.0,
+        141.0,
+        135.0,
+        135.0,
+        134.0,
+        115.0,
+        107.0,
+        102.0,
+        90.0,
+        81.0,
+        78.0,
+        59.0,
+        63.0,
+        48.0,
+        51.0,
+    ]
     ready = [
-        TaskRequest(f"chr{i}", "impute", {"index": float(i), "length": lengths[i - 1]},
-                    prior_mb=10.0 * lengths[i - 1] * (1 + rng.uniform(-0.05, 0.05)))
+        TaskRequest(
+            f"chr{i}",
+            "impute",
+            {"index": float(i), "length": lengths[i - 1]},
+            prior_mb=10.0 * lengths[i - 1] * (1 + rng.uniform(-0.05, 0.05)),
+        )
         for i in range(1, 23)
     ]
     pol = DynamicPolicy(preset("chromosched"), Capacity(mem_mb=5000.0))
@@ -136,8 +163,12 @@ def test_feature_selection_picks_the_feature_memory_follows():
     assert pol.chosen_feature("impute") == "length"
     # With memory linear in the index, the primary feature stays.
     linear = [
-        TaskRequest(f"chr{i}", "impute", {"index": float(i), "length": lengths[i - 1]},
-                    prior_mb=(2500.0 - 100.0 * i) * (1 + rng.uniform(-0.05, 0.05)))
+        TaskRequest(
+            f"chr{i}",
+            "impute",
+            {"index": float(i), "length": lengths[i - 1]},
+            prior_mb=(2500.0 - 100.0 * i) * (1 + rng.uniform(-0.05, 0.05)),
+        )
         for i in range(1, 23)
     ]
     pol = DynamicPolicy(preset("chromosched"), Capacity(mem_mb=5000.0))
@@ -181,7 +212,9 @@ def test_a_need_above_the_calibrated_prior_lifts_the_cap():
     from dataclasses import replace
 
     policy = DynamicPolicy(replace(preset("chromosched"), feature="size"), Capacity(mem_mb=10_000, cores=1))
-    tasks = [TaskRequest(f"t{i}", "beagle", {"size": p}, prior_mb=p, cap_mb=p) for i, p in enumerate([300.0, 250.0, 200.0])]
+    tasks = [
+        TaskRequest(f"t{i}", "beagle", {"size": p}, prior_mb=p, cap_mb=p) for i, p in enumerate([300.0, 250.0, 200.0])
+    ]
     first = policy.select(tasks, Capacity(mem_mb=10_000, cores=1))[0]
     policy.observe_success(first.task, measured_mb=1.5 * first.task.prior_mb)  # the prior runs low
     nxt = policy.select([t for t in tasks if t is not first.task], Capacity(mem_mb=10_000, cores=1))[0]
@@ -194,8 +227,10 @@ def test_a_declared_mem_mb_bounds_allocations_and_leaves_the_fit_once_a_job_is_s
     from dataclasses import replace
 
     config = replace(preset("chromosched"), feature="size")
-    declared = [TaskRequest(f"c{i}", "prs", {"size": 250.0 - 10 * i}, prior_mb=250.0, cap_mb=250.0, prior_is_bound=True)
-                for i in range(8)]
+    declared = [
+        TaskRequest(f"c{i}", "prs", {"size": 250.0 - 10 * i}, prior_mb=250.0, cap_mb=250.0, prior_is_bound=True)
+        for i in range(8)
+    ]
     plain = [replace(t, kind="prs2", prior_is_bound=False, cap_mb=None) for t in declared]
     policy = DynamicPolicy(config, Capacity(mem_mb=400, cores=1))
     got = {}

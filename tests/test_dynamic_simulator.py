@@ -3,14 +3,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from chromosched.simulation.declared_greedy import DeclaredGreedyPolicy
-from chromosched.simulation.comparison import ComparisonSettings, run_seed
 from chromosched.dynamic.policy import Allocation, Capacity, DynamicPolicy, preset
-from chromosched.simulation.simulator import simulate
-from chromosched.simulation.workload import SimTask, Workload, WorkloadProfile, make_workload, profile
 from chromosched.errors import ChromoschedError
+from chromosched.simulation.comparison import ComparisonSettings, run_seed
+from chromosched.simulation.declared_greedy import DeclaredGreedyPolicy
 from chromosched.simulation.makespan_optimum import optimum_makespan
+from chromosched.simulation.simulator import simulate
 from chromosched.simulation.sizey_baseline import SizeyPolicy
+from chromosched.simulation.workload import SimTask, Workload, WorkloadProfile, make_workload, profile
 
 
 class FixedPolicy:
@@ -178,8 +178,13 @@ def test_sizey_and_declared_baselines_run_and_size_sensibly():
 
 def test_run_seed_reports_every_policy_on_the_same_workload():
     prof = profile("paper-cal", task_size=0.1)
-    s = ComparisonSettings(profile=prof, seeds=(0,), policies=("knapsack", "chromosched", "optimum"),
-                           optimum_time_limit_s=0.5, optimum_search_iterations=50)
+    s = ComparisonSettings(
+        profile=prof,
+        seeds=(0,),
+        policies=("knapsack", "chromosched", "optimum"),
+        optimum_time_limit_s=0.5,
+        optimum_search_iterations=50,
+    )
     out = run_seed(s, 0)
     assert set(out) == {"knapsack", "chromosched", "optimum"}
     assert out["optimum"]["makespan"] <= min(out["knapsack"]["makespan"], out["chromosched"]["makespan"]) + 1e-6

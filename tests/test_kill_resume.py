@@ -22,20 +22,28 @@ from pathlib import Path
 import pysam
 import pytest
 import yaml
+from conftest import REPO, pipeline_config, run_snakemake
 
+from chromosched.dynamic.ram_regressor import RegressorRegistry
 from chromosched.json_lines import read_json_lines
 from chromosched.runtime.prediction_store import PredictionStore
-from chromosched.dynamic.ram_regressor import RegressorRegistry
 from chromosched_pipeline.vcfio import BGZF_EOF
-from conftest import REPO, pipeline_config, run_snakemake
 
 ARGS = ("--profile", str(REPO / "profiles" / "local"), "--cores", "2")
 
 
 def _command(workdir: Path) -> list[str]:
     snakemake = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
-    return [snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(workdir / "config.yaml"), *ARGS]
+    return [
+        snakemake,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *ARGS,
+    ]
 
 
 def _impute_started(events: Path) -> bool:
@@ -59,8 +67,9 @@ def killed_and_resumed(tiny_cohort, tmp_path_factory):
     (workdir / "config.yaml").write_text(yaml.safe_dump(pipeline_config(tiny_cohort)))
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     with open(workdir / "killed.log", "w") as log:
-        run = subprocess.Popen(_command(workdir), cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # its own process group: the jobs inherit it
+        run = subprocess.Popen(
+            _command(workdir), cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )  # its own process group: the jobs inherit it
         deadline = time.monotonic() + 300
         while not _impute_started(workdir / ".chromosched" / "events.jsonl"):
             assert run.poll() is None and time.monotonic() < deadline, (workdir / "killed.log").read_text()[-3000:]
@@ -73,7 +82,9 @@ def killed_and_resumed(tiny_cohort, tmp_path_factory):
         time.sleep(0.1)
     killed = {
         # (pathlib's * also matches the hidden temporaries of the attempts the kill interrupted)
-        "imputed": sorted(p.name for p in (workdir / "results" / "imputed").glob("*.vcf.gz") if not p.name.startswith(".")),
+        "imputed": sorted(
+            p.name for p in (workdir / "results" / "imputed").glob("*.vcf.gz") if not p.name.startswith(".")
+        ),
         "leftovers": sorted(p.name for p in (workdir / "results" / "imputed").glob(".*")),
         "locked": sorted(p.name for p in (workdir / ".snakemake" / "locks").glob("*.lock")),
         "prs": (workdir / "results" / "prs" / "prs.tsv").exists(),
@@ -126,7 +137,9 @@ def test_same_scores_as_an_uninterrupted_run(killed_and_resumed, pipeline_run):
 
     ours, theirs = rows(workdir / "results" / "prs" / "prs.tsv"), rows(pipeline_run[0] / "results" / "prs" / "prs.tsv")
     assert len({r["sample"] for r in ours}) == len(ours) == len(theirs)  # nothing duplicated
-    assert (workdir / "results" / "prs" / "prs.tsv").read_text() == (pipeline_run[0] / "results" / "prs" / "prs.tsv").read_text()
+    assert (workdir / "results" / "prs" / "prs.tsv").read_text() == (
+        pipeline_run[0] / "results" / "prs" / "prs.tsv"
+    ).read_text()
 
 
 def test_torn_lines_are_skipped_with_a_warning(killed_and_resumed):
@@ -154,7 +167,9 @@ def test_model_and_prediction_store_are_readable(killed_and_resumed):
     keys = [(e.rule, tuple(sorted(e.wildcards.items())), e.attempt) for e in entries]
     assert len(keys) == len(set(keys)) and "impute" in {e.rule for e in entries}
     # the killed run's predictions are moved aside at the start of the rerun, and still read
-    assert "prepare_target" in {e.rule for e in PredictionStore(workdir / ".chromosched" / "predictions.previous").entries()}
+    assert "prepare_target" in {
+        e.rule for e in PredictionStore(workdir / ".chromosched" / "predictions.previous").entries()
+    }
     assert not [p for p in (workdir / ".chromosched").rglob(".tmp-*")]
 
 
@@ -192,7 +207,9 @@ def test_job_resources_table_survives_a_torn_attempt_line(tmp_path):
     attempts.write_text('{"kind": "heap_oom", "mem_mb": 200, "heap_mb": 90}\n{"kind": "o')
     bench = tmp_path / "impute" / "chr1.tsv"
     bench.parent.mkdir()
-    bench.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-                     "3.2\t0:00:03\t150.1\t900\t140\t145\t1\t2\t90\t2.9\n")
+    bench.write_text(
+        "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+        "3.2\t0:00:03\t150.1\t900\t140\t145\t1\t2\t90\t2.9\n"
+    )
     rows = job_resources([str(bench)], tmp_path / "t.tsv", tmp_path / "t.png", attempts=[str(attempts)])
     assert rows and (tmp_path / "t.tsv").exists()

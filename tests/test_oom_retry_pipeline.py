@@ -12,16 +12,19 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from chromosched.json_lines import read_json_lines
-from chromosched.runtime.prediction_store import PredictionStore
-from chromosched.prior.prior_file import builtin_prior_path
-from chromosched.dynamic.ram_regressor import RegressorRegistry
 from conftest import REPO, pipeline_config, run_snakemake
+
+from chromosched.dynamic.ram_regressor import RegressorRegistry
+from chromosched.json_lines import read_json_lines
+from chromosched.prior.prior_file import builtin_prior_path
+from chromosched.runtime.prediction_store import PredictionStore
 
 
 def _under_predicting_prior(cohort, path):
-    sites = {c["chrom"]: c["n_panel_sites"] for c in json.loads((cohort.out_dir / "manifest.json").read_text())["chromosomes"]}
+    sites = {
+        c["chrom"]: c["n_panel_sites"]
+        for c in json.loads((cohort.out_dir / "manifest.json").read_text())["chromosomes"]
+    }
     assert len(set(sites.values())) == 2
     small, big = sorted(sites, key=sites.get)
     threshold = (sites[small] + sites[big]) / 2
@@ -40,8 +43,16 @@ def _under_predicting_prior(cohort, path):
 def oom_run(tiny_cohort, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("oom_retry")
     prior, starved, fed = _under_predicting_prior(tiny_cohort, workdir.parent / f"{workdir.name}_prior.json")
-    proc = run_snakemake(workdir, pipeline_config(tiny_cohort), "--profile", str(REPO / "profiles" / "local"),
-                         "--cores", "2", "--scheduler-chromosched-prior", str(prior))
+    proc = run_snakemake(
+        workdir,
+        pipeline_config(tiny_cohort),
+        "--profile",
+        str(REPO / "profiles" / "local"),
+        "--cores",
+        "2",
+        "--scheduler-chromosched-prior",
+        str(prior),
+    )
     return workdir, proc, starved, fed
 
 
@@ -77,7 +88,9 @@ def test_model_learns_from_both_chromosomes(oom_run):
 
 def test_scores_match_a_run_without_the_fault(oom_run, pipeline_run):
     workdir, _, _, _ = oom_run
-    assert (workdir / "results" / "prs" / "prs.tsv").read_text() == (pipeline_run[0] / "results" / "prs" / "prs.tsv").read_text()
+    assert (workdir / "results" / "prs" / "prs.tsv").read_text() == (
+        pipeline_run[0] / "results" / "prs" / "prs.tsv"
+    ).read_text()
     assert not [p.name for p in (workdir / "results" / "imputed").iterdir() if p.name.startswith(".")]
 
 

@@ -3,7 +3,6 @@ import random
 
 import pytest
 
-from chromosched.errors import ChromoschedError
 from chromosched.dynamic.packers import (
     FirstFitPacker,
     GreedyPacker,
@@ -12,6 +11,7 @@ from chromosched.dynamic.packers import (
     PackItem,
     selection_fits,
 )
+from chromosched.errors import ChromoschedError
 
 
 def brute_force(items, limits, objective):
@@ -28,8 +28,7 @@ def brute_force(items, limits, objective):
 
 def random_instance(rng, n, grid, with_cores):
     items = [
-        PackItem(f"j{i}", float(rng.randint(1, grid // 2)), rng.randint(1, 4) if with_cores else 0)
-        for i in range(n)
+        PackItem(f"j{i}", float(rng.randint(1, grid // 2)), rng.randint(1, 4) if with_cores else 0) for i in range(n)
     ]
     limits = Limits(
         mem=float(grid),
@@ -68,17 +67,23 @@ def test_knapsack_values_optimal_against_brute_force():
         assert sum(items[i].value for i in chosen) >= best - 1e-9
 
 
-@pytest.mark.parametrize("packer", [KnapsackPacker(), KnapsackPacker(grid=64, grid_1d=64), GreedyPacker(), FirstFitPacker()])
+@pytest.mark.parametrize(
+    "packer", [KnapsackPacker(), KnapsackPacker(grid=64, grid_1d=64), GreedyPacker(), FirstFitPacker()]
+)
 def test_packers_never_exceed_any_limit(packer):
     rng = random.Random(2024)
     for _ in range(300):
         n = rng.randint(0, 40)
         items = [
-            PackItem(i, rng.uniform(0.0, 120.0), rng.randint(0, 6), rng.randint(0, 2), rng.choice([None, rng.uniform(0, 5)]))
+            PackItem(
+                i, rng.uniform(0.0, 120.0), rng.randint(0, 6), rng.randint(0, 2), rng.choice([None, rng.uniform(0, 5)])
+            )
             for i in range(n)
         ]
         if any(it.value is not None for it in items):
-            items = [PackItem(it.key, it.mem, it.cores, it.gpus, it.value if it.value is not None else 1.0) for it in items]
+            items = [
+                PackItem(it.key, it.mem, it.cores, it.gpus, it.value if it.value is not None else 1.0) for it in items
+            ]
         limits = Limits(
             mem=rng.uniform(0.0, 400.0),
             cores=rng.choice([None, rng.randint(0, 16)]),
@@ -165,14 +170,19 @@ def test_knapsack_packs_other_resources_optimally():
         best = brute_force_extra(items, limits)
         got = sum(items[i].mem for i in chosen)
         assert got <= best + 1e-9
-        coarse = Limits(mem=60.0, cores=limits.cores, extra={"gpu": limits.extra["gpu"], "gpu_mem_mb": 80000.0 * (1 - 1 / 32)})
+        coarse = Limits(
+            mem=60.0, cores=limits.cores, extra={"gpu": limits.extra["gpu"], "gpu_mem_mb": 80000.0 * (1 - 1 / 32)}
+        )
         assert got >= brute_force_extra(items, coarse) - 1e-9 or got == best
 
 
 @pytest.mark.parametrize("packer", [KnapsackPacker(), GreedyPacker(), FirstFitPacker()])
 def test_one_gpu_serialises_gpu_jobs(packer):
-    items = [PackItem("gpu-a", 10.0, 1, 0, None, {"gpu": 1}), PackItem("gpu-b", 10.0, 1, 0, None, {"gpu": 1}),
-             PackItem("cpu", 10.0, 1)]
+    items = [
+        PackItem("gpu-a", 10.0, 1, 0, None, {"gpu": 1}),
+        PackItem("gpu-b", 10.0, 1, 0, None, {"gpu": 1}),
+        PackItem("cpu", 10.0, 1),
+    ]
     chosen = packer.select(items, Limits(mem=100.0, cores=8, extra={"gpu": 1}))
     assert sorted(chosen) in ([0, 2], [1, 2])
     # A resource not given in the limits is not constrained.

@@ -11,8 +11,10 @@ from chromosched.static.peak_memory import PeakEvaluator
 from chromosched.static.task_model import TaskSet, genome_taskset
 
 # An order reaching the K=2 bound under list scheduling, found by `chromosched order` (seed 0).
-K2_OPTIMAL = ("chr2,chr19,chr22,chr18,chr20,chr7,chr10,chr12,chr5,chr15,chr3,chr17,chr14,chr9,chr11,chr8,"
-              "chr6,chr13,chr4,chr16,chr21,chr1").split(",")
+K2_OPTIMAL = (
+    "chr2,chr19,chr22,chr18,chr20,chr7,chr10,chr12,chr5,chr15,chr3,chr17,chr14,chr9,chr11,chr8,"
+    "chr6,chr13,chr4,chr16,chr21,chr1"
+).split(",")
 
 
 def _instances(rng, count):

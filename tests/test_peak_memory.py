@@ -9,8 +9,17 @@ from chromosched.errors import ChromoschedError
 from chromosched.static.peak_memory import PeakEvaluator, list_schedule, peak_memory, schedule, waves_schedule
 from chromosched.static.task_model import TaskSet, genome_taskset
 
-PAPER_SEQUENTIAL = {2: 492.45, 3: 690.47, 4: 881.63, 5: 1062.54, 6: 1233.66, 7: 1392.80, 8: 1539.16,
-                    9: 1680.37, 10: 1815.91}
+PAPER_SEQUENTIAL = {
+    2: 492.45,
+    3: 690.47,
+    4: 881.63,
+    5: 1062.54,
+    6: 1233.66,
+    7: 1392.80,
+    8: 1539.16,
+    9: 1680.37,
+    10: 1815.91,
+}
 
 
 def tasks(mem, dur):

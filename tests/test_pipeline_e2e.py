@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import REPO, pipeline_config, run_snakemake
+from conftest import pipeline_config, run_snakemake
 
 CHROMS = ["chr21", "chr22"]
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
@@ -39,9 +38,15 @@ def test_outputs_exist_and_vcfs_are_indexed_with_contigs(run):
             header = [line for line in fh if line.startswith("##contig")]
         # Beagle writes no ##contig lines; they are restored with the panel's naming and length.
         assert len(header) == 1 and header[0].startswith(f"##contig=<ID={chrom},length=")
-    for name in ("prs/prs.tsv", "prs/match_summary.tsv", "report/prs_distribution.png",
-                 "report/job_resources.tsv", "report/job_resources.png", "report/imputation_quality.png",
-                 "report/imputation_accuracy.tsv"):
+    for name in (
+        "prs/prs.tsv",
+        "prs/match_summary.tsv",
+        "report/prs_distribution.png",
+        "report/job_resources.tsv",
+        "report/job_resources.png",
+        "report/imputation_quality.png",
+        "report/imputation_accuracy.tsv",
+    ):
         assert (run / "results" / name).stat().st_size > 0, name
     # no temporary files left behind anywhere in the results
     assert not [p for p in (run / "results").rglob("*") if ".tmp" in p.name]
@@ -49,7 +54,9 @@ def test_outputs_exist_and_vcfs_are_indexed_with_contigs(run):
 
 def test_heap_oom_was_retried_with_more_memory(run):
     for chrom in CHROMS:
-        attempts = [json.loads(line) for line in (run / "logs" / "impute" / f"{chrom}.attempts.jsonl").read_text().splitlines()]
+        attempts = [
+            json.loads(line) for line in (run / "logs" / "impute" / f"{chrom}.attempts.jsonl").read_text().splitlines()
+        ]
         assert [a["kind"] for a in attempts] == ["heap_oom", "ok"], attempts
         assert attempts[0]["exit_code"] == 3 and attempts[0]["mem_mb"] == 100 and attempts[0]["heap_mb"] == 4
         assert attempts[1]["mem_mb"] == 200 and attempts[1]["heap_mb"] > attempts[0]["heap_mb"]
@@ -82,19 +89,38 @@ def _plink2_score_file(scores: Path, chroms: list[str], out: Path) -> None:
     out.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.skipif(shutil.which("plink2") is None or shutil.which("bcftools") is None, reason="plink2/bcftools not installed")
+@pytest.mark.skipif(
+    shutil.which("plink2") is None or shutil.which("bcftools") is None, reason="plink2/bcftools not installed"
+)
 def test_prs_equals_plink2_score(run, tiny_cohort, tmp_path):
     merged = tmp_path / "all.vcf.gz"
     subprocess.run(
-        ["bcftools", "concat", "-Oz", "-o", str(merged)] + [str(run / "results" / "imputed" / f"{c}.vcf.gz") for c in CHROMS],
-        check=True, capture_output=True,
+        ["bcftools", "concat", "-Oz", "-o", str(merged)]
+        + [str(run / "results" / "imputed" / f"{c}.vcf.gz") for c in CHROMS],
+        check=True,
+        capture_output=True,
     )
     score_file = tmp_path / "plink.score"
     _plink2_score_file(tiny_cohort.scores, CHROMS, score_file)
     subprocess.run(
-        ["plink2", "--vcf", str(merged), "dosage=DS", "--score", str(score_file), "1", "2", "3", "cols=+scoresums",
-         "--threads", "1", "--out", str(tmp_path / "plink")],
-        check=True, capture_output=True,
+        [
+            "plink2",
+            "--vcf",
+            str(merged),
+            "dosage=DS",
+            "--score",
+            str(score_file),
+            "1",
+            "2",
+            "3",
+            "cols=+scoresums",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path / "plink"),
+        ],
+        check=True,
+        capture_output=True,
     )
     with open(tmp_path / "plink.sscore") as fh:
         rows = [line.split() for line in fh]
@@ -122,7 +148,9 @@ def test_imputed_dosage_r2_against_truth(run, tiny_cohort):
     from chromosched_pipeline.imputation.accuracy import dosage_r2
 
     for chrom in CHROMS:
-        acc = dosage_r2(run / "results" / "imputed" / f"{chrom}.vcf.gz", tiny_cohort.out_dir / "truth" / f"{chrom}.vcf.gz", 0.05)
+        acc = dosage_r2(
+            run / "results" / "imputed" / f"{chrom}.vcf.gz", tiny_cohort.out_dir / "truth" / f"{chrom}.vcf.gz", 0.05
+        )
         assert acc.n_variants > 50
         assert acc.mean_r2 > 0.9 and acc.pooled_r2 > 0.9, (chrom, acc)
 
@@ -153,7 +181,9 @@ def test_chromosome_missing_from_panel_is_a_clear_start_error(tiny_cohort, tmp_p
     proc = run_snakemake(tmp_path, config, "--cores", "1")
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert any("chr20 is not in the reference panel" in line and "panel/chr20.vcf.gz" in line for line in lines), proc.stderr
+    assert any("chr20 is not in the reference panel" in line and "panel/chr20.vcf.gz" in line for line in lines), (
+        proc.stderr
+    )
     assert not (tmp_path / "results").exists()
 
 

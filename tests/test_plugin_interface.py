@@ -20,7 +20,12 @@ class TestDynamicMode(TestSchedulerBase):
         return Scheduler
 
     def get_scheduler_settings(self):
-        return SchedulerSettings(mode="dynamic", store=f"{_scratch()}/store", model=f"{_scratch()}/model.json", events=f"{_scratch()}/events.jsonl")
+        return SchedulerSettings(
+            mode="dynamic",
+            store=f"{_scratch()}/store",
+            model=f"{_scratch()}/model.json",
+            events=f"{_scratch()}/events.jsonl",
+        )
 
 
 class TestStaticMode(TestSchedulerBase):
@@ -30,7 +35,12 @@ class TestStaticMode(TestSchedulerBase):
         return Scheduler
 
     def get_scheduler_settings(self):
-        return SchedulerSettings(mode="static", store=f"{_scratch()}/store", model=f"{_scratch()}/model.json", events=f"{_scratch()}/events.jsonl")
+        return SchedulerSettings(
+            mode="static",
+            store=f"{_scratch()}/store",
+            model=f"{_scratch()}/model.json",
+            events=f"{_scratch()}/events.jsonl",
+        )
 
 
 def test_idle_in_a_cluster_jobs_own_snakemake_process():
@@ -45,6 +55,10 @@ def test_idle_in_a_cluster_jobs_own_snakemake_process():
     for mode, expected_idle in ((ExecMode.REMOTE, True), (ExecMode.SUBPROCESS, True), (ExecMode.DEFAULT, False)):
         dag = DummyDAG()
         dag.workflow = SimpleNamespace(exec_mode=mode)
-        scheduler = Scheduler(dag, SchedulerSettings(store=f"{_scratch()}/store", events=f"{_scratch()}/events.jsonl"), logging.getLogger("t"))
+        scheduler = Scheduler(
+            dag,
+            SchedulerSettings(store=f"{_scratch()}/store", events=f"{_scratch()}/events.jsonl"),
+            logging.getLogger("t"),
+        )
         selected = scheduler.select_jobs([dag._jobs[0]], dag._jobs, {"mem_mb": 4096, "cpu": 2}, defaultdict(int))
         assert (selected is None) == expected_idle

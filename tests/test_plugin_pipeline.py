@@ -9,11 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import REPO, pipeline_config, run_snakemake
 
 from chromosched.java_memory import heap_mb_for
 from chromosched.runtime.prediction_store import PredictionStore
-
-from conftest import REPO, pipeline_config, run_snakemake
 
 
 @pytest.fixture(scope="module")

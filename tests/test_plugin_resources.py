@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SNAKEFILE = r'''
+SNAKEFILE = r"""
 import time
 
 ITEMS = ["a", "b"]  # not chromosome names: every job has the same size
@@ -38,7 +38,7 @@ rule beagle:
         time.sleep(1.5)
         with open(output[0], "w") as handle:
             handle.write(f"{start} {time.time()}\n")
-'''
+"""
 
 
 def _interval(path: Path) -> tuple[float, float]:
@@ -49,8 +49,21 @@ def _interval(path: Path) -> tuple[float, float]:
 def test_one_gpu_serialises_gpu_jobs_and_cpu_jobs_share_the_budget(tmp_path):
     (tmp_path / "Snakefile").write_text(SNAKEFILE)
     cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(tmp_path / "Snakefile"), "--directory", str(tmp_path),
-        "--cores", "4", "--resources", "mem_mb=1000", "gpu=1", "gpu_mem_mb=8000", "--scheduler", "chromosched",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(tmp_path / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "4",
+        "--resources",
+        "mem_mb=1000",
+        "gpu=1",
+        "gpu_mem_mb=8000",
+        "--scheduler",
+        "chromosched",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from chromosched.genomes import genome_lengths
@@ -28,9 +27,22 @@ def run(workdir: Path, config: dict, *extra: str, scheduler: str = "chromosched"
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(WORKFLOW / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"), "--cores", str(cores), "--resources", f"mem_mb={budget}",
-        "--scheduler", scheduler, *extra,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(WORKFLOW / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        str(cores),
+        "--resources",
+        f"mem_mb={budget}",
+        "--scheduler",
+        scheduler,
+        *extra,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
@@ -57,15 +69,20 @@ def config(**kw) -> dict:
 
 def write_prior(path: Path) -> Path:
     """A RAM prior for rule `work`: need ~ 0.5 MB per Mbp of chromosome, calibrated +10 %."""
-    path.write_text(json.dumps({
-        "format": "chromosched-prior/1", "tool": "work",
-        "target": {"name": "mem_mb", "unit": "MB"},
-        "features": [{"name": "length_mb", "unit": "Mbp", "description": "chromosome length"}],
-        "feature_ranges": {"length_mb": [40, 250]},
-        "expression": "0.5 * length_mb",
-        "level": 0.9,
-        "calibration": {"0.9": {"level": 0.9, "n_calibration": 100, "knots": [[1, 1.1], [300, 330]]}},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "format": "chromosched-prior/1",
+                "tool": "work",
+                "target": {"name": "mem_mb", "unit": "MB"},
+                "features": [{"name": "length_mb", "unit": "Mbp", "description": "chromosome length"}],
+                "feature_ranges": {"length_mb": [40, 250]},
+                "expression": "0.5 * length_mb",
+                "level": 0.9,
+                "calibration": {"0.9": {"level": 0.9, "n_calibration": 100, "knots": [[1, 1.1], [300, 330]]}},
+            }
+        )
+    )
     return path
 
 
@@ -74,8 +91,14 @@ def test_no_overcommit_where_greedy_overcommits(tmp_path):
     greedy = run(tmp_path / "greedy", cfg, scheduler="greedy")
     assert greedy.returncode == 0, greedy.stderr
     prior = write_prior(tmp_path / "work-prior.json")
-    ours = run(tmp_path / "ours", cfg, "--scheduler-chromosched-prior", str(prior),
-               "--scheduler-chromosched-prior-rule", "work")
+    ours = run(
+        tmp_path / "ours",
+        cfg,
+        "--scheduler-chromosched-prior",
+        str(prior),
+        "--scheduler-chromosched-prior-rule",
+        "work",
+    )
     assert ours.returncode == 0, ours.stderr
     assert peak_true_memory(ledger(tmp_path / "greedy")) > BUDGET  # declared 70 %: greedy packs too much
     assert peak_true_memory(ledger(tmp_path / "ours")) <= BUDGET
@@ -126,7 +149,9 @@ def test_regressor_learns_from_benchmark_files_and_starts_warm(tmp_path):
 
 def test_internal_error_falls_back_to_greedy(tmp_path):
     (tmp_path / "not-a-folder").write_text("")
-    result = run(tmp_path, config(chroms=CHROMS[:2]), "--scheduler-chromosched-store", "not-a-folder/store", budget=1000)
+    result = run(
+        tmp_path, config(chroms=CHROMS[:2]), "--scheduler-chromosched-store", "not-a-folder/store", budget=1000
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("falling back to Snakemake's greedy scheduler") == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["chr1.txt", "chr2.txt"]

@@ -76,7 +76,9 @@ def test_rules_read_the_store_and_fall_back_to_the_heuristic(tmp_path):
         # another attempt has no entry yet: the heuristic (doubled for attempt 2) answers
         assert res.mem_mb("prs_combine")({"chrom": "chr1"}, [], 2) == 2 * heuristic
         # runtime still comes from the heuristic
-        assert res.runtime("prs_combine")({"chrom": "chr1"}, [], 1) == res.runtime("prs_combine")({"chrom": "chr2"}, [], 1)
+        assert res.runtime("prs_combine")({"chrom": "chr1"}, [], 1) == res.runtime("prs_combine")(
+            {"chrom": "chr2"}, [], 1
+        )
     finally:
         res.use_model(None)
 
@@ -97,4 +99,6 @@ def test_a_cluster_jobs_overhead_is_stored_and_left_out_of_the_tools_memory(tmp_
     finally:
         res.use_model(None)
     # without a store model the heuristic's mem_mb answers both
-    assert res.tool_mem_mb("prs_combine")({"chrom": "chr1"}, [], 1) == res.mem_mb("prs_combine")({"chrom": "chr1"}, [], 1)
+    assert res.tool_mem_mb("prs_combine")({"chrom": "chr1"}, [], 1) == res.mem_mb("prs_combine")(
+        {"chrom": "chr1"}, [], 1
+    )

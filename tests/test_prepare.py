@@ -55,10 +55,26 @@ def test_sample_subset(tiny_cohort, tmp_path):
 def test_chromosome_missing_from_panel_is_a_clear_error(tiny_cohort, tmp_path, capsys):
     target, panel, gmap = _inputs(tiny_cohort)
     vcf, out_map = _outputs(tmp_path)
-    code = main(["--chrom", "chr5", "--target", str(target), "--panel", str(panel), "--map", str(gmap),
-                 "--out-vcf", str(vcf), "--out-map", str(out_map)])
+    code = main(
+        [
+            "--chrom",
+            "chr5",
+            "--target",
+            str(target),
+            "--panel",
+            str(panel),
+            "--map",
+            str(gmap),
+            "--out-vcf",
+            str(vcf),
+            "--out-map",
+            str(out_map),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and err == [f"prepare: error: reference panel {panel}: chromosome chr5 is not in the panel (it has: chr22)"]
+    assert code == 2 and err == [
+        f"prepare: error: reference panel {panel}: chromosome chr5 is not in the panel (it has: chr22)"
+    ]
     assert _left_behind(tmp_path) == []
 
 

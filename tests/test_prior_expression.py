@@ -19,28 +19,31 @@ def test_evaluates_arithmetic_and_whitelisted_functions():
     assert np.allclose(again.evaluate_matrix(X), e.evaluate_matrix(X))
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("__import__('os').system('x')", "plain function name"),
-    ("__import__('os')", "'__import__'"),
-    ("ref_variants.__class__", "attribute access"),
-    ("(lambda: 1)()", "plain function name"),
-    ("lambda: 1", "lambda"),
-    ("open('/etc/passwd')", "'open'"),
-    ("eval('1')", "'eval'"),
-    ("ref_variants[0]", "subscripts"),
-    ("os", "not a declared feature"),
-    ("log(x=1)", "keyword arguments"),
-    ("[x for x in ()]", "comprehensions"),
-    ("'a' * 10", "constant 'a'"),
-    ("True + 1", "constant True"),
-    ("ref_variants // 2", "FloorDiv"),
-    ("ref_variants if threads else 1", "conditional"),
-    ("threads < 2", "comparisons"),
-    ("(y := 1)", "assignment"),
-    ("1e999", "non-finite"),
-    ("import os", "not a valid formula"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("__import__('os').system('x')", "plain function name"),
+        ("__import__('os')", "'__import__'"),
+        ("ref_variants.__class__", "attribute access"),
+        ("(lambda: 1)()", "plain function name"),
+        ("lambda: 1", "lambda"),
+        ("open('/etc/passwd')", "'open'"),
+        ("eval('1')", "'eval'"),
+        ("ref_variants[0]", "subscripts"),
+        ("os", "not a declared feature"),
+        ("log(x=1)", "keyword arguments"),
+        ("[x for x in ()]", "comprehensions"),
+        ("'a' * 10", "constant 'a'"),
+        ("True + 1", "constant True"),
+        ("ref_variants // 2", "FloorDiv"),
+        ("ref_variants if threads else 1", "conditional"),
+        ("threads < 2", "comparisons"),
+        ("(y := 1)", "assignment"),
+        ("1e999", "non-finite"),
+        ("import os", "not a valid formula"),
+        ("", "empty"),
+    ],
+)
 def test_rejects_anything_else_with_a_one_line_error(text, fragment):
     with pytest.raises(ChromoschedError) as err:
         SafeExpression(text, NAMES, source="beagle.json")
@@ -64,7 +67,10 @@ def test_missing_feature_value_is_reported():
 
 
 def test_simplification_keeps_values_and_shortens():
-    e = SafeExpression("((-0.0) + (1.0 * log(((25.0 - (((-13.0) * target_samples) * (2.0 * ref_variants))) - (0.0 * threads)))))", NAMES)
+    e = SafeExpression(
+        "((-0.0) + (1.0 * log(((25.0 - (((-13.0) * target_samples) * (2.0 * ref_variants))) - (0.0 * threads)))))",
+        NAMES,
+    )
     X = np.random.default_rng(0).uniform(1, 100, size=(50, 3))
     s = simplified(e, check=X)
     assert len(s.text) < len(e.text)

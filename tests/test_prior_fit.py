@@ -16,22 +16,32 @@ from chromosched.prior.fitting import fit_prior
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = [f.name for f in BEAGLE_FEATURES]
-MODEL_NAMES = ["threads", "effective_window_cm", "ref_markers_per_window", "target_markers_per_window",
-               "target_samples", "ref_samples"]
+MODEL_NAMES = [
+    "threads",
+    "effective_window_cm",
+    "ref_markers_per_window",
+    "target_markers_per_window",
+    "target_samples",
+    "ref_samples",
+]
 
 
 def synthetic_runs(path: Path, n: int = 90, seed: int = 0) -> pd.DataFrame:
     """A runs table shaped like the profiler's: heap ~ markers per window x samples, noisy, with splits."""
     rng = np.random.default_rng(seed)
-    d = pd.DataFrame({
-        "design_id": [f"r{i}" for i in range(n)],
-        "split": np.where(np.arange(n) % 4 == 3, "heldout", "fit"),
-        "threads": rng.integers(1, 5, n), "burnin": rng.integers(1, 5, n), "iterations": rng.integers(2, 11, n),
-        "window_cm": np.round(np.exp(rng.uniform(np.log(4.5), np.log(30), n)), 2),
-        "target_samples": np.round(np.exp(rng.uniform(np.log(8), np.log(160), n))).astype(int),
-        "ref_variants": np.round(np.exp(rng.uniform(np.log(1500), np.log(30000), n))).astype(int),
-        "ref_samples": np.round(np.exp(rng.uniform(np.log(40), np.log(800), n))).astype(int),
-    })
+    d = pd.DataFrame(
+        {
+            "design_id": [f"r{i}" for i in range(n)],
+            "split": np.where(np.arange(n) % 4 == 3, "heldout", "fit"),
+            "threads": rng.integers(1, 5, n),
+            "burnin": rng.integers(1, 5, n),
+            "iterations": rng.integers(2, 11, n),
+            "window_cm": np.round(np.exp(rng.uniform(np.log(4.5), np.log(30), n)), 2),
+            "target_samples": np.round(np.exp(rng.uniform(np.log(8), np.log(160), n))).astype(int),
+            "ref_variants": np.round(np.exp(rng.uniform(np.log(1500), np.log(30000), n))).astype(int),
+            "ref_samples": np.round(np.exp(rng.uniform(np.log(40), np.log(800), n))).astype(int),
+        }
+    )
     d["target_variants"] = (d.ref_variants * rng.uniform(0.03, 0.3, n)).astype(int)
     d["chrom_cm"] = np.where(np.arange(n) % 3 == 0, 40.0, 14.3)  # two chromosome lengths
     per_window = d.ref_variants * np.minimum(1, (d.window_cm + 2) / d.chrom_cm)
@@ -51,8 +61,9 @@ def fitted(tmp_path_factory):
     runs = where / "runs.tsv"
     synthetic_runs(runs)
     out = where / "p.json"
-    rc = main(["prior", "fit", "--runs", str(runs), "--level", "0.9", "--out", str(out),
-               "--synthetic", "512", "--seed", "3"])
+    rc = main(
+        ["prior", "fit", "--runs", str(runs), "--level", "0.9", "--out", str(out), "--synthetic", "512", "--seed", "3"]
+    )
     assert rc == 0
     return where, runs, out
 
@@ -95,16 +106,25 @@ def test_prior_predicts_and_calibration_is_conservative(fitted):
 
 def test_cli_predict_text_and_json(fitted, capsys):
     _, _, out = fitted
-    feats = ["threads=2", "burnin=3", "iterations=8", "window_cm=10", "target_variants=2000",
-             "target_samples=100", "ref_variants=20000", "ref_samples=400"]
+    feats = [
+        "threads=2",
+        "burnin=3",
+        "iterations=8",
+        "window_cm=10",
+        "target_variants=2000",
+        "target_samples=100",
+        "ref_variants=20000",
+        "ref_samples=400",
+    ]
     assert main(["prior", "predict", "--prior", str(out), "--features", *feats]) == 0
     text = capsys.readouterr().out
     assert "raw_mb" in text and "calibrated_mb" in text
     assert main(["prior", "predict", "--prior", str(out), "--json", "--features", *feats]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"raw_mb", "calibrated_mb", "level"}
-    assert result["calibrated_mb"] == pytest.approx(load_prior(out).calibrated_mb(
-        {k: float(v) for k, v in (f.split("=") for f in feats)}), rel=1e-3)
+    assert result["calibrated_mb"] == pytest.approx(
+        load_prior(out).calibrated_mb({k: float(v) for k, v in (f.split("=") for f in feats)}), rel=1e-3
+    )
     # a missing or unknown feature is a one-line error, exit 2
     assert main(["prior", "predict", "--prior", str(out), "--features", *feats[:-1]]) == 2
     assert "missing feature(s) ref_samples" in capsys.readouterr().err
@@ -117,7 +137,14 @@ def test_cli_report_prints_exactly_the_contract(fitted, capsys):
     assert main(["prior", "report", "--prior", str(out), "--runs", str(runs), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     # the original five fields, in order, then the extensions
-    assert list(result) == ["n_heldout", "pearson_teacher", "pearson_formula", "coverage", "oom_rate", "over_reservation"]
+    assert list(result) == [
+        "n_heldout",
+        "pearson_teacher",
+        "pearson_formula",
+        "coverage",
+        "oom_rate",
+        "over_reservation",
+    ]
     assert result["n_heldout"] == 22
     assert result["coverage"] + result["oom_rate"] == pytest.approx(1.0)
     assert -1 <= result["pearson_formula"] <= 1 and -1 <= result["pearson_teacher"] <= 1
@@ -212,8 +239,17 @@ def test_shipped_beagle_prior_is_packaged_identically_and_loads():
     assert shipped.read_bytes() == packaged.read_bytes()
     prior = load_builtin_prior("beagle")
     assert prior.feature_names == NAMES and prior.model_feature_names == MODEL_NAMES
-    features = {"threads": 2, "burnin": 3, "iterations": 10, "window_cm": 40, "target_variants": 3000,
-                "target_samples": 100, "ref_variants": 17000, "ref_samples": 500, "chrom_cm": 60.0}
+    features = {
+        "threads": 2,
+        "burnin": 3,
+        "iterations": 10,
+        "window_cm": 40,
+        "target_variants": 3000,
+        "target_samples": 100,
+        "ref_variants": 17000,
+        "ref_samples": 500,
+        "chrom_cm": 60.0,
+    }
     assert 0 < prior.raw_mb(features) < prior.calibrated_mb(features, 0.95) < 10000
     data = json.loads(shipped.read_text())
     assert data["provenance"]["runs_file"] == "config/priors/beagle_runs_multi.tsv"
@@ -232,7 +268,9 @@ def test_beagle_features_checks_inputs_and_fills_beagle_defaults(fitted):
     prior = load_prior(out)
     job = dict(threads=2, target_variants=3000, target_samples=100, ref_variants=17000, ref_samples=500)
     inputs = beagle_features(prior, **job, chrom_cm=3.0)
-    assert inputs["burnin"] == 3 and inputs["iterations"] == 12 and inputs["window_cm"] == 40 and inputs["overlap_cm"] == 2
+    assert (
+        inputs["burnin"] == 3 and inputs["iterations"] == 12 and inputs["window_cm"] == 40 and inputs["overlap_cm"] == 2
+    )
     # a 40 cM window on a 3 cM chromosome takes it whole: every marker in one window of 3 cM
     whole = prior.model_features(inputs)
     assert whole["effective_window_cm"] == 3.0 and whole["ref_markers_per_window"] == 17000

@@ -34,8 +34,19 @@ def _on_a_terminal(cmd: list[str], env: dict) -> tuple[int, str]:
     return proc.wait(timeout=120), b"".join(chunks).decode(errors="replace")
 
 
-SIMULATE = [sys.executable, "-m", "chromosched", "simulate", "dynamic", "--seeds", "3", "--task-size", "0.1",
-            "--policies", "knapsack,chromosched"]
+SIMULATE = [
+    sys.executable,
+    "-m",
+    "chromosched",
+    "simulate",
+    "dynamic",
+    "--seeds",
+    "3",
+    "--task-size",
+    "0.1",
+    "--policies",
+    "knapsack,chromosched",
+]
 
 
 def test_simulate_dynamic_draws_a_bar_on_a_terminal():
@@ -82,8 +93,22 @@ def test_progress_bar_object():
 
 
 def test_demo_simulation_bar_on_a_terminal(tmp_path):
-    cmd = [sys.executable, "-m", "chromosched_pipeline.demo_data.simulate", "--out", str(tmp_path / "a"), "--scale", "2000",
-           "--chromosomes", "chr21", "chr22", "--n-ref", "40", "--n-target", "10"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "chromosched_pipeline.demo_data.simulate",
+        "--out",
+        str(tmp_path / "a"),
+        "--scale",
+        "2000",
+        "--chromosomes",
+        "chr21",
+        "chr22",
+        "--n-ref",
+        "40",
+        "--n-target",
+        "10",
+    ]
     status, screen = _on_a_terminal(cmd, _env())
     assert status == 0, screen
     assert "simulating" in screen and "2/2" in screen and "simulate: [2/2] chr22" in screen
@@ -106,8 +131,16 @@ def test_beagle_profile_bar_on_a_terminal(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stderr", screen)
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("CHROMOSCHED_NO_PROGRESS", raising=False)
-    rows = profile(tmp_path / "runs.tsv", tmp_path / "work", n_fit=2, n_heldout=1, seed=11, space=TINY_SPACE,
-                   base=TINY_BASE, limit=1)
+    rows = profile(
+        tmp_path / "runs.tsv",
+        tmp_path / "work",
+        n_fit=2,
+        n_heldout=1,
+        seed=11,
+        space=TINY_SPACE,
+        base=TINY_BASE,
+        limit=1,
+    )
     assert len(rows) == 1
     text = screen.getvalue()
     assert "beagle profile" in text and "1/1" in text and "beagle_profile: 3 design points" in text

@@ -58,7 +58,9 @@ EXPECTED_ROWS = [  # (status, contribution per sample)
 def scored(tmp_path):
     vcf = tmp_path / "imputed.vcf.gz"
     write_bgzipped_vcf(
-        vcf, HEADER, [f"chr1\t{p}\tchr1:{p}:{r}:{a}\t{r}\t{a}\t.\tPASS\t.\tDS\t" + "\t".join(ds) for p, r, a, ds in RECORDS]
+        vcf,
+        HEADER,
+        [f"chr1\t{p}\tchr1:{p}:{r}:{a}\t{r}\t{a}\t.\tPASS\t.\tDS\t" + "\t".join(ds) for p, r, a, ds in RECORDS],
     )
     scores = tmp_path / "scores.txt"
     scores.write_text(SCORES)

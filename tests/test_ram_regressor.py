@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from chromosched.errors import ChromoschedError
 from chromosched.dynamic.ram_regressor import OnlineRamRegressor, RegressorRegistry, RegressorSettings
+from chromosched.errors import ChromoschedError
 
 
 def line(x):

@@ -10,16 +10,18 @@ import numpy as np
 import pytest
 
 from chromosched.dynamic.policy import Capacity, DynamicPolicy, RunningTask, TaskRequest, preset
-from chromosched.runtime.job_record import JobRecord
 from chromosched.dynamic.ready_jobs import ReadyJobs, select_vectorised
+from chromosched.runtime.job_record import JobRecord
 from chromosched.runtime.session import SchedulingSession, SessionSettings
 
 
 def _trained_policy(rng, config="chromosched"):
     policy = DynamicPolicy(preset(config), Capacity(mem_mb=100_000.0, cores=32))
     for kind, slope in (("impute", 40.0), ("phase", 15.0)):
-        warm = [TaskRequest(f"{kind}-w{i}", kind, {"index": float(i), "length": 10.0 * i}, prior_mb=slope * i + 200)
-                for i in range(1, 6)]
+        warm = [
+            TaskRequest(f"{kind}-w{i}", kind, {"index": float(i), "length": 10.0 * i}, prior_mb=slope * i + 200)
+            for i in range(1, 6)
+        ]
         policy.select(warm, Capacity(mem_mb=100_000.0, cores=32))
         for t in warm:
             policy.observe_success(t, slope * t.features["index"] * rng.uniform(0.9, 1.1) + 150, rng.uniform(10, 100))
@@ -31,10 +33,17 @@ def _tasks(rng, n):
     for i in range(n):
         kind = rng.choice(["impute", "phase"])
         x = float(rng.randint(1, 22))
-        out.append(TaskRequest(
-            f"{kind}-{i:04d}", kind, {"index": x, "length": 10.0 * x}, prior_mb=40.0 * x + 200,
-            cores=rng.randint(1, 4), min_mb=rng.choice([None, None, 300.0]), cap_mb=rng.choice([None, 900.0]),
-        ))
+        out.append(
+            TaskRequest(
+                f"{kind}-{i:04d}",
+                kind,
+                {"index": x, "length": 10.0 * x},
+                prior_mb=40.0 * x + 200,
+                cores=rng.randint(1, 4),
+                min_mb=rng.choice([None, None, 300.0]),
+                cap_mb=rng.choice([None, 900.0]),
+            )
+        )
     return out
 
 
@@ -67,12 +76,16 @@ def test_vectorised_selection_matches_the_policy(config, n):
 def _probed_policy(seed: int, n_observed: int, packer: str) -> DynamicPolicy:
     """The session's probe-mode policy after each rule's probe and a few more measured jobs (no
     prior): few-shot fits, power-law extrapolation above the largest measured size, exploration."""
-    config = replace(preset("chromosched-probe"), feature="size", alt_features=("length", "input", "prior"), packer=packer)
+    config = replace(
+        preset("chromosched-probe"), feature="size", alt_features=("length", "input", "prior"), packer=packer
+    )
     policy = DynamicPolicy(config, Capacity(mem_mb=100_000.0, cores=32))
     rng = random.Random(seed)
     for kind, slope, power in (("align", 30.0, 1.0), ("call", 4.0, 2.0)):
-        done = [TaskRequest(f"{kind}-p{i}", kind, {"size": s, "length": s}, size_hint=s)
-                for i, s in enumerate([3.0, 5.0, 8.0][:n_observed])]
+        done = [
+            TaskRequest(f"{kind}-p{i}", kind, {"size": s, "length": s}, size_hint=s)
+            for i, s in enumerate([3.0, 5.0, 8.0][:n_observed])
+        ]
         policy._register(done)
         for t in done:
             need = slope * t.features["size"] ** power * rng.uniform(0.9, 1.1) + 100
@@ -94,13 +107,23 @@ def test_vectorised_selection_matches_the_policy_after_probing(packer, n_observe
         for i in range(60):
             kind = rng.choice(["align", "call"])
             size = float(rng.randint(1, 40))
-            tasks.append(TaskRequest(f"{kind}-{i:03d}", kind, {"size": size, "length": size}, size_hint=size,
-                                     cores=rng.randint(1, 4), min_mb=rng.choice([None, None, 300.0]),
-                                     cap_mb=rng.choice([None, None, 2500.0])))
+            tasks.append(
+                TaskRequest(
+                    f"{kind}-{i:03d}",
+                    kind,
+                    {"size": size, "length": size},
+                    size_hint=size,
+                    cores=rng.randint(1, 4),
+                    min_mb=rng.choice([None, None, 300.0]),
+                    cap_mb=rng.choice([None, None, 2500.0]),
+                )
+            )
         slow._failed_at[tasks[0].task_id] = 500.0
         fast._failed_at[tasks[0].task_id] = 500.0
-        running = [RunningTask(TaskRequest(f"{kind}-run", kind, {"size": 2.0, "length": 2.0}, size_hint=2.0), 400.0)
-                   for kind in busy]
+        running = [
+            RunningTask(TaskRequest(f"{kind}-run", kind, {"size": 2.0, "length": 2.0}, size_hint=2.0), 400.0)
+            for kind in busy
+        ]
         by_uid = {t.task_id: t for t in tasks}
         table = ReadyJobs(fast.candidates, lambda r, by_uid=by_uid: by_uid[r.uid], fast._x)
         for t in tasks:
@@ -116,7 +139,11 @@ def test_vectorised_selection_matches_the_policy_after_probing(packer, n_observe
         assert [a.predicted_mb for a in got] == pytest.approx([a.predicted_mb for a in expected])
     # The case is real: big jobs are sized above their fit (extrapolated), and with nothing of a
     # learning rule running its smallest job comes first.
-    big = [t for t in tasks if t.features["size"] > 8 and t.cap_mb is None and t.min_mb is None and t.task_id != tasks[0].task_id]
+    big = [
+        t
+        for t in tasks
+        if t.features["size"] > 8 and t.cap_mb is None and t.min_mb is None and t.task_id != tasks[0].task_id
+    ]
     mems, points = fast._allocations(big[0].kind, big[:1])
     assert mems[0] > points[0] * 1.05
     if n_observed < 3 and "call" not in busy:
@@ -156,15 +183,30 @@ def _record(i: int, rng) -> JobRecord:
     resources = {"_cores": rng.choice([1, 2, 4, 8]), "_nodes": 1, "mem_mb": rng.randint(1000, 32000)}
     if gpu:
         resources.update(gpu=1, gpu_mem_mb=rng.randint(4000, 40000))
-    return JobRecord(uid=f"work[i={i}]", rule="work", wildcards={"i": str(i)}, cores=resources["_cores"],
-                     gpus=int(gpu), declared_mem_mb=resources["mem_mb"], resources=resources, storable=False)
+    return JobRecord(
+        uid=f"work[i={i}]",
+        rule="work",
+        wildcards={"i": str(i)},
+        cores=resources["_cores"],
+        gpus=int(gpu),
+        declared_mem_mb=resources["mem_mb"],
+        resources=resources,
+        storable=False,
+    )
 
 
 def test_ten_thousand_ready_jobs_get_a_valid_packing_and_memory_stays_flat(tmp_path):
     rng = random.Random(3)
     settings = SessionSettings(store=str(tmp_path / "store"), model=str(tmp_path / "model.json"), events=None)
     session = SchedulingSession(settings)
-    total = {"mem_mb": 256_000, "_cores": 64, "_nodes": 2**63 - 1, "_job_count": 2**63 - 1, "gpu": 2, "gpu_mem_mb": 48_000}
+    total = {
+        "mem_mb": 256_000,
+        "_cores": 64,
+        "_nodes": 2**63 - 1,
+        "_job_count": 2**63 - 1,
+        "gpu": 2,
+        "gpu_mem_mb": 48_000,
+    }
     session.begin({**total, "_total_known": 1})
     ready = [_record(i, rng) for i in range(10_000)]
     session.update_ready(ready)
@@ -226,9 +268,17 @@ def test_ready_rows_follow_what_the_session_learns_about_a_rule(tmp_path):
     session.begin({"mem_mb": 4000, "_cores": 8, "_total_known": 1})
 
     def records(rule, declared):
-        return [JobRecord(uid=job_uid(rule, {"chrom": f"chr{i}"}), rule=rule, wildcards={"chrom": f"chr{i}"},
-                          declared_mem_mb=declared, resources={"mem_mb": declared} if declared else {}, cores=1)
-                for i in range(1, 23)]
+        return [
+            JobRecord(
+                uid=job_uid(rule, {"chrom": f"chr{i}"}),
+                rule=rule,
+                wildcards={"chrom": f"chr{i}"},
+                declared_mem_mb=declared,
+                resources={"mem_mb": declared} if declared else {},
+                cores=1,
+            )
+            for i in range(1, 23)
+        ]
 
     def rows_match_fresh_requests():
         table = session._ready
@@ -238,7 +288,11 @@ def test_ready_rows_follow_what_the_session_learns_about_a_rule(tmp_path):
             if cached is None:
                 continue
             fresh = session._task(record)
-            assert (cached.cap_mb, cached.features, cached.prior_mb) == (fresh.cap_mb, fresh.features, fresh.prior_mb), uid
+            assert (cached.cap_mb, cached.features, cached.prior_mb) == (
+                fresh.cap_mb,
+                fresh.features,
+                fresh.prior_mb,
+            ), uid
             cap = table.column("cap")[slot]
             assert (np.isnan(cap) and fresh.cap_mb is None) or cap == fresh.cap_mb, uid
 
@@ -253,8 +307,11 @@ def test_ready_rows_follow_what_the_session_learns_about_a_rule(tmp_path):
     session.update_ready([r for c, r in work.items() if c != "chr3"])  # ready while chr3 runs
     session.finished(big.record.uid, Measurement(0.8 * 900, 2.0, "max_rss"))  # agrees up to chr3's size
     rows_match_fresh_requests()
-    capped = sorted(session._ready.records[s].wildcards["chrom"] for s, t in enumerate(session._ready.tasks)
-                    if t is not None and t.cap_mb == 900.0)
+    capped = sorted(
+        session._ready.records[s].wildcards["chrom"]
+        for s, t in enumerate(session._ready.tasks)
+        if t is not None and t.cap_mb == 900.0
+    )
     assert capped == sorted(c for c in work if c not in ("chr1", "chr2", "chr3"))  # the jobs not bigger than chr3
     picked = session.select_ready({"mem_mb": 4000, "_cores": 8})
     session.finished(picked[0].record.uid, Measurement(2000.0, 2.0, "max_rss"))  # one job needed more: no cap any more

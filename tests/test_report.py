@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from chromosched.cli import main
 from chromosched.runtime.run_events import load_run_events, memory_steps, summary
 from chromosched.runtime.session import SchedulingSession, SessionSettings
@@ -21,19 +19,30 @@ def _run(tmp_path):
     # two chromosomes: a (0-10 s, 300 MB reserved, needs 100) and b (OOM at 4 s with 100 MB,
     # retried 4-12 s with 200 MB, needs 150); then a merge job 12-13 s, 50 reserved, 50 needed
     start = lambda t, uid, rule, mem, attempt=1, pred=None, src="prior": {  # noqa: E731
-        "time": t, "event": "start", "uid": uid, "rule": rule, "wildcards": {"chrom": uid[-2]} if rule == "impute" else {},
-        "attempt": attempt, "mem_mb": mem, "source": src, "predicted_mb": pred}
-    return _events(tmp_path / "events.jsonl", [
-        {"time": 100.0, "event": "begin", "mode": "dynamic", "budget_mb": 1000},
-        start(100.0, "impute[a]", "impute", 300, pred=250),
-        start(100.0, "impute[b]", "impute", 100, pred=90),
-        {"time": 104.0, "event": "fail", "uid": "impute[b]", "mem_mb": 100, "oom": True},
-        start(104.0, "impute[b]", "impute", 200, attempt=2, src="escalation"),
-        {"time": 110.0, "event": "finish", "uid": "impute[a]", "need_mb": 100, "runtime_s": 10},
-        {"time": 112.0, "event": "finish", "uid": "impute[b]", "need_mb": 150, "runtime_s": 8},
-        start(112.0, "merge", "merge", 50, pred=40),
-        {"time": 113.0, "event": "finish", "uid": "merge", "need_mb": 50, "runtime_s": 1},
-    ])
+        "time": t,
+        "event": "start",
+        "uid": uid,
+        "rule": rule,
+        "wildcards": {"chrom": uid[-2]} if rule == "impute" else {},
+        "attempt": attempt,
+        "mem_mb": mem,
+        "source": src,
+        "predicted_mb": pred,
+    }
+    return _events(
+        tmp_path / "events.jsonl",
+        [
+            {"time": 100.0, "event": "begin", "mode": "dynamic", "budget_mb": 1000},
+            start(100.0, "impute[a]", "impute", 300, pred=250),
+            start(100.0, "impute[b]", "impute", 100, pred=90),
+            {"time": 104.0, "event": "fail", "uid": "impute[b]", "mem_mb": 100, "oom": True},
+            start(104.0, "impute[b]", "impute", 200, attempt=2, src="escalation"),
+            {"time": 110.0, "event": "finish", "uid": "impute[a]", "need_mb": 100, "runtime_s": 10},
+            {"time": 112.0, "event": "finish", "uid": "impute[b]", "need_mb": 150, "runtime_s": 8},
+            start(112.0, "merge", "merge", 50, pred=40),
+            {"time": 113.0, "event": "finish", "uid": "merge", "need_mb": 50, "runtime_s": 1},
+        ],
+    )
 
 
 def test_summary_numbers_from_events(tmp_path, caplog):
@@ -54,8 +63,16 @@ def test_summary_numbers_from_events(tmp_path, caplog):
 
 def test_static_session_records_its_ordering(tmp_path):
     events = tmp_path / "events.jsonl"
-    session = SchedulingSession(SessionSettings(mode="static", ordering="GRCh37", workers=3, events=str(events),
-                                                store=str(tmp_path / "store"), model=str(tmp_path / "m.json")))
+    session = SchedulingSession(
+        SessionSettings(
+            mode="static",
+            ordering="GRCh37",
+            workers=3,
+            events=str(events),
+            store=str(tmp_path / "store"),
+            model=str(tmp_path / "m.json"),
+        )
+    )
     session.begin({"_cores": 4, "mem_mb": 1000})
     ordering = [json.loads(line) for line in events.read_text().splitlines() if '"ordering"' in line]
     assert ordering and ordering[0]["workers"] == 3 and len(ordering[0]["order"]) == 22
@@ -85,10 +102,13 @@ def test_report_without_events_is_one_line(tmp_path, capsys):
 
 def test_report_of_a_real_static_run_shows_its_ordering(tmp_path):
     """A real Snakemake run in static mode (tests/data/memory_workflow), then the report from its events."""
-    from chromosched.static.ordering_table import load_builtin_table
     from test_plugin_snakemake import CHROMS, config, run
 
-    result = run(tmp_path, config(chroms=CHROMS[:3], hold=0.3), "--scheduler-chromosched-mode", "static", budget=1000, cores=2)
+    from chromosched.static.ordering_table import load_builtin_table
+
+    result = run(
+        tmp_path, config(chroms=CHROMS[:3], hold=0.3), "--scheduler-chromosched-mode", "static", budget=1000, cores=2
+    )
     assert result.returncode == 0, result.stderr
     assert main(["report", str(tmp_path)]) == 0
     numbers = json.loads((tmp_path / "chromosched_report" / "summary.json").read_text())
@@ -104,12 +124,28 @@ def test_pipeline_report_rule_draws_the_same_figures(tmp_path, capsys):
 
     events = _run(tmp_path)
     out = [tmp_path / "schedule.png", tmp_path / "prediction.png"]
-    assert plots_main(["scheduler", "--events", str(events), "--out-schedule", str(out[0]),
-                       "--out-prediction", str(out[1])]) == 0
+    assert (
+        plots_main(
+            ["scheduler", "--events", str(events), "--out-schedule", str(out[0]), "--out-prediction", str(out[1])]
+        )
+        == 0
+    )
     assert "4 scheduled job attempts" in capsys.readouterr().err
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in out)
     for p in out:
         p.unlink()
-    assert plots_main(["scheduler", "--events", str(tmp_path / "missing.jsonl"), "--out-schedule", str(out[0]),
-                       "--out-prediction", str(out[1])]) == 0
+    assert (
+        plots_main(
+            [
+                "scheduler",
+                "--events",
+                str(tmp_path / "missing.jsonl"),
+                "--out-schedule",
+                str(out[0]),
+                "--out-prediction",
+                str(out[1]),
+            ]
+        )
+        == 0
+    )
     assert "0 scheduled job attempts" in capsys.readouterr().err and all(p.exists() for p in out)

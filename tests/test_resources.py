@@ -18,8 +18,10 @@ def _reset_model():
 def _facts(cohort, **kw):
     out = cohort.out_dir
     return res.PipelineFacts(
-        panel=lambda c: str(out / "panel" / f"{c}.vcf.gz"), genetic_map=lambda c: str(out / "map" / f"{c}.map"),
-        target_samples=50, **kw,
+        panel=lambda c: str(out / "panel" / f"{c}.vcf.gz"),
+        genetic_map=lambda c: str(out / "map" / f"{c}.map"),
+        target_samples=50,
+        **kw,
     )
 
 
@@ -79,7 +81,9 @@ def test_installed_model_answers_first_and_can_defer():
     class Store:
         def request(self, job):
             seen.append((job.rule, dict(job.wildcards), job.attempt))
-            return res.ResourceRequest(mem_mb=1234, runtime=9, threads=2) if job.wildcards.get("chrom") == "chr1" else None
+            return (
+                res.ResourceRequest(mem_mb=1234, runtime=9, threads=2) if job.wildcards.get("chrom") == "chr1" else None
+            )
 
     res.use_model(Store())
     assert res.mem_mb("impute")({"chrom": "chr1"}, [], 2) == 1234

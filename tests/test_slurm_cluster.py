@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cluster.slurm import slurm_cluster  # noqa: F401 - the session fixture
+from conftest import REPO, pipeline_config
 
 from chromosched.runtime.prediction_store import PredictionStore
 from chromosched.runtime.slurm_outcomes import parse_mem_mb
-from cluster.slurm import slurm_cluster  # noqa: F401 - the session fixture
-from conftest import REPO, pipeline_config
 
 PIPELINE_BUDGET_MB = 1000  # binds: two prepare jobs fit at once, two PRS jobs do not
 CLUSTER_WORKFLOW = Path(__file__).parent / "data" / "cluster_workflow"
@@ -35,8 +35,17 @@ SACCT_FIELDS = "JobID,Comment,State,ExitCode,ReqMem,Start,End,WorkDir,AllocTRES"
 
 def snakemake(cluster, workdir: Path, *args: str, timeout: int = 480) -> subprocess.CompletedProcess:
     env = dict(cluster.env(), PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "--profile", str(REPO / "profiles" / "slurm"),
-           "--slurm-keep-successful-logs", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--directory",
+        str(workdir),
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--slurm-keep-successful-logs",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=env)
 
 
@@ -68,7 +77,9 @@ def store_check(cluster, workdir: Path, names: dict[str, list[str]]) -> list[tup
         key = (rule, tuple(sorted(wildcards.items())))
         seen[key] = attempt = seen.get(key, 0) + 1
         entry = store.get(rule, wildcards, attempt)
-        rows.append((rule, wildcards, attempt, parse_mem_mb(job["ReqMem"]), None if entry is None else entry.mem_mb, job))
+        rows.append(
+            (rule, wildcards, attempt, parse_mem_mb(job["ReqMem"]), None if entry is None else entry.mem_mb, job)
+        )
     return rows
 
 
@@ -91,8 +102,17 @@ def peak_requested_mb(jobs: list[dict]) -> int:
 def slurm_pipeline(slurm_cluster, tiny_cohort, tmp_path_factory):  # noqa: F811
     workdir = tmp_path_factory.mktemp("slurm_pipeline")
     (workdir / "config.yaml").write_text(yaml.safe_dump(pipeline_config(tiny_cohort)))
-    proc = snakemake(slurm_cluster, workdir, "results/prs/prs.tsv", "--snakefile", str(REPO / "Snakefile"), "--configfile",
-                     str(workdir / "config.yaml"), "--resources", f"mem_mb={PIPELINE_BUDGET_MB}")
+    proc = snakemake(
+        slurm_cluster,
+        workdir,
+        "results/prs/prs.tsv",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--resources",
+        f"mem_mb={PIPELINE_BUDGET_MB}",
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
     return workdir, proc
 
@@ -103,16 +123,36 @@ def slurm_oom_run(slurm_cluster, tmp_path_factory):  # noqa: F811
     # The prior predicts 600 MB for the tool (12.5 MB per Mbp, 48 Mbp); the job allocates 780 MB.
     # --mem is 600 + 250 (the job's own Snakemake): the cgroup kills it, 1.3 x 600 + 250 is enough.
     prior = workdir / "work-prior.json"
-    prior.write_text(json.dumps({
-        "format": "chromosched-prior/1", "tool": "work", "target": {"name": "mem_mb", "unit": "MB"},
-        "features": [{"name": "length_mb", "unit": "Mbp", "description": "chromosome length"}],
-        "feature_ranges": {"length_mb": [1, 300]}, "expression": "12.5 * length_mb", "level": 0.9,
-        "calibration": {"0.9": {"level": 0.9, "n_calibration": 100, "knots": [[1, 1], [10000, 10000]]}},
-    }))
+    prior.write_text(
+        json.dumps(
+            {
+                "format": "chromosched-prior/1",
+                "tool": "work",
+                "target": {"name": "mem_mb", "unit": "MB"},
+                "features": [{"name": "length_mb", "unit": "Mbp", "description": "chromosome length"}],
+                "feature_ranges": {"length_mb": [1, 300]},
+                "expression": "12.5 * length_mb",
+                "level": 0.9,
+                "calibration": {"0.9": {"level": 0.9, "n_calibration": 100, "knots": [[1, 1], [10000, 10000]]}},
+            }
+        )
+    )
     (workdir / "config.yaml").write_text(yaml.safe_dump({"chrom": "chr21", "length_mb": 48.0, "need_mb": 780}))
-    proc = snakemake(slurm_cluster, workdir, "--snakefile", str(CLUSTER_WORKFLOW / "Snakefile"), "--configfile",
-                     str(workdir / "config.yaml"), "--resources", "mem_mb=4000", "gpu=1",
-                     "--scheduler-chromosched-prior", str(prior), "--scheduler-chromosched-prior-rule", "work")
+    proc = snakemake(
+        slurm_cluster,
+        workdir,
+        "--snakefile",
+        str(CLUSTER_WORKFLOW / "Snakefile"),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--resources",
+        "mem_mb=4000",
+        "gpu=1",
+        "--scheduler-chromosched-prior",
+        str(prior),
+        "--scheduler-chromosched-prior-rule",
+        "work",
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
     return workdir, proc
 
@@ -131,7 +171,9 @@ def test_same_scores_as_a_local_run(slurm_pipeline, pipeline_run):
 def test_every_jobs_mem_is_its_prediction(slurm_cluster, slurm_pipeline):  # noqa: F811
     workdir, proc = slurm_pipeline
     rows = store_check(slurm_cluster, workdir, {r: ["chrom"] for r in ("prepare_target", "impute", "prs_partial")})
-    assert sorted(r[0] for r in rows) == sorted(["prepare_target"] * 2 + ["impute"] * 2 + ["prs_partial"] * 2 + ["prs_combine"])
+    assert sorted(r[0] for r in rows) == sorted(
+        ["prepare_target"] * 2 + ["impute"] * 2 + ["prs_partial"] * 2 + ["prs_combine"]
+    )
     for rule, wildcards, attempt, mem, stored, job in rows:
         assert job["State"] == "COMPLETED", job
         assert stored is not None and mem == stored, (rule, wildcards, attempt, mem, stored)
@@ -140,7 +182,9 @@ def test_every_jobs_mem_is_its_prediction(slurm_cluster, slurm_pipeline):  # noq
     for chrom in {r[1]["chrom"] for r in rows if r[0] == "impute"}:
         entry = store.get("impute", {"chrom": chrom}, 1)
         assert entry.overhead_mb > 0, entry
-        lines = [json.loads(x) for x in (workdir / "logs" / "impute" / f"{chrom}.attempts.jsonl").read_text().splitlines()]
+        lines = [
+            json.loads(x) for x in (workdir / "logs" / "impute" / f"{chrom}.attempts.jsonl").read_text().splitlines()
+        ]
         assert lines[0]["mem_mb"] == entry.tool_mem_mb == entry.mem_mb - entry.overhead_mb, (lines[0], entry)
     assert "chromosched: dynamic mode" in proc.stderr
 
@@ -176,7 +220,10 @@ def test_oom_kill_is_learned_and_the_retry_gets_more(slurm_cluster, slurm_oom_ru
     assert second["State"] == "COMPLETED"
     assert first_mem == first_store == 600 + 250
     assert second_mem == second_store and second_mem >= 1.3 * 600 + 250
-    assert f"Slurm job {first['JobID']} (work {{'chrom': 'chr21'}}) was killed for memory (sacct OUT_OF_MEMORY)" in proc.stderr
+    assert (
+        f"Slurm job {first['JobID']} (work {{'chrom': 'chr21'}}) was killed for memory (sacct OUT_OF_MEMORY)"
+        in proc.stderr
+    )
     assert "work chr21 attempt 1 failed out of memory with 850 MB" in proc.stderr
     assert (workdir / "out" / "chr21.txt").read_text().strip() == "780"
 
@@ -210,11 +257,29 @@ def test_run_report_of_slurm_runs(slurm_pipeline, slurm_oom_run):
 @pytest.fixture(scope="module")
 def slurm_diffusion(slurm_cluster, tiny_cohort, tmp_path_factory):  # noqa: F811
     workdir = tmp_path_factory.mktemp("slurm_diffusion")
-    diffusion = {"enabled": True, "checkpoint": str(REPO / "config" / "diffusion" / "small.pt"), "chromosomes": ["chr22"],
-                 "samples": 2, "samples_per_job": 2, "max_tiles": 2, "steps": 3, "truth_cells": 20, "refine_iterations": 5}
+    diffusion = {
+        "enabled": True,
+        "checkpoint": str(REPO / "config" / "diffusion" / "small.pt"),
+        "chromosomes": ["chr22"],
+        "samples": 2,
+        "samples_per_job": 2,
+        "max_tiles": 2,
+        "steps": 3,
+        "truth_cells": 20,
+        "refine_iterations": 5,
+    }
     (workdir / "config.yaml").write_text(yaml.safe_dump(pipeline_config(tiny_cohort, diffusion=diffusion)))
-    proc = snakemake(slurm_cluster, workdir, "results/diffusion/chr22/summary.json", "--snakefile", str(REPO / "Snakefile"),
-                     "--configfile", str(workdir / "config.yaml"), "--resources", "mem_mb=4000")
+    proc = snakemake(
+        slurm_cluster,
+        workdir,
+        "results/diffusion/chr22/summary.json",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--resources",
+        "mem_mb=4000",
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
     return workdir, proc
 
@@ -228,9 +293,13 @@ def test_diffusion_jobs_run_through_slurm_at_their_prediction(slurm_cluster, slu
     for rule, wildcards, attempt, mem, stored, job in rows:
         assert job["State"] == "COMPLETED", job
         assert stored is not None and mem == stored, (rule, wildcards, attempt, mem, stored)
-    entry = PredictionStore(workdir / ".chromosched" / "predictions").get("diffusion_sample", {"chrom": "chr22", "part": "0"}, 1)
+    entry = PredictionStore(workdir / ".chromosched" / "predictions").get(
+        "diffusion_sample", {"chrom": "chr22", "part": "0"}, 1
+    )
     assert entry is not None and entry.overhead_mb > 0
-    outcome = json.loads((workdir / "logs" / "diffusion_sample" / "chr22" / "0.attempts.jsonl").read_text().splitlines()[-1])
+    outcome = json.loads(
+        (workdir / "logs" / "diffusion_sample" / "chr22" / "0.attempts.jsonl").read_text().splitlines()[-1]
+    )
     assert outcome["kind"] == "ok" and 0 < outcome["need_mb"] <= entry.tool_mem_mb, (outcome, entry)
     summary = json.loads((workdir / "results" / "diffusion" / "chr22" / "summary.json").read_text())
     assert len(summary["seam_per_boundary"]) == 1 and -1 <= summary["hic_pearson"] <= 1

@@ -85,23 +85,41 @@ def test_cluster_job_overhead_is_in_mem_but_not_in_what_is_learned(tmp_path):
     from chromosched.runtime.session import SchedulingSession, SessionSettings
 
     def session(overhead):
-        s = SchedulingSession(SessionSettings(store=str(tmp_path / f"store{overhead}"), model=str(tmp_path / f"m{overhead}.json"),
-                                              events=None, job_overhead_mb=overhead,
-                                              cold_start="sequential"))  # declared mem_mb as the first allocation
+        s = SchedulingSession(
+            SessionSettings(
+                store=str(tmp_path / f"store{overhead}"),
+                model=str(tmp_path / f"m{overhead}.json"),
+                events=None,
+                job_overhead_mb=overhead,
+                cold_start="sequential",
+            )
+        )  # declared mem_mb as the first allocation
         s.begin({"mem_mb": 4000, "_cores": 2, "_total_known": 1})
         return s
 
-    job = JobRecord(uid="work|chrom=chr21", rule="work", wildcards={"chrom": "chr21"}, declared_mem_mb=500,
-                    resources={"mem_mb": 500, "_cores": 1}, chrom="chr21")
+    job = JobRecord(
+        uid="work|chrom=chr21",
+        rule="work",
+        wildcards={"chrom": "chr21"},
+        declared_mem_mb=500,
+        resources={"mem_mb": 500, "_cores": 1},
+        chrom="chr21",
+    )
     plain, cluster = session(0), session(250)
-    (first,), (clustered,) = plain.select([job], {"mem_mb": 4000, "_cores": 2}), cluster.select([job], {"mem_mb": 4000, "_cores": 2})
+    (first,), (clustered,) = (
+        plain.select([job], {"mem_mb": 4000, "_cores": 2}),
+        cluster.select([job], {"mem_mb": 4000, "_cores": 2}),
+    )
     assert clustered.mem_mb == first.mem_mb + 250 and clustered.overhead_mb == 250
     assert PredictionStore(str(tmp_path / "store250")).get("work", {"chrom": "chr21"}, 1).mem_mb == clustered.mem_mb
     # A kill: both retries escalate from the tool's part, so they differ by the overhead alone.
     retry = JobRecord(**{**job.__dict__, "attempt": 2})
     plain.failed(job.uid, True)
     cluster.failed(job.uid, True)
-    (again,), (clustered_again,) = plain.select([retry], {"mem_mb": 4000, "_cores": 2}), cluster.select([retry], {"mem_mb": 4000, "_cores": 2})
+    (again,), (clustered_again,) = (
+        plain.select([retry], {"mem_mb": 4000, "_cores": 2}),
+        cluster.select([retry], {"mem_mb": 4000, "_cores": 2}),
+    )
     assert again.mem_mb >= 1.3 * first.mem_mb and clustered_again.mem_mb == again.mem_mb + 250
     # The overhead never pushes a lone job out of the free memory.
     tight = session(250)

@@ -3,8 +3,8 @@
 import pytest
 
 from chromosched.errors import ChromoschedError
-from chromosched.static.peak_memory import PeakEvaluator
 from chromosched.static.optimiser import build_table, optimise
+from chromosched.static.peak_memory import PeakEvaluator
 from chromosched.static.search import anneal, hill_climb, ils, neighbourhood, population_anneal, portfolio, search
 from chromosched.static.task_model import genome_taskset
 
@@ -122,8 +122,24 @@ def test_benchmark_script_runs(tmp_path):
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "static_orderings.py"
-    run = subprocess.run([sys.executable, str(script), "--budget", "300", "--seeds", "0", "--workers", "2-3",
-                          "--json", "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--budget",
+            "300",
+            "--seeds",
+            "0",
+            "--workers",
+            "2-3",
+            "--json",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     rows = json.loads(run.stdout)["rows"]
     assert [(r["model"], r["workers"]) for r in rows] == [("list", 2), ("list", 3), ("waves", 2), ("waves", 3)]
@@ -143,8 +159,10 @@ def test_portfolio_beyond_its_first_part_adds_population_runs(grch37, monkeypatc
     first = portfolio(PeakEvaluator(grch37, 5), 4_000, seed=2)
     # 4000 as before (anneal seed 2, ILS seed 2001), then population runs: seed 2002 (16 chains, 3000) and
     # seed 2003 (32 chains, 3000) evaluations.
-    pops = [population_anneal(PeakEvaluator(grch37, 5), 3_000, 2002, chains=16),
-            population_anneal(PeakEvaluator(grch37, 5), 3_000, 2003, chains=32)]
+    pops = [
+        population_anneal(PeakEvaluator(grch37, 5), 3_000, 2002, chains=16),
+        population_anneal(PeakEvaluator(grch37, 5), 3_000, 2003, chains=32),
+    ]
     assert big.evaluations == 10_000
     assert big.peak == min([first.peak] + [p.peak for p in pops]) <= first.peak
     assert PeakEvaluator(grch37, 5).peak(big.order) == big.peak

@@ -19,8 +19,19 @@ def test_wrapped_command_reports_its_peak_and_the_scheduler_learns_it(tmp_path):
     # made bigger on purpose): the parent's high-water mark must not be counted as the wrapper's
     ballast = bytearray(300 * 2**20)
     ballast[::4096] = b"x" * len(ballast[::4096])
-    proc = subprocess.run([sys.executable, "-m", "chromosched_pipeline.step_outcome", "--outcome", str(log), "--",
-                           sys.executable, "-c", ALLOCATE.format(mb=80)])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chromosched_pipeline.step_outcome",
+            "--outcome",
+            str(log),
+            "--",
+            sys.executable,
+            "-c",
+            ALLOCATE.format(mb=80),
+        ]
+    )
     assert proc.returncode == 0
     line = json.loads(log.read_text().splitlines()[-1])
     # the child's 80 MB plus the wrapper (and the child's inherited high-water mark, see the module)
@@ -47,9 +58,26 @@ def test_a_python_step_appends_one_line_per_attempt(tmp_path, monkeypatch):
     """`prs score --outcome` (a real step) on a VCF that is not there: an error line, exit 2."""
     log = tmp_path / "o.jsonl"
     for _ in range(2):
-        proc = subprocess.run([sys.executable, "-m", "chromosched_pipeline.prs.scores", "score", "--vcf", str(tmp_path / "x.vcf.gz"),
-                               "--chrom", "chr1", "--scoring-file", str(tmp_path / "s.tsv"), "--out", str(tmp_path / "p.tsv"),
-                               "--outcome", str(log)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "chromosched_pipeline.prs.scores",
+                "score",
+                "--vcf",
+                str(tmp_path / "x.vcf.gz"),
+                "--chrom",
+                "chr1",
+                "--scoring-file",
+                str(tmp_path / "s.tsv"),
+                "--out",
+                str(tmp_path / "p.tsv"),
+                "--outcome",
+                str(log),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 2 and "prs: error" in proc.stderr
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert [x["kind"] for x in lines] == ["error", "error"]

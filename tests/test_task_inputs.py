@@ -14,12 +14,14 @@ BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmea
 
 
 def _vcf_text():
-    contigs = "".join(f"##contig=<ID={c},length={n},assembly=test>\n"
-                      for c, n in (("1", 3000), ("2", 2000), ("X", 5000), ("3", 1000)))
-    return ("##fileformat=VCFv4.2\n" + contigs +
-            '##INFO=<ID=AF,Number=A,Type=Float,Description="freq">\n'
-            "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
-            "1\t100\t.\tA\tG\t.\tPASS\tAF=0.1\n")
+    contigs = "".join(
+        f"##contig=<ID={c},length={n},assembly=test>\n" for c, n in (("1", 3000), ("2", 2000), ("X", 5000), ("3", 1000))
+    )
+    return (
+        "##fileformat=VCFv4.2\n" + contigs + '##INFO=<ID=AF,Number=A,Type=Float,Description="freq">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        "1\t100\t.\tA\tG\t.\tPASS\tAF=0.1\n"
+    )
 
 
 def test_builtin_genome_and_alias():
@@ -34,8 +36,10 @@ def test_builtin_genome_and_alias():
 
 def test_fai_keeps_autosomes(tmp_path):
     fai = tmp_path / "ref.fa.fai"
-    fai.write_text("chr1\t3000\t6\t60\t61\nchr2\t2000\t3100\t60\t61\nchrX\t5000\t5200\t60\t61\n"
-                   "chr1_KI270706v1_random\t175055\t9999\t60\t61\n")
+    fai.write_text(
+        "chr1\t3000\t6\t60\t61\nchr2\t2000\t3100\t60\t61\nchrX\t5000\t5200\t60\t61\n"
+        "chr1_KI270706v1_random\t175055\t9999\t60\t61\n"
+    )
     ts = load_tasks(lengths=fai)
     assert ts.names == ("chr1", "chr2") and ts.memory == (0.003, 0.002)
     assert load_tasks(lengths=fai, chromosomes=["chrX", "chr1"]).names == ("chrX", "chr1")
@@ -89,8 +93,7 @@ def test_chromosome_from_benchmark_file_name(tmp_path):
 
 def test_benchmark_files_hand_written(tmp_path):
     for chrom, rows in (("chr1", ["10.0\t0:00:10\t900.5", "14.0\t0:00:14\t1000.0"]), ("chr2", ["5.0\t0:00:05\t400.0"])):
-        (tmp_path / f"{chrom}.tsv").write_text(
-            BENCH_HEADER + "".join(r + "\t1\t1\t1\t0\t0\t1.0\t1.0\n" for r in rows))
+        (tmp_path / f"{chrom}.tsv").write_text(BENCH_HEADER + "".join(r + "\t1\t1\t1\t0\t0\t1.0\t1.0\n" for r in rows))
     ts = load_tasks(benchmarks=[tmp_path])
     assert ts.names == ("chr1", "chr2") and ts.memory_unit == "MB" and ts.duration_unit == "s"
     assert ts.memory == (1000.0, 400.0)  # largest max_rss over repeats
@@ -110,7 +113,8 @@ def test_benchmark_files_hand_written(tmp_path):
 
 def test_benchmarks_from_a_real_snakemake_run(tmp_path):
     """Snakemake's own `benchmark:` files: a job per chromosome holding 20, 60 and 120 MB."""
-    (tmp_path / "Snakefile").write_text(textwrap.dedent(f"""
+    (tmp_path / "Snakefile").write_text(
+        textwrap.dedent(f"""
         MB = {{"chr1": 120, "chr2": 60, "chr3": 20}}
         rule all:
             input: expand("out/{{c}}.done", c=MB)
@@ -119,9 +123,15 @@ def test_benchmarks_from_a_real_snakemake_run(tmp_path):
             benchmark: "benchmarks/work/{{c}}.tsv"
             params: mb=lambda wc: MB[wc.c]
             shell: "{sys.executable} -c 'import time; b = bytearray({{params.mb}} * 2**20); time.sleep(1.6)' && touch {{output}}"
-    """))
-    run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "3", "--quiet"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=240)
+    """)
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "3", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     ts = load_tasks(benchmarks=[tmp_path / "benchmarks"])
     assert ts.names == ("chr1", "chr2", "chr3")

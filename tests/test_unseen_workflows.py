@@ -6,7 +6,6 @@ plus the few-shot regression, the size features and the live memory sampler on t
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -17,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from chromosched.dynamic.policy import Capacity, DynamicPolicy, TaskRequest, preset
+from chromosched.dynamic.size_features import chromosome_in, chromosome_lengths, length_mbp
 from chromosched.genomes import genome_lengths
 from chromosched.runtime.live_memory import LiveMemory
-from chromosched.dynamic.size_features import chromosome_in, chromosome_lengths, length_mbp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import unseen_workflows as family  # noqa: E402
@@ -100,8 +99,11 @@ def test_prediction_is_the_jobs_own_mem_mb(linear_runs):
     wf, runs = linear_runs
     workdir = runs["chromosched"][0]
     declared = wf["config"]["rules"]["first"]["declared"]
-    given = {Path(e["uid"].split("chrom=")[1].rstrip("]")).name: e["mem_mb"]
-             for e in events(workdir) if e["event"] == "start" and e.get("rule") == "first"}
+    given = {
+        Path(e["uid"].split("chrom=")[1].rstrip("]")).name: e["mem_mb"]
+        for e in events(workdir)
+        if e["event"] == "start" and e.get("rule") == "first"
+    }
     ledger = family.ledger(workdir)
     assert len(ledger) == len(KEEP)
     for entry in ledger:
@@ -142,7 +144,11 @@ def test_undeclared_rule_is_managed_and_gets_a_mem_mb(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "rule first declares no mem_mb" in proc.stderr
     ledger = family.ledger(tmp_path)
-    given = {e["wildcards"]["contig"]: e["mem_mb"] for e in events(tmp_path) if e["event"] == "start" and e["rule"] == "first"}
+    given = {
+        e["wildcards"]["contig"]: e["mem_mb"]
+        for e in events(tmp_path)
+        if e["event"] == "start" and e["rule"] == "first"
+    }
     assert {Path(e["out"]).stem: e["limit"] for e in ledger} == given
     assert family.metrics(ledger, wf["budget"])["over_budget_starts"] == 0
     learned = [e for e in events(tmp_path) if e["event"] == "finish" and e["rule"] == "first"]
@@ -150,7 +156,9 @@ def test_undeclared_rule_is_managed_and_gets_a_mem_mb(tmp_path):
 
 
 def _policy() -> DynamicPolicy:
-    return DynamicPolicy(replace(preset("chromosched-probe"), feature="size", alt_features=("length",)), Capacity(mem_mb=5000))
+    return DynamicPolicy(
+        replace(preset("chromosched-probe"), feature="size", alt_features=("length",)), Capacity(mem_mb=5000)
+    )
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -160,8 +168,10 @@ def test_few_shot_predictions_stay_sane(seed):
     the smallest ones (the probe order), and margins that do not explode."""
     rng = random.Random(seed)
     truth = {c: (1.0 * L + 10) * (1 + rng.uniform(-0.05, 0.05)) for c, L in LENGTHS_MBP.items()}
-    for order_name, order in (("spread", rng.sample(sorted(truth), len(truth))),
-                              ("smallest", sorted(truth, key=LENGTHS_MBP.get))):
+    for order_name, order in (
+        ("spread", rng.sample(sorted(truth), len(truth))),
+        ("smallest", sorted(truth, key=LENGTHS_MBP.get)),
+    ):
         for k in range(2, 9):
             policy = _policy()
             tasks = {c: TaskRequest(c, "r", {"size": L, "length": L}, size_hint=L) for c, L in LENGTHS_MBP.items()}
@@ -249,9 +259,17 @@ def _session(tmp_path):
 def _records(rule, n, declared=None):
     from chromosched.runtime.job_record import JobRecord, job_uid
 
-    return [JobRecord(uid=job_uid(rule, {"chrom": f"chr{i}"}), rule=rule, wildcards={"chrom": f"chr{i}"},
-                      declared_mem_mb=declared, resources={"mem_mb": declared} if declared else {}, cores=1)
-            for i in range(1, n + 1)]
+    return [
+        JobRecord(
+            uid=job_uid(rule, {"chrom": f"chr{i}"}),
+            rule=rule,
+            wildcards={"chrom": f"chr{i}"},
+            declared_mem_mb=declared,
+            resources={"mem_mb": declared} if declared else {},
+            cores=1,
+        )
+        for i in range(1, n + 1)
+    ]
 
 
 def test_session_probes_then_packs_from_the_measurement(tmp_path):

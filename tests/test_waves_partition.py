@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from chromosched.static.peak_memory import PeakEvaluator
 from chromosched.static.optimiser import optimise
+from chromosched.static.peak_memory import PeakEvaluator
 from chromosched.static.task_model import genome_taskset
 from chromosched.static.waves_partition import block_sizes, solve_waves
 
@@ -14,12 +14,14 @@ from chromosched.static.waves_partition import block_sizes, solve_waves
 def brute_force(memory, workers):
     """Smallest waves peak over all orders (every permutation: fine for n <= 8)."""
     n = len(memory)
-    return min(max(sum(memory[i] for i in order[b:b + workers]) for b in range(0, n, workers))
-               for order in itertools.permutations(range(n)))
+    return min(
+        max(sum(memory[i] for i in order[b : b + workers]) for b in range(0, n, workers))
+        for order in itertools.permutations(range(n))
+    )
 
 
 def waves_peak(memory, order, workers):
-    return max(sum(memory[i] for i in order[b:b + workers]) for b in range(0, len(order), workers))
+    return max(sum(memory[i] for i in order[b : b + workers]) for b in range(0, len(order), workers))
 
 
 def test_block_sizes():

@@ -10,7 +10,7 @@ import pytest
 from chromosched.cli import main
 from chromosched.static.ordering_table import OrderingRow, OrderingTable
 
-SNAKEFILE = '''
+SNAKEFILE = """
 MEM = {"chr1": 300, "chr2": 200, "chr3": 100}
 MINUTES = {"chr1": 2, "chr2": 1, "chr3": 1}
 rule all:
@@ -24,7 +24,7 @@ rule merge:
     output: "merged.txt"
     resources: mem_mb=50, runtime=1
     shell: "cat {input} > {output}"
-'''
+"""
 
 
 @pytest.fixture()
@@ -47,9 +47,23 @@ def plan_json(capsys, workdir: Path, *args: str) -> dict:
 
 
 def test_static_plan_matches_the_hand_computed_schedule(tiny_workflow, capsys):
-    plan = plan_json(capsys, tiny_workflow, "--mode", "static", "--ordering", str(tiny_workflow / "order.tsv"),
-                     "--workers", "2", "--budget-mb", "450", "--cores", "2")
-    got = [(j["rule"], j["wildcards"].get("chrom"), j["predicted_mem_mb"], j["start_s"], j["batch"]) for j in plan["jobs"]]
+    plan = plan_json(
+        capsys,
+        tiny_workflow,
+        "--mode",
+        "static",
+        "--ordering",
+        str(tiny_workflow / "order.tsv"),
+        "--workers",
+        "2",
+        "--budget-mb",
+        "450",
+        "--cores",
+        "2",
+    )
+    got = [
+        (j["rule"], j["wildcards"].get("chrom"), j["predicted_mem_mb"], j["start_s"], j["batch"]) for j in plan["jobs"]
+    ]
     # K=2 in table order chr3, chr1, chr2. t=0: chr3 (100 MB, 60 s) and chr1 (300 MB, 120 s) start.
     # t=60: chr3 ends, but chr2 (200 MB) does not fit next to chr1 (300 + 200 > 450): it waits.
     # t=120: chr1 ends, chr2 starts (60 s). t=180: merge (60 s). t=240: all (no runtime: 60 s default).
@@ -78,8 +92,23 @@ def test_dynamic_plan_is_memory_safe_and_respects_dependencies(tiny_workflow, ca
 
 
 def test_a_job_larger_than_the_budget_is_reported(tiny_workflow, capsys):
-    code = main(["plan", "--directory", str(tiny_workflow), "--mode", "static", "--ordering",
-                 str(tiny_workflow / "order.tsv"), "--workers", "2", "--budget-mb", "250", "--cores", "2"])
+    code = main(
+        [
+            "plan",
+            "--directory",
+            str(tiny_workflow),
+            "--mode",
+            "static",
+            "--ordering",
+            str(tiny_workflow / "order.tsv"),
+            "--workers",
+            "2",
+            "--budget-mb",
+            "250",
+            "--cores",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "cannot run: work(chr1)" in out and "cannot run: merge" in out and "cannot run: all" in out

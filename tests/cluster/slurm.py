@@ -42,8 +42,21 @@ CLUSTER = "chromosched"
 ETC_CONF = Path("/etc/slurm/slurm.conf")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 STATE_FILE = "cluster.json"
-BINARIES = ("munged", "mariadb-install-db", "mariadbd", "mariadb", "slurmdbd", "slurmctld", "slurmd",
-            "sbatch", "sacct", "squeue", "scontrol", "sinfo", "scancel")
+BINARIES = (
+    "munged",
+    "mariadb-install-db",
+    "mariadbd",
+    "mariadb",
+    "slurmdbd",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "sacct",
+    "squeue",
+    "scontrol",
+    "sinfo",
+    "scancel",
+)
 # Daemons in start order; stopped in reverse.
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
 
@@ -81,17 +94,27 @@ class SlurmCluster:
         return proc.stdout
 
     def save(self) -> None:
-        state = {"root": str(self.root), "cpus": self.cpus, "memory_mb": self.memory_mb, "pids": self.pids,
-                 "linked_etc": self.linked_etc}
+        state = {
+            "root": str(self.root),
+            "cpus": self.cpus,
+            "memory_mb": self.memory_mb,
+            "pids": self.pids,
+            "linked_etc": self.linked_etc,
+        }
         tmp = self.root / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state, indent=1))
         os.replace(tmp, self.root / STATE_FILE)
 
     @classmethod
-    def load(cls, root: Path) -> "SlurmCluster":
+    def load(cls, root: Path) -> SlurmCluster:
         state = json.loads((Path(root) / STATE_FILE).read_text())
-        return cls(Path(state["root"]), state["cpus"], state["memory_mb"], {k: int(v) for k, v in state["pids"].items()},
-                   state["linked_etc"])
+        return cls(
+            Path(state["root"]),
+            state["cpus"],
+            state["memory_mb"],
+            {k: int(v) for k, v in state["pids"].items()},
+            state["linked_etc"],
+        )
 
 
 # -- start ------------------------------------------------------------------------------------------
@@ -128,7 +151,9 @@ def _check_can_run() -> None:
         raise SlurmUnavailable(f"no writable cgroup v1 memory controller at {memory_cgroup}")
     if ETC_CONF.exists() or ETC_CONF.is_symlink():
         if not _is_our_stale_link(ETC_CONF):
-            raise SlurmUnavailable(f"{ETC_CONF} exists and is not a stale chromosched link: a real Slurm is configured here")
+            raise SlurmUnavailable(
+                f"{ETC_CONF} exists and is not a stale chromosched link: a real Slurm is configured here"
+            )
     if (memory_cgroup / f"slurm_{NODE}").exists() and _cgroup_pids(memory_cgroup / f"slurm_{NODE}"):
         raise SlurmUnavailable(f"{memory_cgroup / f'slurm_{NODE}'} holds processes: another Slurm runs here")
 
@@ -192,26 +217,69 @@ def _start(cluster: SlurmCluster, timeout: float) -> None:
     key = root / "munge" / "munge.key"
     key.write_bytes(secrets.token_bytes(1024))
     os.chmod(key, 0o400)
-    _spawn(cluster, "munged", [_bin("munged"), "--foreground", "--force", f"--socket={munge_socket}",
-                               f"--key-file={key}", f"--pid-file={root / 'run' / 'munged.pid'}",
-                               f"--log-file={root / 'log' / 'munged.log'}", f"--seed-file={root / 'munge' / 'seed'}"])
+    _spawn(
+        cluster,
+        "munged",
+        [
+            _bin("munged"),
+            "--foreground",
+            "--force",
+            f"--socket={munge_socket}",
+            f"--key-file={key}",
+            f"--pid-file={root / 'run' / 'munged.pid'}",
+            f"--log-file={root / 'log' / 'munged.log'}",
+            f"--seed-file={root / 'munge' / 'seed'}",
+        ],
+    )
     _wait(lambda: munge_socket.exists(), 15, "munged did not create its socket", cluster, "munged")
 
     # MariaDB for slurmdbd: own datadir, socket and port; the slurm user at both 127.0.0.1 and localhost.
     datadir, db_socket = root / "mysql", root / "run" / "mysqld.sock"
-    _check_call([_bin("mariadb-install-db"), "--no-defaults", f"--datadir={datadir}", "--user=root",
-                 "--auth-root-authentication-method=normal", "--skip-test-db"], "mariadb-install-db", root)
-    _spawn(cluster, "mariadbd", [_bin("mariadbd"), "--no-defaults", f"--datadir={datadir}", f"--socket={db_socket}",
-                                 f"--port={ports['mariadb']}", "--bind-address=127.0.0.1", "--user=root",
-                                 f"--pid-file={root / 'run' / 'mariadbd.pid'}", f"--log-error={root / 'log' / 'mariadbd.log'}",
-                                 "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M"])
+    _check_call(
+        [
+            _bin("mariadb-install-db"),
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ],
+        "mariadb-install-db",
+        root,
+    )
+    _spawn(
+        cluster,
+        "mariadbd",
+        [
+            _bin("mariadbd"),
+            "--no-defaults",
+            f"--datadir={datadir}",
+            f"--socket={db_socket}",
+            f"--port={ports['mariadb']}",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            f"--pid-file={root / 'run' / 'mariadbd.pid'}",
+            f"--log-error={root / 'log' / 'mariadbd.log'}",
+            "--innodb-buffer-pool-size=32M",
+            "--innodb-log-file-size=16M",
+        ],
+    )
     sql = [_bin("mariadb"), "--no-defaults", f"--socket={db_socket}", "-uroot"]
-    _wait(lambda: subprocess.run(sql + ["-e", "SELECT 1"], capture_output=True).returncode == 0, 60,
-          "MariaDB did not accept connections", cluster, "mariadbd")
+    _wait(
+        lambda: subprocess.run(sql + ["-e", "SELECT 1"], capture_output=True).returncode == 0,
+        60,
+        "MariaDB did not accept connections",
+        cluster,
+        "mariadbd",
+    )
     grants = "".join(
         f"CREATE OR REPLACE USER 'slurm'@'{host}' IDENTIFIED BY '{db_password}';"
-        f"GRANT ALL ON slurm_acct_db.* TO 'slurm'@'{host}';" for host in ("127.0.0.1", "localhost"))
-    _check_call(sql + ["-e", f"CREATE DATABASE IF NOT EXISTS slurm_acct_db; {grants} FLUSH PRIVILEGES;"], "mariadb", root)
+        f"GRANT ALL ON slurm_acct_db.* TO 'slurm'@'{host}';"
+        for host in ("127.0.0.1", "localhost")
+    )
+    _check_call(
+        sql + ["-e", f"CREATE DATABASE IF NOT EXISTS slurm_acct_db; {grants} FLUSH PRIVILEGES;"], "mariadb", root
+    )
 
     # The GRES "gpu" device: a character device file like /dev/null, so Slurm can count it.
     gpu_device = root / "dev" / "gpu0"
@@ -240,8 +308,15 @@ def _start(cluster: SlurmCluster, timeout: float) -> None:
 
     _wait(idle, timeout, "the node did not become idle", cluster, "slurmd")
     # sacct answers once slurmctld has registered the cluster with slurmdbd.
-    _wait(lambda: subprocess.run([_bin("sacct"), "-n", "-X", "-S", "now-1hour"], capture_output=True, env=env).returncode == 0,
-          60, "sacct did not answer (slurmdbd)", cluster, "slurmdbd")
+    _wait(
+        lambda: (
+            subprocess.run([_bin("sacct"), "-n", "-X", "-S", "now-1hour"], capture_output=True, env=env).returncode == 0
+        ),
+        60,
+        "sacct did not answer (slurmdbd)",
+        cluster,
+        "slurmdbd",
+    )
 
 
 def _slurmdbd_conf(root: Path, ports: dict, munge_socket: Path, password: str) -> str:
@@ -250,13 +325,13 @@ AuthType=auth/munge
 AuthInfo=socket={munge_socket}
 DbdHost=localhost
 DbdAddr=127.0.0.1
-DbdPort={ports['slurmdbd']}
+DbdPort={ports["slurmdbd"]}
 SlurmUser=root
-PidFile={root / 'run' / 'slurmdbd.pid'}
-LogFile={root / 'log' / 'slurmdbd.log'}
+PidFile={root / "run" / "slurmdbd.pid"}
+LogFile={root / "log" / "slurmdbd.log"}
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
-StoragePort={ports['mariadb']}
+StoragePort={ports["mariadb"]}
 StorageUser=slurm
 StoragePass={password}
 StorageLoc=slurm_acct_db
@@ -268,18 +343,18 @@ def _slurm_conf(cluster: SlurmCluster, ports: dict, munge_socket: Path) -> str:
     return f"""# slurm.conf for the chromosched test cluster (generated): one node, this machine
 ClusterName={CLUSTER}
 SlurmctldHost=localhost(127.0.0.1)
-SlurmctldPort={ports['slurmctld']}
-SlurmdPort={ports['slurmd']}
+SlurmctldPort={ports["slurmctld"]}
+SlurmdPort={ports["slurmd"]}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 AuthInfo=socket={munge_socket}
-StateSaveLocation={root / 'state'}
-SlurmdSpoolDir={root / 'spool'}
-SlurmctldPidFile={root / 'run' / 'slurmctld.pid'}
-SlurmdPidFile={root / 'run' / 'slurmd.pid'}
-SlurmctldLogFile={root / 'log' / 'slurmctld.log'}
-SlurmdLogFile={root / 'log' / 'slurmd.log'}
+StateSaveLocation={root / "state"}
+SlurmdSpoolDir={root / "spool"}
+SlurmctldPidFile={root / "run" / "slurmctld.pid"}
+SlurmdPidFile={root / "run" / "slurmd.pid"}
+SlurmctldLogFile={root / "log" / "slurmctld.log"}
+SlurmdLogFile={root / "log" / "slurmd.log"}
 # Memory is a consumable resource: --mem reserves it, and the cgroup enforces it.
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
@@ -289,7 +364,7 @@ JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=task=1
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
-AccountingStoragePort={ports['slurmdbd']}
+AccountingStoragePort={ports["slurmdbd"]}
 AccountingStoragePass={munge_socket}
 AccountingStorageTRES=gres/gpu
 # Keep --comment (Snakemake writes rule_<rule>_wildcards_<values> there) in the accounting records.
@@ -328,8 +403,15 @@ def _link_etc(cluster: SlurmCluster) -> None:
 def _spawn(cluster: SlurmCluster, name: str, cmd: list[str], env: dict | None = None) -> None:
     log = open(cluster.root / "log" / f"{name}.out", "ab")
     # Its own session: a Ctrl-C in the terminal reaches the tests, not the daemons (stop() ends them).
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env or dict(os.environ), start_new_session=True, cwd=cluster.root)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env or dict(os.environ),
+        start_new_session=True,
+        cwd=cluster.root,
+    )
     log.close()
     cluster.pids[name] = proc.pid
     cluster.save()
@@ -355,7 +437,9 @@ def _wait(ready, timeout: float, message: str, cluster: SlurmCluster, daemon: st
     for path in (log, cluster.root / "log" / f"{daemon}.log"):
         if path.exists() and path.stat().st_size:
             tail = path.read_text(errors="replace").strip().splitlines()[-1][-300:]
-    raise SlurmUnavailable(f"{message} within {timeout:.0f} s (see {cluster.root / 'log'}){': ' + tail if tail else ''}")
+    raise SlurmUnavailable(
+        f"{message} within {timeout:.0f} s (see {cluster.root / 'log'}){': ' + tail if tail else ''}"
+    )
 
 
 def _port_open(port: int) -> bool:
@@ -385,10 +469,14 @@ def stop(cluster: SlurmCluster) -> list[str]:
     forced = []
     env = cluster.env()
     if cluster.pids.get("slurmctld") and _alive(cluster.pids["slurmctld"]):
-        subprocess.run([_bin("scancel"), "--full", f"--partition={PARTITION}"], capture_output=True, env=env, timeout=30)
+        subprocess.run(
+            [_bin("scancel"), "--full", f"--partition={PARTITION}"], capture_output=True, env=env, timeout=30
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            out = subprocess.run([_bin("squeue"), "-h", "-o", "%i"], capture_output=True, text=True, env=env, timeout=30)
+            out = subprocess.run(
+                [_bin("squeue"), "-h", "-o", "%i"], capture_output=True, text=True, env=env, timeout=30
+            )
             if out.returncode != 0 or not out.stdout.strip():
                 break
             time.sleep(0.5)
@@ -467,7 +555,9 @@ def _cgroup_pids_all() -> set[int]:
 
 def _remove_cgroups() -> None:
     for folder in _our_cgroup_dirs():
-        for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [folder]:
+        for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [
+            folder
+        ]:
             for _ in range(20):  # a cgroup is removable a moment after its last process exits
                 try:
                     sub.rmdir()

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import jsonschema
 import yaml
@@ -178,7 +179,11 @@ def load_pipeline_config(
             raise ChromoschedError(f"{source}: chromosomes: {chrom} and {seen[key]} are the same chromosome")
         seen[key] = chrom
     beagle = config["beagle"]
-    if beagle.get("window") is not None and beagle.get("overlap") is not None and beagle["overlap"] >= beagle["window"] / 2:
+    if (
+        beagle.get("window") is not None
+        and beagle.get("overlap") is not None
+        and beagle["overlap"] >= beagle["window"] / 2
+    ):
         raise ChromoschedError(
             f"{source}: beagle.overlap ({beagle['overlap']} cM) must be less than half of beagle.window ({beagle['window']} cM)"
         )
@@ -225,7 +230,9 @@ def _check_inputs(pc: PipelineConfig) -> None:
         panel = pc.panel(chrom)
         if not Path(panel).is_file():
             hint = "; run `make demo` to generate the demo data" if "resources/demo/" in panel else ""
-            raise ChromoschedError(f"{src}: chromosomes: {chrom} is not in the reference panel {panel} (file not found{hint})")
+            raise ChromoschedError(
+                f"{src}: chromosomes: {chrom} is not in the reference panel {panel} (file not found{hint})"
+            )
         if not _existing_index(panel):
             raise ChromoschedError(f"{src}: reference.panel {panel}: no .tbi or .csi index (run: tabix -p vcf {panel})")
         panel_contigs = contigs_of(panel, "reference.panel")

@@ -12,8 +12,9 @@ header and first rows of a scoring file. The steps still check what they read in
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 from chromosched.errors import ChromoschedError
 
@@ -57,7 +58,7 @@ def check_vcf_header(path: str, what: str, need_samples: bool = True) -> VcfHead
         raise ChromoschedError(
             f"{what} {path}: #CHROM header line must be tab-separated {' '.join(VCF_FIXED_COLUMNS)} then the sample IDs"
         )
-    samples = columns[len(VCF_FIXED_COLUMNS):]
+    samples = columns[len(VCF_FIXED_COLUMNS) :]
     if need_samples and not samples:
         raise ChromoschedError(f"{what} {path}: no samples in the header")
     check_sample_ids(samples, f"{what} {path}")
@@ -138,4 +139,6 @@ def check_sample_groups(path: str, what: str = "report.sample_groups") -> None:
     with open(path) as fh:
         for lineno, line in enumerate(itertools.islice(fh, ROWS_CHECKED), 1):
             if line.strip() and len(line.rstrip("\n").split("\t")) < 2:
-                raise ChromoschedError(f"{what} {path} line {lineno}: expected two tab-separated columns (sample, group)")
+                raise ChromoschedError(
+                    f"{what} {path} line {lineno}: expected two tab-separated columns (sample, group)"
+                )

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from chromosched.errors import ChromoschedError
 from chromosched.runtime.prediction_store import PredictionStore
@@ -377,7 +378,9 @@ def map_file_length_cm(path: str, chrom: str) -> float | None:
 
     try:
         with open(path) as handle:
-            lines = [line for line in handle if not chrom or match_contig(chrom, [line.split()[0]] if line.split() else [])]
+            lines = [
+                line for line in handle if not chrom or match_contig(chrom, [line.split()[0]] if line.split() else [])
+            ]
         return genetic_length_cm(lines, source=path)
     except (OSError, ChromoschedError):
         return None

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 HOST_FILE = "chromosched_lock_host"
 
@@ -33,8 +33,10 @@ def clear_stale_locks(workdir: str | os.PathLike = ".", log: Callable[[str], Non
             except FileNotFoundError:
                 pass
         if removed:
-            log(f"chromosched pipeline: warning: removed the stale Snakemake lock in {meta / 'locks'} "
-                "(left by a killed run; no other Snakemake process works in this directory)")
+            log(
+                f"chromosched pipeline: warning: removed the stale Snakemake lock in {meta / 'locks'} "
+                "(left by a killed run; no other Snakemake process works in this directory)"
+            )
     if meta.is_dir():
         try:
             (meta / HOST_FILE).write_text(host + "\n")

@@ -21,7 +21,7 @@ import os
 import resource
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from chromosched.json_lines import append_json_line
 
@@ -62,8 +62,13 @@ def record_outcome(path: str | os.PathLike | None, kind: str, started: float, **
     if not path:
         return
     peak = peak_rss_mb()
-    line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "kind": kind, "wall_s": round(time.monotonic() - started, 3),
-            "peak_rss_mb": round(peak, 1), **extra}
+    line = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "kind": kind,
+        "wall_s": round(time.monotonic() - started, 3),
+        "peak_rss_mb": round(peak, 1),
+        **extra,
+    }
     if kind == "ok":
         line["need_mb"] = round(peak + SHELL_MB, 1)
     try:
@@ -94,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import subprocess
 
-    p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.step_outcome",
-                                description="Run a command and append its outcome and peak memory to a JSON-lines log.")
+    p = argparse.ArgumentParser(
+        prog="python -m chromosched_pipeline.step_outcome",
+        description="Run a command and append its outcome and peak memory to a JSON-lines log.",
+    )
     p.add_argument("--outcome", required=True, help="JSON-lines log to append to")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
     args = p.parse_args(argv)

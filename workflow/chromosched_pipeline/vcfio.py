@@ -12,8 +12,8 @@ import contextlib
 import gzip
 import os
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import pysam
 
@@ -149,9 +149,13 @@ def check_bgzf_complete(path: str | os.PathLike, what: str = "VCF") -> None:
     with path.open("rb") as fh:
         magic = fh.read(4)
         if magic[:2] != b"\x1f\x8b":
-            raise ChromoschedError(f"{what} {path}: not gzip/bgzip compressed (compress it with bgzip and index it with tabix)")
+            raise ChromoschedError(
+                f"{what} {path}: not gzip/bgzip compressed (compress it with bgzip and index it with tabix)"
+            )
         if magic[3:4] != b"\x04":
-            raise ChromoschedError(f"{what} {path}: plain gzip, not bgzip (recompress it with bgzip and index it with tabix)")
+            raise ChromoschedError(
+                f"{what} {path}: plain gzip, not bgzip (recompress it with bgzip and index it with tabix)"
+            )
         fh.seek(max(0, size - len(BGZF_EOF)))
         if fh.read() != BGZF_EOF:
             raise ChromoschedError(f"{what} {path}: truncated bgzip file (no BGZF end-of-file block)")
@@ -181,9 +185,7 @@ def header_contig_lengths(header_lines: Iterable[str]) -> dict[str, int | None]:
         match = _CONTIG_LINE.match(line)
         if not match:
             continue
-        fields = dict(
-            part.split("=", 1) for part in re.split(r",(?=[A-Za-z_]+=)", match.group("body")) if "=" in part
-        )
+        fields = dict(part.split("=", 1) for part in re.split(r",(?=[A-Za-z_]+=)", match.group("body")) if "=" in part)
         if "ID" in fields:
             length = fields.get("length")
             contigs[fields["ID"]] = int(length) if length and length.isdigit() else None

@@ -26,8 +26,9 @@ def interactive(stream: IO[str] | None = None) -> bool:
 
 
 class ProgressBar:
-    def __init__(self, total: int | None, desc: str, unit: str = "it", stream: IO[str] | None = None,
-                 enabled: bool = True):
+    def __init__(
+        self, total: int | None, desc: str, unit: str = "it", stream: IO[str] | None = None, enabled: bool = True
+    ):
         self.stream = stream or sys.stderr
         self._bar = None
         if enabled and interactive(self.stream):
@@ -38,8 +39,14 @@ class ProgressBar:
             # The terminal's size (COLUMNS/LINES, else the tty's). A terminal that reports 0 x 0 (a bare
             # pty) would make tqdm hide the bar: assume 100 x 24 there.
             size = shutil.get_terminal_size((100, 24))
-            self._bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream,
-                             ncols=size.columns if size.columns > 0 else 100, nrows=size.lines if size.lines > 1 else 24)
+            self._bar = tqdm(
+                total=total,
+                desc=desc,
+                unit=unit,
+                file=self.stream,
+                ncols=size.columns if size.columns > 0 else 100,
+                nrows=size.lines if size.lines > 1 else 24,
+            )
 
     @property
     def active(self) -> bool:
@@ -69,7 +76,7 @@ class ProgressBar:
             self._bar.close()
             self._bar = None
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, *exc) -> None:

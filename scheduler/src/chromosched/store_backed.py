@@ -15,7 +15,7 @@ DAG build, dry runs) the fallback answers: an int, or a callable ``(wildcards, i
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .runtime.prediction_store import PredictionStore
 

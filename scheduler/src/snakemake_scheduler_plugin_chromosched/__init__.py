@@ -28,11 +28,11 @@ from snakemake_interface_scheduler_plugins.base import SchedulerBase
 from snakemake_interface_scheduler_plugins.settings import SchedulerSettingsBase
 
 from chromosched.errors import ChromoschedError
+from chromosched.runtime import slurm_outcomes
 from chromosched.runtime.job_measurements import failure_was_oom, measure_success
 from chromosched.runtime.job_record import JobRecord, chromosome_of, job_uid
 from chromosched.runtime.prediction_store import DEFAULT_STORE
 from chromosched.runtime.session import SchedulingSession, SessionSettings
-from chromosched.runtime import slurm_outcomes
 
 #: params keys a rule may set for chromosched (see README "Using the scheduler plugin on any Snakemake workflow").
 PARAM_FEATURES = "chromosched_features"
@@ -49,50 +49,89 @@ def _help(text: str) -> dict:
 
 @dataclass
 class SchedulerSettings(SchedulerSettingsBase):
-    mode: Optional[str] = field(default="dynamic", metadata=_help(
-        "static: start chromosome jobs in the ordering table's order, K at a time; dynamic: predict "
-        "each job's memory and knapsack-pack ready jobs into the free memory (default)."))
-    ordering: Optional[str] = field(default="GRCh37", metadata=_help(
-        "Genome build (GRCh37, GRCh38) or path of an ordering table (chromosched tables)."))
-    workers: Optional[int] = field(default=None, metadata=_help(
-        "K, chromosome jobs per rule at once in static mode (default: the run's cores)."))
-    budget_mb: Optional[int] = field(default=None, metadata=_help(
-        "Memory budget in MB (default: --resources mem_mb)."))
-    prior: Optional[str] = field(default=None, metadata=_help(
-        "RAM prior JSON (chromosched prior fit); default: the built-in Beagle prior."))
-    prior_rule: Optional[str] = field(default="impute", metadata=_help(
-        "The rule the prior describes (its jobs give params chromosched_features)."))
-    packer: Optional[str] = field(default="knapsack", metadata=_help("knapsack (most memory used) or greedy (most jobs)."))
-    gamma_max: Optional[float] = field(default=None, metadata=_help("Bias percentile early on (default: chromosched's)."))
+    mode: Optional[str] = field(
+        default="dynamic",
+        metadata=_help(
+            "static: start chromosome jobs in the ordering table's order, K at a time; dynamic: predict "
+            "each job's memory and knapsack-pack ready jobs into the free memory (default)."
+        ),
+    )
+    ordering: Optional[str] = field(
+        default="GRCh37",
+        metadata=_help("Genome build (GRCh37, GRCh38) or path of an ordering table (chromosched tables)."),
+    )
+    workers: Optional[int] = field(
+        default=None, metadata=_help("K, chromosome jobs per rule at once in static mode (default: the run's cores).")
+    )
+    budget_mb: Optional[int] = field(default=None, metadata=_help("Memory budget in MB (default: --resources mem_mb)."))
+    prior: Optional[str] = field(
+        default=None, metadata=_help("RAM prior JSON (chromosched prior fit); default: the built-in Beagle prior.")
+    )
+    prior_rule: Optional[str] = field(
+        default="impute", metadata=_help("The rule the prior describes (its jobs give params chromosched_features).")
+    )
+    packer: Optional[str] = field(
+        default="knapsack", metadata=_help("knapsack (most memory used) or greedy (most jobs).")
+    )
+    gamma_max: Optional[float] = field(
+        default=None, metadata=_help("Bias percentile early on (default: chromosched's).")
+    )
     gamma_min: Optional[float] = field(default=None, metadata=_help("Bias percentile late (default: chromosched's)."))
     degree: Optional[int] = field(default=None, metadata=_help("Polynomial degree of the online regressor."))
-    store: Optional[str] = field(default=DEFAULT_STORE, metadata=_help(
-        "Prediction store directory (the rules' mem_mb read it)."))
-    model: Optional[str] = field(default=".chromosched/model.json", metadata=_help(
-        "Where the learned model is saved after each update and loaded at start (warm start)."))
-    events: Optional[str] = field(default=".chromosched/events.jsonl", metadata=_help(
-        "Event log (one JSON line per job start, finish and failure) for the report's plots."))
-    critical_path: bool = field(default=False, metadata=_help(
-        "Prefer ready jobs on the longest remaining chain (HEFT upward rank, runtimes learned per rule "
-        "and kept next to the model)."))
-    job_overhead_mb: Optional[int] = field(default=None, metadata=_help(
-        "MB added to each predicted job's memory for the job's own Snakemake process, which shares "
-        f"the job's --mem under a cluster executor (default: {CLUSTER_JOB_OVERHEAD_MB} there, 0 locally)."))
-    cold_start: Optional[str] = field(default=None, metadata=_help(
-        "Rules without a calibrated prior: probe (smallest job first, then packed from what it "
-        "measured; declared mem_mb trusted only once a job agrees) or sequential (the paper's; the "
-        "declared mem_mb is the first allocation). Default: probe locally, sequential under a cluster "
-        "executor (a probe would ask sbatch for the whole budget; a kill there hurts no other job)."))
-    override_mem: Optional[str] = field(default="on", metadata=_help(
-        "on/off. Make the predicted memory the job's own mem_mb ({resources.mem_mb}, what Snakemake "
-        "budgets, sbatch --mem) for rules whose mem_mb is fixed or not declared."))
-    live_memory: Optional[str] = field(default="on", metadata=_help(
-        "on/off. Local runs: sample the running jobs' process trees (psutil); do not start jobs while "
-        "measured memory plus predicted growth would pass the budget; learn peaks of jobs without "
-        "benchmark files. Off on a cluster."))
+    store: Optional[str] = field(
+        default=DEFAULT_STORE, metadata=_help("Prediction store directory (the rules' mem_mb read it).")
+    )
+    model: Optional[str] = field(
+        default=".chromosched/model.json",
+        metadata=_help("Where the learned model is saved after each update and loaded at start (warm start)."),
+    )
+    events: Optional[str] = field(
+        default=".chromosched/events.jsonl",
+        metadata=_help("Event log (one JSON line per job start, finish and failure) for the report's plots."),
+    )
+    critical_path: bool = field(
+        default=False,
+        metadata=_help(
+            "Prefer ready jobs on the longest remaining chain (HEFT upward rank, runtimes learned per rule "
+            "and kept next to the model)."
+        ),
+    )
+    job_overhead_mb: Optional[int] = field(
+        default=None,
+        metadata=_help(
+            "MB added to each predicted job's memory for the job's own Snakemake process, which shares "
+            f"the job's --mem under a cluster executor (default: {CLUSTER_JOB_OVERHEAD_MB} there, 0 locally)."
+        ),
+    )
+    cold_start: Optional[str] = field(
+        default=None,
+        metadata=_help(
+            "Rules without a calibrated prior: probe (smallest job first, then packed from what it "
+            "measured; declared mem_mb trusted only once a job agrees) or sequential (the paper's; the "
+            "declared mem_mb is the first allocation). Default: probe locally, sequential under a cluster "
+            "executor (a probe would ask sbatch for the whole budget; a kill there hurts no other job)."
+        ),
+    )
+    override_mem: Optional[str] = field(
+        default="on",
+        metadata=_help(
+            "on/off. Make the predicted memory the job's own mem_mb ({resources.mem_mb}, what Snakemake "
+            "budgets, sbatch --mem) for rules whose mem_mb is fixed or not declared."
+        ),
+    )
+    live_memory: Optional[str] = field(
+        default="on",
+        metadata=_help(
+            "on/off. Local runs: sample the running jobs' process trees (psutil); do not start jobs while "
+            "measured memory plus predicted growth would pass the budget; learn peaks of jobs without "
+            "benchmark files. Off on a cluster."
+        ),
+    )
 
     def session_settings(self) -> SessionSettings:
-        values = {f.name: getattr(self, f.name) for f in fields(SessionSettings) if getattr(self, f.name, None) is not None}
+        values = {
+            f.name: getattr(self, f.name) for f in fields(SessionSettings) if getattr(self, f.name, None) is not None
+        }
         return SessionSettings(**values)
 
 
@@ -170,8 +209,12 @@ class Scheduler(SchedulerBase):
             # Snakemake subtracts the job's scheduler resources without checking: they must fit.
             # They equal the decision for store-backed rules; a rule with a fixed mem_mb keeps its own.
             needs = _numeric(_resources(job))
-            if (decision.source != "static" and needs.get("mem_mb") != decision.mem_mb and self._may_override()
-                    and _set_mem_mb(job, decision.mem_mb)):
+            if (
+                decision.source != "static"
+                and needs.get("mem_mb") != decision.mem_mb
+                and self._may_override()
+                and _set_mem_mb(job, decision.mem_mb)
+            ):
                 # Not store-backed: the prediction becomes the job's own mem_mb.
                 self._overridden[decision.record.uid] = job._resources
                 needs = _numeric(_resources(job))
@@ -231,7 +274,9 @@ class Scheduler(SchedulerBase):
 
     def _session_for(self, available, remaining) -> SchedulingSession:
         if self._session is None:
-            settings = self.settings.session_settings() if isinstance(self.settings, SchedulerSettings) else SessionSettings()
+            settings = (
+                self.settings.session_settings() if isinstance(self.settings, SchedulerSettings) else SessionSettings()
+            )
             if getattr(self.settings, "job_overhead_mb", None) is None and _cluster_executor(self.dag):
                 settings = replace(settings, job_overhead_mb=CLUSTER_JOB_OVERHEAD_MB)
             if getattr(self.settings, "cold_start", None) is None and _cluster_executor(self.dag):
@@ -269,16 +314,21 @@ class Scheduler(SchedulerBase):
         for rule, declared in sorted(seen.items()):
             what = "declares no mem_mb" if declared is None else "declares its own mem_mb"
             if not self._may_override():
-                self.logger.info(f"chromosched: rule {rule} {what}: Snakemake budgets that number, not the prediction "
-                                 "(override-mem is off); use chromosched.store_backed.predicted_mem_mb")
+                self.logger.info(
+                    f"chromosched: rule {rule} {what}: Snakemake budgets that number, not the prediction "
+                    "(override-mem is off); use chromosched.store_backed.predicted_mem_mb"
+                )
             elif not local and declared is not None:
                 self.logger.warning(
                     f"chromosched: rule {rule} {what}: sbatch --mem gets the prediction, but inside the cluster job "
                     "{resources.mem_mb} is re-evaluated (at most the prediction); for the exact number use "
-                    "mem_mb=chromosched.store_backed.predicted_mem_mb(...)")
+                    "mem_mb=chromosched.store_backed.predicted_mem_mb(...)"
+                )
             else:
-                self.logger.info(f"chromosched: rule {rule} {what}: learned from measured peaks; each job's mem_mb "
-                                 "(what Snakemake budgets and {resources.mem_mb}) is the prediction")
+                self.logger.info(
+                    f"chromosched: rule {rule} {what}: learned from measured peaks; each job's mem_mb "
+                    "(what Snakemake budgets and {resources.mem_mb}) is the prediction"
+                )
 
     def _learn(self, back) -> None:
         """Finished jobs feed the model; jobs we started that are ready again (``back``) with a
@@ -338,8 +388,10 @@ class Scheduler(SchedulerBase):
         if verdict is None:  # not a Slurm job
             return oom
         if verdict.oom:
-            self.logger.info(f"chromosched: Slurm job {verdict.job_id} ({rule} {_wildcards(job)}) was killed "
-                             f"for memory ({verdict.evidence})")
+            self.logger.info(
+                f"chromosched: Slurm job {verdict.job_id} ({rule} {_wildcards(job)}) was killed "
+                f"for memory ({verdict.evidence})"
+            )
             return True
         return oom if oom is not None else verdict.oom
 
@@ -409,7 +461,7 @@ def _slurm_log_dir(dag) -> str:
 
 
 def _is_single(job) -> bool:
-    return not hasattr(job, "jobs") or not callable(getattr(job, "jobs"))
+    return not hasattr(job, "jobs") or not callable(job.jobs)
 
 
 def _sort_key(job):

@@ -33,9 +33,9 @@ import json
 import sys
 import time
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import msprime
 import numpy as np
@@ -44,9 +44,9 @@ from chromosched.errors import ChromoschedError
 from chromosched.genomes import canonical_chrom, genome_lengths
 from chromosched.progress import ProgressBar
 
+from ..vcfio import exit_on_sigterm, read_header_lines, write_bgzipped_vcf, write_text_atomic
 from .demography import POPULATIONS, out_of_africa_admixed_demography
 from .genetic_map import hotspot_rate_map, plink_map_lines
-from ..vcfio import exit_on_sigterm, read_header_lines, write_bgzipped_vcf, write_text_atomic
 
 MUTATION_RATE = 1.29e-8  # per bp per generation
 HKY_KAPPA = 4.0
@@ -282,7 +282,8 @@ def simulate_chromosome(
         target_path,
         _vcf_header(target_contig, length_bp, tgt_names, seed, "unphased array genotypes"),
         (
-            f"{target_contig}\t{positions[i]}\t{ids[i]}\t{refs[i]}\t{alts[i]}\t.\tPASS\t.\tGT\t" + "\t".join(unphased[row])
+            f"{target_contig}\t{positions[i]}\t{ids[i]}\t{refs[i]}\t{alts[i]}\t.\tPASS\t.\tGT\t"
+            + "\t".join(unphased[row])
             for i, row in zip(chosen, dosage)
         ),
     )
@@ -292,8 +293,15 @@ def simulate_chromosome(
     write_text_atomic(map_path, "\n".join(plink_map_lines(rate_map, contig)) + "\n")
     scores_path = out_dir / "scores" / f"{canonical}.txt"
     score_lines = _scoring_rows(
-        canonical[3:], positions_a, refs, alts, length_bp, np.random.default_rng(ss_scores),
-        score_fraction, score_absent_fraction, score_flip_fraction,
+        canonical[3:],
+        positions_a,
+        refs,
+        alts,
+        length_bp,
+        np.random.default_rng(ss_scores),
+        score_fraction,
+        score_absent_fraction,
+        score_flip_fraction,
     )
     write_text_atomic(scores_path, "".join(line + "\n" for line in score_lines))
     return ChromosomeFiles(
@@ -406,9 +414,16 @@ def simulate_cohort(
     results: list[ChromosomeFiles] = []
     for i, chrom in enumerate(chroms, 1):
         files = simulate_chromosome(
-            chrom, int(lengths[chrom] / scale), out_dir, n_ref=n_ref, n_target=n_target,
-            array_density=array_density, missing_rate=missing_rate, seed=seed,
-            contig_style=contig_style, target_contig_style=target_contig_style,
+            chrom,
+            int(lengths[chrom] / scale),
+            out_dir,
+            n_ref=n_ref,
+            n_target=n_target,
+            array_density=array_density,
+            missing_rate=missing_rate,
+            seed=seed,
+            contig_style=contig_style,
+            target_contig_style=target_contig_style,
         )
         results.append(files)
         report(
@@ -434,11 +449,14 @@ def simulate_cohort(
 
     score_rows = [line for f in results for line in f.scores.read_text().splitlines() if line]
     scores = out_dir / "scores.txt"
-    write_text_atomic(scores, "\n".join(pgs_catalog_header(len(score_rows), genome, seed) + [SCORING_COLUMNS] + score_rows) + "\n")
+    write_text_atomic(
+        scores, "\n".join(pgs_catalog_header(len(score_rows), genome, seed) + [SCORING_COLUMNS] + score_rows) + "\n"
+    )
     samples = out_dir / "samples.tsv"
     write_text_atomic(
         samples,
-        "sample\tpopulation\trole\n" + "".join(f"{n}\t{p}\t{r}\n" for n, p, r in cohort_individuals(n_ref, n_target, seed)),
+        "sample\tpopulation\trole\n"
+        + "".join(f"{n}\t{p}\t{r}\n" for n, p, r in cohort_individuals(n_ref, n_target, seed)),
     )
     manifest = out_dir / "manifest.json"
     write_text_atomic(
@@ -479,12 +497,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chromosomes", nargs="+", default=None, help="chromosomes to simulate (default: all 22 autosomes)")
     p.add_argument("--n-ref", type=int, default=500, help="reference panel samples (default 500)")
     p.add_argument("--n-target", type=int, default=100, help="target samples (default 100)")
-    p.add_argument("--array-density", type=float, default=0.3, help="fraction of common panel SNPs on the array (default 0.3)")
+    p.add_argument(
+        "--array-density", type=float, default=0.3, help="fraction of common panel SNPs on the array (default 0.3)"
+    )
     p.add_argument("--missing-rate", type=float, default=0.01, help="fraction of missing target calls (default 0.01)")
     p.add_argument("--seed", type=int, default=1, help="master random seed (default 1)")
-    p.add_argument("--contig-style", choices=["chr", "plain"], default="chr", help="contig names in panel and map: chr1 or 1")
-    p.add_argument("--target-contig-style", choices=["chr", "plain"], default=None, help="contig names in the target VCF (default: as --contig-style)")
-    p.add_argument("--if-missing", action="store_true", help="do nothing when OUT/manifest.json exists with the same parameters")
+    p.add_argument(
+        "--contig-style", choices=["chr", "plain"], default="chr", help="contig names in panel and map: chr1 or 1"
+    )
+    p.add_argument(
+        "--target-contig-style",
+        choices=["chr", "plain"],
+        default=None,
+        help="contig names in the target VCF (default: as --contig-style)",
+    )
+    p.add_argument(
+        "--if-missing", action="store_true", help="do nothing when OUT/manifest.json exists with the same parameters"
+    )
     return p
 
 
@@ -493,8 +522,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     manifest = args.out / "manifest.json"
     wanted = {
-        "genome": args.genome, "scale": args.scale, "seed": args.seed, "n_ref": args.n_ref,
-        "n_target": args.n_target, "array_density": args.array_density, "missing_rate": args.missing_rate,
+        "genome": args.genome,
+        "scale": args.scale,
+        "seed": args.seed,
+        "n_ref": args.n_ref,
+        "n_target": args.n_target,
+        "array_density": args.array_density,
+        "missing_rate": args.missing_rate,
     }
     if args.if_missing and manifest.exists():
         try:
@@ -503,7 +537,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             have = {}
         order = list(genome_lengths(args.genome))
         chroms = sorted(dict.fromkeys(canonical_chrom(c) for c in (args.chromosomes or order)), key=order.index)
-        if all(have.get(k) == v for k, v in wanted.items()) and [c["chrom"] for c in have.get("chromosomes", [])] == chroms:
+        if (
+            all(have.get(k) == v for k, v in wanted.items())
+            and [c["chrom"] for c in have.get("chromosomes", [])] == chroms
+        ):
             print(f"simulate: {args.out} is up to date (manifest.json matches); nothing to do", file=sys.stderr)
             return 0
     started = time.perf_counter()
@@ -516,9 +553,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         count = len(set(args.chromosomes)) if args.chromosomes else len(genome_lengths(args.genome))
         with ProgressBar(count, "simulating", unit="chrom") as bar:
             cohort = simulate_cohort(
-                args.out, genome=args.genome, scale=args.scale, chromosomes=args.chromosomes, n_ref=args.n_ref,
-                n_target=args.n_target, array_density=args.array_density, missing_rate=args.missing_rate,
-                seed=args.seed, contig_style=args.contig_style, target_contig_style=args.target_contig_style,
+                args.out,
+                genome=args.genome,
+                scale=args.scale,
+                chromosomes=args.chromosomes,
+                n_ref=args.n_ref,
+                n_target=args.n_target,
+                array_density=args.array_density,
+                missing_rate=args.missing_rate,
+                seed=args.seed,
+                contig_style=args.contig_style,
+                target_contig_style=args.target_contig_style,
                 progress=progress,
             )
     except ChromoschedError as exc:

@@ -11,12 +11,26 @@ def _train(args) -> int:
     from .model import UNetConfig
     from .train import train
 
-    config = UNetConfig(dim=args.dim, dim_mults=tuple(args.dim_mults), attn_heads=args.attn_heads,
-                        attn_dim_head=args.attn_dim_head, resnet_block_groups=args.groups)
-    info = train(Path(args.out), config, data_seed=args.data_seed, chromosomes=args.chromosomes,
-                 cells=args.cells, batch=args.batch, lr=args.lr, minutes=args.minutes,
-                 max_steps=args.max_steps, threads=args.threads,
-                 log=lambda m: print(m, file=sys.stderr, flush=True))
+    config = UNetConfig(
+        dim=args.dim,
+        dim_mults=tuple(args.dim_mults),
+        attn_heads=args.attn_heads,
+        attn_dim_head=args.attn_dim_head,
+        resnet_block_groups=args.groups,
+    )
+    info = train(
+        Path(args.out),
+        config,
+        data_seed=args.data_seed,
+        chromosomes=args.chromosomes,
+        cells=args.cells,
+        batch=args.batch,
+        lr=args.lr,
+        minutes=args.minutes,
+        max_steps=args.max_steps,
+        threads=args.threads,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     print(info)
     return 0
 
@@ -38,24 +52,60 @@ def _sample(args) -> int:
         raise SystemExit(f"chromosched diffusion: error: no tile count known for {args.chrom}; pass --tiles")
     if args.max_tiles:
         n_tiles = min(n_tiles, args.max_tiles)
-    settings = SampleSettings(steps=args.steps, eta=args.eta, cond_scale=args.cond_scale, rescaled_phi=args.phi,
-                              mode=args.mode, project_final=args.project_final, seed=args.seed,
-                              track_seed=args.track_seed, refine_iterations=args.refine_iterations)
+    settings = SampleSettings(
+        steps=args.steps,
+        eta=args.eta,
+        cond_scale=args.cond_scale,
+        rescaled_phi=args.phi,
+        mode=args.mode,
+        project_final=args.project_final,
+        seed=args.seed,
+        track_seed=args.track_seed,
+        refine_iterations=args.refine_iterations,
+    )
     extra = {"chrom": args.chrom, "first": args.first, "last": args.last, "mem_mb": args.mem_mb}
     with outcome_recorded(args.outcome, **extra):
-        result = sample_part(args.checkpoint, args.chrom, n_tiles, args.first, args.last, settings, args.mem_mb,
-                             args.gpu_mem_mb, args.device, args.embeddings_dir, args.normalizer,
-                             log=lambda m: print(m, file=sys.stderr, flush=True))
-        write_npz(args.out, maps=result["maps"], coords=result["coords"], seams=result["seams"],
-                  first=np.int64(args.first), last=np.int64(args.last), facts=np.array(json.dumps(result["facts"])))
+        result = sample_part(
+            args.checkpoint,
+            args.chrom,
+            n_tiles,
+            args.first,
+            args.last,
+            settings,
+            args.mem_mb,
+            args.gpu_mem_mb,
+            args.device,
+            args.embeddings_dir,
+            args.normalizer,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
+        write_npz(
+            args.out,
+            maps=result["maps"],
+            coords=result["coords"],
+            seams=result["seams"],
+            first=np.int64(args.first),
+            last=np.int64(args.last),
+            facts=np.array(json.dumps(result["facts"])),
+        )
     return 0
 
 
 def _merge(args) -> int:
     from .job import merge_parts
 
-    merge_parts(args.parts, args.chrom, args.truth_cells, args.truth_seed, args.track_seed, args.samples,
-                args.coordinates, args.metrics, args.summary, polymer_truth=not args.no_truth)
+    merge_parts(
+        args.parts,
+        args.chrom,
+        args.truth_cells,
+        args.truth_seed,
+        args.track_seed,
+        args.samples,
+        args.coordinates,
+        args.metrics,
+        args.summary,
+        polymer_truth=not args.no_truth,
+    )
     return 0
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from .model import UNetConfig, Unet
+from ..vcfio import atomic_outputs
+from .model import Unet, UNetConfig
 from .representation import Normalizer
 from .sampler import Diffusion
 from .schedule import BUFFER_NAMES, TIMESTEPS, schedule_buffers
-from ..vcfio import atomic_outputs
 
 OBJECTIVES = {"pred_noise", "pred_x0", "pred_v"}
 
@@ -40,15 +40,25 @@ def unet_config_from_chromogen(raw: dict) -> UNetConfig:
     return UNetConfig.from_dict(d)
 
 
-def save_checkpoint(path: str | os.PathLike, model: Unet, objective: str, normalizer: Normalizer | None,
-                    extra: dict | None = None, timesteps: int = TIMESTEPS) -> None:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: Unet,
+    objective: str,
+    normalizer: Normalizer | None,
+    extra: dict | None = None,
+    timesteps: int = TIMESTEPS,
+) -> None:
     """Write ``model`` in ChromoGen's dict format (atomically)."""
     state = {f"model.{k}": v.detach().cpu() for k, v in model.state_dict().items()}
     state.update({k: v.float() for k, v in schedule_buffers(timesteps, objective).items()})
     payload = {
         "unet_config": model.config.to_dict(),
-        "diffusion_config": {"objective": objective, "timesteps": timesteps, "beta_schedule": "cosine",
-                             "image_size": 32},
+        "diffusion_config": {
+            "objective": objective,
+            "timesteps": timesteps,
+            "beta_schedule": "cosine",
+            "image_size": 32,
+        },
         "model": state,
     }
     if normalizer is not None:
@@ -58,8 +68,9 @@ def save_checkpoint(path: str | os.PathLike, model: Unet, objective: str, normal
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
-                    normalizer_path: str | os.PathLike | None = None) -> tuple[Diffusion, Normalizer | None, dict]:
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu", normalizer_path: str | os.PathLike | None = None
+) -> tuple[Diffusion, Normalizer | None, dict]:
     """(diffusion, normaliser or None, the raw dict without weights) from a ChromoGen-format file.
 
     Every U-Net weight must be present with the shape the file's own ``unet_config`` implies;
@@ -71,7 +82,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unreadable / not a torch file
-        raise DiffusionInputError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})".splitlines()[0]) from None
+        raise DiffusionInputError(
+            f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})".splitlines()[0]
+        ) from None
     if not isinstance(raw, dict) or not {"unet_config", "model"} <= set(raw):
         raise DiffusionInputError(f"{path}: not a ChromoGen-format checkpoint (needs unet_config and model)")
     try:
@@ -93,9 +106,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
         if tuple(tensor.shape) != tuple(shape):
             raise DiffusionInputError(
                 f"{path}: parameter model.{key} has shape {tuple(tensor.shape)}, "
-                f"the U-Net of its unet_config needs {tuple(shape)}")
+                f"the U-Net of its unet_config needs {tuple(shape)}"
+            )
         weights[key] = tensor
-    unexpected = [k for k in state if k.startswith("model.") and k[len("model."):] not in expected]
+    unexpected = [k for k in state if k.startswith("model.") and k[len("model.") :] not in expected]
     if unexpected:
         raise DiffusionInputError(f"{path}: unexpected parameter {unexpected[0]} for its unet_config")
     missing_buffers = [b for b in BUFFER_NAMES if b not in state]

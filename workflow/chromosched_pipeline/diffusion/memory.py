@@ -14,8 +14,8 @@ last so that freed-but-kept allocator pages do not hide it) fit a and b.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -65,7 +65,7 @@ class MemoryModel:
         return self.a_mb + self.b_mb_per_row * rows
 
     @classmethod
-    def fit(cls, rows: tuple[int, int], peaks: tuple[float, float]) -> "MemoryModel":
+    def fit(cls, rows: tuple[int, int], peaks: tuple[float, float]) -> MemoryModel:
         (r1, r2), (p1, p2) = rows, peaks
         b = max((p2 - p1) / (r2 - r1), 1e-6)
         return cls(a_mb=p2 - b * r2, b_mb_per_row=b)
@@ -78,20 +78,26 @@ def rows_per_sample(n_tiles: int, cond_scale: float) -> int:
     return n_tiles * (1 if cond_scale == 1.0 else 2)
 
 
-def choose_chunk(model: MemoryModel, allocation_mb: float, rows_each: int, total_samples: int,
-                 headroom: float = HEADROOM) -> int:
+def choose_chunk(
+    model: MemoryModel, allocation_mb: float, rows_each: int, total_samples: int, headroom: float = HEADROOM
+) -> int:
     """Samples per chunk: the most whose predicted peak stays within headroom x allocation."""
     usable = allocation_mb * headroom
     fit = math.floor((usable - model.a_mb) / (model.b_mb_per_row * rows_each))
     if fit < 1:
         need = model.peak_mb(rows_each) / headroom
         raise AllocationTooSmall(
-            f"one chain ({rows_each} rows) needs ~{need:.0f} MB with headroom, the allocation is {allocation_mb:.0f} MB")
+            f"one chain ({rows_each} rows) needs ~{need:.0f} MB with headroom, the allocation is {allocation_mb:.0f} MB"
+        )
     return max(1, min(total_samples, fit))
 
 
-def calibrate(run_rows: Callable[[int], object], rows_each: int, device: torch.device | str = "cpu",
-              probe_samples: tuple[int, int] = (1, 4)) -> MemoryModel:
+def calibrate(
+    run_rows: Callable[[int], object],
+    rows_each: int,
+    device: torch.device | str = "cpu",
+    probe_samples: tuple[int, int] = (1, 4),
+) -> MemoryModel:
     """Fit a + b x rows from ``run_rows(samples)`` (one sampling step of that many chains)."""
     peaks = tuple(measure_peak_mb(lambda n=n: run_rows(n), device) for n in probe_samples)
     return MemoryModel.fit(tuple(n * rows_each for n in probe_samples), peaks)

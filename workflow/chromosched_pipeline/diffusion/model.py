@@ -46,7 +46,7 @@ class UNetConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "UNetConfig":
+    def from_dict(cls, d: dict) -> UNetConfig:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         for key in ("dim_mults", "embedding_shape"):
             if key in known:
@@ -208,7 +208,9 @@ class Unet(nn.Module):
         dims = [dim, *(dim * m for m in c.dim_mults)]
         in_out = list(zip(dims[:-1], dims[1:]))
         time_dim = dim * 4
-        self.time_mlp = nn.Sequential(SinusoidalPosEmb(dim), nn.Linear(dim, time_dim), nn.GELU(), nn.Linear(time_dim, time_dim))
+        self.time_mlp = nn.Sequential(
+            SinusoidalPosEmb(dim), nn.Linear(dim, time_dim), nn.GELU(), nn.Linear(time_dim, time_dim)
+        )
         self.null_classes_emb = nn.Parameter(torch.randn(c.embedding_size))
         cond_dim = time_dim + c.embedding_size
 
@@ -216,15 +218,23 @@ class Unet(nn.Module):
             return ResnetBlock(a, b, cond_dim, c.resnet_block_groups)
 
         def lin_attn(d):
-            return Residual(PreNorm(d, LinearAttention(d, c.attn_heads, c.attn_dim_head, c.scale_linear_attention_values)))
+            return Residual(
+                PreNorm(d, LinearAttention(d, c.attn_heads, c.attn_dim_head, c.scale_linear_attention_values))
+            )
 
         self.downs = nn.ModuleList()
         for i, (d_in, d_out) in enumerate(in_out):
             last = i == len(in_out) - 1
-            self.downs.append(nn.ModuleList([
-                block(d_in, d_in), block(d_in, d_in), lin_attn(d_in),
-                nn.Conv2d(d_in, d_out, 3, padding=1) if last else Downsample(d_in, d_out),
-            ]))
+            self.downs.append(
+                nn.ModuleList(
+                    [
+                        block(d_in, d_in),
+                        block(d_in, d_in),
+                        lin_attn(d_in),
+                        nn.Conv2d(d_in, d_out, 3, padding=1) if last else Downsample(d_in, d_out),
+                    ]
+                )
+            )
         mid = dims[-1]
         self.mid_block1 = block(mid, mid)
         self.mid_attn = Residual(PreNorm(mid, Attention(mid, c.attn_heads, c.attn_dim_head)))
@@ -232,15 +242,27 @@ class Unet(nn.Module):
         self.ups = nn.ModuleList()
         for i, (d_in, d_out) in enumerate(reversed(in_out)):
             last = i == len(in_out) - 1
-            self.ups.append(nn.ModuleList([
-                block(d_out + d_in, d_out), block(d_out + d_in, d_out), lin_attn(d_out),
-                nn.Conv2d(d_out, d_in, 3, padding=1) if last else Upsample(d_out, d_in),
-            ]))
+            self.ups.append(
+                nn.ModuleList(
+                    [
+                        block(d_out + d_in, d_out),
+                        block(d_out + d_in, d_out),
+                        lin_attn(d_out),
+                        nn.Conv2d(d_out, d_in, 3, padding=1) if last else Upsample(d_out, d_in),
+                    ]
+                )
+            )
         self.final_res_block = block(dim * 2, dim)
         self.final_conv = pointwise_conv(dim, c.channels)
 
-    def forward(self, x: torch.Tensor, time: torch.Tensor, embedding: torch.Tensor,
-                use_null: torch.Tensor | None = None, cond_rows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        time: torch.Tensor,
+        embedding: torch.Tensor,
+        use_null: torch.Tensor | None = None,
+        cond_rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x (B, C, H, W), time (B,), embedding (B, *embedding_shape); rows where ``use_null`` is
         True get the learned null embedding instead (classifier-free guidance).
 

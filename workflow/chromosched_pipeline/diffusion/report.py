@@ -25,8 +25,15 @@ def _save(fig, path) -> None:
         fig.savefig(tmp, dpi=110, format="png")
 
 
-def plot_all(summaries: list[str], metrics_tsvs: list[str], coords: list[str], out_contacts: str,
-             out_distance: str, out_render: str, out_seams: str) -> None:
+def plot_all(
+    summaries: list[str],
+    metrics_tsvs: list[str],
+    coords: list[str],
+    out_contacts: str,
+    out_distance: str,
+    out_render: str,
+    out_seams: str,
+) -> None:
     plt = _plt()
     sums = [json.loads(Path(p).read_text()) for p in summaries]
 
@@ -37,8 +44,10 @@ def plot_all(summaries: list[str], metrics_tsvs: list[str], coords: list[str], o
     np.fill_diagonal(combined, np.nan)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     im = ax.imshow(np.log10(np.clip(combined, 1e-4, None)), cmap="Reds", vmin=-3, vmax=0)
-    ax.set_title(f"{sums[0]['chrom']}: sampled (upper) vs polymer truth (lower)\n"
-                 f"Hi-C Pearson {sums[0].get('hic_pearson', float('nan')):.3f}")
+    ax.set_title(
+        f"{sums[0]['chrom']}: sampled (upper) vs polymer truth (lower)\n"
+        f"Hi-C Pearson {sums[0].get('hic_pearson', float('nan')):.3f}"
+    )
     ax.set_xlabel("bead (20 kb)")
     fig.colorbar(im, ax=ax, label="log10 contact probability")
     fig.tight_layout()
@@ -49,8 +58,14 @@ def plot_all(summaries: list[str], metrics_tsvs: list[str], coords: list[str], o
     fig, ax = plt.subplots(figsize=(6, 4))
     for s, path in zip(sums, metrics_tsvs):
         table = np.genfromtxt(path, delimiter="\t", names=True)
-        line, = ax.plot(table["separation"], table["mean_distance_sample"], label=f"{s['chrom']} sampled")
-        ax.plot(table["separation"], table["mean_distance_truth"], ls="--", color=line.get_color(), label=f"{s['chrom']} truth")
+        (line,) = ax.plot(table["separation"], table["mean_distance_sample"], label=f"{s['chrom']} sampled")
+        ax.plot(
+            table["separation"],
+            table["mean_distance_truth"],
+            ls="--",
+            color=line.get_color(),
+            label=f"{s['chrom']} truth",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("separation (beads)")

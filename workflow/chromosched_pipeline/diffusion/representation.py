@@ -35,7 +35,7 @@ class Normalizer:
     mean_r2: torch.Tensor
 
     @classmethod
-    def fit(cls, maps: torch.Tensor) -> "Normalizer":
+    def fit(cls, maps: torch.Tensor) -> Normalizer:
         """Statistics of training distance maps (N, size, size)."""
         maps = maps.double()
         size = maps.shape[-1]
@@ -52,7 +52,7 @@ class Normalizer:
         return {"mean_r": self.mean_r.clone(), "mean_r2": self.mean_r2.clone()}
 
     @classmethod
-    def from_state(cls, state: dict) -> "Normalizer":
+    def from_state(cls, state: dict) -> Normalizer:
         return cls(state["mean_r"].double(), state["mean_r2"].double())
 
     def _params(self, size: int, device, dtype):

@@ -13,10 +13,17 @@ def part_arguments(config: dict, part: int) -> str:
 
 def cli_options(config: dict) -> str:
     """The ``sample`` command's options from the config's ``diffusion`` section."""
-    words = [f"--steps {config['steps']}", f"--eta {config['eta']}", f"--cond-scale {config['cond_scale']}",
-             f"--phi {config['rescaled_phi']}", f"--mode {config['mode']}", f"--seed {config['seed']}",
-             f"--track-seed {config['track_seed']}", f"--device {config['device']}",
-             f"--refine-iterations {config['refine_iterations']}"]
+    words = [
+        f"--steps {config['steps']}",
+        f"--eta {config['eta']}",
+        f"--cond-scale {config['cond_scale']}",
+        f"--phi {config['rescaled_phi']}",
+        f"--mode {config['mode']}",
+        f"--seed {config['seed']}",
+        f"--track-seed {config['track_seed']}",
+        f"--device {config['device']}",
+        f"--refine-iterations {config['refine_iterations']}",
+    ]
     words += ["--project-final"] if config["project_final"] else []
     words += [f"--max-tiles {config['max_tiles']}"] if config.get("max_tiles") else []
     words += [f"--embeddings-dir {config['embeddings_dir']}"] if config.get("embeddings_dir") else []

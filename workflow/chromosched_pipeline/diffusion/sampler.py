@@ -13,14 +13,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
 from .polymer import stable_seed
 from .schedule import TIMESTEPS, ddim_time_pairs, schedule_buffers
-
 
 # Every forward runs a multiple of this many rows (an odd count gets one padding row, dropped
 # after). On this CPU (oneDNN, channels-last U-Net) a row's result is then bitwise the same
@@ -57,8 +56,9 @@ class Diffusion:
         n = x.shape[0]
         use_null = torch.cat([torch.zeros(u, dtype=torch.bool), torch.ones(u, dtype=torch.bool)]).to(x.device)
         times = torch.full((2 * u,), t, device=x.device, dtype=torch.long)
-        both = self.forward_rows(torch.cat([x, x]), times, torch.cat([embedding, embedding]), use_null,
-                                 torch.cat([cond_rows, cond_rows + u]))
+        both = self.forward_rows(
+            torch.cat([x, x]), times, torch.cat([embedding, embedding]), use_null, torch.cat([cond_rows, cond_rows + u])
+        )
         cond, null = both[:n], both[n:]
         scaled = null + (cond - null) * cond_scale
         if rescaled_phi == 0.0:
@@ -131,7 +131,11 @@ def ddim_sample(
     the predicted x0 at every step (``final`` is True at the last one); ``noise_hook(noise)`` may
     rewrite every noise draw (initial and per step) before use."""
     device = diffusion.device
-    fresh = (lambda: row_noise(gens, image_shape)) if noise_hook is None else (lambda: noise_hook(row_noise(gens, image_shape)))
+    fresh = (
+        (lambda: row_noise(gens, image_shape))
+        if noise_hook is None
+        else (lambda: noise_hook(row_noise(gens, image_shape)))
+    )
     x = fresh().to(device)
     embedding = embedding.to(device)
     cond_rows = (torch.arange(len(gens)) if cond_rows is None else cond_rows).to(device)

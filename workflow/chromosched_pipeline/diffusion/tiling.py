@@ -19,7 +19,7 @@ block (A from tile i, B from tile i+1, same chain).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -33,10 +33,29 @@ MODES = ("independent", "synced")
 
 # hg38 lengths (Mb, rounded) for tile counts; other names need an explicit count.
 HG38_MB = {
-    "1": 248.96, "2": 242.19, "3": 198.30, "4": 190.21, "5": 181.54, "6": 170.81, "7": 159.35,
-    "8": 145.14, "9": 138.39, "10": 133.80, "11": 135.09, "12": 133.28, "13": 114.36, "14": 107.04,
-    "15": 101.99, "16": 90.34, "17": 83.26, "18": 80.37, "19": 58.62, "20": 64.44, "21": 46.71,
-    "22": 50.82, "X": 156.04,
+    "1": 248.96,
+    "2": 242.19,
+    "3": 198.30,
+    "4": 190.21,
+    "5": 181.54,
+    "6": 170.81,
+    "7": 159.35,
+    "8": 145.14,
+    "9": 138.39,
+    "10": 133.80,
+    "11": 135.09,
+    "12": 133.28,
+    "13": 114.36,
+    "14": 107.04,
+    "15": 101.99,
+    "16": 90.34,
+    "17": 83.26,
+    "18": 80.37,
+    "19": 58.62,
+    "20": 64.44,
+    "21": 46.71,
+    "22": 50.82,
+    "X": 156.04,
 }
 BEAD_KB = 20
 
@@ -137,14 +156,27 @@ def sample_chains(
         cond_rows = torch.arange(len(ids) * n_tiles) % n_tiles  # each tile's region embedding, computed once
         hook = noise_hook = None
         if mode == "synced":
+
             def hook(x0, t, final, _n=n_tiles):
                 return x0 if final and not project_final else project_overlaps(x0, normalizer, _n)
 
             if share_noise:
+
                 def noise_hook(noise, _n=n_tiles):
                     return share_overlap_noise(noise, _n)
-        x0 = ddim_sample(diffusion, embeddings, gens, cond_rows, steps=steps, eta=eta, cond_scale=cond_scale,
-                         rescaled_phi=rescaled_phi, step_hook=hook, noise_hook=noise_hook)
+
+        x0 = ddim_sample(
+            diffusion,
+            embeddings,
+            gens,
+            cond_rows,
+            steps=steps,
+            eta=eta,
+            cond_scale=cond_scale,
+            rescaled_phi=rescaled_phi,
+            step_hook=hook,
+            noise_hook=noise_hook,
+        )
         maps = normalizer.denormalize(unfold(x0.double())).float()
         out.append(maps.reshape(len(ids), n_tiles, WINDOW, WINDOW))
     return torch.cat(out)

@@ -25,7 +25,7 @@ import torch
 
 from . import polymer
 from .checkpoint import save_checkpoint
-from .model import UNetConfig, Unet, parameter_count
+from .model import Unet, UNetConfig, parameter_count
 from .representation import Normalizer, encode
 from .schedule import schedule_buffers
 
@@ -48,9 +48,21 @@ def training_windows(data_seed: int, chromosomes: int, cells: int, windows_per_c
     return torch.stack(maps), torch.stack(embs)
 
 
-def train(out: Path, config: UNetConfig, data_seed: int = 7, chromosomes: int = 48, cells: int = 48,
-          windows_per_cell: int = 8, batch: int = 32, lr: float = 2e-3, minutes: float = 5.0,
-          max_steps: int | None = None, ema_decay: float = 0.995, threads: int = 1, log=print) -> dict:
+def train(
+    out: Path,
+    config: UNetConfig,
+    data_seed: int = 7,
+    chromosomes: int = 48,
+    cells: int = 48,
+    windows_per_cell: int = 8,
+    batch: int = 32,
+    lr: float = 2e-3,
+    minutes: float = 5.0,
+    max_steps: int | None = None,
+    ema_decay: float = 0.995,
+    threads: int = 1,
+    log=print,
+) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(polymer.stable_seed("train-init", data_seed))
     started = time.monotonic()
@@ -89,9 +101,17 @@ def train(out: Path, config: UNetConfig, data_seed: int = 7, chromosomes: int = 
         if step % 50 == 0:
             log(f"step {step}: loss {np.mean(losses[-50:]):.4f} ({time.monotonic() - train_started:.0f} s)")
     info = {
-        "data_seed": data_seed, "chromosomes": chromosomes, "cells": cells, "windows": len(images),
-        "batch": batch, "lr": lr, "steps": step, "ema_decay": ema_decay, "objective": "pred_v",
-        "parameters": parameter_count(model), "train_seconds": round(time.monotonic() - train_started, 1),
+        "data_seed": data_seed,
+        "chromosomes": chromosomes,
+        "cells": cells,
+        "windows": len(images),
+        "batch": batch,
+        "lr": lr,
+        "steps": step,
+        "ema_decay": ema_decay,
+        "objective": "pred_v",
+        "parameters": parameter_count(model),
+        "train_seconds": round(time.monotonic() - train_started, 1),
         "final_loss": float(np.mean(losses[-100:])) if losses else None,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from cyvcf2 import VCF
@@ -89,11 +89,15 @@ def dosage_r2(imputed: str | Path, truth: str | Path, min_maf: float = 0.05) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     exit_on_sigterm()
-    p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.imputation.accuracy", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m chromosched_pipeline.imputation.accuracy", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--imputed", required=True, type=Path, nargs="+", help="imputed VCF(s) with FORMAT/DS")
     p.add_argument("--truth", required=True, type=Path, nargs="+", help="truth VCF(s), same order as --imputed")
     p.add_argument("--min-maf", type=float, default=0.05, help="only variants with true MAF >= this (default 0.05)")
-    p.add_argument("--out", type=Path, default=None, help="write a TSV (one row per file plus 'all') instead of JSON on stdout")
+    p.add_argument(
+        "--out", type=Path, default=None, help="write a TSV (one row per file plus 'all') instead of JSON on stdout"
+    )
     args = p.parse_args(argv)
     if len(args.imputed) != len(args.truth):
         print("accuracy: error: give one --truth per --imputed", file=sys.stderr)
@@ -111,13 +115,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     lines = ["imputed\tn_variants\tmean_r2\tmedian_r2\tpooled_r2\tmin_maf"]
     for r in rows:
-        lines.append(f"{r['imputed']}\t{r['n_variants']}\t{r['mean_r2']:.4f}\t{r['median_r2']:.4f}\t{r['pooled_r2']:.4f}\t{r['min_maf']}")
+        lines.append(
+            f"{r['imputed']}\t{r['n_variants']}\t{r['mean_r2']:.4f}\t{r['median_r2']:.4f}\t{r['pooled_r2']:.4f}\t{r['min_maf']}"
+        )
     n = sum(r["n_variants"] for r in rows)
     if n:
         mean = sum(r["mean_r2"] * r["n_variants"] for r in rows if r["n_variants"]) / n
         lines.append(f"all\t{n}\t{mean:.4f}\t\t\t{args.min_maf}")
     write_text_atomic(args.out, "\n".join(lines) + "\n")
-    print(f"accuracy: mean dosage r2 {mean if n else float('nan'):.4f} over {n} variants with MAF >= {args.min_maf}", file=sys.stderr)
+    print(
+        f"accuracy: mean dosage r2 {mean if n else float('nan'):.4f} over {n} variants with MAF >= {args.min_maf}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -31,8 +31,8 @@ import argparse
 import contextlib
 import gzip
 import math
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -40,20 +40,21 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
 from chromosched.errors import ChromoschedError
-from chromosched.json_lines import append_json_line
 from chromosched.java_memory import HEAP_FLOOR_MB, JVM_OVERHEAD_FRACTION, JVM_OVERHEAD_MB, heap_mb_for, mem_mb_for_heap  # noqa: F401 - re-exported
+from chromosched.json_lines import append_json_line
 
 from ..vcfio import (
-    remove_stale_temporaries,
-    exit_on_sigterm,
     check_bgzf_complete,
+    exit_on_sigterm,
     header_contig_lengths,
     read_header_lines,
+    remove_stale_temporaries,
     temporary_path,
     write_bgzipped_vcf,
 )
@@ -154,8 +155,14 @@ def beagle_command(
         raise ChromoschedError(f"beagle: threads must be >= 1, not {threads}")
     logging = [f"-Xlog:gc:file={gc_log}"] if gc_log else []
     cmd = [
-        java, *logging, xmx_option(heap_mb), "-XX:+ExitOnOutOfMemoryError", "-jar", str(jar or find_beagle_jar()),
-        f"gt={gt}", f"ref={ref}",
+        java,
+        *logging,
+        xmx_option(heap_mb),
+        "-XX:+ExitOnOutOfMemoryError",
+        "-jar",
+        str(jar or find_beagle_jar()),
+        f"gt={gt}",
+        f"ref={ref}",
     ]
     if genetic_map:
         cmd.append(f"map={genetic_map}")
@@ -208,14 +215,17 @@ class BeagleResult:
     def describe(self) -> str:
         """One line for logs and error messages."""
         where = (xmx_option(self.heap_mb) if self.heap_mb is not None else "-Xmx?") + (
-            f" from mem_mb={self.mem_mb}" if self.mem_mb else "")
+            f" from mem_mb={self.mem_mb}" if self.mem_mb else ""
+        )
         base = f"wall {self.wall_s:.1f} s, peak RSS {self.peak_rss_mb:.0f} MB, {where}"
         if self.ok:
             return f"beagle finished ({base})"
         if self.heap_oom:
             return f"beagle ran out of Java heap ({base}); a retry with more mem_mb gets a larger heap"
         if self.killed:
-            return f"beagle was killed (exit {self.exit_code}; {base}); likely the kernel OOM killer or the batch system"
+            return (
+                f"beagle was killed (exit {self.exit_code}; {base}); likely the kernel OOM killer or the batch system"
+            )
         last = next((line for line in reversed(self.output_tail) if line.strip()), "")
         return f"beagle failed with exit {self.exit_code} ({base}): {last.strip()[:300]}"
 
@@ -270,8 +280,15 @@ def run_beagle(
     heap = next((h for h in map(heap_mb_of_option, command) if h is not None), None)
     threads = next((int(a[9:]) for a in command if a.startswith("nthreads=")), None)
     return BeagleResult(
-        command=list(command), exit_code=code, heap_oom=heap_oom, killed=killed, wall_s=round(wall, 3),
-        peak_rss_mb=round(usage.ru_maxrss / 1024, 1), heap_mb=heap, threads=threads, output_tail=list(tail)[-20:],
+        command=list(command),
+        exit_code=code,
+        heap_oom=heap_oom,
+        killed=killed,
+        wall_s=round(wall, 3),
+        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
+        heap_mb=heap,
+        threads=threads,
+        output_tail=list(tail)[-20:],
     )
 
 
@@ -342,7 +359,9 @@ def impute(
         result.mem_mb = int(mem_mb)
         result.set_gc_live(gc_peak_after_mb(gc_log))
         if attempts_log:
-            append_json_line(attempts_log, {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "out": str(out_vcf), **result.as_json()})
+            append_json_line(
+                attempts_log, {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "out": str(out_vcf), **result.as_json()}
+            )
         if result.ok:
             if not produced[0].is_file():
                 raise ChromoschedError(f"beagle exited 0 but wrote no {produced[0]}")
@@ -376,12 +395,18 @@ def _record_contigs(vcf: Path) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.imputation.beagle", description="Run Beagle 5.4 with a heap from mem_mb.")
+    p = argparse.ArgumentParser(
+        prog="python -m chromosched_pipeline.imputation.beagle", description="Run Beagle 5.4 with a heap from mem_mb."
+    )
     p.add_argument("--gt", required=True, help="target VCF (bgzipped)")
     p.add_argument("--ref", required=True, help="phased reference panel VCF (bgzipped) or bref3")
     p.add_argument("--map", default=None, help="PLINK-format genetic map (cM); optional")
-    p.add_argument("--out", required=True, type=Path, help="output VCF path, ending in .vcf.gz (a .tbi is written beside it)")
-    p.add_argument("--mem-mb", required=True, type=int, help="memory granted to the job (MB); the heap is derived from it")
+    p.add_argument(
+        "--out", required=True, type=Path, help="output VCF path, ending in .vcf.gz (a .tbi is written beside it)"
+    )
+    p.add_argument(
+        "--mem-mb", required=True, type=int, help="memory granted to the job (MB); the heap is derived from it"
+    )
     p.add_argument("--threads", required=True, type=int, help="Beagle nthreads")
     p.add_argument("--window", type=float, default=None, help="Beagle window (cM)")
     p.add_argument("--overlap", type=float, default=None, help="Beagle overlap (cM)")
@@ -390,7 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ne", type=int, default=None, help="Beagle effective population size")
     p.add_argument("--seed", type=int, default=None, help="Beagle random seed")
     p.add_argument("--jar", default=None, help="beagle.jar (default: $BEAGLE_JAR, then dpkg -L beagle)")
-    p.add_argument("--attempts", default=None, help="append one JSON line per run (outcome, heap, peak RSS) to this file")
+    p.add_argument(
+        "--attempts", default=None, help="append one JSON line per run (outcome, heap, peak RSS) to this file"
+    )
     return p
 
 

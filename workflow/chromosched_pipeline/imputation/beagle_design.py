@@ -5,13 +5,20 @@ chromosome every point is cut from, and the points (a scrambled Sobol sequence, 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
-from typing import Sequence
 
-
-FEATURES = ("threads", "burnin", "iterations", "window_cm", "target_variants", "target_samples",
-            "ref_variants", "ref_samples")
+FEATURES = (
+    "threads",
+    "burnin",
+    "iterations",
+    "window_cm",
+    "target_variants",
+    "target_samples",
+    "ref_variants",
+    "ref_samples",
+)
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,9 @@ def _int_uniform(u: float, lo: int, hi: int) -> int:
     return int(min(hi, lo + math.floor(u * (hi - lo + 1))))
 
 
-def make_design(n: int, seed: int, split: str, space: DesignSpace, n_common: int,
-                n_panel: int | None = None) -> list[DesignPoint]:
+def make_design(
+    n: int, seed: int, split: str, space: DesignSpace, n_common: int, n_panel: int | None = None
+) -> list[DesignPoint]:
     """``n`` points of a scrambled Sobol sequence mapped onto ``space`` (reference markers capped at
     the ``n_panel`` markers the base chromosome has)."""
     import warnings
@@ -82,18 +90,23 @@ def make_design(n: int, seed: int, split: str, space: DesignSpace, n_common: int
         if n_panel is not None:
             ref_variants = min(ref_variants, n_panel)
         density = _log_uniform(row[4], *space.array_density)
-        target_variants = int(min(n_common, ref_variants, max(space.min_target_variants, round(density * ref_variants))))
-        points.append(DesignPoint(
-            design_id=f"{split}-{i:04d}", split=split,
-            threads=_int_uniform(row[0], *space.threads),
-            burnin=_int_uniform(row[1], *space.burnin),
-            iterations=_int_uniform(row[2], *space.iterations),
-            window_cm=round(_log_uniform(row[3], *space.window_cm), 2),
-            target_variants=target_variants,
-            target_samples=int(round(_log_uniform(row[5], *space.target_samples))),
-            ref_variants=ref_variants,
-            ref_samples=int(round(_log_uniform(row[7], *space.ref_samples))),
-        ))
+        target_variants = int(
+            min(n_common, ref_variants, max(space.min_target_variants, round(density * ref_variants)))
+        )
+        points.append(
+            DesignPoint(
+                design_id=f"{split}-{i:04d}",
+                split=split,
+                threads=_int_uniform(row[0], *space.threads),
+                burnin=_int_uniform(row[1], *space.burnin),
+                iterations=_int_uniform(row[2], *space.iterations),
+                window_cm=round(_log_uniform(row[3], *space.window_cm), 2),
+                target_variants=target_variants,
+                target_samples=int(round(_log_uniform(row[5], *space.target_samples))),
+                ref_variants=ref_variants,
+                ref_samples=int(round(_log_uniform(row[7], *space.ref_samples))),
+            )
+        )
     return points
 
 
@@ -118,20 +131,35 @@ def corner_design(space: DesignSpace, n_common: int, n_panel: int, prefix: str =
     for i, (big_arrays, long_window, many_samples, many_threads) in enumerate(product((False, True), repeat=4)):
         ref_variants = min(n_panel, space.ref_variants[1] if big_arrays else space.ref_variants[0])
         density = space.array_density[1] if big_arrays else space.array_density[0]
-        target_variants = int(min(n_common, ref_variants, max(space.min_target_variants, round(density * ref_variants))))
-        points.append(DesignPoint(
-            design_id=f"{prefix}corner-{i:02d}", split="corner",
-            threads=space.threads[1] if many_threads else space.threads[0],
-            burnin=space.burnin[0], iterations=space.iterations[0],
-            window_cm=float(space.window_cm[1] if long_window else space.window_cm[0]),
-            target_variants=target_variants,
-            target_samples=space.target_samples[1] if many_samples else space.target_samples[0],
-            ref_variants=ref_variants,
-            ref_samples=space.ref_samples[1] if big_arrays else space.ref_samples[0]))
+        target_variants = int(
+            min(n_common, ref_variants, max(space.min_target_variants, round(density * ref_variants)))
+        )
+        points.append(
+            DesignPoint(
+                design_id=f"{prefix}corner-{i:02d}",
+                split="corner",
+                threads=space.threads[1] if many_threads else space.threads[0],
+                burnin=space.burnin[0],
+                iterations=space.iterations[0],
+                window_cm=float(space.window_cm[1] if long_window else space.window_cm[0]),
+                target_variants=target_variants,
+                target_samples=space.target_samples[1] if many_samples else space.target_samples[0],
+                ref_variants=ref_variants,
+                ref_samples=space.ref_samples[1] if big_arrays else space.ref_samples[0],
+            )
+        )
     return points
 
 
-TINY_SPACE = DesignSpace(threads=(1, 2), burnin=(1, 2), iterations=(1, 2), window_cm=(4.5, 10.0),
-                         array_density=(0.1, 0.3), target_samples=(5, 20), ref_variants=(300, 1000),
-                         ref_samples=(20, 60), min_target_variants=20)
+TINY_SPACE = DesignSpace(
+    threads=(1, 2),
+    burnin=(1, 2),
+    iterations=(1, 2),
+    window_cm=(4.5, 10.0),
+    array_density=(0.1, 0.3),
+    target_samples=(5, 20),
+    ref_variants=(300, 1000),
+    ref_samples=(20, 60),
+    min_target_variants=20,
+)
 TINY_BASE = BaseData(chrom="chr22", length_bp=600_000, n_ref=60, n_target=20, seed=3)

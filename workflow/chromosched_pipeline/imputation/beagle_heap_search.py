@@ -7,8 +7,8 @@ The procedure is described in :mod:`chromosched_pipeline.imputation.beagle_profi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -38,8 +38,15 @@ class RunningModel:
     def _x(self, r) -> list[float]:
         w = min(1.0, (float(r["window_cm"]) + 2.0) / self.length)
         rw_t = float(r["ref_variants"]) * w * float(r["target_samples"])
-        return [1.0, math.log(rw_t), math.log(float(r["ref_variants"])), math.log(float(r["target_samples"])),
-                math.log(float(r["ref_samples"])), math.log(float(r["target_variants"])), float(r["threads"])]
+        return [
+            1.0,
+            math.log(rw_t),
+            math.log(float(r["ref_variants"])),
+            math.log(float(r["target_samples"])),
+            math.log(float(r["ref_samples"])),
+            math.log(float(r["target_variants"])),
+            float(r["threads"]),
+        ]
 
     def guess(self, point: DesignPoint) -> float | None:
         if self.coef is None:
@@ -72,10 +79,17 @@ def bracket_is_narrow(lo: float, hi: float, rtol: float, atol: float) -> bool:
     return hi / lo <= 1 + rtol or hi - lo <= atol
 
 
-def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
-                  predict_from_gc: Callable[[float], float] | None = None, rtol: float = 0.09, atol: float = 2.0,
-                  floor_mb: int = 8, ceiling_mb: int = 16000, default_timeout_s: float = 900.0,
-                  max_runs: int = 10) -> SearchOutcome:
+def find_min_heap(
+    run_at: Callable[[int, float], Attempt],
+    first_probe: float,
+    predict_from_gc: Callable[[float], float] | None = None,
+    rtol: float = 0.09,
+    atol: float = 2.0,
+    floor_mb: int = 8,
+    ceiling_mb: int = 16000,
+    default_timeout_s: float = 900.0,
+    max_runs: int = 10,
+) -> SearchOutcome:
     """Bracketed bisection for the smallest ``-Xmx`` (MB) at which ``run_at(heap, timeout)`` succeeds.
 
     1. ``first_probe``, doubled until Beagle succeeds (the first success is the "generous" run).
@@ -126,8 +140,11 @@ def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
         half = (1 + rtol) ** 0.45  # a little inside sqrt: the integer rounding widens the pair
         straddle = []
         if predicted is not None:  # two probes straddling the prediction, the upper one first
-            straddle = [h for h in (int(math.ceil(predicted * half)), int(math.floor(predicted / half)))
-                        if h < hi and (lo is None or h > lo) and not any(a.heap_mb == h for a in attempts)]
+            straddle = [
+                h
+                for h in (int(math.ceil(predicted * half)), int(math.floor(predicted / half)))
+                if h < hi and (lo is None or h > lo) and not any(a.heap_mb == h for a in attempts)
+            ]
         if straddle:
             heap = straddle[0]
         elif lo is None:  # galloping down: steps of 1.09, 1.19, 1.41, 2, ... until a failure
@@ -137,14 +154,27 @@ def find_min_heap(run_at: Callable[[int, float], Attempt], first_probe: float,
             heap = int(round(math.sqrt(lo * hi)))
         heap = max(floor_mb, heap, (lo or 0) + 1)
         heap = min(heap, hi - 1)
-    return SearchOutcome(min_heap_mb=hi, max_fail_mb=lo, gc_live_mb=generous.gc_peak_mb if generous else None,
-                         wall_s=generous.result.wall_s if generous else None,
-                         wall_at_min_s=best.result.wall_s if best else None,
-                         peak_rss_mb=best.result.peak_rss_mb if best else None, attempts=attempts, status=status)
+    return SearchOutcome(
+        min_heap_mb=hi,
+        max_fail_mb=lo,
+        gc_live_mb=generous.gc_peak_mb if generous else None,
+        wall_s=generous.result.wall_s if generous else None,
+        wall_at_min_s=best.result.wall_s if best else None,
+        peak_rss_mb=best.result.peak_rss_mb if best else None,
+        attempts=attempts,
+        status=status,
+    )
 
 
-def refine_bracket(run_at: Callable[[float, float], Attempt], lo: float, hi: float, timeout_s: float, rtol: float = 0.02,
-                   atol: float = 1.0, max_runs: int = 8) -> tuple[float, float | None, Attempt | None, list[Attempt], str]:
+def refine_bracket(
+    run_at: Callable[[float, float], Attempt],
+    lo: float,
+    hi: float,
+    timeout_s: float,
+    rtol: float = 0.02,
+    atol: float = 1.0,
+    max_runs: int = 8,
+) -> tuple[float, float | None, Attempt | None, list[Attempt], str]:
     """Tighten a measured bracket (``lo`` failed, ``hi`` succeeded) to ``rtol`` or ``atol`` MB.
 
     The succeeding end is re-run first, so a bracket that no longer reproduces (a different base
@@ -182,8 +212,14 @@ def refine_bracket(run_at: Callable[[float, float], Attempt], lo: float, hi: flo
     return lo, hi_now, best, attempts, status
 
 
-def probe_heaps(run_at: Callable[[float, float], Attempt], lo: float, hi: float, heaps: Sequence[float],
-                timeout_s: float, repeats: int = 3) -> tuple[float, float, Attempt | None, list[Attempt]]:
+def probe_heaps(
+    run_at: Callable[[float, float], Attempt],
+    lo: float,
+    hi: float,
+    heaps: Sequence[float],
+    timeout_s: float,
+    repeats: int = 3,
+) -> tuple[float, float, Attempt | None, list[Attempt]]:
     """Run Beagle ``repeats`` times at each heap strictly inside the bracket (``lo`` failed, ``hi``
     succeeded) and narrow it conservatively: a heap counts as succeeding only if every repeat
     succeeded; one heap OOM (or time limit) makes it a failing heap. Returns
@@ -218,8 +254,13 @@ class GcCalibration:
     """
 
     def __init__(self, rows: Sequence[dict]):
-        pairs = [(float(r["gc_live_mb"]), float(r["min_heap_mb"])) for r in rows
-                 if r.get("status") == "ok" and r.get("gc_live_mb") not in (None, "", "NA") and r.get("max_fail_mb") not in (None, "", "NA")]
+        pairs = [
+            (float(r["gc_live_mb"]), float(r["min_heap_mb"]))
+            for r in rows
+            if r.get("status") == "ok"
+            and r.get("gc_live_mb") not in (None, "", "NA")
+            and r.get("max_fail_mb") not in (None, "", "NA")
+        ]
         self.coef = None
         if len(pairs) >= 8:
             g, m = np.log(np.array(pairs)).T

@@ -73,28 +73,55 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from chromosched.errors import ChromoschedError
 from chromosched.progress import ProgressBar
 
-from .beagle import BeagleParams, beagle_command, find_beagle_jar, gc_peak_after_mb, run_beagle, xmx_option
-from .beagle_design import (
-    FEATURES, TINY_BASE, TINY_SPACE, BaseData, DesignPoint, DesignSpace, corner_design, interleave, make_design,
-)
-from .beagle_heap_search import (
-    Attempt, GcCalibration, RunningModel, bracket_is_narrow, find_min_heap, probe_heaps, refine_bracket, rule_of_thumb_mb,
-)
 from ..demo_data.simulate import simulate_chromosome
 from ..vcfio import write_text_atomic
+from .beagle import BeagleParams, beagle_command, find_beagle_jar, gc_peak_after_mb, run_beagle, xmx_option
+from .beagle_design import (
+    FEATURES,
+    TINY_BASE,
+    TINY_SPACE,
+    BaseData,
+    DesignPoint,
+    DesignSpace,
+    corner_design,
+    interleave,
+    make_design,
+)
+from .beagle_heap_search import (
+    Attempt,
+    GcCalibration,
+    RunningModel,
+    bracket_is_narrow,
+    find_min_heap,
+    probe_heaps,
+    refine_bracket,
+    rule_of_thumb_mb,
+)
 
 #: before the per-chromosome design (one base chromosome per table, its length only in a comment)
-LEGACY_COLUMNS = ("design_id", "split", *FEATURES, "min_heap_mb", "max_fail_mb", "gc_live_mb", "wall_s",
-                  "wall_at_min_s", "peak_rss_mb", "attempts", "profile_s", "status")
+LEGACY_COLUMNS = (
+    "design_id",
+    "split",
+    *FEATURES,
+    "min_heap_mb",
+    "max_fail_mb",
+    "gc_live_mb",
+    "wall_s",
+    "wall_at_min_s",
+    "peak_rss_mb",
+    "attempts",
+    "profile_s",
+    "status",
+)
 #: ``chrom_cm``: the genetic length of the base chromosome the point was cut from (the prior derives
 #: markers per window from it)
 COLUMNS = (*LEGACY_COLUMNS, "chrom_cm")
@@ -119,7 +146,9 @@ def _bcftools(*args: str) -> str:
     except FileNotFoundError:
         raise ChromoschedError("bcftools not found on PATH (Debian package bcftools)") from None
     except subprocess.CalledProcessError as err:
-        raise ChromoschedError(f"bcftools {' '.join(args[:3])} failed: {err.stderr.strip().splitlines()[-1] if err.stderr.strip() else err.returncode}") from None
+        raise ChromoschedError(
+            f"bcftools {' '.join(args[:3])} failed: {err.stderr.strip().splitlines()[-1] if err.stderr.strip() else err.returncode}"
+        ) from None
 
 
 def prepare_base(work: Path, base: BaseData, progress: Callable[[str], None]) -> BaseFiles:
@@ -128,17 +157,30 @@ def prepare_base(work: Path, base: BaseData, progress: Callable[[str], None]) ->
     stamp = out / "params.json"
     wanted = asdict(base)
     if not (stamp.is_file() and json.loads(stamp.read_text()) == wanted):
-        progress(f"simulating the base chromosome {base.chrom} ({base.length_bp} bp, {base.n_ref} reference, "
-                 f"{base.n_target} target samples) under {out}")
-        simulate_chromosome(base.chrom, base.length_bp, out, n_ref=base.n_ref, n_target=base.n_target,
-                            array_density=1.0, missing_rate=0.0, seed=base.seed)
+        progress(
+            f"simulating the base chromosome {base.chrom} ({base.length_bp} bp, {base.n_ref} reference, "
+            f"{base.n_target} target samples) under {out}"
+        )
+        simulate_chromosome(
+            base.chrom,
+            base.length_bp,
+            out,
+            n_ref=base.n_ref,
+            n_target=base.n_target,
+            array_density=1.0,
+            missing_rate=0.0,
+            seed=base.seed,
+        )
         write_text_atomic(stamp, json.dumps(wanted))
     panel = out / "panel" / f"{base.chrom}.vcf.gz"
     target = out / "target" / f"{base.chrom}.vcf.gz"
     genetic_map = out / "map" / f"{base.chrom}.map"
     last = genetic_map.read_text().strip().splitlines()[-1].split()
     return BaseFiles(
-        panel=panel, target=target, map=genetic_map, genetic_length_cm=float(last[2]),
+        panel=panel,
+        target=target,
+        map=genetic_map,
+        genetic_length_cm=float(last[2]),
         panel_ids=_bcftools("query", "-f", "%ID\n", str(panel)).split(),
         common_ids=_bcftools("query", "-f", "%ID\n", str(target)).split(),
         ref_samples=_bcftools("query", "-l", str(panel)).split(),
@@ -148,7 +190,9 @@ def prepare_base(work: Path, base: BaseData, progress: Callable[[str], None]) ->
 
 def cut_inputs(point: DesignPoint, base: BaseFiles, where: Path, seed: int) -> tuple[Path, Path]:
     """Write this point's target and reference VCFs (sample and marker subsets of the base)."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, int(hashlib.sha256(point.design_id.encode()).hexdigest()[:8], 16)]))
+    rng = np.random.default_rng(
+        np.random.SeedSequence([seed, int(hashlib.sha256(point.design_id.encode()).hexdigest()[:8], 16)])
+    )
     if point.ref_variants > len(base.panel_ids) or point.target_variants > len(base.common_ids):
         raise ChromoschedError(f"{point.design_id}: asks for more markers than the base chromosome has")
     if point.ref_samples > len(base.ref_samples) or point.target_samples > len(base.target_samples):
@@ -166,10 +210,28 @@ def cut_inputs(point: DesignPoint, base: BaseFiles, where: Path, seed: int) -> t
     (where / "target_samples.txt").write_text("\n".join(target_samples) + "\n")
     ref = where / "ref.vcf.gz"
     gt = where / "gt.vcf.gz"
-    _bcftools("view", "-S", str(where / "ref_samples.txt"), "-i", f"ID=@{where / 'ref_ids.txt'}",
-              "-Oz", "-o", str(ref), str(base.panel))
-    _bcftools("view", "-S", str(where / "target_samples.txt"), "-i", f"ID=@{where / 'target_ids.txt'}",
-              "-Oz", "-o", str(gt), str(base.target))
+    _bcftools(
+        "view",
+        "-S",
+        str(where / "ref_samples.txt"),
+        "-i",
+        f"ID=@{where / 'ref_ids.txt'}",
+        "-Oz",
+        "-o",
+        str(ref),
+        str(base.panel),
+    )
+    _bcftools(
+        "view",
+        "-S",
+        str(where / "target_samples.txt"),
+        "-i",
+        f"ID=@{where / 'target_ids.txt'}",
+        "-Oz",
+        "-o",
+        str(gt),
+        str(base.target),
+    )
     return gt, ref
 
 
@@ -201,8 +263,9 @@ sys.exit(128 - code if code < 0 else code)
 """
 
 
-def beagle_runner(gt: Path, ref: Path, genetic_map: Path, where: Path, point: DesignPoint,
-                  jar: Path, log: Callable[[str], None]) -> Callable[[float, float], Attempt]:
+def beagle_runner(
+    gt: Path, ref: Path, genetic_map: Path, where: Path, point: DesignPoint, jar: Path, log: Callable[[str], None]
+) -> Callable[[float, float], Attempt]:
     """``run_at(heap, timeout)`` for one design point, built on the pipeline's Beagle command."""
     params = BeagleParams(window=point.window_cm, burnin=point.burnin, iterations=point.iterations, seed=1)
 
@@ -210,8 +273,9 @@ def beagle_runner(gt: Path, ref: Path, genetic_map: Path, where: Path, point: De
         gc_log = where / f"gc_{heap}.log"
         report = where / f"launch_{heap}.json"
         # profiling additions: a GC log (live-set estimate) and the launcher (own RSS, time limit)
-        command = beagle_command(gt, ref, genetic_map, where / f"out_{heap}", heap, point.threads, params, jar,
-                                 gc_log=gc_log)
+        command = beagle_command(
+            gt, ref, genetic_map, where / f"out_{heap}", heap, point.threads, params, jar, gc_log=gc_log
+        )
         command = [sys.executable, "-c", _LAUNCHER, f"{timeout:.0f}", str(report)] + command
         result = run_beagle(command, stream=io.StringIO())
         timed_out = False
@@ -220,8 +284,10 @@ def beagle_runner(gt: Path, ref: Path, genetic_map: Path, where: Path, point: De
             result.peak_rss_mb = round(launch["maxrss_kb"] / 1024, 1)
             timed_out = bool(launch["timed_out"])
         attempt = Attempt(heap, result, gc_peak_after_mb(gc_log), timed_out)
-        log(f"  {xmx_option(heap)}: {result.kind}{' (time limit)' if timed_out else ''}, {result.wall_s:.1f} s, "
-            f"RSS {result.peak_rss_mb:.0f} MB, GC live-set estimate {attempt.gc_peak_mb} MB")
+        log(
+            f"  {xmx_option(heap)}: {result.kind}{' (time limit)' if timed_out else ''}, {result.wall_s:.1f} s, "
+            f"RSS {result.peak_rss_mb:.0f} MB, GC live-set estimate {attempt.gc_peak_mb} MB"
+        )
         for path in (Path(f"{where / f'out_{heap}'}.vcf.gz"), Path(f"{where / f'out_{heap}'}.log"), gc_log, report):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -278,31 +344,74 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def profile(out: Path, work: Path, n_fit: int, n_heldout: int, seed: int, space: DesignSpace = DesignSpace(),
-            base: BaseData = BaseData(), limit: int | None = None, max_hours: float | None = None,
-            jar: str | None = None, command_line: str = "", progress: Callable[[str], None] | None = None,
-            id_prefix: str = "") -> list[dict]:
+def profile(
+    out: Path,
+    work: Path,
+    n_fit: int,
+    n_heldout: int,
+    seed: int,
+    space: DesignSpace = DesignSpace(),
+    base: BaseData = BaseData(),
+    limit: int | None = None,
+    max_hours: float | None = None,
+    jar: str | None = None,
+    command_line: str = "",
+    progress: Callable[[str], None] | None = None,
+    id_prefix: str = "",
+) -> list[dict]:
     """Run (or resume) the profiling design; returns all rows of the table. ``id_prefix`` keeps
     design ids unique when tables cut from different base chromosomes are merged."""
     with ProgressBar(None, "beagle profile", unit="point", enabled=progress is None) as bar:
-        return _profile(out, work, n_fit, n_heldout, seed, space, base, limit, max_hours, jar, command_line,
-                        progress or (lambda m: bar.write(f"beagle_profile: {m}")), bar, id_prefix)
+        return _profile(
+            out,
+            work,
+            n_fit,
+            n_heldout,
+            seed,
+            space,
+            base,
+            limit,
+            max_hours,
+            jar,
+            command_line,
+            progress or (lambda m: bar.write(f"beagle_profile: {m}")),
+            bar,
+            id_prefix,
+        )
 
 
-def _profile(out, work, n_fit, n_heldout, seed, space, base, limit, max_hours, jar, command_line, progress,
-             bar: ProgressBar, id_prefix: str = "") -> list[dict]:
+def _profile(
+    out,
+    work,
+    n_fit,
+    n_heldout,
+    seed,
+    space,
+    base,
+    limit,
+    max_hours,
+    jar,
+    command_line,
+    progress,
+    bar: ProgressBar,
+    id_prefix: str = "",
+) -> list[dict]:
     jar_path = find_beagle_jar(jar)
     base_files = prepare_base(work, base, progress)
     n_common, n_panel = len(base_files.common_ids), len(base_files.panel_ids)
-    design = interleave(make_design(n_fit, seed, "fit", space, n_common, n_panel),
-                        make_design(n_heldout, seed + 1, "heldout", space, n_common, n_panel))
+    design = interleave(
+        make_design(n_fit, seed, "fit", space, n_common, n_panel),
+        make_design(n_heldout, seed + 1, "heldout", space, n_common, n_panel),
+    )
     for point in design:
         point.design_id = id_prefix + point.design_id
     comments, rows = read_table(out)
     if not comments:
-        comments = [f"# Beagle 5.4 minimum-heap profile (chromosched_pipeline.imputation.beagle_profile); base: {json.dumps(asdict(base))}",
-                    f"# design space: {json.dumps(asdict(space))}; seed {seed}; genetic length {base_files.genetic_length_cm:.2f} cM",
-                    f"# regenerate: {command_line or 'python -m chromosched_pipeline.imputation.beagle_profile --out ' + str(out)}"]
+        comments = [
+            f"# Beagle 5.4 minimum-heap profile (chromosched_pipeline.imputation.beagle_profile); base: {json.dumps(asdict(base))}",
+            f"# design space: {json.dumps(asdict(space))}; seed {seed}; genetic length {base_files.genetic_length_cm:.2f} cM",
+            f"# regenerate: {command_line or 'python -m chromosched_pipeline.imputation.beagle_profile --out ' + str(out)}",
+        ]
     done = {r["design_id"] for r in rows}
     todo = [p for p in design if p.design_id not in done]
     progress(f"{len(design)} design points, {len(done)} done, {len(todo)} to go; table {out}")
@@ -324,28 +433,54 @@ def _profile(out, work, n_fit, n_heldout, seed, space, base, limit, max_hours, j
             guess = model.guess(point)
             # the rule of thumb under-predicts many points (threads, phasing states): start high
             probe = guess * 1.3 if guess else max(64.0, 3.0 * rule_of_thumb_mb(point, base_files.genetic_length_cm))
-            progress(f"[{len(done) + index}/{len(design)}] {point.design_id} {point.features()} first probe {probe:.0f} MB")
-            outcome = find_min_heap(beagle_runner(gt, ref, base_files.map, where, point, jar_path, progress), probe,
-                                    predict_from_gc=GcCalibration(rows))
+            progress(
+                f"[{len(done) + index}/{len(design)}] {point.design_id} {point.features()} first probe {probe:.0f} MB"
+            )
+            outcome = find_min_heap(
+                beagle_runner(gt, ref, base_files.map, where, point, jar_path, progress),
+                probe,
+                predict_from_gc=GcCalibration(rows),
+            )
         finally:
             shutil.rmtree(where, ignore_errors=True)
-        row = {"design_id": point.design_id, "split": point.split, **point.features(),
-               "chrom_cm": round(base_files.genetic_length_cm, 3),
-               "min_heap_mb": outcome.min_heap_mb, "max_fail_mb": outcome.max_fail_mb, "gc_live_mb": outcome.gc_live_mb,
-               "wall_s": outcome.wall_s, "wall_at_min_s": outcome.wall_at_min_s, "peak_rss_mb": outcome.peak_rss_mb,
-               "attempts": len(outcome.attempts), "profile_s": round(time.perf_counter() - t0, 1), "status": outcome.status}
+        row = {
+            "design_id": point.design_id,
+            "split": point.split,
+            **point.features(),
+            "chrom_cm": round(base_files.genetic_length_cm, 3),
+            "min_heap_mb": outcome.min_heap_mb,
+            "max_fail_mb": outcome.max_fail_mb,
+            "gc_live_mb": outcome.gc_live_mb,
+            "wall_s": outcome.wall_s,
+            "wall_at_min_s": outcome.wall_at_min_s,
+            "peak_rss_mb": outcome.peak_rss_mb,
+            "attempts": len(outcome.attempts),
+            "profile_s": round(time.perf_counter() - t0, 1),
+            "status": outcome.status,
+        }
         rows.append({k: _fmt(v) for k, v in row.items()})
         write_table(out, comments, rows)
         measured += 1
-        progress(f"  -> {point.design_id}: min heap {outcome.min_heap_mb} MB (fails at {outcome.max_fail_mb}), "
-                 f"{len(outcome.attempts)} runs, {row['profile_s']} s, status {outcome.status}")
+        progress(
+            f"  -> {point.design_id}: min heap {outcome.min_heap_mb} MB (fails at {outcome.max_fail_mb}), "
+            f"{len(outcome.attempts)} runs, {row['profile_s']} s, status {outcome.status}"
+        )
         bar.update(1, note=f"{point.design_id}: {outcome.min_heap_mb} MB")
     return rows
 
 
-def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, atol: float = 1.0,
-           base: BaseData = BaseData(), jar: str | None = None, command_line: str = "",
-           progress: Callable[[str], None] | None = None) -> list[dict]:
+def refine(
+    out: Path,
+    work: Path,
+    split: str,
+    seed: int,
+    rtol: float = 0.02,
+    atol: float = 1.0,
+    base: BaseData = BaseData(),
+    jar: str | None = None,
+    command_line: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
     """Narrow the measured brackets of one split's rows (resumable: rows already narrow are skipped).
 
     ``min_heap_mb`` becomes the smallest heap that succeeded in this pass (the old succeeding heap is
@@ -355,8 +490,10 @@ def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, ato
     """
     progress = progress or (lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True))
     if atol < 1:
-        raise ChromoschedError(f"refine: --refine-atol {atol:g} is below 1 MB, but refine bisects in whole MB; "
-                               "use --probe to run Beagle at heaps inside a bracket")
+        raise ChromoschedError(
+            f"refine: --refine-atol {atol:g} is below 1 MB, but refine bisects in whole MB; "
+            "use --probe to run Beagle at heaps inside a bracket"
+        )
     comments, rows = read_table(out)
     if not rows:
         raise ChromoschedError(f"{out}: no runs to refine")
@@ -372,22 +509,25 @@ def refine(out: Path, work: Path, split: str, seed: int, rtol: float = 0.02, ato
     note = f"# refined: {split} rows narrowed to {rtol:g} relative or {atol:g} MB: {command_line or 'refine'}"
     if todo and note not in comments:
         comments.append(note)
-    progress(f"{sum(r['split'] == split for r in rows)} {split} rows, {len(todo)} with a bracket wider than "
-             f"{rtol:g} / {atol:g} MB; table {out}")
+    progress(
+        f"{sum(r['split'] == split for r in rows)} {split} rows, {len(todo)} with a bracket wider than "
+        f"{rtol:g} / {atol:g} MB; table {out}"
+    )
     for index, row in enumerate(todo, start=1):
         t0 = time.perf_counter()
         progress(f"[{index}/{len(todo)}] {row['design_id']}: bracket ({row['max_fail_mb']}, {row['min_heap_mb']}] MB")
         with _rerun_row(row, work, base_files, seed, jar_path, progress) as (run_at, timeout):
-            new_lo, new_hi, best, attempts, status = refine_bracket(
-                run_at, *_bracket(row), timeout, rtol, atol)
+            new_lo, new_hi, best, attempts, status = refine_bracket(run_at, *_bracket(row), timeout, rtol, atol)
         if new_hi is None or status == "error":
             progress(f"  -> {row['design_id']}: {status}; row left as it was")
             continue
         _record_bracket(row, new_lo, new_hi, best, attempts, t0)
         row["status"] = "ok"  # a wider-than-asked bracket is still a valid one
         write_table(out, comments, rows)
-        progress(f"  -> {row['design_id']}: ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, {len(attempts)} runs"
-                 f"{'; the old succeeding heap failed on the re-run' if status == 'moved' else ''}")
+        progress(
+            f"  -> {row['design_id']}: ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, {len(attempts)} runs"
+            f"{'; the old succeeding heap failed on the re-run' if status == 'moved' else ''}"
+        )
     return rows
 
 
@@ -396,8 +536,11 @@ def _rerun_row(row: dict, work: Path, base_files: BaseFiles, seed: int, jar: Pat
     """Beagle again for a row of the table: its design point from the row's features, its inputs cut
     again from the same base simulation with the same seed into a scratch directory that is removed
     afterwards. Yields ``(run_at, time limit)``; the limit is 4x the row's first success + 60 s."""
-    point = DesignPoint(design_id=row["design_id"], split=row["split"],
-                        **{k: (float(row[k]) if k == "window_cm" else int(row[k])) for k in FEATURES})
+    point = DesignPoint(
+        design_id=row["design_id"],
+        split=row["split"],
+        **{k: (float(row[k]) if k == "window_cm" else int(row[k])) for k in FEATURES},
+    )
     where = work / "runs" / point.design_id
     shutil.rmtree(where, ignore_errors=True)
     timeout = 4.0 * float(row["wall_s"]) + 60.0 if row["wall_s"] not in ("", "NA") else 900.0
@@ -413,13 +556,19 @@ def _bracket(row: dict) -> tuple[float, float]:
     return float(row["max_fail_mb"]), float(row["min_heap_mb"])
 
 
-def _record_bracket(row: dict, lo: float, hi: float, best: Attempt | None, attempts: Sequence[Attempt],
-                    started: float) -> None:
+def _record_bracket(
+    row: dict, lo: float, hi: float, best: Attempt | None, attempts: Sequence[Attempt], started: float
+) -> None:
     """Write a re-measured bracket into ``row``, adding the runs and the time it took; the wall time
     and peak RSS at the minimum come from ``best``, the run at ``hi``, when this pass made one."""
-    row.update({"min_heap_mb": _heap_text(hi), "max_fail_mb": _heap_text(lo),
-                "attempts": _fmt(int(row["attempts"]) + len(attempts)),
-                "profile_s": _fmt(round(float(row["profile_s"]) + time.perf_counter() - started, 1))})
+    row.update(
+        {
+            "min_heap_mb": _heap_text(hi),
+            "max_fail_mb": _heap_text(lo),
+            "attempts": _fmt(int(row["attempts"]) + len(attempts)),
+            "profile_s": _fmt(round(float(row["profile_s"]) + time.perf_counter() - started, 1)),
+        }
+    )
     if best is not None:
         row.update({"wall_at_min_s": _fmt(best.result.wall_s), "peak_rss_mb": _fmt(best.result.peak_rss_mb)})
 
@@ -430,9 +579,19 @@ def probe_heap_mb(estimate: float) -> float:
     return math.floor(float(estimate) * 1024) / 1024
 
 
-def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels: Sequence[float] = (0.8, 0.9, 0.95),
-          repeats: int = 3, base: BaseData = BaseData(), jar: str | None = None, command_line: str = "",
-          progress: Callable[[str], None] | None = None) -> list[dict]:
+def probe(
+    out: Path,
+    work: Path,
+    split: str,
+    seed: int,
+    prior_path: Path,
+    levels: Sequence[float] = (0.8, 0.9, 0.95),
+    repeats: int = 3,
+    base: BaseData = BaseData(),
+    jar: str | None = None,
+    command_line: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
     """Decide the rows whose measured bracket holds a calibrated estimate of ``prior_path``.
 
     A row with ``max_fail_mb < estimate < min_heap_mb`` at one of ``levels`` cannot say whether the
@@ -463,8 +622,10 @@ def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels
         heaps = [h for h in heaps if lo < h < hi]
         if heaps:
             todo.append((row, heaps))
-    note = (f"# probed: {split} rows whose bracket holds a calibrated estimate of {Path(prior_path).name} "
-            f"(levels {', '.join(f'{lv:g}' for lv in levels)}) re-run {repeats}x at that -Xmx: {command_line or 'probe'}")
+    note = (
+        f"# probed: {split} rows whose bracket holds a calibrated estimate of {Path(prior_path).name} "
+        f"(levels {', '.join(f'{lv:g}' for lv in levels)}) re-run {repeats}x at that -Xmx: {command_line or 'probe'}"
+    )
     if todo and note not in comments:
         comments.append(note)
     progress(f"{len(candidates)} {split} rows, {len(todo)} with a calibrated estimate inside the bracket; table {out}")
@@ -474,11 +635,12 @@ def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels
     base_files = prepare_base(work, base, progress)
     for index, (row, heaps) in enumerate(todo, start=1):
         t0 = time.perf_counter()
-        progress(f"[{index}/{len(todo)}] {row['design_id']}: bracket ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, "
-                 f"estimates {', '.join(f'{h:.3f}' for h in heaps)} MB")
+        progress(
+            f"[{index}/{len(todo)}] {row['design_id']}: bracket ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, "
+            f"estimates {', '.join(f'{h:.3f}' for h in heaps)} MB"
+        )
         with _rerun_row(row, work, base_files, seed, jar_path, progress) as (run_at, timeout):
-            new_lo, new_hi, best, attempts = probe_heaps(
-                run_at, *_bracket(row), heaps, timeout, repeats)
+            new_lo, new_hi, best, attempts = probe_heaps(run_at, *_bracket(row), heaps, timeout, repeats)
         if any(not (a.result.ok or a.result.heap_oom or a.timed_out) for a in attempts):
             progress(f"  -> {row['design_id']}: Beagle failed for another reason; row left as it was")
             continue
@@ -488,13 +650,33 @@ def probe(out: Path, work: Path, split: str, seed: int, prior_path: Path, levels
     return rows
 
 
-ESTIMATE_COLUMNS = ("design_id", "split", *FEATURES, "chrom_cm", "level", "estimate_mb", "xmx", "runs", "outcome",
-                    "wall_s")
+ESTIMATE_COLUMNS = (
+    "design_id",
+    "split",
+    *FEATURES,
+    "chrom_cm",
+    "level",
+    "estimate_mb",
+    "xmx",
+    "runs",
+    "outcome",
+    "wall_s",
+)
 
 
-def at_estimates(out: Path, work: Path, points: Sequence[DesignPoint], prior_path: Path, levels: Sequence[float],
-                 repeats: int, seed: int, base: BaseData = BaseData(), jar: str | None = None, command_line: str = "",
-                 progress: Callable[[str], None] | None = None) -> list[dict]:
+def at_estimates(
+    out: Path,
+    work: Path,
+    points: Sequence[DesignPoint],
+    prior_path: Path,
+    levels: Sequence[float],
+    repeats: int,
+    seed: int,
+    base: BaseData = BaseData(),
+    jar: str | None = None,
+    command_line: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
     """Run Beagle at each point's calibrated estimate (per level) and record whether it was enough.
 
     The heap is the estimate rounded down to a KB (never above it); ``outcome`` is ``ok`` only when all
@@ -517,9 +699,11 @@ def at_estimates(out: Path, work: Path, points: Sequence[DesignPoint], prior_pat
             raise ChromoschedError(f"{out}: header differs from the at-estimate columns; use a new --out")
         rows = [dict(zip(ESTIMATE_COLUMNS, line.split("\t"))) for line in lines[1:]]
         rows = [r for r in rows if r["outcome"] != "error"]  # an unexplained failure is run again
-    comments = [f"# Beagle run at calibrated estimates of {prior_path} (heap rounded down to a KB; {repeats} run(s), all must succeed)",
-                f"# base: {json.dumps(asdict(base))}; genetic length {base_files.genetic_length_cm:.2f} cM",
-                f"# regenerate: {command_line or 'at_estimates'}"]
+    comments = [
+        f"# Beagle run at calibrated estimates of {prior_path} (heap rounded down to a KB; {repeats} run(s), all must succeed)",
+        f"# base: {json.dumps(asdict(base))}; genetic length {base_files.genetic_length_cm:.2f} cM",
+        f"# regenerate: {command_line or 'at_estimates'}",
+    ]
     done = {(r["design_id"], r["level"]) for r in rows}
     length = round(base_files.genetic_length_cm, 3)
     for index, point in enumerate(points, start=1):
@@ -532,26 +716,46 @@ def at_estimates(out: Path, work: Path, points: Sequence[DesignPoint], prior_pat
             gt, ref = cut_inputs(point, base_files, where, seed)
             run_at = beagle_runner(gt, ref, base_files.map, where, point, jar_path, progress)
             for level in todo:
-                estimate = prior.calibrated_mb({**point.features(), "chrom_cm": base_files.genetic_length_cm,
-                                                "overlap_cm": 2.0}, level)
+                estimate = prior.calibrated_mb(
+                    {**point.features(), "chrom_cm": base_files.genetic_length_cm, "overlap_cm": 2.0}, level
+                )
                 heap = probe_heap_mb(estimate)
-                progress(f"[{index}/{len(points)}] {point.design_id} {point.features()} level {level:g}: estimate {estimate:.3f} MB")
+                progress(
+                    f"[{index}/{len(points)}] {point.design_id} {point.features()} level {level:g}: estimate {estimate:.3f} MB"
+                )
                 attempts = []
                 for _ in range(repeats):
                     attempts.append(run_at(heap, 900.0))
                     if not attempts[-1].result.ok:
                         break
                 last = attempts[-1]
-                outcome = ("ok" if all(a.result.ok for a in attempts) else
-                           "oom" if (last.result.heap_oom or last.timed_out) else "error")
+                outcome = (
+                    "ok"
+                    if all(a.result.ok for a in attempts)
+                    else "oom"
+                    if (last.result.heap_oom or last.timed_out)
+                    else "error"
+                )
                 if outcome == "error":  # not memory: does Beagle fail with a generous heap too?
                     generous = run_at(max(256.0, 4.0 * heap), 900.0)
                     outcome = "invalid" if not (generous.result.ok or generous.result.heap_oom) else "error"
-                rows.append({"design_id": point.design_id, "split": point.split, **{k: _fmt(v) for k, v in point.features().items()},
-                             "chrom_cm": _fmt(length), "level": f"{level:g}", "estimate_mb": _fmt(round(estimate, 3)),
-                             "xmx": xmx_option(heap), "runs": str(len(attempts)), "outcome": outcome,
-                             "wall_s": _fmt(round(max(a.result.wall_s for a in attempts), 2))})
-                lines = comments + ["\t".join(ESTIMATE_COLUMNS)] + ["\t".join(r[c] for c in ESTIMATE_COLUMNS) for r in rows]
+                rows.append(
+                    {
+                        "design_id": point.design_id,
+                        "split": point.split,
+                        **{k: _fmt(v) for k, v in point.features().items()},
+                        "chrom_cm": _fmt(length),
+                        "level": f"{level:g}",
+                        "estimate_mb": _fmt(round(estimate, 3)),
+                        "xmx": xmx_option(heap),
+                        "runs": str(len(attempts)),
+                        "outcome": outcome,
+                        "wall_s": _fmt(round(max(a.result.wall_s for a in attempts), 2)),
+                    }
+                )
+                lines = (
+                    comments + ["\t".join(ESTIMATE_COLUMNS)] + ["\t".join(r[c] for c in ESTIMATE_COLUMNS) for r in rows]
+                )
                 write_text_atomic(out, "\n".join(lines) + "\n")
                 progress(f"  -> {point.design_id} at {xmx_option(heap)}: {outcome}")
         finally:
@@ -562,9 +766,15 @@ def at_estimates(out: Path, work: Path, points: Sequence[DesignPoint], prior_pat
 def table_points(path: Path, split: str) -> list[DesignPoint]:
     """The design points of one split of a runs table (measured ``ok`` rows)."""
     _, rows = read_table(path)
-    points = [DesignPoint(design_id=r["design_id"], split=r["split"],
-                          **{k: (float(r[k]) if k == "window_cm" else int(r[k])) for k in FEATURES})
-              for r in rows if r["split"] == split and r["status"] == "ok"]
+    points = [
+        DesignPoint(
+            design_id=r["design_id"],
+            split=r["split"],
+            **{k: (float(r[k]) if k == "window_cm" else int(r[k])) for k in FEATURES},
+        )
+        for r in rows
+        if r["split"] == split and r["status"] == "ok"
+    ]
     if not points:
         raise ChromoschedError(f"{path}: no {split} rows with status ok")
     return points
@@ -578,8 +788,10 @@ def merge(out: Path, sources: Sequence[str], command_line: str = "") -> list[dic
     see is all ``heldout``; a whole former table can become ``fit``). A row without a genetic length
     (a legacy table without the comment) is an error.
     """
-    comments = [f"# Beagle 5.4 minimum-heap runs merged from {len(sources)} tables (chromosched_pipeline.imputation.beagle_profile --merge)",
-                f"# regenerate: {command_line or 'merge'}"]
+    comments = [
+        f"# Beagle 5.4 minimum-heap runs merged from {len(sources)} tables (chromosched_pipeline.imputation.beagle_profile --merge)",
+        f"# regenerate: {command_line or 'merge'}",
+    ]
     rows: list[dict] = []
     for source in sources:
         path, _, rest = source.partition(":")
@@ -596,7 +808,9 @@ def merge(out: Path, sources: Sequence[str], command_line: str = "") -> list[dic
             rows.append({**row, "design_id": prefix + row["design_id"], "split": split or row["split"]})
     ids = [r["design_id"] for r in rows]
     if len(set(ids)) != len(ids):
-        raise ChromoschedError("--merge: design ids repeat across the tables; give each table its own PREFIX (PATH:PREFIX)")
+        raise ChromoschedError(
+            "--merge: design ids repeat across the tables; give each table its own PREFIX (PATH:PREFIX)"
+        )
     write_table(out, comments, rows)
     return rows
 
@@ -607,10 +821,17 @@ def _heap_text(heap_mb: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.imputation.beagle_profile",
-                                description="Measure Beagle's minimum Java heap over a Sobol design of its eight features.")
+    p = argparse.ArgumentParser(
+        prog="python -m chromosched_pipeline.imputation.beagle_profile",
+        description="Measure Beagle's minimum Java heap over a Sobol design of its eight features.",
+    )
     p.add_argument("--out", required=True, type=Path, help="runs TSV (appended to; finished design points are skipped)")
-    p.add_argument("--work", type=Path, default=Path("resources/beagle_profile"), help="scratch directory (base simulation, per-run inputs)")
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=Path("resources/beagle_profile"),
+        help="scratch directory (base simulation, per-run inputs)",
+    )
     p.add_argument("--n-fit", type=int, default=192, help="design points for fitting (default 192)")
     p.add_argument("--n-heldout", type=int, default=64, help="held-out design points (default 64)")
     p.add_argument("--seed", type=int, default=11, help="design seed (held-out uses seed + 1)")
@@ -618,7 +839,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-hours", type=float, default=None, help="stop starting new points after this long")
     p.add_argument("--jar", default=None, help="beagle.jar (default: $BEAGLE_JAR, then dpkg -L beagle)")
     p.add_argument("--tiny", action="store_true", help="a tiny base chromosome and ranges (tests)")
-    p.add_argument("--id-prefix", default="", help="prefix of the design ids (unique ids when tables of several base chromosomes are merged)")
+    p.add_argument(
+        "--id-prefix",
+        default="",
+        help="prefix of the design ids (unique ids when tables of several base chromosomes are merged)",
+    )
     base = p.add_argument_group("base chromosome (default: the 14.3 cM one of config/priors/beagle_runs.tsv)")
     base.add_argument("--chrom", default=None, help="contig name of the base chromosome")
     base.add_argument("--length-bp", type=int, default=None, help="simulated length in bp (~1.15 cM per Mb)")
@@ -626,27 +851,59 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--n-target", type=int, default=None, help="target samples simulated")
     base.add_argument("--base-seed", type=int, default=None, help="simulation seed")
     space = p.add_argument_group("design ranges (inclusive; default: DesignSpace)")
-    for name, kind in (("threads", int), ("burnin", int), ("iterations", int), ("window_cm", float),
-                       ("array_density", float), ("target_samples", int), ("ref_variants", int), ("ref_samples", int)):
-        space.add_argument(f"--{name.replace('_', '-')}", dest=f"space_{name}", type=kind, nargs=2, metavar=("LO", "HI"),
-                           default=None)
-    p.add_argument("--refine", metavar="SPLIT", default=None,
-                   help="instead of measuring new points, narrow the brackets of this split's rows (fit|heldout)")
+    for name, kind in (
+        ("threads", int),
+        ("burnin", int),
+        ("iterations", int),
+        ("window_cm", float),
+        ("array_density", float),
+        ("target_samples", int),
+        ("ref_variants", int),
+        ("ref_samples", int),
+    ):
+        space.add_argument(
+            f"--{name.replace('_', '-')}", dest=f"space_{name}", type=kind, nargs=2, metavar=("LO", "HI"), default=None
+        )
+    p.add_argument(
+        "--refine",
+        metavar="SPLIT",
+        default=None,
+        help="instead of measuring new points, narrow the brackets of this split's rows (fit|heldout)",
+    )
     p.add_argument("--refine-rtol", type=float, default=0.02, help="--refine: relative bracket width (default 0.02)")
     p.add_argument("--refine-atol", type=float, default=1.0, help="--refine: absolute bracket width, MB (default 1)")
-    p.add_argument("--probe", metavar="SPLIT", default=None,
-                   help="instead of measuring new points, run Beagle at the calibrated estimates of --probe-prior "
-                        "that fall inside this split's brackets, and narrow those brackets")
-    p.add_argument("--at-estimate", metavar="SPLIT", default=None,
-                   help="instead of measuring minimum heaps, run Beagle at the calibrated estimates of --probe-prior "
-                        "(levels --probe-levels, --probe-repeats runs) for this split's rows of --design, or for the "
-                        "16 corners of the design ranges (SPLIT corner); results go to --out")
+    p.add_argument(
+        "--probe",
+        metavar="SPLIT",
+        default=None,
+        help="instead of measuring new points, run Beagle at the calibrated estimates of --probe-prior "
+        "that fall inside this split's brackets, and narrow those brackets",
+    )
+    p.add_argument(
+        "--at-estimate",
+        metavar="SPLIT",
+        default=None,
+        help="instead of measuring minimum heaps, run Beagle at the calibrated estimates of --probe-prior "
+        "(levels --probe-levels, --probe-repeats runs) for this split's rows of --design, or for the "
+        "16 corners of the design ranges (SPLIT corner); results go to --out",
+    )
     p.add_argument("--design", type=Path, default=None, help="--at-estimate: the runs table whose rows to run")
-    p.add_argument("--merge", metavar="PATH[:PREFIX[:SPLIT]]", nargs="+", default=None,
-                   help="instead of measuring, merge these runs tables into --out (ids prefixed, split optionally set)")
-    p.add_argument("--probe-prior", type=Path, default=Path("config/priors/beagle.json"), help="--probe: the prior (JSON)")
-    p.add_argument("--probe-levels", type=float, nargs="+", default=[0.8, 0.9, 0.95], help="--probe: calibration levels")
-    p.add_argument("--probe-repeats", type=int, default=3, help="--probe: runs per estimate; all must succeed (default 3)")
+    p.add_argument(
+        "--merge",
+        metavar="PATH[:PREFIX[:SPLIT]]",
+        nargs="+",
+        default=None,
+        help="instead of measuring, merge these runs tables into --out (ids prefixed, split optionally set)",
+    )
+    p.add_argument(
+        "--probe-prior", type=Path, default=Path("config/priors/beagle.json"), help="--probe: the prior (JSON)"
+    )
+    p.add_argument(
+        "--probe-levels", type=float, nargs="+", default=[0.8, 0.9, 0.95], help="--probe: calibration levels"
+    )
+    p.add_argument(
+        "--probe-repeats", type=int, default=3, help="--probe: runs per estimate; all must succeed (default 3)"
+    )
     return p
 
 
@@ -655,10 +912,19 @@ def base_and_space(args) -> tuple[BaseData, DesignSpace]:
     from dataclasses import replace
 
     base = TINY_BASE if args.tiny else BaseData()
-    chosen = {k: v for k, v in (("chrom", args.chrom), ("length_bp", args.length_bp), ("n_ref", args.n_ref),
-                                ("n_target", args.n_target), ("seed", args.base_seed)) if v is not None}
+    chosen = {
+        k: v
+        for k, v in (
+            ("chrom", args.chrom),
+            ("length_bp", args.length_bp),
+            ("n_ref", args.n_ref),
+            ("n_target", args.n_target),
+            ("seed", args.base_seed),
+        )
+        if v is not None
+    }
     space = TINY_SPACE if args.tiny else DesignSpace()
-    ranges = {k[len("space_"):]: tuple(v) for k, v in vars(args).items() if k.startswith("space_") and v is not None}
+    ranges = {k[len("space_") :]: tuple(v) for k, v in vars(args).items() if k.startswith("space_") and v is not None}
     for name, (lo, hi) in ranges.items():
         if not 0 < lo <= hi:
             raise ChromoschedError(f"--{name.replace('_', '-')}: need 0 < LO <= HI, got {lo} {hi}")
@@ -667,7 +933,9 @@ def base_and_space(args) -> tuple[BaseData, DesignSpace]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command_line = "python -m chromosched_pipeline.imputation.beagle_profile " + " ".join(sys.argv[1:] if argv is None else argv)
+    command_line = "python -m chromosched_pipeline.imputation.beagle_profile " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     try:
         base, space = base_and_space(args)
         if args.merge:
@@ -675,26 +943,68 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.at_estimate:
             if args.at_estimate == "corner":
-                files = prepare_base(args.work, base, lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True))
+                files = prepare_base(
+                    args.work, base, lambda m: print(f"beagle_profile: {m}", file=sys.stderr, flush=True)
+                )
                 points = corner_design(space, len(files.common_ids), len(files.panel_ids), args.id_prefix)
             elif args.design is None:
                 raise ChromoschedError("--at-estimate SPLIT needs --design RUNS.tsv (or SPLIT corner)")
             else:
                 points = table_points(args.design, args.at_estimate)
-            at_estimates(args.out, args.work, points, args.probe_prior, args.probe_levels, args.probe_repeats, args.seed,
-                         base=base, jar=args.jar, command_line=command_line)
+            at_estimates(
+                args.out,
+                args.work,
+                points,
+                args.probe_prior,
+                args.probe_levels,
+                args.probe_repeats,
+                args.seed,
+                base=base,
+                jar=args.jar,
+                command_line=command_line,
+            )
             return 0
         if args.probe:
-            probe(args.out, args.work, args.probe, args.seed, args.probe_prior, args.probe_levels, args.probe_repeats,
-                  base=base, jar=args.jar, command_line=command_line)
+            probe(
+                args.out,
+                args.work,
+                args.probe,
+                args.seed,
+                args.probe_prior,
+                args.probe_levels,
+                args.probe_repeats,
+                base=base,
+                jar=args.jar,
+                command_line=command_line,
+            )
             return 0
         if args.refine:
-            refine(args.out, args.work, args.refine, args.seed, args.refine_rtol, args.refine_atol,
-                   base=base, jar=args.jar, command_line=command_line)
+            refine(
+                args.out,
+                args.work,
+                args.refine,
+                args.seed,
+                args.refine_rtol,
+                args.refine_atol,
+                base=base,
+                jar=args.jar,
+                command_line=command_line,
+            )
             return 0
-        profile(args.out, args.work, args.n_fit, args.n_heldout, args.seed, space=space, base=base,
-                limit=args.limit, max_hours=args.max_hours, jar=args.jar, command_line=command_line,
-                id_prefix=args.id_prefix)
+        profile(
+            args.out,
+            args.work,
+            args.n_fit,
+            args.n_heldout,
+            args.seed,
+            space=space,
+            base=base,
+            limit=args.limit,
+            max_hours=args.max_hours,
+            jar=args.jar,
+            command_line=command_line,
+            id_prefix=args.id_prefix,
+        )
     except ChromoschedError as exc:
         print(f"beagle_profile: error: {exc}", file=sys.stderr)
         return 2

@@ -19,9 +19,9 @@ import argparse
 import gzip
 import sys
 import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import pysam
 
@@ -30,8 +30,8 @@ from chromosched.errors import ChromoschedError
 from ..input_checks import map_row_position
 from ..step_outcome import outcome_recorded
 from ..vcfio import (
-    exit_on_sigterm,
     check_bgzf_complete,
+    exit_on_sigterm,
     header_contig_lengths,
     indexed_contigs,
     map_contigs,
@@ -67,7 +67,9 @@ def panel_contig_for(chrom: str, panel: str | Path) -> str:
     contigs = vcf_contigs(panel)
     found = match_contig(chrom, contigs)
     if found is None:
-        raise ChromoschedError(f"reference panel {panel}: chromosome {chrom} is not in the panel (it has: {_preview(contigs)})")
+        raise ChromoschedError(
+            f"reference panel {panel}: chromosome {chrom} is not in the panel (it has: {_preview(contigs)})"
+        )
     return found
 
 
@@ -179,7 +181,9 @@ def prepare_map(chrom: str, genetic_map: str | Path, panel_contig: str, out_map:
     names = map_contigs(genetic_map)
     map_contig = match_contig(chrom, names)
     if map_contig is None:
-        raise ChromoschedError(f"genetic map {genetic_map}: chromosome {chrom} is not in the map (it has: {_preview(names)})")
+        raise ChromoschedError(
+            f"genetic map {genetic_map}: chromosome {chrom} is not in the map (it has: {_preview(names)})"
+        )
     rows: list[str] = []
     last_bp = -1
     with open(genetic_map) as fh:
@@ -189,7 +193,9 @@ def prepare_map(chrom: str, genetic_map: str | Path, panel_contig: str, out_map:
                 continue
             _, bp = map_row_position(fields, f"genetic map {genetic_map} line {lineno}")
             if bp < last_bp:
-                raise ChromoschedError(f"genetic map {genetic_map} line {lineno}: positions are not sorted ({bp} after {last_bp})")
+                raise ChromoschedError(
+                    f"genetic map {genetic_map} line {lineno}: positions are not sorted ({bp} after {last_bp})"
+                )
             last_bp = bp
             rows.append("\t".join([panel_contig, fields[1], fields[2], fields[3]]))
     write_text_atomic(out_map, "".join(r + "\n" for r in rows))
@@ -223,7 +229,9 @@ def prepare_chromosome(
 
 def main(argv: Sequence[str] | None = None) -> int:
     exit_on_sigterm()
-    p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.imputation.prepare", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m chromosched_pipeline.imputation.prepare", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--chrom", required=True)
     p.add_argument("--target", required=True, help="target VCF (bgzipped; indexed or not)")
     p.add_argument("--panel", required=True, help="reference panel VCF (bgzipped + indexed)")
@@ -235,12 +243,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         with outcome_recorded(args.outcome, out=str(args.out_vcf)):
-            done = prepare_chromosome(args.chrom, args.target, args.panel, args.map, args.out_vcf, args.out_map,
-                                      args.samples)
+            done = prepare_chromosome(
+                args.chrom, args.target, args.panel, args.map, args.out_vcf, args.out_map, args.samples
+            )
     except ChromoschedError as exc:
         print(f"prepare: error: {exc}", file=sys.stderr)
         return 2
-    renamed = "" if done.target_contig == done.panel_contig else f" (target contig {done.target_contig} renamed to {done.panel_contig})"
+    renamed = (
+        ""
+        if done.target_contig == done.panel_contig
+        else f" (target contig {done.target_contig} renamed to {done.panel_contig})"
+    )
     print(
         f"prepare: {done.chrom}: {done.n_records} target records x {done.n_samples} samples, "
         f"{done.n_map_rows} map rows{renamed}",

@@ -35,9 +35,9 @@ import io
 import math
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from cyvcf2 import VCF
@@ -103,7 +103,9 @@ def read_scoring_file(path: str | Path, limit: int | None = None) -> list[Scorin
                 i_oth = ix.get("other_allele")
                 continue
             if len(fields) < len(columns):
-                raise ChromoschedError(f"scoring file {path} line {lineno}: {len(fields)} columns, header has {len(columns)}")
+                raise ChromoschedError(
+                    f"scoring file {path} line {lineno}: {len(fields)} columns, header has {len(columns)}"
+                )
             try:
                 pos = int(fields[i_pos])
                 weight = float(fields[i_w])
@@ -117,9 +119,7 @@ def read_scoring_file(path: str | Path, limit: int | None = None) -> list[Scorin
             if not effect:
                 raise ChromoschedError(f"scoring file {path} line {lineno}: empty effect_allele")
             name = fields[i_chr].strip()
-            rows.append(
-                ScoringVariant(canonical_chrom(name), name, pos, effect, other or None, weight, lineno)
-            )
+            rows.append(ScoringVariant(canonical_chrom(name), name, pos, effect, other or None, weight, lineno))
             if limit is not None and len(rows) >= limit:
                 break
     if columns is None:
@@ -214,7 +214,9 @@ def partial_score(imputed_vcf: str | Path, chrom: str, variants: Sequence[Scorin
                 continue
             ds = rec.format("DS")
             if ds is None:
-                raise ChromoschedError(f"imputed VCF {imputed_vcf}: no FORMAT/DS at {rec.CHROM}:{rec.POS} (not imputed output?)")
+                raise ChromoschedError(
+                    f"imputed VCF {imputed_vcf}: no FORMAT/DS at {rec.CHROM}:{rec.POS} (not imputed output?)"
+                )
             ds = np.array(ds, dtype=float).reshape(len(samples), -1)
             ds[(ds < -1e30) | (ds > 1e30)] = np.nan  # cyvcf2's missing sentinel for floats
             by_pos[rec.POS].append(_Record(rec.ID or ".", rec.REF.upper(), tuple(a.upper() for a in rec.ALT), ds))
@@ -246,8 +248,16 @@ def partial_score(imputed_vcf: str | Path, chrom: str, variants: Sequence[Scorin
 
 PARTIAL_COLUMNS = ("sample", "chrom", "score_sum", "n_matched", "n_variants")
 MATCH_COLUMNS = (
-    "chr_name", "chr_position", "effect_allele", "other_allele", "effect_weight",
-    "status", "vcf_id", "vcf_ref", "vcf_alt", "effect_is_ref",
+    "chr_name",
+    "chr_position",
+    "effect_allele",
+    "other_allele",
+    "effect_weight",
+    "status",
+    "vcf_id",
+    "vcf_ref",
+    "vcf_alt",
+    "effect_is_ref",
 )
 
 
@@ -255,7 +265,8 @@ def write_partial(score: PartialScore, out: str | Path, matches_out: str | Path 
     """Write the per-sample partial sums (and optionally the per-row match table), atomically."""
     lines = ["\t".join(PARTIAL_COLUMNS)]
     lines += [
-        f"{s}\t{score.chrom}\t{v:.10g}\t{score.n_matched}\t{score.n_variants}" for s, v in zip(score.samples, score.sums)
+        f"{s}\t{score.chrom}\t{v:.10g}\t{score.n_matched}\t{score.n_variants}"
+        for s, v in zip(score.samples, score.sums)
     ]
     if matches_out is not None:
         mlines = ["\t".join(MATCH_COLUMNS)]
@@ -263,8 +274,18 @@ def write_partial(score: PartialScore, out: str | Path, matches_out: str | Path 
             v = m.variant
             mlines.append(
                 "\t".join(
-                    [v.chr_name, str(v.pos), v.effect, v.other or "", f"{v.weight:.10g}", m.status,
-                     m.vcf_id, m.vcf_ref, m.vcf_alt, "1" if m.effect_is_ref else "0"]
+                    [
+                        v.chr_name,
+                        str(v.pos),
+                        v.effect,
+                        v.other or "",
+                        f"{v.weight:.10g}",
+                        m.status,
+                        m.vcf_id,
+                        m.vcf_ref,
+                        m.vcf_alt,
+                        "1" if m.effect_is_ref else "0",
+                    ]
                 )
             )
         write_text_atomic(matches_out, "\n".join(mlines) + "\n")
@@ -314,7 +335,9 @@ def combine_partials(
         if samples is None:
             samples, total = names, np.zeros(len(names))
         elif names != samples:
-            raise ChromoschedError(f"partial score {path}: samples differ from {partials[0]} (each chromosome must have the same samples)")
+            raise ChromoschedError(
+                f"partial score {path}: samples differ from {partials[0]} (each chromosome must have the same samples)"
+            )
         total += np.array([float(r["score_sum"]) for r in rows])
         chrom = rows[0]["chrom"]
         if chrom in chroms:
@@ -340,7 +363,9 @@ def combine_partials(
 def write_prs_table(table: PrsTable, out: str | Path, summary: str | Path | None = None) -> None:
     rate = table.match_rate
     lines = ["sample\tprs\tn_variants_matched\tn_variants\tmatch_rate"]
-    lines += [f"{s}\t{v:.10g}\t{table.n_matched}\t{table.n_variants}\t{rate:.6f}" for s, v in zip(table.samples, table.prs)]
+    lines += [
+        f"{s}\t{v:.10g}\t{table.n_matched}\t{table.n_variants}\t{rate:.6f}" for s, v in zip(table.samples, table.prs)
+    ]
     if summary is not None:
         cols = ["n_variants", "n_matched", *STATUSES, "effect_is_ref"]
         slines = ["chrom\t" + "\t".join(cols) + "\tmatch_rate"]
@@ -351,13 +376,17 @@ def write_prs_table(table: PrsTable, out: str | Path, summary: str | Path | None
         slines.append("all\t" + "\t".join(str(tot[k]) for k in cols) + f"\t{rate:.6f}")
         if table.n_other_chromosomes:
             # Rows on chromosomes this run did not process: not part of the match rate.
-            slines.append("not_processed\t" + str(table.n_other_chromosomes) + "\t" + "\t".join("" for _ in cols[1:]) + "\t")
+            slines.append(
+                "not_processed\t" + str(table.n_other_chromosomes) + "\t" + "\t".join("" for _ in cols[1:]) + "\t"
+            )
         write_text_atomic(summary, "\n".join(slines) + "\n")
     write_text_atomic(out, "\n".join(lines) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.prs.scores", description="Polygenic risk scores from imputed dosages.")
+    p = argparse.ArgumentParser(
+        prog="python -m chromosched_pipeline.prs.scores", description="Polygenic risk scores from imputed dosages."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("score", help="partial score of one chromosome")
     s.add_argument("--vcf", required=True, help="imputed VCF with FORMAT/DS")
@@ -373,7 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--summary", default=None, type=Path, help="per-chromosome match summary (TSV)")
     c.add_argument("--min-match-rate", type=float, default=0.0, help="fail below this match rate (default 0)")
     for sp in (s, c):
-        sp.add_argument("--outcome", default=None, help="append this attempt's outcome and peak memory (JSON line) here")
+        sp.add_argument(
+            "--outcome", default=None, help="append this attempt's outcome and peak memory (JSON line) here"
+        )
     return p
 
 

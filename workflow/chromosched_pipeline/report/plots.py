@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -70,8 +70,10 @@ def prs_distribution(prs_tsv: str | Path, out_png: str | Path, groups_tsv: str |
         ax.hist(values, bins=bins, color="tab:blue")
     ax.set_xlabel("polygenic risk score (sum of weight x dosage)")
     ax.set_ylabel("samples")
-    ax.set_title(f"PRS distribution: {len(values)} samples, {int(rows[0]['n_variants_matched'])}/"
-                 f"{int(rows[0]['n_variants'])} variants matched ({rate:.1%})")
+    ax.set_title(
+        f"PRS distribution: {len(values)} samples, {int(rows[0]['n_variants_matched'])}/"
+        f"{int(rows[0]['n_variants'])} variants matched ({rate:.1%})"
+    )
     _save(fig, out_png)
 
 
@@ -120,14 +122,18 @@ def job_resources(
             ok = [r for r in runs if r.get("kind") == "ok"]
             final = ok[-1] if ok else runs[-1]
             row.update(
-                mem_mb=final.get("mem_mb", ""), heap_mb=final.get("heap_mb", ""), attempts=len(runs),
+                mem_mb=final.get("mem_mb", ""),
+                heap_mb=final.get("heap_mb", ""),
+                attempts=len(runs),
                 heap_oom_attempts=sum(1 for r in runs if r.get("heap_oom")),
             )
         rows.append(row)
     if not rows:
         raise ChromoschedError("job resources: no benchmark files found")
     columns = list(rows[0])
-    write_text_atomic(out_tsv, "\t".join(columns) + "\n" + "".join("\t".join(str(r[c]) for c in columns) + "\n" for r in rows))
+    write_text_atomic(
+        out_tsv, "\t".join(columns) + "\n" + "".join("\t".join(str(r[c]) for c in columns) + "\n" for r in rows)
+    )
 
     rules = list(dict.fromkeys(str(r["rule"]) for r in rows))
     n_jobs = len({str(r["job"]) for r in rows})
@@ -143,8 +149,15 @@ def job_resources(
         if key == "max_rss_mb":
             granted = {str(r["job"]): float(r["mem_mb"]) for r in rows if r["rule"] == "impute" and r["mem_mb"] != ""}
             if granted:
-                ax.scatter([x[jobs.index(j)] for j in granted], list(granted.values()), marker="_", s=200,
-                           color="black", label="impute: granted mem_mb", zorder=3)
+                ax.scatter(
+                    [x[jobs.index(j)] for j in granted],
+                    list(granted.values()),
+                    marker="_",
+                    s=200,
+                    color="black",
+                    label="impute: granted mem_mb",
+                    zorder=3,
+                )
         ax.set_xticks(x)
         ax.set_xticklabels(jobs, rotation=90, fontsize=7)
         ax.set_ylabel(label)
@@ -215,8 +228,14 @@ def scheduler_figures(events_jsonl: str | Path, out_schedule: str | Path, out_pr
     if run is None:
         for out in (out_schedule, out_prediction):
             fig, axis = plt.subplots(figsize=(6, 3))
-            axis.text(0.5, 0.5, "no chromosched events: run with --scheduler chromosched", ha="center", va="center",
-                      transform=axis.transAxes)
+            axis.text(
+                0.5,
+                0.5,
+                "no chromosched events: run with --scheduler chromosched",
+                ha="center",
+                va="center",
+                transform=axis.transAxes,
+            )
             axis.set_axis_off()
             _save(fig, out)
         return 0
@@ -227,7 +246,9 @@ def scheduler_figures(events_jsonl: str | Path, out_schedule: str | Path, out_pr
 
 def main(argv: Sequence[str] | None = None) -> int:
     exit_on_sigterm()
-    p = argparse.ArgumentParser(prog="python -m chromosched_pipeline.report.plots", description="Report figures and tables.")
+    p = argparse.ArgumentParser(
+        prog="python -m chromosched_pipeline.report.plots", description="Report figures and tables."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("prs")
     a.add_argument("--prs", required=True)

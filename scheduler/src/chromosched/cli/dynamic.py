@@ -35,8 +35,8 @@ def build_settings(args, task_size: float | None = None, policies: tuple[str, ..
     ``--policies``; benchmarks/dynamic_ablation.py passes its own (one task size at a time).
     """
     from ..simulation.comparison import DEFAULT_POLICIES, ComparisonSettings
-    from ..simulation.workload import profile
     from ..simulation.sizey_baseline import SizeyConfig
+    from ..simulation.workload import profile
 
     overrides = dict(
         capacity=args.capacity,
@@ -83,7 +83,9 @@ def format_table(result: dict) -> str:
         f"beta_ram {prof['beta_ram']:g}, beta_dur {prof['beta_dur']:g}, max parallel {prof['max_parallel']}, "
         f"{s['semantics']} semantics, {s['n_seeds']} seeds"
     )
-    head = f"{'policy':32s} {'makespan':>10s} {'sd':>8s} {'x opt':>6s} {'overcommits':>11s} {'util':>6s} {'wasted':>10s}"
+    head = (
+        f"{'policy':32s} {'makespan':>10s} {'sd':>8s} {'x opt':>6s} {'overcommits':>11s} {'util':>6s} {'wasted':>10s}"
+    )
     lines.append(head)
     lines.append("-" * len(head))
     for r in result["policies"]:
@@ -127,28 +129,50 @@ def add_simulation_arguments(p: argparse.ArgumentParser) -> None:
     from ..simulation.workload import PROFILES
 
     w = p.add_argument_group("workload (defaults: the paper-cal profile)")
-    w.add_argument("--profile", default="paper-cal", choices=sorted(PROFILES), help="workload profile (default paper-cal)")
+    w.add_argument(
+        "--profile", default="paper-cal", choices=sorted(PROFILES), help="workload profile (default paper-cal)"
+    )
     w.add_argument("--capacity", type=float, help="memory capacity C (paper-cal: 296)")
     w.add_argument("--tasks", type=int, help="number of chromosome tasks on the linear model (default 22)")
-    w.add_argument("--relative-sizes", help="explicit task sizes relative to the largest, comma-separated (overrides --tasks)")
+    w.add_argument(
+        "--relative-sizes", help="explicit task sizes relative to the largest, comma-separated (overrides --tasks)"
+    )
     w.add_argument("--ratio", type=float, help="smallest / largest base size on the linear model (paper-cal: 0.2)")
     w.add_argument("--beta-ram", type=float, help="relative memory noise (paper-cal: 0.05)")
     w.add_argument("--beta-dur", type=float, help="relative duration noise (paper-cal: 0.3)")
     w.add_argument("--max-parallel", type=int, help="cap on tasks at once, 0 = none (paper-cal: 10)")
     w.add_argument("--no-clip-ram", action="store_true", help="do not cap true memory at the capacity")
-    w.add_argument("--semantics", default="paper", choices=SEMANTICS,
-                   help="paper: a task above its allocation fails at the end of its run; system: tasks are killed "
-                        "when the true total exceeds the capacity (default paper)")
+    w.add_argument(
+        "--semantics",
+        default="paper",
+        choices=SEMANTICS,
+        help="paper: a task above its allocation fails at the end of its run; system: tasks are killed "
+        "when the true total exceeds the capacity (default paper)",
+    )
     o = p.add_argument_group("baselines")
     o.add_argument("--optimum-time-limit", type=float, default=2.0, help="CP-SAT seconds per instance (default 2)")
-    o.add_argument("--optimum-search", type=int, default=1500, help="list-schedule search steps before CP-SAT (default 1500)")
+    o.add_argument(
+        "--optimum-search", type=int, default=1500, help="list-schedule search steps before CP-SAT (default 1500)"
+    )
     o.add_argument("--sizey-alpha", type=float, default=0.0, help="Sizey RAQ alpha (default 0.0)")
-    o.add_argument("--sizey-argmax", action="store_true", help="Sizey: pick the best model instead of the softmax blend")
-    o.add_argument("--sizey-packer", default="knapsack", choices=("knapsack", "greedy", "firstfit"),
-                   help="packer used with Sizey's sizes (default knapsack, as the paper's rows)")
-    o.add_argument("--declared-headroom", type=float, default=1.1,
-                   help="greedy-declared: declared memory = largest prior peak x this (default 1.1)")
-    o.add_argument("--declared-per-task", action="store_true", help="greedy-declared: declare each task's own prior x headroom")
+    o.add_argument(
+        "--sizey-argmax", action="store_true", help="Sizey: pick the best model instead of the softmax blend"
+    )
+    o.add_argument(
+        "--sizey-packer",
+        default="knapsack",
+        choices=("knapsack", "greedy", "firstfit"),
+        help="packer used with Sizey's sizes (default knapsack, as the paper's rows)",
+    )
+    o.add_argument(
+        "--declared-headroom",
+        type=float,
+        default=1.1,
+        help="greedy-declared: declared memory = largest prior peak x this (default 1.1)",
+    )
+    o.add_argument(
+        "--declared-per-task", action="store_true", help="greedy-declared: declare each task's own prior x headroom"
+    )
 
 
 def register(commands, simulate) -> None:
@@ -170,6 +194,8 @@ def register(commands, simulate) -> None:
     )
     p.add_argument("--jobs", type=int, default=1, help="worker processes over seeds (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr (none is drawn when stderr is not a terminal)")
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bar on stderr (none is drawn when stderr is not a terminal)"
+    )
     add_simulation_arguments(p)
     p.set_defaults(func=run)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from ..atomic_files import write_text_atomic
 from ..errors import ChromoschedError
@@ -115,7 +115,7 @@ class RuleRuntimes:
         write_text_atomic(path, json.dumps({"format": self.FORMAT, "rules": self._stats}, indent=1, sort_keys=True))
 
     @classmethod
-    def load(cls, path: str | Path) -> "RuleRuntimes":
+    def load(cls, path: str | Path) -> RuleRuntimes:
         path = Path(path)
         try:
             data = json.loads(path.read_text())

@@ -23,8 +23,8 @@ over the same state space (numpy), for small sets such as one simulation step.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -110,22 +110,31 @@ class _Arrays:
         assert use.shape == (n, len(names))
 
     @classmethod
-    def from_items(cls, items: Sequence[PackItem], limits: Limits) -> "_Arrays":
+    def from_items(cls, items: Sequence[PackItem], limits: Limits) -> _Arrays:
         for it in items:  # unconstrained cores/GPUs still must not be negative
             if it.cores < 0 or it.gpus < 0:
                 raise ChromoschedError(f"job {it.key!r}: cores and gpus must be >= 0")
         n = len(items)
-        extra = {name: [float((it.extra or {}).get(name, 0) or 0) for it in items]
-                 for name, _ in limits.constrained() if name not in ("cores", "gpus")}
+        extra = {
+            name: [float((it.extra or {}).get(name, 0) or 0) for it in items]
+            for name, _ in limits.constrained()
+            if name not in ("cores", "gpus")
+        }
         values = None
         if any(it.value is not None for it in items):
             values = np.fromiter((it.value if it.value is not None else it.mem for it in items), dtype=float, count=n)
-        return cls.from_arrays(np.fromiter((it.mem for it in items), dtype=float, count=n),
-                               [it.cores for it in items], [it.gpus for it in items], extra, limits, values,
-                               keys=[it.key for it in items])
+        return cls.from_arrays(
+            np.fromiter((it.mem for it in items), dtype=float, count=n),
+            [it.cores for it in items],
+            [it.gpus for it in items],
+            extra,
+            limits,
+            values,
+            keys=[it.key for it in items],
+        )
 
     @classmethod
-    def from_arrays(cls, mem, cores, gpus, extra, limits: Limits, values, keys=None) -> "_Arrays":
+    def from_arrays(cls, mem, cores, gpus, extra, limits: Limits, values, keys=None) -> _Arrays:
         mem = np.asarray(mem, dtype=float)
         n = len(mem)
         constrained = limits.constrained()
@@ -194,7 +203,9 @@ class GreedyPacker:
         order = np.argsort(arr.mem, kind="stable").tolist()
         return _take_in_order(arr, order, limits, memory_sorted=True)
 
-    def select_arrays(self, mem, cores=None, gpus=None, limits: Limits | None = None, values=None, extra=None) -> list[int]:
+    def select_arrays(
+        self, mem, cores=None, gpus=None, limits: Limits | None = None, values=None, extra=None
+    ) -> list[int]:
         if limits is None:
             raise ChromoschedError("select_arrays needs limits")
         _check_limits(limits)
@@ -211,7 +222,9 @@ class FirstFitPacker:
         arr = _Arrays.from_items(items, limits)
         return _take_in_order(arr, range(len(items)), limits, memory_sorted=False)
 
-    def select_arrays(self, mem, cores=None, gpus=None, limits: Limits | None = None, values=None, extra=None) -> list[int]:
+    def select_arrays(
+        self, mem, cores=None, gpus=None, limits: Limits | None = None, values=None, extra=None
+    ) -> list[int]:
         if limits is None:
             raise ChromoschedError("select_arrays needs limits")
         _check_limits(limits)
@@ -243,7 +256,9 @@ class KnapsackPacker:
             return []
         return self._select(_Arrays.from_items(items, limits), limits)
 
-    def select_arrays(self, mem, cores=None, gpus=None, limits: Limits | None = None, values=None, extra=None) -> list[int]:
+    def select_arrays(
+        self, mem, cores=None, gpus=None, limits: Limits | None = None, values=None, extra=None
+    ) -> list[int]:
         """The same selection from plain arrays (no PackItem objects: cheaper for 10,000 jobs).
         ``extra``: name -> per-item usage array for resources named in ``limits.extra``."""
         if limits is None:
@@ -403,7 +418,7 @@ class KnapsackPacker:
             else:
                 unit = lim / _COARSE_CELLS if lim > 0 else 1.0
                 cells = np.ceil(col / unit - 1e-12).astype(np.int64)
-                cells += (cells * unit < col)  # guard the division's rounding
+                cells += cells * unit < col  # guard the division's rounding
                 extra.append((name, _COARSE_CELLS, cells))
         if limits.max_items is not None and len(cand) > limits.max_items:
             extra.append(("count", int(limits.max_items), np.ones(len(arr.mem), dtype=np.int64)))
@@ -420,7 +435,7 @@ class KnapsackPacker:
         UP to the grid (a job that fits exactly may be pushed over: _fill takes it back)."""
         mem = arr.mem[cand]
         w = np.ceil(mem / unit).astype(np.int64)
-        w += (w * unit < mem)  # guard the division's rounding
+        w += w * unit < mem  # guard the division's rounding
         cols = [u[cand] for _, _, u in extra] + [w]
         return np.stack(cols, axis=1)
 

@@ -28,8 +28,8 @@ without per-job limits, a pooled reserve instead of per-job margins.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -216,23 +216,39 @@ PRESETS.update(
         # Without a prior the sequential phase comes back; smallest-first is the paper's best start.
         "chromosched-no-prior": replace(_OURS, name="chromosched-no-prior", use_prior=False, init="smallest"),
         "chromosched-paper-bias": replace(
-            _OURS, name="chromosched-paper-bias", bias="absolute", gamma_max=0.95, gamma_min=0.80, safety=1.0,
+            _OURS,
+            name="chromosched-paper-bias",
+            bias="absolute",
+            gamma_max=0.95,
+            gamma_min=0.80,
+            safety=1.0,
             residuals="launch",
         ),
-        "chromosched-memory-knapsack": replace(_OURS, name="chromosched-memory-knapsack", objective="memory", priority="none"),
+        "chromosched-memory-knapsack": replace(
+            _OURS, name="chromosched-memory-knapsack", objective="memory", priority="none"
+        ),
         "chromosched-plain-fit": replace(_OURS, name="chromosched-plain-fit", relative_fit=False),
         "chromosched-index-only": replace(_OURS, name="chromosched-index-only", alt_features=()),
         # Unseen workflows (no prior): probe each new job type with its smallest job while known
         # types keep running, then pack with a few-shot fit that extrapolates conservatively.
         "chromosched-probe": replace(
-            _OURS, name="chromosched-probe", cold_start="probe", ladder=2.0, extrapolate=True,
-            degree_choice=True, outlier_cut=4.0, min_residuals=4, default_margin=0.3,
+            _OURS,
+            name="chromosched-probe",
+            cold_start="probe",
+            ladder=2.0,
+            extrapolate=True,
+            degree_choice=True,
+            outlier_cut=4.0,
+            min_residuals=4,
+            default_margin=0.3,
         ),
         # Shared memory (no per-job limits): point predictions plus a pooled reserve.
         "chromosched-shared": replace(_OURS, name="chromosched-shared", pooled_reserve_z=2.5),
     }
 )
-ABLATIONS = tuple(k for k in PRESETS if k.startswith("chromosched-") and k not in ("chromosched-shared", "chromosched-probe"))
+ABLATIONS = tuple(
+    k for k in PRESETS if k.startswith("chromosched-") and k not in ("chromosched-shared", "chromosched-probe")
+)
 
 
 # A rule whose fit is pinned (at least FLAT_MIN_JOBS measured jobs, leave-one-out relative RMS at
@@ -693,11 +709,17 @@ class DynamicPolicy:
             reg = self.memory.get(kind)
             if reg.has_prior() or reg.n_observed >= 3:
                 continue
-            i = min((i for i, row in enumerate(info) if row[0].kind == kind),
-                    key=lambda i: (self._size(info[i][0]), info[i][0].task_id))
+            i = min(
+                (i for i, row in enumerate(info) if row[0].kind == kind),
+                key=lambda i: (self._size(info[i][0]), info[i][0].task_id),
+            )
             t, m = info[i][0], info[i][1]
-            if m > mem or (cores is not None and t.cores > cores) or (gpus is not None and t.gpus > gpus) \
-                    or (count is not None and count < 1):
+            if (
+                m > mem
+                or (cores is not None and t.cores > cores)
+                or (gpus is not None and t.gpus > gpus)
+                or (count is not None and count < 1)
+            ):
                 continue
             picks.append(i)
             mem -= m
@@ -728,7 +750,11 @@ class DynamicPolicy:
             reserve = need
         # Still short: drop the least preferred picks until the reserve fits.
         picked = sorted(picked)
-        while picked and sum(items[i].mem for i in picked) + z * math.sqrt(var_running + sum(var[i] for i in picked)) > limits.mem:
+        while (
+            picked
+            and sum(items[i].mem for i in picked) + z * math.sqrt(var_running + sum(var[i] for i in picked))
+            > limits.mem
+        ):
             picked.pop()
         if not picked and not running and items:
             # Alone on the machine the reserve is all this job's: start the first one that fits.

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -381,7 +381,7 @@ class OnlineRamRegressor:
         }
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "regressor state") -> "OnlineRamRegressor":
+    def from_dict(cls, data: dict, source: str = "regressor state") -> OnlineRamRegressor:
         try:
             reg = cls(RegressorSettings(**data["settings"]), data.get("expected_tasks"))
             for k, (x, y, kind) in data["points"].items():
@@ -439,7 +439,7 @@ class RegressorRegistry:
         write_text_atomic(path, json.dumps(self.to_dict(), indent=1, sort_keys=True))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, settings: RegressorSettings | None = None) -> "RegressorRegistry":
+    def load(cls, path: str | os.PathLike, settings: RegressorSettings | None = None) -> RegressorRegistry:
         """Warm start from a saved state; ``settings`` (if given) override the stored ones."""
         path = Path(path)
         try:
@@ -468,7 +468,7 @@ class _PolyModel:
         self._design, self._weights, self._ys = design, weights, ys
 
     @classmethod
-    def fit(cls, xs: np.ndarray, ys: np.ndarray, w: np.ndarray, degree: int) -> "_PolyModel":
+    def fit(cls, xs: np.ndarray, ys: np.ndarray, w: np.ndarray, degree: int) -> _PolyModel:
         centre = float(np.mean(xs))
         scale = float(np.std(xs)) or 1.0
         z = (xs - centre) / scale

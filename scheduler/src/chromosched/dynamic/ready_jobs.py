@@ -26,22 +26,27 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .policy import Allocation, Capacity, DynamicPolicy, RunningTask, TaskRequest
 from ..errors import ChromoschedError
 from ..runtime.job_record import JobRecord
 from .packers import FirstFitPacker, GreedyPacker, KnapsackPacker, Limits
+from .policy import Allocation, Capacity, DynamicPolicy, RunningTask, TaskRequest
+
 
 class ReadyJobs:
     """Ready jobs by uid, each with a row in column arrays (see the module docstring)."""
 
-    def __init__(self, features: Sequence[str] = (), task_of: Callable[[JobRecord], TaskRequest] | None = None,
-                 x_of: Callable[[TaskRequest, str], float | None] | None = None,
-                 unmanaged_of: Callable[[JobRecord], bool] = lambda record: False):
+    def __init__(
+        self,
+        features: Sequence[str] = (),
+        task_of: Callable[[JobRecord], TaskRequest] | None = None,
+        x_of: Callable[[TaskRequest, str], float | None] | None = None,
+        unmanaged_of: Callable[[JobRecord], bool] = lambda record: False,
+    ):
         self.features = tuple(features)
         self._task_of = task_of
         self._x_of = x_of
@@ -67,6 +72,7 @@ class ReadyJobs:
         old = len(self.active)
         if n <= old:
             return
+
         def widen(a: np.ndarray, fill) -> np.ndarray:
             out = np.full(n, fill, dtype=a.dtype)
             out[:old] = a
@@ -254,8 +260,14 @@ def preference_order(keys: Sequence[np.ndarray]) -> np.ndarray:
     return order
 
 
-def allocations_vectorised(policy: DynamicPolicy, kind: str, x: Mapping[str, np.ndarray], cap: np.ndarray,
-                           min_mb: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def allocations_vectorised(
+    policy: DynamicPolicy,
+    kind: str,
+    x: Mapping[str, np.ndarray],
+    cap: np.ndarray,
+    min_mb: np.ndarray,
+    failed: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """:meth:`DynamicPolicy._allocations` over arrays: (memory to give, point prediction)."""
     f, reg = policy._mem_reg(kind)
     points = reg.predict_many(x[f])
@@ -272,7 +284,9 @@ def allocations_vectorised(policy: DynamicPolicy, kind: str, x: Mapping[str, np.
     return np.minimum(np.maximum(mems, 1e-6 * budget), budget), points
 
 
-def runtimes_vectorised(policy: DynamicPolicy, kind: str, x: Mapping[str, np.ndarray], prior_rt: np.ndarray) -> np.ndarray:
+def runtimes_vectorised(
+    policy: DynamicPolicy, kind: str, x: Mapping[str, np.ndarray], prior_rt: np.ndarray
+) -> np.ndarray:
     """:meth:`DynamicPolicy._runtimes` over arrays (NaN = no runtime known)."""
     f = policy.chosen_feature(kind)
     reg = policy.runtime.get(policy._key(kind, f))
@@ -380,8 +394,9 @@ def select_vectorised(
     for name, lim in (other_free or {}).items():
         extra_lim[name] = max(float(lim), 0.0)
         extra_use[name] = table.resource(name)[slots][order]
-    limits = Limits(mem=max(free.mem_mb, 0.0), cores=free.cores, gpus=free.gpus, max_items=free.max_tasks,
-                    extra=extra_lim or None)
+    limits = Limits(
+        mem=max(free.mem_mb, 0.0), cores=free.cores, gpus=free.gpus, max_items=free.max_tasks, extra=extra_lim or None
+    )
     cores = table.column("cores")[slots][order]
     gpus = table.column("gpus")[slots][order]
     packer = policy._packer
@@ -389,8 +404,9 @@ def select_vectorised(
         return None
     explore = []
     if cfg.cold_start == "probe":
-        explore = _explore(policy, table, slots, order, kind_col, names, kinds, mem_o, cores, gpus, limits,
-                           extra_use, running)
+        explore = _explore(
+            policy, table, slots, order, kind_col, names, kinds, mem_o, cores, gpus, limits, extra_use, running
+        )
     if explore:
         # The policy's _explore picks first, the packer fills what they leave.
         taken = np.zeros(len(order), dtype=bool)
@@ -403,9 +419,14 @@ def select_vectorised(
             max_items=None if limits.max_items is None else limits.max_items - len(explore),
             extra={k: v - float(extra_use[k][explore].sum()) for k, v in extra_lim.items()} or None,
         )
-        picked = packer.select_arrays(mem_o[rest], cores[rest], gpus[rest], limits=limits,
-                                      values=None if values is None else values[rest],
-                                      extra={k: v[rest] for k, v in extra_use.items()})
+        picked = packer.select_arrays(
+            mem_o[rest],
+            cores[rest],
+            gpus[rest],
+            limits=limits,
+            values=None if values is None else values[rest],
+            extra={k: v[rest] for k, v in extra_use.items()},
+        )
         if isinstance(packer, KnapsackPacker):
             picked = sorted(picked)
         picked = explore + rest[picked].tolist()
@@ -417,8 +438,12 @@ def select_vectorised(
     for i in picked:
         row = int(order[i])
         task = table.tasks[int(slots[row])]
-        alloc = Allocation(task, min(float(mem[row]), policy.capacity.mem_mb), float(point[row]),
-                           None if math.isnan(rt[row]) else float(rt[row]))
+        alloc = Allocation(
+            task,
+            min(float(mem[row]), policy.capacity.mem_mb),
+            float(point[row]),
+            None if math.isnan(rt[row]) else float(rt[row]),
+        )
         policy._launched[task.task_id] = alloc
         chosen.append(alloc)
     if not chosen and not running:
@@ -430,8 +455,21 @@ def select_vectorised(
     return chosen
 
 
-def _explore(policy: DynamicPolicy, table: ReadyJobs, slots, order, kind_col, names, kinds, mem_o, cores, gpus,
-             limits: Limits, extra_use, running) -> list[int]:
+def _explore(
+    policy: DynamicPolicy,
+    table: ReadyJobs,
+    slots,
+    order,
+    kind_col,
+    names,
+    kinds,
+    mem_o,
+    cores,
+    gpus,
+    limits: Limits,
+    extra_use,
+    running,
+) -> list[int]:
     """:meth:`DynamicPolicy._explore` over arrays: positions (in preference order) of the smallest
     ready job of each still-learning type (no prior, fewer than 3 measured jobs, none running)
     that fits, in the type's name order; other resources must fit too."""
@@ -454,8 +492,13 @@ def _explore(policy: DynamicPolicy, table: ReadyJobs, slots, order, kind_col, na
     for _rule, k in sorted(learning):  # rules in name order
         rows = np.flatnonzero(kind_o == k)
         i = int(rows[np.lexsort((tie[rows], size[rows]))[0]])
-        if mem_o[i] > mem or (n_cores is not None and cores[i] > n_cores) or (n_gpus is not None and gpus[i] > n_gpus) \
-                or (count is not None and count < 1) or any(extra_use[r][i] > v for r, v in left.items()):
+        if (
+            mem_o[i] > mem
+            or (n_cores is not None and cores[i] > n_cores)
+            or (n_gpus is not None and gpus[i] > n_gpus)
+            or (count is not None and count < 1)
+            or any(extra_use[r][i] > v for r, v in left.items())
+        ):
             continue
         picks.append(i)
         mem -= mem_o[i]

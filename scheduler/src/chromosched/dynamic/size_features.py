@@ -13,7 +13,7 @@ Which one predicts a rule's memory is chosen per rule by leave-one-out error
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..genomes import GENOMES, genome_lengths
 

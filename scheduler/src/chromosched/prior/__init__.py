@@ -15,14 +15,33 @@ Fitting (``fit_prior``) and held-out reporting (``report``) live in ``prior.fitt
 """
 
 from .beagle import beagle_features
-from .derivation import BEAGLE_DEFAULTS, BEAGLE_INPUTS, BEAGLE_MODEL_FEATURES, Derivation, beagle_derivation
 from .calibration import LEVELS, ConformalCalibrator
+from .derivation import BEAGLE_DEFAULTS, BEAGLE_INPUTS, BEAGLE_MODEL_FEATURES, Derivation, beagle_derivation
 from .engines import ENGINES, SearchBudget, get_engine
 from .expression import SafeExpression
 from .features import BEAGLE_FEATURES, BEAGLE_TARGET, FeatureSpec
 from .prior_file import Prior, builtin_prior_path, load_builtin_prior, load_prior
 from .teacher import RamTeacher
 
-__all__ = ["BEAGLE_DEFAULTS", "BEAGLE_INPUTS", "BEAGLE_MODEL_FEATURES", "Derivation", "beagle_derivation", "beagle_features", "LEVELS", "ConformalCalibrator", "ENGINES", "SearchBudget", "get_engine", "SafeExpression",
-           "BEAGLE_FEATURES", "BEAGLE_TARGET", "FeatureSpec", "Prior", "builtin_prior_path",
-           "load_builtin_prior", "load_prior", "RamTeacher"]
+__all__ = [
+    "BEAGLE_DEFAULTS",
+    "BEAGLE_INPUTS",
+    "BEAGLE_MODEL_FEATURES",
+    "Derivation",
+    "beagle_derivation",
+    "beagle_features",
+    "LEVELS",
+    "ConformalCalibrator",
+    "ENGINES",
+    "SearchBudget",
+    "get_engine",
+    "SafeExpression",
+    "BEAGLE_FEATURES",
+    "BEAGLE_TARGET",
+    "FeatureSpec",
+    "Prior",
+    "builtin_prior_path",
+    "load_builtin_prior",
+    "load_prior",
+    "RamTeacher",
+]

@@ -13,18 +13,38 @@ from .derivation import BEAGLE_DEFAULTS
 from .prior_file import Prior
 
 
-def beagle_features(prior: Prior, *, threads: int, target_variants: int, target_samples: int, ref_variants: int,
-                    ref_samples: int, burnin: int | None = None, iterations: int | None = None,
-                    window_cm: float | None = None, overlap_cm: float | None = None,
-                    chrom_cm: float | None = None) -> dict[str, float]:
+def beagle_features(
+    prior: Prior,
+    *,
+    threads: int,
+    target_variants: int,
+    target_samples: int,
+    ref_variants: int,
+    ref_samples: int,
+    burnin: int | None = None,
+    iterations: int | None = None,
+    window_cm: float | None = None,
+    overlap_cm: float | None = None,
+    chrom_cm: float | None = None,
+) -> dict[str, float]:
     """The input mapping ``prior.raw_mb``/``calibrated_mb`` take for one Beagle job, checked (a bad
     value is a one-line error naming it) and with Beagle's defaults filled in."""
-    values = {"threads": threads, "burnin": burnin, "iterations": iterations, "window_cm": window_cm,
-              "target_variants": target_variants, "target_samples": target_samples, "ref_variants": ref_variants,
-              "ref_samples": ref_samples, "overlap_cm": overlap_cm, "chrom_cm": chrom_cm}
+    values = {
+        "threads": threads,
+        "burnin": burnin,
+        "iterations": iterations,
+        "window_cm": window_cm,
+        "target_variants": target_variants,
+        "target_samples": target_samples,
+        "ref_variants": ref_variants,
+        "ref_samples": ref_samples,
+        "overlap_cm": overlap_cm,
+        "chrom_cm": chrom_cm,
+    }
     values = {k: (BEAGLE_DEFAULTS.get(k) if v is None else v) for k, v in values.items()}
-    checked = prior.derivation.inputs_of({k: v for k, v in values.items() if v is not None},
-                                         f"{prior.source} ({prior.tool} prior)")
+    checked = prior.derivation.inputs_of(
+        {k: v for k, v in values.items() if v is not None}, f"{prior.source} ({prior.tool} prior)"
+    )
     return checked
 
 

@@ -13,8 +13,8 @@ Beyond the outer knots the map continues with the end knots' ratio (a line throu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -51,14 +51,16 @@ class ConformalCalibrator:
             raise ChromoschedError(f"calibration level must be in [0.5, 1), got {self.level}")
         self.level = float(self.level)
 
-    def fit(self, predicted: Sequence[float], true: Sequence[float]) -> "ConformalCalibrator":
+    def fit(self, predicted: Sequence[float], true: Sequence[float]) -> ConformalCalibrator:
         predicted = np.asarray(predicted, float)
         true = np.asarray(true, float)
         if predicted.shape != true.shape or predicted.ndim != 1:
             raise ChromoschedError("calibration: predictions and true values must be equally long 1-D arrays")
         ok = np.isfinite(predicted) & np.isfinite(true) & (predicted > 0) & (true > 0)
         if not ok.all():
-            raise ChromoschedError(f"calibration: {int((~ok).sum())} prediction(s) are not positive finite numbers; the formula is unusable on the calibration runs")
+            raise ChromoschedError(
+                f"calibration: {int((~ok).sum())} prediction(s) are not positive finite numbers; the formula is unusable on the calibration runs"
+            )
         n = len(predicted)
         need = min_bin_size(self.level)
         if n < need:
@@ -105,18 +107,23 @@ class ConformalCalibrator:
 
     # -- persistence ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"level": self.level, "n_calibration": self.n_calibration,
-                "knots": [[round(x, 6), round(y, 6)] for x, y in zip(self.knots_x, self.knots_y)]}
+        return {
+            "level": self.level,
+            "n_calibration": self.n_calibration,
+            "knots": [[round(x, 6), round(y, 6)] for x, y in zip(self.knots_x, self.knots_y)],
+        }
 
     @classmethod
-    def from_dict(cls, data, source: str) -> "ConformalCalibrator":
+    def from_dict(cls, data, source: str) -> ConformalCalibrator:
         try:
             level = float(data["level"])
             knots = data["knots"]
             xs = [float(k[0]) for k in knots]
             ys = [float(k[1]) for k in knots]
         except (KeyError, TypeError, ValueError, IndexError):
-            raise ChromoschedError(f"{source}: calibration map must have a numeric level and knots [[x, y], ...]") from None
+            raise ChromoschedError(
+                f"{source}: calibration map must have a numeric level and knots [[x, y], ...]"
+            ) from None
         if not xs:
             raise ChromoschedError(f"{source}: calibration map has no knots")
         if not all(math.isfinite(v) and v > 0 for v in xs + ys):

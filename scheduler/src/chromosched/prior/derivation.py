@@ -29,8 +29,8 @@ value is a one-line ``ChromoschedError`` naming the input.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ..errors import ChromoschedError
 from .features import BEAGLE_FEATURES, FeatureSpec
@@ -49,16 +49,39 @@ BEAGLE_DEFAULTS = {"burnin": 3, "iterations": 12, "window_cm": 40.0, "overlap_cm
 #: The model's features: what the formula is a function of.
 BEAGLE_MODEL_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("threads", "threads", "Beagle nthreads="),
-    FeatureSpec("effective_window_cm", "cM", "min(window_cm + overlap_cm, chrom_cm): the cM one window spans", log_scale=True, integer=False),
-    FeatureSpec("ref_markers_per_window", "markers", "ceil(ref_variants x share of the chromosome in one window)", log_scale=True),
-    FeatureSpec("target_markers_per_window", "markers", "ceil(target_variants x share of the chromosome in one window)", log_scale=True),
+    FeatureSpec(
+        "effective_window_cm",
+        "cM",
+        "min(window_cm + overlap_cm, chrom_cm): the cM one window spans",
+        log_scale=True,
+        integer=False,
+    ),
+    FeatureSpec(
+        "ref_markers_per_window",
+        "markers",
+        "ceil(ref_variants x share of the chromosome in one window)",
+        log_scale=True,
+    ),
+    FeatureSpec(
+        "target_markers_per_window",
+        "markers",
+        "ceil(target_variants x share of the chromosome in one window)",
+        log_scale=True,
+    ),
     FeatureSpec("target_samples", "samples", "samples in the target (gt=) VCF", log_scale=True),
     FeatureSpec("ref_samples", "samples", "samples in the reference panel (ref=) VCF", log_scale=True),
 )
 
 #: Counts that must be whole numbers >= 1; whole numbers >= 0; lengths > 0; lengths >= 0.
-_POSITIVE_COUNTS = ("threads", "target_variants", "target_samples", "ref_variants", "ref_samples",
-                    "ref_markers_per_window", "target_markers_per_window")
+_POSITIVE_COUNTS = (
+    "threads",
+    "target_variants",
+    "target_samples",
+    "ref_variants",
+    "ref_samples",
+    "ref_markers_per_window",
+    "target_markers_per_window",
+)
 _COUNTS = ("burnin", "iterations")
 _POSITIVE_LENGTHS = ("window_cm", "chrom_cm")
 _LENGTHS = ("overlap_cm",)
@@ -152,37 +175,51 @@ class Derivation:
             raise ChromoschedError(f"{source}: unknown feature derivation {self.name!r}")
         share = window_share(x["window_cm"], x["overlap_cm"], x.get("chrom_cm"))
         span = x["window_cm"] + x["overlap_cm"]
-        return {"threads": x["threads"], "effective_window_cm": min(span, x.get("chrom_cm", span)),
-                "ref_markers_per_window": markers_per_window(x["ref_variants"], share),
-                "target_markers_per_window": markers_per_window(x["target_variants"], share),
-                "target_samples": x["target_samples"], "ref_samples": x["ref_samples"]}
+        return {
+            "threads": x["threads"],
+            "effective_window_cm": min(span, x.get("chrom_cm", span)),
+            "ref_markers_per_window": markers_per_window(x["ref_variants"], share),
+            "target_markers_per_window": markers_per_window(x["target_variants"], share),
+            "target_samples": x["target_samples"],
+            "ref_samples": x["ref_samples"],
+        }
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "inputs": [f.to_dict() for f in self.inputs],
-                "context": [f.to_dict() for f in self.context], "defaults": dict(self.defaults),
-                "features": {f.name: f.description for f in self.features},
-                "note": DESCRIPTIONS.get(self.name, "")}
+        return {
+            "name": self.name,
+            "inputs": [f.to_dict() for f in self.inputs],
+            "context": [f.to_dict() for f in self.context],
+            "defaults": dict(self.defaults),
+            "features": {f.name: f.description for f in self.features},
+            "note": DESCRIPTIONS.get(self.name, ""),
+        }
 
     @classmethod
-    def from_dict(cls, data, features: tuple[FeatureSpec, ...], source: str) -> "Derivation":
+    def from_dict(cls, data, features: tuple[FeatureSpec, ...], source: str) -> Derivation:
         if not isinstance(data, dict) or "name" not in data:
             raise ChromoschedError(f"{source}: 'derivation' must be an object with a name")
         name = data["name"]
         if name not in (BEAGLE_PER_WINDOW, IDENTITY):
-            raise ChromoschedError(f"{source}: unknown feature derivation {name!r} (this chromosched knows "
-                                   f"{BEAGLE_PER_WINDOW}, {IDENTITY})")
+            raise ChromoschedError(
+                f"{source}: unknown feature derivation {name!r} (this chromosched knows "
+                f"{BEAGLE_PER_WINDOW}, {IDENTITY})"
+            )
         try:
             inputs = tuple(FeatureSpec.from_dict(f, source) for f in data["inputs"])
             context = tuple(FeatureSpec.from_dict(f, source) for f in data.get("context", []))
             defaults = {str(k): float(v) for k, v in dict(data.get("defaults") or {}).items()}
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise ChromoschedError(f"{source}: 'derivation' needs inputs (list of features) and numeric defaults") from None
+            raise ChromoschedError(
+                f"{source}: 'derivation' needs inputs (list of features) and numeric defaults"
+            ) from None
         derivation = cls(name=name, inputs=inputs, context=context, features=features, defaults=defaults)
         if name == BEAGLE_PER_WINDOW:
             expected = beagle_derivation()
             if derivation.input_names != expected.input_names or derivation.feature_names != expected.feature_names:
-                raise ChromoschedError(f"{source}: derivation {name} must have inputs {', '.join(expected.input_names)} "
-                                       f"and features {', '.join(expected.feature_names)}")
+                raise ChromoschedError(
+                    f"{source}: derivation {name} must have inputs {', '.join(expected.input_names)} "
+                    f"and features {', '.join(expected.feature_names)}"
+                )
         elif derivation.input_names != derivation.feature_names:
             raise ChromoschedError(f"{source}: derivation {IDENTITY} must have the features as its inputs")
         return derivation
@@ -192,17 +229,22 @@ BEAGLE_PER_WINDOW = "beagle-per-window/1"
 IDENTITY = "identity"
 DESCRIPTIONS = {
     BEAGLE_PER_WINDOW: "effective_window_cm = min(window_cm + overlap_cm, chrom_cm) (window_cm + overlap_cm without chrom_cm); "
-                       "share = effective_window_cm / chrom_cm (1 without chrom_cm); "
-                       "ref_markers_per_window = max(1, ceil(ref_variants x share)); "
-                       "target_markers_per_window = max(1, ceil(target_variants x share)); "
-                       "threads, target_samples, ref_samples as given; burnin, iterations checked, not used",
+    "share = effective_window_cm / chrom_cm (1 without chrom_cm); "
+    "ref_markers_per_window = max(1, ceil(ref_variants x share)); "
+    "target_markers_per_window = max(1, ceil(target_variants x share)); "
+    "threads, target_samples, ref_samples as given; burnin, iterations checked, not used",
     IDENTITY: "the features are the inputs",
 }
 
 
 def beagle_derivation() -> Derivation:
-    return Derivation(name=BEAGLE_PER_WINDOW, inputs=BEAGLE_INPUTS, context=BEAGLE_CONTEXT,
-                      features=BEAGLE_MODEL_FEATURES, defaults=dict(BEAGLE_DEFAULTS))
+    return Derivation(
+        name=BEAGLE_PER_WINDOW,
+        inputs=BEAGLE_INPUTS,
+        context=BEAGLE_CONTEXT,
+        features=BEAGLE_MODEL_FEATURES,
+        defaults=dict(BEAGLE_DEFAULTS),
+    )
 
 
 def identity_derivation(features: tuple[FeatureSpec, ...]) -> Derivation:

@@ -12,8 +12,8 @@ the runs).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -30,8 +30,13 @@ def feature_ranges(X: np.ndarray) -> np.ndarray:
     return np.column_stack([X.min(axis=0), X.max(axis=0)])
 
 
-def sample_synthetic(specs: Sequence[FeatureSpec], ranges: np.ndarray, n: int, seed: int,
-                     ratio_limits: Mapping[tuple[str, str], tuple[float, float]] | None = None) -> np.ndarray:
+def sample_synthetic(
+    specs: Sequence[FeatureSpec],
+    ranges: np.ndarray,
+    n: int,
+    seed: int,
+    ratio_limits: Mapping[tuple[str, str], tuple[float, float]] | None = None,
+) -> np.ndarray:
     """``n`` feature vectors drawn over ``ranges`` (scrambled Sobol points: even coverage).
 
     ``ratio_limits`` keeps only vectors whose ratio of two features lies in the measured range (e.g.
@@ -64,8 +69,9 @@ def sample_synthetic(specs: Sequence[FeatureSpec], ranges: np.ndarray, n: int, s
     return out
 
 
-def sample_near_runs(specs: Sequence[FeatureSpec], runs: np.ndarray, n: int, seed: int,
-                     jitter: float = 0.15) -> np.ndarray:
+def sample_near_runs(
+    specs: Sequence[FeatureSpec], runs: np.ndarray, n: int, seed: int, jitter: float = 0.15
+) -> np.ndarray:
     """``n`` vectors around measured ones: a random run each, its log-scale features multiplied by
     ``exp(N(0, jitter))`` (integers rounded, at least 1)."""
     rng = np.random.default_rng(seed)
@@ -101,10 +107,17 @@ class Distillation:
     n_synthetic: int
 
 
-def distill(teacher: RamTeacher, ranges: np.ndarray, engine: SymbolicEngine, budget: SearchBudget,
-            n_synthetic: int = 4096, seed: int = 0,
-            ratio_limits: Mapping[tuple[str, str], tuple[float, float]] | None = None,
-            target_scale: str = "linear", near_runs: np.ndarray | None = None) -> Distillation:
+def distill(
+    teacher: RamTeacher,
+    ranges: np.ndarray,
+    engine: SymbolicEngine,
+    budget: SearchBudget,
+    n_synthetic: int = 4096,
+    seed: int = 0,
+    ratio_limits: Mapping[tuple[str, str], tuple[float, float]] | None = None,
+    target_scale: str = "linear",
+    near_runs: np.ndarray | None = None,
+) -> Distillation:
     """Fit the engine to teacher labels on synthetic vectors; return the (checked, simplified) formula.
 
     ``target_scale="log"`` fits ``log(MB)`` (relative errors, always-positive ``exp(...)`` formula);
@@ -134,6 +147,9 @@ def distill(teacher: RamTeacher, ranges: np.ndarray, engine: SymbolicEngine, bud
         expression = SafeExpression(f"max({expression.text}, {floor:.6g})", names, source=expression.source)
         pred = expression.evaluate_matrix(X)
     if not np.all(np.isfinite(pred)):
-        raise ChromoschedError(f"engine {engine.name} returned a formula that is not finite over the measured range: {expression.text}")
-    return Distillation(expression=expression, engine_text=text, synthetic_pearson=_pearson(pred, y),
-                        n_synthetic=n_synthetic)
+        raise ChromoschedError(
+            f"engine {engine.name} returned a formula that is not finite over the measured range: {expression.text}"
+        )
+    return Distillation(
+        expression=expression, engine_text=text, synthetic_pearson=_pearson(pred, y), n_synthetic=n_synthetic
+    )

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -41,10 +41,12 @@ class SearchBudget:
     max_time_s: int = 3600
 
     @classmethod
-    def preset(cls, name: str) -> "SearchBudget":
-        presets = {"tiny": cls(generations=15, population=100, max_length=20, max_time_s=60),
-                   "small": cls(generations=80, population=300, max_length=30, max_time_s=600),
-                   "default": cls()}
+    def preset(cls, name: str) -> SearchBudget:
+        presets = {
+            "tiny": cls(generations=15, population=100, max_length=20, max_time_s=60),
+            "small": cls(generations=80, population=300, max_length=30, max_time_s=600),
+            "default": cls(),
+        }
         if name not in presets:
             raise ChromoschedError(f"--budget: unknown search budget {name!r} (expected {', '.join(presets)})")
         return presets[name]
@@ -121,10 +123,17 @@ class GplearnEngine(SymbolicEngine):
         # write the scales back into the formula.
         x_scale = np.where(np.median(np.abs(X), axis=0) > 0, np.median(np.abs(X), axis=0), 1.0)
         y_scale = float(np.median(np.abs(y))) or 1.0
-        model = SymbolicRegressor(population_size=budget.population, generations=min(budget.generations, 60),
-                                  function_set=("add", "sub", "mul", "div", "sqrt", "log"),
-                                  metric="mse", parsimony_coefficient=1e-4, const_range=(-2.0, 2.0),
-                                  init_depth=(2, 5), random_state=int(seed), n_jobs=1)
+        model = SymbolicRegressor(
+            population_size=budget.population,
+            generations=min(budget.generations, 60),
+            function_set=("add", "sub", "mul", "div", "sqrt", "log"),
+            metric="mse",
+            parsimony_coefficient=1e-4,
+            const_range=(-2.0, 2.0),
+            init_depth=(2, 5),
+            random_state=int(seed),
+            n_jobs=1,
+        )
         model.fit(X / x_scale, y / y_scale)
         terms = [f"({n} / {s:.10g})" for n, s in zip(names, x_scale)]
         return f"{y_scale:.10g} * ({_gplearn_infix(model._program.program, terms)})"
@@ -164,8 +173,10 @@ class PysrEngine(SymbolicEngine):
 
     def check(self) -> None:
         if shutil.which("julia") is None:
-            raise ChromoschedError("engine pysr needs a Julia installation, but `julia` is not on PATH; "
-                                   "use --engine operon (the embedded default) or install Julia and pysr")
+            raise ChromoschedError(
+                "engine pysr needs a Julia installation, but `julia` is not on PATH; "
+                "use --engine operon (the embedded default) or install Julia and pysr"
+            )
         if importlib.util.find_spec("pysr") is None:
             raise ChromoschedError("engine pysr needs the Python package pysr (pip install pysr), Julia was found")
 
@@ -174,11 +185,20 @@ class PysrEngine(SymbolicEngine):
         import sympy
         from pysr import PySRRegressor
 
-        model = PySRRegressor(niterations=max(5, budget.generations // 10), populations=8,
-                              population_size=max(30, budget.population // 10), maxsize=budget.max_length,
-                              binary_operators=["+", "-", "*", "/"], unary_operators=["log", "sqrt"],
-                              timeout_in_seconds=budget.max_time_s, random_state=int(seed),
-                              deterministic=True, parallelism="serial", progress=False, verbosity=0)
+        model = PySRRegressor(
+            niterations=max(5, budget.generations // 10),
+            populations=8,
+            population_size=max(30, budget.population // 10),
+            maxsize=budget.max_length,
+            binary_operators=["+", "-", "*", "/"],
+            unary_operators=["log", "sqrt"],
+            timeout_in_seconds=budget.max_time_s,
+            random_state=int(seed),
+            deterministic=True,
+            parallelism="serial",
+            progress=False,
+            verbosity=0,
+        )
         model.fit(np.asarray(X, float), np.asarray(y, float), variable_names=list(names))
         return sympy.sstr(model.sympy(), full_prec=False)
 
@@ -224,10 +244,13 @@ class MonotoneEngine(SymbolicEngine):
         X = np.asarray(X, float)
         y = np.asarray(y, float)
         if np.any(X <= 0):
-            raise ChromoschedError("engine monotone needs positive features (a product with a negative factor could decrease)")
+            raise ChromoschedError(
+                "engine monotone needs positive features (a product with a negative factor could decrease)"
+            )
         terms = self.terms(names)
-        columns = np.column_stack([np.full(len(y), 1.0) if t == "1" else SafeExpression(t, names).evaluate_matrix(X)
-                                   for t in terms])
+        columns = np.column_stack(
+            [np.full(len(y), 1.0) if t == "1" else SafeExpression(t, names).evaluate_matrix(X) for t in terms]
+        )
         weight = 1.0 / np.maximum(y, 1e-9)
 
         def solve(keep: list[int]) -> np.ndarray:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -62,8 +62,13 @@ FUNCTIONS: dict[str, tuple[Callable, tuple[int, ...]]] = {
 _CANONICAL = {"Abs": "abs", "Max": "max", "Min": "min"}
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 
-_BINOPS = {ast.Add: ("+", np.add), ast.Sub: ("-", np.subtract), ast.Mult: ("*", np.multiply),
-           ast.Div: ("/", np.divide), ast.Pow: ("**", np.power)}
+_BINOPS = {
+    ast.Add: ("+", np.add),
+    ast.Sub: ("-", np.subtract),
+    ast.Mult: ("*", np.multiply),
+    ast.Div: ("/", np.divide),
+    ast.Pow: ("**", np.power),
+}
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "**": 4}
 
 
@@ -73,7 +78,7 @@ class _Node:
 
     kind: str
     value: float | str | None = None
-    args: tuple["_Node", ...] = ()
+    args: tuple[_Node, ...] = ()
 
 
 class SafeExpression:
@@ -97,7 +102,9 @@ class SafeExpression:
         try:
             tree = ast.parse(self.text, mode="eval")
         except (SyntaxError, ValueError) as err:
-            raise ChromoschedError(f"{source}: expression {self._short()!r} is not a valid formula ({err.msg if isinstance(err, SyntaxError) else err})") from None
+            raise ChromoschedError(
+                f"{source}: expression {self._short()!r} is not a valid formula ({err.msg if isinstance(err, SyntaxError) else err})"
+            ) from None
         except RecursionError:
             raise ChromoschedError(f"{source}: expression is nested too deeply") from None
         self._root = self._convert(tree.body, 0)
@@ -107,9 +114,11 @@ class SafeExpression:
         return self.text if len(self.text) <= 60 else self.text[:57] + "..."
 
     def _reject(self, what: str) -> ChromoschedError:
-        return ChromoschedError(f"{self.source}: expression {self._short()!r} rejected: {what} not allowed "
-                                f"(only numbers, the features {', '.join(self.variables)}, + - * / **, and "
-                                f"the functions {', '.join(sorted(n for n in FUNCTIONS if n not in _CANONICAL))})")
+        return ChromoschedError(
+            f"{self.source}: expression {self._short()!r} rejected: {what} not allowed "
+            f"(only numbers, the features {', '.join(self.variables)}, + - * / **, and "
+            f"the functions {', '.join(sorted(n for n in FUNCTIONS if n not in _CANONICAL))})"
+        )
 
     def _convert(self, node: ast.AST, depth: int) -> _Node:
         if depth > MAX_DEPTH:
@@ -146,8 +155,10 @@ class SafeExpression:
                 raise self._reject("starred arguments")
             arity = FUNCTIONS[name][1]
             if len(node.args) not in arity:
-                raise ChromoschedError(f"{self.source}: expression {self._short()!r}: {name}() takes "
-                                       f"{' or '.join(map(str, arity))} argument(s), got {len(node.args)}")
+                raise ChromoschedError(
+                    f"{self.source}: expression {self._short()!r}: {name}() takes "
+                    f"{' or '.join(map(str, arity))} argument(s), got {len(node.args)}"
+                )
             args = tuple(self._convert(a, depth + 1) for a in node.args)
             name = _CANONICAL.get(name, name)
             if name in _INFIX:
@@ -158,11 +169,24 @@ class SafeExpression:
                 return _Node("**", None, args)
             return _Node("call", name, args)
         kind = type(node).__name__
-        readable = {"Attribute": "attribute access", "Subscript": "subscripts", "Lambda": "lambda",
-                    "Compare": "comparisons", "BoolOp": "boolean operators", "IfExp": "conditional expressions",
-                    "ListComp": "comprehensions", "GeneratorExp": "comprehensions", "List": "lists",
-                    "Tuple": "tuples", "Dict": "dicts", "Set": "sets", "NamedExpr": "assignment",
-                    "JoinedStr": "f-strings", "Await": "await", "Starred": "starred expressions"}
+        readable = {
+            "Attribute": "attribute access",
+            "Subscript": "subscripts",
+            "Lambda": "lambda",
+            "Compare": "comparisons",
+            "BoolOp": "boolean operators",
+            "IfExp": "conditional expressions",
+            "ListComp": "comprehensions",
+            "GeneratorExp": "comprehensions",
+            "List": "lists",
+            "Tuple": "tuples",
+            "Dict": "dicts",
+            "Set": "sets",
+            "NamedExpr": "assignment",
+            "JoinedStr": "f-strings",
+            "Await": "await",
+            "Starred": "starred expressions",
+        }
         if isinstance(node, (ast.BinOp, ast.UnaryOp)):
             raise self._reject(f"the operator {type(node.op).__name__}")
         raise self._reject(readable.get(kind, f"the construct {kind}"))
@@ -247,10 +271,21 @@ class SafeExpression:
         import sympy
 
         symbols = {v: sympy.Symbol(v, nonnegative=True) for v in self.variables}
-        sym_funcs = {"log": sympy.log, "exp": sympy.exp, "sqrt": sympy.sqrt, "abs": sympy.Abs,
-                     "max": sympy.Max, "min": sympy.Min, "tanh": sympy.tanh, "cbrt": sympy.cbrt,
-                     "log2": lambda x: sympy.log(x, 2), "log10": lambda x: sympy.log(x, 10),
-                     "log1p": lambda x: sympy.log(1 + x), "square": lambda x: x ** 2, "cube": lambda x: x ** 3}
+        sym_funcs = {
+            "log": sympy.log,
+            "exp": sympy.exp,
+            "sqrt": sympy.sqrt,
+            "abs": sympy.Abs,
+            "max": sympy.Max,
+            "min": sympy.Min,
+            "tanh": sympy.tanh,
+            "cbrt": sympy.cbrt,
+            "log2": lambda x: sympy.log(x, 2),
+            "log10": lambda x: sympy.log(x, 10),
+            "log1p": lambda x: sympy.log(1 + x),
+            "square": lambda x: x**2,
+            "cube": lambda x: x**3,
+        }
 
         def build(n: _Node):
             if n.kind == "num":
@@ -262,7 +297,7 @@ class SafeExpression:
             if n.kind == "call":
                 return sym_funcs[n.value](*(build(a) for a in n.args))
             a, b = (build(x) for x in n.args)
-            return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "**": a ** b}[n.kind]
+            return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "**": a**b}[n.kind]
 
         return build(self._root)
 

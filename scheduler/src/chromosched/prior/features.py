@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Mapping, Sequence
 
 from ..errors import ChromoschedError
 
@@ -27,10 +27,15 @@ class FeatureSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping, source: str) -> "FeatureSpec":
+    def from_dict(cls, data: Mapping, source: str) -> FeatureSpec:
         try:
-            return cls(name=str(data["name"]), unit=str(data["unit"]), description=str(data.get("description", "")),
-                       log_scale=bool(data.get("log_scale", False)), integer=bool(data.get("integer", True)))
+            return cls(
+                name=str(data["name"]),
+                unit=str(data["unit"]),
+                description=str(data.get("description", "")),
+                log_scale=bool(data.get("log_scale", False)),
+                integer=bool(data.get("integer", True)),
+            )
         except (KeyError, TypeError) as err:
             raise ChromoschedError(f"{source}: feature entry {data!r} lacks {err}") from None
 
@@ -57,8 +62,9 @@ def feature_names(specs: Iterable[FeatureSpec]) -> list[str]:
     return [s.name for s in specs]
 
 
-def parse_feature_assignments(items: Sequence[str], names: Sequence[str], source: str = "--features",
-                              optional: Sequence[str] = ()) -> dict[str, float]:
+def parse_feature_assignments(
+    items: Sequence[str], names: Sequence[str], source: str = "--features", optional: Sequence[str] = ()
+) -> dict[str, float]:
     """Parse ``k=v`` strings into a numeric mapping with every name of ``names`` not in ``optional``
     (which may also name extra inputs, e.g. ``chrom_cm``); one-line errors otherwise."""
     known = list(names) + [n for n in optional if n not in names]

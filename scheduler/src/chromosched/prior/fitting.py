@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from .calibration import LEVELS, ConformalCalibrator, min_bin_size
 from .derivation import beagle_derivation
 from .distill import distill, feature_ranges
 from .engines import SearchBudget, get_engine
-from .features import BEAGLE_TARGET, FeatureSpec
+from .features import BEAGLE_TARGET
 from .monotone import check_monotone
 from .prior_file import Prior, level_key
 from .runs import file_sha256, read_runs, select_split
@@ -67,12 +67,14 @@ def runs_model_matrix(derivation, runs, runs_path) -> np.ndarray:
     """Model features (columns ``derivation.feature_names``) of a runs table's rows; a bad input is
     an error naming the file and line."""
     names = derivation.feature_names
-    rows = [[derivation.derive(row, f"{runs_path} line {line}")[n] for n in names]
-            for line, row in zip(runs.index, runs.to_dict("records"))]
+    rows = [
+        [derivation.derive(row, f"{runs_path} line {line}")[n] for n in names]
+        for line, row in zip(runs.index, runs.to_dict("records"))
+    ]
     return np.array(rows, dtype=float).reshape(-1, len(names))
 
 
-def with_chromosome_length(runs, runs_path) -> "object":
+def with_chromosome_length(runs, runs_path) -> object:
     """The runs with a numeric ``chrom_cm`` column: the table's own, or the genetic length its
     comment lines record for a single-chromosome table (``# ... genetic length X cM``)."""
     import pandas as pd
@@ -83,22 +85,36 @@ def with_chromosome_length(runs, runs_path) -> "object":
         bad = values.isna() | ~(values > 0)
         if bad.any():
             line = bad[bad].index[0]
-            raise ChromoschedError(f"{runs_path} line {line}: chrom_cm must be a positive number, got {runs.at[line, 'chrom_cm']!r}")
+            raise ChromoschedError(
+                f"{runs_path} line {line}: chrom_cm must be a positive number, got {runs.at[line, 'chrom_cm']!r}"
+            )
         runs["chrom_cm"] = values.astype(float)
         return runs
     length = runs_genetic_length_cm(runs_path)
     if length is None:
-        raise ChromoschedError(f"{runs_path}: no chrom_cm column and no '# ... genetic length X cM' comment: the prior "
-                               "needs each run's chromosome length to derive markers per window")
+        raise ChromoschedError(
+            f"{runs_path}: no chrom_cm column and no '# ... genetic length X cM' comment: the prior "
+            "needs each run's chromosome length to derive markers per window"
+        )
     runs["chrom_cm"] = float(length)
     return runs
 
 
-def fit_prior(runs_path: str | Path, *, engine: str = "monotone", level: float = 0.9, seed: int = 0,
-              budget: SearchBudget | str = "default", n_synthetic: int = 4096, calibration_fraction: float = 0.3,
-              tool: str = "beagle", teacher_file: str | None = None, sr_target: str = "linear",
-              synthetic_sampling: str = "near-runs",
-              progress: Callable[[str], None] = _stderr) -> FittedPrior:
+def fit_prior(
+    runs_path: str | Path,
+    *,
+    engine: str = "monotone",
+    level: float = 0.9,
+    seed: int = 0,
+    budget: SearchBudget | str = "default",
+    n_synthetic: int = 4096,
+    calibration_fraction: float = 0.3,
+    tool: str = "beagle",
+    teacher_file: str | None = None,
+    sr_target: str = "linear",
+    synthetic_sampling: str = "near-runs",
+    progress: Callable[[str], None] = _stderr,
+) -> FittedPrior:
     """Fit teacher, formula and calibration maps on the ``fit`` split of ``runs_path``."""
     if tool not in TOOLS:
         raise ChromoschedError(f"unknown tool {tool!r} (expected {', '.join(TOOLS)})")
@@ -111,14 +127,17 @@ def fit_prior(runs_path: str | Path, *, engine: str = "monotone", level: float =
     sr = get_engine(engine)  # fail early with the engine's message
     budget = SearchBudget.preset(budget) if isinstance(budget, str) else budget
 
-    runs = with_chromosome_length(select_split(read_runs(runs_path, derivation.input_names, target), "fit", runs_path),
-                                  runs_path)
+    runs = with_chromosome_length(
+        select_split(read_runs(runs_path, derivation.input_names, target), "fit", runs_path), runs_path
+    )
     X = runs_model_matrix(derivation, runs, runs_path)
     y = runs[target].to_numpy(float)
     train, cal = split_calibration(len(y), calibration_fraction, seed, minimum=min_bin_size(max(LEVELS)))
     lengths = sorted({round(float(v), 2) for v in runs["chrom_cm"]})
-    progress(f"{len(y)} fit runs from {runs_path} (chromosomes of {', '.join(f'{v:g}' for v in lengths)} cM): "
-             f"{len(train)} for the teacher, {len(cal)} for calibration")
+    progress(
+        f"{len(y)} fit runs from {runs_path} (chromosomes of {', '.join(f'{v:g}' for v in lengths)} cM): "
+        f"{len(train)} for the teacher, {len(cal)} for calibration"
+    )
 
     teacher = RamTeacher(specs, seed=seed)
     score = teacher.cross_validate(X[train], y[train])
@@ -133,16 +152,26 @@ def fit_prior(runs_path: str | Path, *, engine: str = "monotone", level: float =
     progress(f"distilling with {sr.name} on {n_synthetic} synthetic vectors (budget {budget})")
     if synthetic_sampling not in ("near-runs", "box"):
         raise ChromoschedError(f"--synthetic-sampling must be near-runs or box, not {synthetic_sampling!r}")
-    result = distill(teacher, ranges, sr, budget, n_synthetic=n_synthetic, seed=seed, ratio_limits=ratio_limits,
-                     target_scale=sr_target, near_runs=X[train] if synthetic_sampling == "near-runs" else None)
+    result = distill(
+        teacher,
+        ranges,
+        sr,
+        budget,
+        n_synthetic=n_synthetic,
+        seed=seed,
+        ratio_limits=ratio_limits,
+        target_scale=sr_target,
+        near_runs=X[train] if synthetic_sampling == "near-runs" else None,
+    )
     progress(f"formula: {result.expression.text}")
     progress(f"formula vs teacher on synthetic vectors: Pearson r = {result.synthetic_pearson:.4f}")
 
     pred_cal = result.expression.evaluate_matrix(X[cal])
     if not np.all(pred_cal > 0):
         floor_expr = 0.5 * float(np.min(y))
-        result.expression = type(result.expression)(f"max({result.expression.text}, {floor_expr:.6g})", names,
-                                                    source=result.expression.source)
+        result.expression = type(result.expression)(
+            f"max({result.expression.text}, {floor_expr:.6g})", names, source=result.expression.source
+        )
         pred_cal = result.expression.evaluate_matrix(X[cal])
     calibrations = {}
     for lv in sorted({*LEVELS, float(level)}):
@@ -156,9 +185,12 @@ def fit_prior(runs_path: str | Path, *, engine: str = "monotone", level: float =
         above = rss - y
         above = above[np.isfinite(above)]
         if len(above):
-            overhead = {"median": round(float(np.median(above)), 1), "p95": round(float(np.quantile(above, 0.95)), 1),
-                        "max": round(float(np.max(above)), 1),
-                        "note": "peak RSS of the run at the minimum heap minus that heap (MB)"}
+            overhead = {
+                "median": round(float(np.median(above)), 1),
+                "p95": round(float(np.quantile(above, 0.95)), 1),
+                "max": round(float(np.max(above)), 1),
+                "note": "peak RSS of the run at the minimum heap minus that heap (MB)",
+            }
 
     teacher_bytes = teacher.dumps()
     import hashlib
@@ -173,36 +205,67 @@ def fit_prior(runs_path: str | Path, *, engine: str = "monotone", level: float =
         expression=result.expression,
         calibrations=calibrations,
         level=float(level),
-        feature_ranges={n: [float(lo), float(hi)] for n, (lo, hi)
-                        in zip([*derivation.input_names, "chrom_cm"], feature_ranges(inputs))},
+        feature_ranges={
+            n: [float(lo), float(hi)]
+            for n, (lo, hi) in zip([*derivation.input_names, "chrom_cm"], feature_ranges(inputs))
+        },
         derivation=derivation,
         model_feature_ranges={n: [float(lo), float(hi)] for n, (lo, hi) in zip(names, feature_ranges(X))},
-        floor={"mb": smallest + HEAP_STEP_MB, "smallest_success_mb": smallest, "heap_step_mb": HEAP_STEP_MB,
-               "note": "no estimate below the smallest heap any fit run succeeded with, plus the JVM's heap-sizing step"},
+        floor={
+            "mb": smallest + HEAP_STEP_MB,
+            "smallest_success_mb": smallest,
+            "heap_step_mb": HEAP_STEP_MB,
+            "note": "no estimate below the smallest heap any fit run succeeded with, plus the JVM's heap-sizing step",
+        },
         jvm_overhead_mb=overhead,
-        teacher={"file": teacher_name, "sha256": hashlib.sha256(teacher_bytes).hexdigest(),
-                 "model": "VotingRegressor(RandomForest, HistGradientBoosting, GradientBoosting) on log target, "
-                          "log model features and their pairwise log-products",
-                 "cv_pearson": round(score.cv_pearson, 4), "cv_pearson_log": round(score.cv_pearson_log, 4),
-                 "cv_folds": score.folds},
-        quality={"formula_vs_teacher_pearson_synthetic": round(result.synthetic_pearson, 4),
-                 "formula_pearson_calibration_runs": round(_pearson(pred_cal, y[cal]), 4)},
-        provenance={"runs_file": str(runs_path), "runs_sha256": file_sha256(runs_path),
-                    "n_fit_runs": int(len(y)), "n_teacher_runs": int(len(train)), "n_calibration_runs": int(len(cal)),
-                    "engine": sr.name, "engine_output": result.engine_text, "sr_target": sr_target, "budget": budget.__dict__,
-                    "n_synthetic": result.n_synthetic, "synthetic_sampling": synthetic_sampling, "synthetic_ratio_limits": {f"{a}/{b}": [round(lo, 6), round(hi, 6)] for (a, b), (lo, hi) in ratio_limits.items()},
-                    "seed": int(seed), "chromosome_lengths_cm": lengths,
-                    "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-                    "versions": _versions(sr)},
+        teacher={
+            "file": teacher_name,
+            "sha256": hashlib.sha256(teacher_bytes).hexdigest(),
+            "model": "VotingRegressor(RandomForest, HistGradientBoosting, GradientBoosting) on log target, "
+            "log model features and their pairwise log-products",
+            "cv_pearson": round(score.cv_pearson, 4),
+            "cv_pearson_log": round(score.cv_pearson_log, 4),
+            "cv_folds": score.folds,
+        },
+        quality={
+            "formula_vs_teacher_pearson_synthetic": round(result.synthetic_pearson, 4),
+            "formula_pearson_calibration_runs": round(_pearson(pred_cal, y[cal]), 4),
+        },
+        provenance={
+            "runs_file": str(runs_path),
+            "runs_sha256": file_sha256(runs_path),
+            "n_fit_runs": int(len(y)),
+            "n_teacher_runs": int(len(train)),
+            "n_calibration_runs": int(len(cal)),
+            "engine": sr.name,
+            "engine_output": result.engine_text,
+            "sr_target": sr_target,
+            "budget": budget.__dict__,
+            "n_synthetic": result.n_synthetic,
+            "synthetic_sampling": synthetic_sampling,
+            "synthetic_ratio_limits": {
+                f"{a}/{b}": [round(lo, 6), round(hi, 6)] for (a, b), (lo, hi) in ratio_limits.items()
+            },
+            "seed": int(seed),
+            "chromosome_lengths_cm": lengths,
+            "date": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+            "versions": _versions(sr),
+        },
         source="fitted prior",
     )
     check = check_monotone(prior)
-    prior.monotone = {"features": check.axes, "grid_points": check.grid_points, "violations": len(check.violations),
-                      "note": "raw, calibrated (every level) and floored estimates never decrease along these "
-                              "features on a grid over the model's stated range"}
+    prior.monotone = {
+        "features": check.axes,
+        "grid_points": check.grid_points,
+        "violations": len(check.violations),
+        "note": "raw, calibrated (every level) and floored estimates never decrease along these "
+        "features on a grid over the model's stated range",
+    }
     if check.violations:
-        raise ChromoschedError(f"the {sr.name} formula decreases in {check.violations[0]} on the grid over the stated "
-                               f"range; a memory estimate must not (use --engine monotone): {result.expression.text}")
+        raise ChromoschedError(
+            f"the {sr.name} formula decreases in {check.violations[0]} on the grid over the stated "
+            f"range; a memory estimate must not (use --engine monotone): {result.expression.text}"
+        )
     progress(f"monotone in {', '.join(check.axes)} on {check.grid_points} grid points")
     return FittedPrior(prior=prior, teacher=teacher, teacher_bytes=teacher_bytes)
 
@@ -228,12 +291,14 @@ def teacher_path(prior: Prior, prior_path: str | Path) -> Path:
     return Path(prior_path).parent / name
 
 
-def report(prior: Prior, prior_path: str | Path, runs_path: str | Path, level: float | None = None,
-           with_teacher: bool = True) -> dict:
+def report(
+    prior: Prior, prior_path: str | Path, runs_path: str | Path, level: float | None = None, with_teacher: bool = True
+) -> dict:
     """Held-out accuracy: ``{"n_heldout", "pearson_teacher", "pearson_formula", "coverage", "oom_rate",
     "over_reservation"}`` (the first five as before; over-reservation = mean estimate / true - 1)."""
-    runs = with_chromosome_length(select_split(read_runs(runs_path, prior.feature_names, prior.target["name"]),
-                                               "heldout", runs_path), runs_path)
+    runs = with_chromosome_length(
+        select_split(read_runs(runs_path, prior.feature_names, prior.target["name"]), "heldout", runs_path), runs_path
+    )
     X = runs_model_matrix(prior.derivation, runs, runs_path)
     y = runs[prior.target["name"]].to_numpy(float)
     raw = prior.raw_many(X)
@@ -243,7 +308,11 @@ def report(prior: Prior, prior_path: str | Path, runs_path: str | Path, level: f
         teacher = RamTeacher.load(teacher_path(prior, prior_path), prior.teacher.get("sha256", ""))
         pearson_teacher = round(_pearson(teacher.predict(X), y), 4)
     oom = y > calibrated
-    return {"n_heldout": int(len(y)), "pearson_teacher": pearson_teacher,
-            "pearson_formula": round(_pearson(raw, y), 4),
-            "coverage": round(float(np.mean(~oom)), 4), "oom_rate": round(float(np.mean(oom)), 4),
-            "over_reservation": round(float(np.mean(calibrated / y - 1)), 4)}
+    return {
+        "n_heldout": int(len(y)),
+        "pearson_teacher": pearson_teacher,
+        "pearson_formula": round(_pearson(raw, y), 4),
+        "coverage": round(float(np.mean(~oom)), 4),
+        "oom_rate": round(float(np.mean(oom)), 4),
+        "over_reservation": round(float(np.mean(calibrated / y - 1)), 4),
+    }

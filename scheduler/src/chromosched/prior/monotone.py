@@ -15,8 +15,16 @@ from itertools import product
 import numpy as np
 
 #: Model features along which a Beagle prior must never decrease.
-MONOTONE_FEATURES = {"beagle": ("threads", "effective_window_cm", "ref_markers_per_window", "target_markers_per_window",
-                                "target_samples", "ref_samples")}
+MONOTONE_FEATURES = {
+    "beagle": (
+        "threads",
+        "effective_window_cm",
+        "ref_markers_per_window",
+        "target_markers_per_window",
+        "target_samples",
+        "ref_samples",
+    )
+}
 
 
 @dataclass

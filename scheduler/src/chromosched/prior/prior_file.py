@@ -31,9 +31,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -127,12 +127,16 @@ class Prior:
         table's rows (a DataFrame, or an iterable of mappings)."""
         records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
         names = self.model_feature_names
-        return np.array([[f[n] for n in names] for f in map(self.model_features, records)], dtype=float).reshape(-1, len(names))
+        return np.array([[f[n] for n in names] for f in map(self.model_features, records)], dtype=float).reshape(
+            -1, len(names)
+        )
 
     def calibrator(self, level: float | None = None) -> ConformalCalibrator:
         key = level_key(self.level if level is None else level)
         if key not in self.calibrations:
-            raise ChromoschedError(f"{self.source}: no calibration map for level {key} (have {', '.join(sorted(self.calibrations))})")
+            raise ChromoschedError(
+                f"{self.source}: no calibration map for level {key} (have {', '.join(sorted(self.calibrations))})"
+            )
         return self.calibrations[key]
 
     def predict(self, values: Mapping[str, float], level: float | None = None) -> dict:
@@ -184,7 +188,7 @@ class Prior:
         write_bytes_atomic(path, self.dumps().encode())
 
     @classmethod
-    def from_dict(cls, data, source: str = "prior") -> "Prior":
+    def from_dict(cls, data, source: str = "prior") -> Prior:
         if not isinstance(data, dict):
             raise ChromoschedError(f"{source}: a prior file must hold a JSON object")
         migrated = False
@@ -193,10 +197,12 @@ class Prior:
             data = {**data, "format": FORMAT, "derivation": None}
             migrated = True
         if data.get("format") in LEGACY_FORMATS:
-            raise ChromoschedError(f"{source}: prior format {data['format']!r} is no longer supported: its formula takes "
-                                   "window_cm and marker counts as measured on one chromosome length, so it does not transfer; "
-                                   "refit it from its runs table with `chromosched prior fit --runs RUNS.tsv --out PRIOR.json` "
-                                   "(the table needs a chrom_cm column or a '# ... genetic length X cM' comment; see docs/prior.md)")
+            raise ChromoschedError(
+                f"{source}: prior format {data['format']!r} is no longer supported: its formula takes "
+                "window_cm and marker counts as measured on one chromosome length, so it does not transfer; "
+                "refit it from its runs table with `chromosched prior fit --runs RUNS.tsv --out PRIOR.json` "
+                "(the table needs a chrom_cm column or a '# ... genetic length X cM' comment; see docs/prior.md)"
+            )
         if data.get("format") != FORMAT:
             raise ChromoschedError(f"{source}: unknown prior format {data.get('format')!r} (expected {FORMAT!r})")
         for key in ("tool", "target", "features", "derivation", "expression", "level", "calibration"):
@@ -204,12 +210,16 @@ class Prior:
                 raise ChromoschedError(f"{source}: missing key {key!r}")
         if not isinstance(data["features"], list) or not data["features"]:
             raise ChromoschedError(f"{source}: 'features' must be a non-empty list")
-        features = tuple(FeatureSpec.from_dict(f, source) if isinstance(f, dict) else _bad_feature(f, source)
-                         for f in data["features"])
+        features = tuple(
+            FeatureSpec.from_dict(f, source) if isinstance(f, dict) else _bad_feature(f, source)
+            for f in data["features"]
+        )
         names = [f.name for f in features]
         for name in names:
             if not _NAME.match(name) or name in FUNCTIONS:
-                raise ChromoschedError(f"{source}: feature name {name!r} is not allowed (lower-case identifier, not a function name)")
+                raise ChromoschedError(
+                    f"{source}: feature name {name!r} is not allowed (lower-case identifier, not a function name)"
+                )
         if len(set(names)) != len(names):
             raise ChromoschedError(f"{source}: feature names repeat")
         expression = SafeExpression(data["expression"], names, source=f"{source}: expression")
@@ -225,8 +235,9 @@ class Prior:
             calibrations[level_key(cal.level)] = cal
         if level_key(level) not in calibrations:
             raise ChromoschedError(f"{source}: level {level} has no calibration map")
-        derivation = (identity_derivation(features) if migrated
-                      else Derivation.from_dict(data["derivation"], features, source))
+        derivation = (
+            identity_derivation(features) if migrated else Derivation.from_dict(data["derivation"], features, source)
+        )
         inputs = [*derivation.input_names, *(f.name for f in derivation.context)]
         ranges = _ranges(data.get("feature_ranges"), inputs, "feature_ranges", source)
         model_ranges = _ranges(data.get("model_feature_ranges"), names, "model_feature_ranges", source)
@@ -238,18 +249,32 @@ class Prior:
         if not (math.isfinite(floor_value) and floor_value >= 0):
             raise ChromoschedError(f"{source}: floor_mb.mb must be a non-negative number, got {floor.get('mb')!r}")
         target = data["target"] if isinstance(data["target"], dict) else {"name": str(data["target"])}
-        return cls(tool=str(data["tool"]), target=target, features=features, expression=expression,
-                   calibrations=calibrations, level=level, feature_ranges=ranges, derivation=derivation,
-                   model_feature_ranges=model_ranges, floor=floor, monotone=dict(data.get("monotone") or {}),
-                   jvm_overhead_mb=dict(data.get("jvm_overhead_mb") or {}), teacher=dict(data.get("teacher") or {}),
-                   quality=dict(data.get("quality") or {}), provenance=dict(data.get("provenance") or {}),
-                   source=source)
+        return cls(
+            tool=str(data["tool"]),
+            target=target,
+            features=features,
+            expression=expression,
+            calibrations=calibrations,
+            level=level,
+            feature_ranges=ranges,
+            derivation=derivation,
+            model_feature_ranges=model_ranges,
+            floor=floor,
+            monotone=dict(data.get("monotone") or {}),
+            jvm_overhead_mb=dict(data.get("jvm_overhead_mb") or {}),
+            teacher=dict(data.get("teacher") or {}),
+            quality=dict(data.get("quality") or {}),
+            provenance=dict(data.get("provenance") or {}),
+            source=source,
+        )
 
 
 def _ranges(value, names, key: str, source: str) -> dict[str, list[float]]:
     value = value or {}
     if not isinstance(value, dict) or any(k not in names for k in value):
-        raise ChromoschedError(f"{source}: '{key}' must map {'inputs' if key == 'feature_ranges' else 'features'} to [min, max]")
+        raise ChromoschedError(
+            f"{source}: '{key}' must map {'inputs' if key == 'feature_ranges' else 'features'} to [min, max]"
+        )
     try:
         return {k: [float(v[0]), float(v[1])] for k, v in value.items()}
     except (TypeError, ValueError, IndexError, KeyError):

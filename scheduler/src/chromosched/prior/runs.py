@@ -9,8 +9,8 @@ reporting). Other columns (wall time, peak RSS, ...) are kept but not needed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,9 @@ def read_runs(path: str | Path, features: Sequence[str], target: str) -> pd.Data
         bad = values.isna() | ~np.isfinite(values.fillna(0.0))
         if bad.any():
             line = bad[bad].index[0]
-            raise ChromoschedError(f"{path} line {line}: column {column} has non-numeric value {out.at[line, column]!r}")
+            raise ChromoschedError(
+                f"{path} line {line}: column {column} has non-numeric value {out.at[line, column]!r}"
+            )
         nonpos = values <= 0
         if column == target and nonpos.any():
             line = nonpos[nonpos].index[0]
@@ -72,7 +74,9 @@ def read_runs(path: str | Path, features: Sequence[str], target: str) -> pd.Data
         bad = ~out["split"].str.strip().isin(SPLITS)
         if bad.any():
             line = bad[bad].index[0]
-            raise ChromoschedError(f"{path} line {line}: split must be one of {', '.join(SPLITS)}, got {out.at[line, 'split']!r}")
+            raise ChromoschedError(
+                f"{path} line {line}: split must be one of {', '.join(SPLITS)}, got {out.at[line, 'split']!r}"
+            )
         out["split"] = out["split"].str.strip()
     return out
 

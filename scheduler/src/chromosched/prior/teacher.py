@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -80,32 +80,57 @@ class RamTeacher:
                 cols.append(X[:, i])
         cols.extend(a + b for a, b in combinations(logs, 2))
         names = [f.name for f in self.features]
-        if self.window_share and {"window_cm", "ref_variants", "target_variants", "target_samples", "threads"} <= set(names):
+        if self.window_share and {"window_cm", "ref_variants", "target_variants", "target_samples", "threads"} <= set(
+            names
+        ):
             col = {n: X[:, names.index(n)] for n in names}
             share = np.minimum(1.0, (col["window_cm"] + 2.0) / self.window_share)
             ref_w = np.log(np.maximum(col["ref_variants"] * share, 1e-9))
             tgt_w = np.log(np.maximum(col["target_variants"] * share, 1e-9))
             samples = np.log(np.maximum(col["target_samples"], 1e-9))
             threads = np.log(np.maximum(col["threads"], 1e-9))
-            cols.extend([ref_w, tgt_w, ref_w + samples, tgt_w + samples, tgt_w + samples + threads,
-                         ref_w + samples + threads])
+            cols.extend(
+                [ref_w, tgt_w, ref_w + samples, tgt_w + samples, tgt_w + samples + threads, ref_w + samples + threads]
+            )
         return np.column_stack(cols)
 
     def _estimator(self):
-        from sklearn.ensemble import (GradientBoostingRegressor, HistGradientBoostingRegressor,
-                                      RandomForestRegressor, VotingRegressor)
+        from sklearn.ensemble import (
+            GradientBoostingRegressor,
+            HistGradientBoostingRegressor,
+            RandomForestRegressor,
+            VotingRegressor,
+        )
 
-        return VotingRegressor([
-            ("rf", RandomForestRegressor(n_estimators=150, min_samples_leaf=2, max_features=0.5,
-                                         random_state=self.seed, n_jobs=1)),
-            ("hgb", HistGradientBoostingRegressor(max_iter=400, learning_rate=0.05, min_samples_leaf=5,
-                                                  l2_regularization=1e-3, random_state=self.seed)),
-            ("gb", GradientBoostingRegressor(n_estimators=400, learning_rate=0.05, max_depth=3,
-                                             subsample=0.8, random_state=self.seed)),
-        ])
+        return VotingRegressor(
+            [
+                (
+                    "rf",
+                    RandomForestRegressor(
+                        n_estimators=150, min_samples_leaf=2, max_features=0.5, random_state=self.seed, n_jobs=1
+                    ),
+                ),
+                (
+                    "hgb",
+                    HistGradientBoostingRegressor(
+                        max_iter=400,
+                        learning_rate=0.05,
+                        min_samples_leaf=5,
+                        l2_regularization=1e-3,
+                        random_state=self.seed,
+                    ),
+                ),
+                (
+                    "gb",
+                    GradientBoostingRegressor(
+                        n_estimators=400, learning_rate=0.05, max_depth=3, subsample=0.8, random_state=self.seed
+                    ),
+                ),
+            ]
+        )
 
     # -- fitting / predicting ------------------------------------------------------------------
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "RamTeacher":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> RamTeacher:
         X = np.asarray(X, float)
         y = np.asarray(y, float)
         if len(y) < 10:
@@ -129,34 +154,51 @@ class RamTeacher:
         y = np.asarray(y, float)
         folds = max(2, min(folds, len(y) // 5))
         with single_threaded():
-            pred_log = cross_val_predict(self._estimator(), self.transform(X), np.log(y),
-                                         cv=KFold(folds, shuffle=True, random_state=self.seed))
-        return TeacherScore(cv_pearson=_pearson(np.exp(pred_log), y), cv_pearson_log=_pearson(pred_log, np.log(y)),
-                            folds=folds)
+            pred_log = cross_val_predict(
+                self._estimator(), self.transform(X), np.log(y), cv=KFold(folds, shuffle=True, random_state=self.seed)
+            )
+        return TeacherScore(
+            cv_pearson=_pearson(np.exp(pred_log), y), cv_pearson_log=_pearson(pred_log, np.log(y)), folds=folds
+        )
 
     # -- persistence (our own artefact; verified by hash before loading) ------------------------
     def dumps(self) -> bytes:
         import joblib
 
         buffer = io.BytesIO()
-        joblib.dump({"features": [f.to_dict() for f in self.features], "seed": self.seed,
-                     "window_share": self.window_share, "model": self.model}, buffer, compress=3)
+        joblib.dump(
+            {
+                "features": [f.to_dict() for f in self.features],
+                "seed": self.seed,
+                "window_share": self.window_share,
+                "model": self.model,
+            },
+            buffer,
+            compress=3,
+        )
         return buffer.getvalue()
 
     @classmethod
-    def load(cls, path: str | Path, expected_sha256: str) -> "RamTeacher":
+    def load(cls, path: str | Path, expected_sha256: str) -> RamTeacher:
         """Load a teacher artefact written by ``dumps``, refusing any file whose hash differs."""
         import joblib
 
         path = Path(path)
         if not path.is_file():
-            raise ChromoschedError(f"{path}: teacher artefact not found (it is written next to the prior by `chromosched prior fit`)")
+            raise ChromoschedError(
+                f"{path}: teacher artefact not found (it is written next to the prior by `chromosched prior fit`)"
+            )
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if digest != expected_sha256:
-            raise ChromoschedError(f"{path}: teacher artefact hash {digest[:12]}... does not match the prior's {str(expected_sha256)[:12]}...; refusing to load it")
+            raise ChromoschedError(
+                f"{path}: teacher artefact hash {digest[:12]}... does not match the prior's {str(expected_sha256)[:12]}...; refusing to load it"
+            )
         state = joblib.load(io.BytesIO(data))
-        teacher = cls([FeatureSpec.from_dict(f, str(path)) for f in state["features"]], seed=state["seed"],
-                      window_share=state.get("window_share"))
+        teacher = cls(
+            [FeatureSpec.from_dict(f, str(path)) for f in state["features"]],
+            seed=state["seed"],
+            window_share=state.get("window_share"),
+        )
         teacher.model = state["model"]
         return teacher

@@ -6,8 +6,8 @@ from Snakemake jobs; everything below it works on :class:`JobRecord`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from ..genomes import canonical_chrom
 from .prediction_store import wildcards_key

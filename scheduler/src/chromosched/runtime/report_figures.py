@@ -38,14 +38,25 @@ def _png(fig) -> bytes:
 def _draw_gantt(ax, run: RunEvents, colour: dict[str, tuple]) -> None:
     for i, a in enumerate(run.attempts):
         oom = a.outcome in ("oom", "failed")
-        ax.barh(i, max(a.end_s - a.start_s, 0.01), left=a.start_s, color=colour[a.rule],
-                edgecolor="red" if oom else "none", linewidth=1.5, hatch="//" if a.outcome == "unfinished" else None)
+        ax.barh(
+            i,
+            max(a.end_s - a.start_s, 0.01),
+            left=a.start_s,
+            color=colour[a.rule],
+            edgecolor="red" if oom else "none",
+            linewidth=1.5,
+            hatch="//" if a.outcome == "unfinished" else None,
+        )
     if len(run.attempts) <= 60:
         ax.set_yticks(range(len(run.attempts)), [f"{a.label} #{a.attempt}" for a in run.attempts], fontsize=7)
     ax.invert_yaxis()
     ax.set_title(f"jobs over time ({len(run.attempts)} attempts; red edge: failed, out of memory unless stated)")
-    ax.legend(handles=[Patch(color=c, label=r) for r, c in colour.items()], loc="upper left", bbox_to_anchor=(1.01, 1),
-              fontsize=7)
+    ax.legend(
+        handles=[Patch(color=c, label=r) for r, c in colour.items()],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        fontsize=7,
+    )
 
 
 def _draw_memory(ax, run: RunEvents) -> None:
@@ -81,8 +92,9 @@ def memory(run: RunEvents) -> bytes:
 def schedule(run: RunEvents) -> bytes:
     """The gantt above the memory curve on one time axis: the pipeline report's one-picture schedule."""
     height = _gantt_height(run)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, height + 3.8), sharex=True,
-                                      gridspec_kw={"height_ratios": [height, 3.8]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(10, height + 3.8), sharex=True, gridspec_kw={"height_ratios": [height, 3.8]}
+    )
     _draw_gantt(top, run, _colours(run))
     _draw_memory(bottom, run)
     bottom.set_xlabel("seconds since the first job started")
@@ -100,8 +112,9 @@ def predicted_vs_measured(run: RunEvents) -> bytes:
         predicted = [(a.need_mb, a.predicted_mb) for a in mine if a.predicted_mb]
         if predicted:
             ax.scatter(*zip(*predicted), color=c, marker="o", s=28, label=f"{rule}: predicted")
-        ax.scatter([a.need_mb for a in mine], [a.mem_mb for a in mine], color=c, marker="+", s=40,
-                   label=f"{rule}: reserved")
+        ax.scatter(
+            [a.need_mb for a in mine], [a.mem_mb for a in mine], color=c, marker="+", s=40, label=f"{rule}: reserved"
+        )
         top = max(top, *(a.need_mb for a in mine), *(a.mem_mb for a in mine), *(p for _, p in predicted))
     ax.plot([0, top * 1.05], [0, top * 1.05], color="grey", linewidth=1, label="= measured")
     ax.set_xlabel("measured need (MB)")

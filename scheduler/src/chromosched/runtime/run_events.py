@@ -78,15 +78,29 @@ def load_run_events(path: str | Path) -> RunEvents:
             outcome, end_time = "ok", end["time"]
         else:
             outcome, end_time = ("oom" if end.get("oom") is not False else "failed"), end["time"]
-        attempts.append(Attempt(
-            uid=e["uid"], rule=str(e.get("rule", "job")), wildcards=dict(e.get("wildcards") or {}),
-            attempt=int(e.get("attempt") or 1), start_s=e["time"] - t0, end_s=end_time - t0,
-            mem_mb=float(e.get("mem_mb") or 0), predicted_mb=_number(e.get("predicted_mb")),
-            source=str(e.get("source", "")), outcome=outcome,
-            need_mb=_number((end or {}).get("need_mb")) if outcome == "ok" else None,
-        ))
-    return RunEvents(mode=begin.get("mode"), budget_mb=_number(begin.get("budget_mb")), attempts=attempts,
-                     ordering=ordering, path=str(path), unfinished=unfinished)
+        attempts.append(
+            Attempt(
+                uid=e["uid"],
+                rule=str(e.get("rule", "job")),
+                wildcards=dict(e.get("wildcards") or {}),
+                attempt=int(e.get("attempt") or 1),
+                start_s=e["time"] - t0,
+                end_s=end_time - t0,
+                mem_mb=float(e.get("mem_mb") or 0),
+                predicted_mb=_number(e.get("predicted_mb")),
+                source=str(e.get("source", "")),
+                outcome=outcome,
+                need_mb=_number((end or {}).get("need_mb")) if outcome == "ok" else None,
+            )
+        )
+    return RunEvents(
+        mode=begin.get("mode"),
+        budget_mb=_number(begin.get("budget_mb")),
+        attempts=attempts,
+        ordering=ordering,
+        path=str(path),
+        unfinished=unfinished,
+    )
 
 
 def memory_steps(attempts: list[Attempt], what: str = "reserved") -> tuple[list[float], list[float]]:
@@ -121,8 +135,12 @@ def summary(run: RunEvents) -> dict:
             "attempts": len(mine),
             "oom_retries": sum(a.outcome == "oom" for a in mine),
             "mean_reserved_mb": _round(statistics.fmean(a.mem_mb for a in mine)),
-            "mean_measured_mb": _round(statistics.fmean(a.need_mb for a in mine if a.need_mb)) if any(a.need_mb for a in mine) else None,
-            "median_predicted_over_measured": _round(statistics.median(a.predicted_mb / a.need_mb for a in known), 3) if known else None,
+            "mean_measured_mb": _round(statistics.fmean(a.need_mb for a in mine if a.need_mb))
+            if any(a.need_mb for a in mine)
+            else None,
+            "median_predicted_over_measured": _round(statistics.median(a.predicted_mb / a.need_mb for a in known), 3)
+            if known
+            else None,
         }
     jobs = {a.uid for a in attempts}
     return {

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from ..errors import ChromoschedError
 from .job_record import JobRecord
@@ -40,7 +40,9 @@ def check_settings(settings) -> None:
         if value is not None and not 0.0 < float(value) <= 1.0:
             raise ChromoschedError(f"setting {name.replace('_', '-')}: must be in (0, 1], got {value}")
     if settings.gamma_max is not None and settings.gamma_min is not None and settings.gamma_min > settings.gamma_max:
-        raise ChromoschedError(f"settings gamma-min ({settings.gamma_min}) must not exceed gamma-max ({settings.gamma_max})")
+        raise ChromoschedError(
+            f"settings gamma-min ({settings.gamma_min}) must not exceed gamma-max ({settings.gamma_max})"
+        )
     if settings.degree is not None and not 1 <= int(settings.degree) <= 5:
         raise ChromoschedError(f"setting degree: must be 1 to 5, got {settings.degree}")
     level = getattr(settings, "prior_level", None)
@@ -103,7 +105,9 @@ def _prior_point_estimate(prior, facts) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def check_budget(budget_mb: float, records: Sequence[JobRecord], prior, prior_rule: str, budget_source: str = "") -> None:
+def check_budget(
+    budget_mb: float, records: Sequence[JobRecord], prior, prior_rule: str, budget_source: str = ""
+) -> None:
     """No job needs more than the whole budget (else it would start at the budget and fail)."""
     worst = None
     for record in records:
@@ -119,8 +123,13 @@ def check_budget(budget_mb: float, records: Sequence[JobRecord], prior, prior_ru
         )
 
 
-def check_run_inputs(settings, budget_mb: float | None = None, records: Sequence[JobRecord] = (),
-                     log: Callable[[str], None] = lambda msg: None, budget_source: str = "") -> RunInputs:
+def check_run_inputs(
+    settings,
+    budget_mb: float | None = None,
+    records: Sequence[JobRecord] = (),
+    log: Callable[[str], None] = lambda msg: None,
+    budget_source: str = "",
+) -> RunInputs:
     """Every plugin input, in the order a user fixes them: settings, prior, ordering table, budget."""
     check_settings(settings)
     loaded = RunInputs()

@@ -22,21 +22,21 @@ import atexit
 import math
 import os
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..dynamic.critical_path import RuleRuntimes, upward_ranks
 from ..dynamic.policy import Capacity, DynamicPolicy, RunningTask, TaskRequest, preset
+from ..dynamic.ready_jobs import ReadyJobs, select_vectorised
+from ..dynamic.size_features import chromosome_lengths, length_mbp
 from ..errors import ChromoschedError
 from .job_measurements import Measurement
 from .job_record import JobRecord
 from .prediction_store import DEFAULT_STORE, Prediction, PredictionStore
-from ..dynamic.critical_path import RuleRuntimes, upward_ranks
-from ..dynamic.ready_jobs import ReadyJobs, select_vectorised
 from .run_inputs import check_run_inputs, load_run_prior
-from ..dynamic.size_features import chromosome_lengths, length_mbp
 from .static_admission import StaticAdmission
 
 MODES = ("static", "dynamic")
@@ -109,8 +109,12 @@ class _Running:
 
 
 class SchedulingSession:
-    def __init__(self, settings: SessionSettings, log: Callable[[str], None] = lambda msg: None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        settings: SessionSettings,
+        log: Callable[[str], None] = lambda msg: None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.settings = settings
         self.log = log
         self.clock = clock
@@ -157,7 +161,9 @@ class SchedulingSession:
             self.log(f"no --resources mem_mb and no budget-mb: budgeting {budget} MB (90% of this machine's memory)")
         self.budget_mb = float(budget)
         # Every plugin input (settings, prior, ordering table, budget) before anything is written or run.
-        source = "budget-mb" if self.settings.budget_mb else ("--resources mem_mb" if total.get(MEMORY) else "this machine")
+        source = (
+            "budget-mb" if self.settings.budget_mb else ("--resources mem_mb" if total.get(MEMORY) else "this machine")
+        )
         inputs = check_run_inputs(self.settings, self.budget_mb, expected, self.log, budget_source=source)
         self._prior, self._prior_checked = inputs.prior, self.settings.mode == "dynamic"
         moved = self.store.archive()
@@ -211,12 +217,20 @@ class SchedulingSession:
                     self._runtimes = RuleRuntimes.load(self._runtimes_path())
                 except ChromoschedError as err:
                     self.log(f"critical path: ignoring {err}")
-            overhead = f", {self.settings.job_overhead_mb} MB per job for its own Snakemake" if self.settings.job_overhead_mb else ""
+            overhead = (
+                f", {self.settings.job_overhead_mb} MB per job for its own Snakemake"
+                if self.settings.job_overhead_mb
+                else ""
+            )
             self.log(f"dynamic mode: budget {self.budget_mb:.0f} MB, packer {config.packer}{overhead}")
 
     # -- selection ------------------------------------------------------------------------------
-    def set_dag(self, rule_of: Mapping[str, str], depends_on: Mapping[str, Sequence[str]],
-                chrom_of: Mapping[str, str | None] | None = None) -> None:
+    def set_dag(
+        self,
+        rule_of: Mapping[str, str],
+        depends_on: Mapping[str, Sequence[str]],
+        chrom_of: Mapping[str, str | None] | None = None,
+    ) -> None:
         """The workflow's jobs (uid -> rule), what each depends on and each job's chromosome (its
         size for runtime predictions), for critical-path ranks."""
         self._dag = (dict(rule_of), {k: list(v) for k, v in depends_on.items()})
@@ -303,7 +317,11 @@ class SchedulingSession:
         ready = list(ready)
         uids = {r.uid for r in ready}
         removed = [u for u in self._ready.slot_of if u not in uids]
-        added = [r for r in ready if r.uid not in self._ready.slot_of or self._ready.records[self._ready.slot_of[r.uid]] is not r]
+        added = [
+            r
+            for r in ready
+            if r.uid not in self._ready.slot_of or self._ready.records[self._ready.slot_of[r.uid]] is not r
+        ]
         self.update_ready(added, removed)
         return self.select_ready(free, admit)
 
@@ -319,8 +337,10 @@ class SchedulingSession:
             return []
         if self._static is not None:
             running = [r.record for r in self.running.values()]
-            chosen = [Decision(r, int(r.declared_mem_mb or 0), "static")
-                      for r in self._static.select(self._ready_records(), running, free)]
+            chosen = [
+                Decision(r, int(r.declared_mem_mb or 0), "static")
+                for r in self._static.select(self._ready_records(), running, free)
+            ]
         else:
             chosen = self._select_dynamic(free)
         chosen = [d for d in chosen if admit(d)]
@@ -332,8 +352,16 @@ class SchedulingSession:
             task = self._ready.tasks[slot] if slot is not None else None
             self._ready.remove(d.record.uid)
             self.running[d.record.uid] = _Running(d.record, d.mem_mb, now, task=task, overhead_mb=d.overhead_mb)
-            self._event("start", uid=d.record.uid, rule=d.record.rule, wildcards=dict(d.record.wildcards),
-                        attempt=d.record.attempt, mem_mb=d.mem_mb, source=d.source, predicted_mb=d.predicted_mb)
+            self._event(
+                "start",
+                uid=d.record.uid,
+                rule=d.record.rule,
+                wildcards=dict(d.record.wildcards),
+                attempt=d.record.attempt,
+                mem_mb=d.mem_mb,
+                source=d.source,
+                predicted_mb=d.predicted_mb,
+            )
         if chosen:
             used = sum(r.mem_mb for r in self.running.values())
             jobs = ", ".join(f"{d.record.label} {d.mem_mb} MB ({d.source})" for d in chosen)
@@ -406,8 +434,9 @@ class SchedulingSession:
         if self.settings.critical_path:
             self._update_ranks()
         if len(managed):
-            allocations = select_vectorised(self._policy, table, managed, capacity, running, other,
-                                            use_rank=self.settings.critical_path)
+            allocations = select_vectorised(
+                self._policy, table, managed, capacity, running, other, use_rank=self.settings.critical_path
+            )
         packed_other = allocations is not None
         if allocations is None:
             managed = managed[np.argsort(table.column("order")[managed], kind="stable")]
@@ -439,8 +468,15 @@ class SchedulingSession:
                 source = "regressor" if observed else ("prior" if alloc.task.prior_mb is not None else "regressor")
             if record.storable:
                 stored = self.store.put_once(
-                    Prediction(record.rule, dict(record.wildcards), record.attempt, mem, alloc.predicted_runtime_s, source,
-                               overhead_mb=overhead)
+                    Prediction(
+                        record.rule,
+                        dict(record.wildcards),
+                        record.attempt,
+                        mem,
+                        alloc.predicted_runtime_s,
+                        source,
+                        overhead_mb=overhead,
+                    )
                 )
                 mem, overhead = stored.mem_mb, stored.overhead_mb
             decisions.append(Decision(record, mem, source, alloc.predicted_mb, overhead))
@@ -512,10 +548,19 @@ class SchedulingSession:
             keep = int(math.ceil(max(plateau * KEEP, plateau + 1.0))) + r.overhead_mb
             if keep >= 0.9 * r.mem_mb or not apply(uid, keep):
                 continue
-            self.log(f"{r.record.label} settled at {plateau:.0f} MB: its reservation shrinks from "
-                     f"{r.mem_mb} to {keep} MB (live)")
-            self._event("shrink", uid=uid, rule=r.record.rule, wildcards=dict(r.record.wildcards), mem_mb=keep,
-                        was_mb=r.mem_mb, plateau_mb=plateau)
+            self.log(
+                f"{r.record.label} settled at {plateau:.0f} MB: its reservation shrinks from "
+                f"{r.mem_mb} to {keep} MB (live)"
+            )
+            self._event(
+                "shrink",
+                uid=uid,
+                rule=r.record.rule,
+                wildcards=dict(r.record.wildcards),
+                mem_mb=keep,
+                was_mb=r.mem_mb,
+                plateau_mb=plateau,
+            )
             r.mem_mb = keep
             if not r.provisional:
                 r.provisional = True
@@ -524,9 +569,18 @@ class SchedulingSession:
     def _task(self, record: JobRecord) -> TaskRequest:
         features: dict[str, float] = {}
         prior_mb = self._prior_mb(record)
-        calibrated = prior_mb is not None and record.rule == self.settings.prior_rule and bool(record.prior_features) \
+        calibrated = (
+            prior_mb is not None
+            and record.rule == self.settings.prior_rule
+            and bool(record.prior_features)
             and self._prior is not None
-        if not calibrated and self.settings.cold_start == "probe" and record.storable and record.rule not in self._unmeasured:
+        )
+        if (
+            not calibrated
+            and self.settings.cold_start == "probe"
+            and record.storable
+            and record.rule not in self._unmeasured
+        ):
             return self._unseen_task(record)
         if calibrated:
             # A calibrated RAM prior already knows what drives memory (markers, samples, window)
@@ -596,6 +650,7 @@ class SchedulingSession:
         if not record.declared_mem_mb or upto is None or size > upto:
             return None
         return float(record.declared_mem_mb)
+
     def _prior_mb(self, record: JobRecord) -> float | None:
         """Prior memory (MB): the RAM prior for its rule, else the rule's declared mem_mb."""
         if record.rule == self.settings.prior_rule and record.prior_features:
@@ -621,29 +676,44 @@ class SchedulingSession:
     def finished(self, uid: str, measurement: Measurement | None) -> None:
         entry = self.running.pop(uid, None)
         if entry is not None:
-            self._event("finish", uid=uid, rule=entry.record.rule, wildcards=dict(entry.record.wildcards),
-                        mem_mb=entry.mem_mb, need_mb=None if measurement is None else measurement.need_mb,
-                        runtime_s=None if measurement is None else measurement.runtime_s,
-                        measured_by=None if measurement is None else measurement.source)
+            self._event(
+                "finish",
+                uid=uid,
+                rule=entry.record.rule,
+                wildcards=dict(entry.record.wildcards),
+                mem_mb=entry.mem_mb,
+                need_mb=None if measurement is None else measurement.need_mb,
+                runtime_s=None if measurement is None else measurement.runtime_s,
+                measured_by=None if measurement is None else measurement.source,
+            )
         if entry is not None:
             self._done.add(uid)
             self._ranks_stale = self._dag is not None
-        if (measurement is None and entry is not None and self._policy is not None and entry.record.storable
-                and self.settings.cold_start == "probe" and entry.record.rule not in self._unmeasured
-                and self._policy.needs_probe(entry.record.rule)):
+        if (
+            measurement is None
+            and entry is not None
+            and self._policy is not None
+            and entry.record.storable
+            and self.settings.cold_start == "probe"
+            and entry.record.rule not in self._unmeasured
+            and self._policy.needs_probe(entry.record.rule)
+        ):
             # Nothing to learn from (no benchmark file, no outcome log, too short for the live
             # sampler): probing every job would run the rule one job at a time for nothing.
             self._unmeasured.add(entry.record.rule)
             self._policy.forget_tasks(entry.record.rule)
             self._refresh_rule(entry.record.rule)  # its ready jobs' requests (and managed-ness) change
-            self.log(f"rule {entry.record.rule}: its probe job left no measurement (add a benchmark: file); "
-                     "its jobs are budgeted at their declared mem_mb from now on")
+            self.log(
+                f"rule {entry.record.rule}: its probe job left no measurement (add a benchmark: file); "
+                "its jobs are budgeted at their declared mem_mb from now on"
+            )
         if entry is None or self._policy is None or measurement is None:
             return
         if self.settings.critical_path and measurement.runtime_s is not None:
             chrom = entry.record.chrom
-            self._runtimes.observe(entry.record.rule, measurement.runtime_s,
-                                   self._lengths[chrom] / 1e6 if chrom in self._lengths else None)
+            self._runtimes.observe(
+                entry.record.rule, measurement.runtime_s, self._lengths[chrom] / 1e6 if chrom in self._lengths else None
+            )
             self._ranks_stale = self._dag is not None
         declared = entry.record.declared_mem_mb
         if declared and self.settings.cold_start == "probe":
@@ -668,8 +738,15 @@ class SchedulingSession:
         """A job came back for another attempt. ``oom``: True/False when known, None when not."""
         entry = self.running.pop(uid, None)
         if entry is not None:
-            self._event("fail", uid=uid, rule=entry.record.rule, wildcards=dict(entry.record.wildcards),
-                        attempt=entry.record.attempt, mem_mb=entry.mem_mb, oom=oom)
+            self._event(
+                "fail",
+                uid=uid,
+                rule=entry.record.rule,
+                wildcards=dict(entry.record.wildcards),
+                attempt=entry.record.attempt,
+                mem_mb=entry.mem_mb,
+                oom=oom,
+            )
         if entry is None or self._policy is None:
             return
         if oom is False:
@@ -728,7 +805,6 @@ def prior_job_mem_mb(prior, facts: Mapping[str, float], level: float | None = No
     facts; a prior of a Java heap (target ``min_heap_mb``) gets the JVM's overhead on top, the way
     the job turns its ``mem_mb`` back into ``-Xmx``."""
     from ..java_memory import mem_mb_for_heap
-
     from ..prior.beagle import prior_inputs
 
     features = prior_inputs(prior, facts)
@@ -736,8 +812,6 @@ def prior_job_mem_mb(prior, facts: Mapping[str, float], level: float | None = No
     if prior.target.get("name") == "min_heap_mb":
         return float(mem_mb_for_heap(estimate))
     return float(estimate)
-
-
 
 
 def _maybe_int(value) -> int | None:

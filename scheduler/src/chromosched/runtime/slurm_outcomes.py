@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 #: The columns :func:`parse_sacct` reads, in this order (``sacct -P -n -o`` + this).
 SACCT_FORMAT = "JobID,State,ExitCode,ReqMem"
@@ -27,8 +27,17 @@ DEFAULT_LOG_DIR = ".snakemake/slurm_logs"
 OOM_STATE = "OUT_OF_MEMORY"
 # slurmstepd's words for a cgroup OOM kill (22.05+: "oom-kill event"; older: "Exceeded ... memory limit").
 _LOG_OOM = re.compile(r"oom-kill event|exceeded (job|step) memory limit", re.IGNORECASE)
-_FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
-                 "DEADLINE", OOM_STATE)
+_FINAL_STATES = (
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    OOM_STATE,
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,9 @@ def parse_sacct(text: str) -> list[SacctLine]:
             continue
         job_id, _, step = parts[0].partition(".")
         state = parts[1].split()[0] if parts[1].strip() else ""
-        lines.append(SacctLine(job_id, step or None, state, parts[2], parse_mem_mb(parts[3]) if len(parts) > 3 else None))
+        lines.append(
+            SacctLine(job_id, step or None, state, parts[2], parse_mem_mb(parts[3]) if len(parts) > 3 else None)
+        )
     return lines
 
 
@@ -102,8 +113,12 @@ def query_sacct(job_ids: Sequence[str], timeout: float = 20) -> str | None:
     if not sacct or not job_ids:
         return None
     try:
-        proc = subprocess.run([sacct, "-P", "-n", "-o", SACCT_FORMAT, "-j", ",".join(job_ids)],
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sacct, "-P", "-n", "-o", SACCT_FORMAT, "-j", ",".join(job_ids)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout if proc.returncode == 0 else None

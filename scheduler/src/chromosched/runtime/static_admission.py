@@ -17,7 +17,7 @@ No prediction, no learning: zero run-time cost beyond this bookkeeping.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from .job_record import JobRecord
 

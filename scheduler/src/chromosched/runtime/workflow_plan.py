@@ -13,12 +13,11 @@ is one batch.
 from __future__ import annotations
 
 import heapq
-import math
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from ..errors import ChromoschedError
 from .job_measurements import read_benchmark
@@ -105,8 +104,11 @@ def _add_prior_views(plan: Plan, jobs: Sequence[DagJob], settings: SessionSettin
     """Attach to each planned job of the prior's rule the features ``prior`` (the one the session
     loaded; None without one) derived from its inputs (a job whose inputs do not exist yet has none;
     a prior that cannot evaluate it shows the error)."""
-    facts = {(j.record.rule, tuple(sorted(j.record.wildcards.items()))): j.record.prior_features for j in jobs
-             if j.record.rule == settings.prior_rule and j.record.prior_features}
+    facts = {
+        (j.record.rule, tuple(sorted(j.record.wildcards.items()))): j.record.prior_features
+        for j in jobs
+        if j.record.rule == settings.prior_rule and j.record.prior_features
+    }
     if not facts or prior is None:
         return
     from ..prior.beagle import prior_view
@@ -300,7 +302,9 @@ def _dag_job(job, dag) -> DagJob:
         resources={k: v for k, v in resources.items() if k in ("mem_mb", "_cores")},
         chrom=chromosome_of(wildcards),
         benchmark=benchmark,
-        prior_features=params.get("chromosched_features") if isinstance(params.get("chromosched_features"), dict) else None,
+        prior_features=params.get("chromosched_features")
+        if isinstance(params.get("chromosched_features"), dict)
+        else None,
     )
     deps = [job_uid(d.rule.name, dict(d.wildcards_dict)) for d in dag.dependencies[job]]
     return DagJob(record, deps, measured, None if declared_runtime is None else 60.0 * float(declared_runtime))

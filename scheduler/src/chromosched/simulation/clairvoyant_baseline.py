@@ -7,22 +7,26 @@ longest-true-duration-first order, each with exactly its true peak. Simulation o
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
+from ..dynamic.packers import FirstFitPacker, Limits, PackItem
 from ..dynamic.policy import Allocation, Capacity, RunningTask, TaskRequest
 from .workload import Workload
-from ..dynamic.packers import FirstFitPacker, Limits, PackItem
 
 
 class ClairvoyantPolicy:
     def __init__(self, workload: Workload):
         self._truth = {t.task_id: t for t in workload.tasks}
 
-    def select(self, ready: Sequence[TaskRequest], free: Capacity, running: Sequence[RunningTask] = (), now: float = 0.0) -> list[Allocation]:
+    def select(
+        self, ready: Sequence[TaskRequest], free: Capacity, running: Sequence[RunningTask] = (), now: float = 0.0
+    ) -> list[Allocation]:
         order = sorted(ready, key=lambda r: (-self._truth[r.task_id].duration, r.task_id))
         items = [PackItem(r.task_id, self._truth[r.task_id].ram, r.cores, r.gpus) for r in order]
         picked = FirstFitPacker().select(items, Limits(free.mem_mb, free.cores, free.gpus, free.max_tasks))
-        return [Allocation(order[i], items[i].mem, items[i].mem, self._truth[order[i].task_id].duration) for i in picked]
+        return [
+            Allocation(order[i], items[i].mem, items[i].mem, self._truth[order[i].task_id].duration) for i in picked
+        ]
 
     def observe_success(self, task: TaskRequest, measured_mb: float, runtime_s: float | None = None) -> None:
         pass

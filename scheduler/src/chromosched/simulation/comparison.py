@@ -10,20 +10,20 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 
+from ..dynamic.policy import PRESETS, Capacity, DynamicPolicy, preset
+from ..errors import ChromoschedError
 from .clairvoyant_baseline import ClairvoyantPolicy
 from .declared_greedy import DeclaredGreedyPolicy
-from ..dynamic.policy import PRESETS, Capacity, DynamicPolicy, preset
-from .simulator import SEMANTICS, simulate
-from .workload import WorkloadProfile, make_workload
-from ..errors import ChromoschedError
 from .makespan_optimum import optimum_makespan
+from .simulator import SEMANTICS, simulate
 from .sizey_baseline import SizeyConfig, SizeyPolicy
+from .workload import WorkloadProfile, make_workload
 
 CONTRACT_POLICIES = (
     "knapsack",
@@ -35,7 +35,9 @@ CONTRACT_POLICIES = (
     "chromosched",
     "optimum",
 )
-DEFAULT_POLICIES = CONTRACT_POLICIES[:4] + ("greedy", "greedy+bias", "greedy+bias+smallest+prior") + CONTRACT_POLICIES[4:]
+DEFAULT_POLICIES = (
+    CONTRACT_POLICIES[:4] + ("greedy", "greedy+bias", "greedy+bias+smallest+prior") + CONTRACT_POLICIES[4:]
+)
 
 
 def known_policies() -> list[str]:
@@ -90,7 +92,10 @@ def run_seed(settings: ComparisonSettings, seed: int) -> dict[str, dict]:
         t0 = time.perf_counter()
         if name == "optimum":
             opt = optimum_makespan(
-                w, time_limit_s=settings.optimum_time_limit_s, search_iterations=settings.optimum_search_iterations, seed=seed
+                w,
+                time_limit_s=settings.optimum_time_limit_s,
+                search_iterations=settings.optimum_search_iterations,
+                seed=seed,
             )
             area = sum(t.ram * t.duration for t in w.tasks)
             out[name] = {

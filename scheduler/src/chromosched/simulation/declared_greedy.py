@@ -9,11 +9,11 @@ retry idiom), capped at the budget, as Snakemake caps requests at ``--resources 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
+from ..dynamic.packers import FirstFitPacker, Limits, PackItem
 from ..dynamic.policy import Allocation, Capacity, RunningTask, TaskRequest
 from ..errors import ChromoschedError
-from ..dynamic.packers import FirstFitPacker, Limits, PackItem
 
 
 class DeclaredGreedyPolicy:
@@ -37,7 +37,9 @@ class DeclaredGreedyPolicy:
             base = t.prior_mb if (self.per_task and t.prior_mb is not None) else self._rule_max.get(t.kind)
             self._declared[t.task_id] = self.capacity.mem_mb if base is None else base * self.headroom
 
-    def select(self, ready: Sequence[TaskRequest], free: Capacity, running: Sequence[RunningTask] = (), now: float = 0.0) -> list[Allocation]:
+    def select(
+        self, ready: Sequence[TaskRequest], free: Capacity, running: Sequence[RunningTask] = (), now: float = 0.0
+    ) -> list[Allocation]:
         self._declare(ready)
         order = sorted(ready, key=lambda t: (-(t.size_hint or 0.0), t.task_id))
         mems = [min(self._declared[t.task_id] * self._attempt.get(t.task_id, 1), self.capacity.mem_mb) for t in order]

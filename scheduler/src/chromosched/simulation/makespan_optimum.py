@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .workload import Workload
 from ..errors import ChromoschedError
+from .workload import Workload
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,9 @@ def optimum_makespan(
     name = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         # The hint is always feasible; report it if the solver returned nothing in time.
-        return OptimumResult(best[0] / scale, 0.0, "HINT", {t.task_id: s / scale for t, s in zip(tasks, best[1])}, solver.wall_time)
+        return OptimumResult(
+            best[0] / scale, 0.0, "HINT", {t.task_id: s / scale for t, s in zip(tasks, best[1])}, solver.wall_time
+        )
     return OptimumResult(
         makespan=solver.objective_value / scale,
         lower_bound=solver.best_objective_bound / scale,

@@ -22,19 +22,22 @@ units (e.g. GB x hours).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from ..dynamic.policy import Allocation, Capacity, RunningTask, TaskRequest
-from .workload import SimTask, Workload
 from ..errors import ChromoschedError
+from .workload import SimTask, Workload
 
 SEMANTICS = ("paper", "system")
 _EPS = 1e-9
 
 
 class Policy(Protocol):
-    def select(self, ready: Sequence[TaskRequest], free: Capacity, running: Sequence[RunningTask] = (), now: float = 0.0) -> list[Allocation]: ...
+    def select(
+        self, ready: Sequence[TaskRequest], free: Capacity, running: Sequence[RunningTask] = (), now: float = 0.0
+    ) -> list[Allocation]: ...
 
     def observe_success(self, task: TaskRequest, measured_mb: float, runtime_s: float | None = None) -> None: ...
 
@@ -97,7 +100,9 @@ def task_request(t: SimTask, n_tasks: int, kind: str = "sim") -> TaskRequest:
     )
 
 
-def simulate(workload: Workload, policy: Policy, semantics: str = "paper", max_attempts: int | None = None) -> RunResult:
+def simulate(
+    workload: Workload, policy: Policy, semantics: str = "paper", max_attempts: int | None = None
+) -> RunResult:
     """Run ``policy`` on ``workload`` until every task has succeeded; return the metrics."""
     if semantics not in SEMANTICS:
         raise ChromoschedError(f"failure semantics must be one of {', '.join(SEMANTICS)}, got {semantics!r}")
@@ -131,7 +136,9 @@ def simulate(workload: Workload, policy: Policy, semantics: str = "paper", max_a
             cores=None,
             max_tasks=None if max_par is None else max_par - len(running),
         )
-        ledger = [RunningTask(requests[tid], a.mem_mb, s, a.predicted_runtime_s) for tid, (a, s) in sorted(running.items())]
+        ledger = [
+            RunningTask(requests[tid], a.mem_mb, s, a.predicted_runtime_s) for tid, (a, s) in sorted(running.items())
+        ]
         chosen = policy.select([requests[tid] for tid in sorted(ready)], free, ledger, now) if ready else []
         _validate(chosen, ready, free)
         for a in chosen:
@@ -176,7 +183,9 @@ def _system_kills(running, tasks, cap, now, finish) -> None:
         total = sum(tasks[tid].ram for tid in running)
         if total <= cap + _EPS:
             return
-        over = [(tasks[tid].ram - a.mem_mb, s, tid) for tid, (a, s) in running.items() if tasks[tid].ram > a.mem_mb + _EPS]
+        over = [
+            (tasks[tid].ram - a.mem_mb, s, tid) for tid, (a, s) in running.items() if tasks[tid].ram > a.mem_mb + _EPS
+        ]
         if not over:  # cannot happen while allocations fit the capacity
             raise ChromoschedError("memory over capacity with no job above its allocation")
         over.sort(key=lambda x: (-x[0], -x[1], x[2]))

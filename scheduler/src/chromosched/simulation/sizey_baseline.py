@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
+from ..dynamic.packers import FirstFitPacker, GreedyPacker, KnapsackPacker, Limits, PackItem
 from ..dynamic.policy import Allocation, Capacity, RunningTask, TaskRequest
 from ..errors import ChromoschedError
-from ..dynamic.packers import FirstFitPacker, GreedyPacker, KnapsackPacker, Limits, PackItem
 
 MODEL_NAMES = ("linear", "mlp", "forest", "knn")
 
@@ -98,7 +98,9 @@ class _TypeModels:
             if name == "linear":
                 return LinearRegression()
             if name == "mlp":
-                return MLPRegressor(hidden_layer_sizes=(7, 7), solver="lbfgs", alpha=1e-4, max_iter=2000, random_state=seed)
+                return MLPRegressor(
+                    hidden_layer_sizes=(7, 7), solver="lbfgs", alpha=1e-4, max_iter=2000, random_state=seed
+                )
             if name == "forest":
                 return RandomForestRegressor(n_estimators=10, max_depth=5, max_features=1, random_state=seed, n_jobs=1)
             return KNeighborsRegressor(n_neighbors=min(5, max(1, n - 1)), weights="distance")
@@ -109,8 +111,10 @@ class _TypeModels:
         # One BLAS/OpenMP thread: on small data the thread start-up dominates (50x slower on 2 cores).
         from sklearn import config_context
 
-        with warnings.catch_warnings(), threadpool_limits(limits=1), config_context(
-            assume_finite=True, skip_parameter_validation=True
+        with (
+            warnings.catch_warnings(),
+            threadpool_limits(limits=1),
+            config_context(assume_finite=True, skip_parameter_validation=True),
         ):
             warnings.simplefilter("ignore")
             for name in MODEL_NAMES:
@@ -227,7 +231,9 @@ class SizeyPolicy:
         self._launch_raw: dict[str, dict[str, float]] = {}
         self._retry_at: dict[str, float] = {}
         self._dirty: set[str] = set()
-        self._packer = {"knapsack": KnapsackPacker(), "greedy": GreedyPacker(), "firstfit": FirstFitPacker()}[self.config.packer]
+        self._packer = {"knapsack": KnapsackPacker(), "greedy": GreedyPacker(), "firstfit": FirstFitPacker()}[
+            self.config.packer
+        ]
 
     def _x(self, t: TaskRequest) -> float:
         try:
@@ -253,7 +259,9 @@ class SizeyPolicy:
             self._primed.add(t.kind)
             self._dirty.add(t.kind)
 
-    def select(self, ready: Sequence[TaskRequest], free: Capacity, running: Sequence[RunningTask] = (), now: float = 0.0) -> list[Allocation]:
+    def select(
+        self, ready: Sequence[TaskRequest], free: Capacity, running: Sequence[RunningTask] = (), now: float = 0.0
+    ) -> list[Allocation]:
         ready = sorted(ready, key=lambda t: t.task_id)
         self._prime(ready)
         items, info = [], []

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from .peak_memory import GRID
 
@@ -62,12 +62,14 @@ def _infeasible(mem: Sequence[int], dur: Sequence[int], workers: int, peak: int,
     total = sum(dur) / GRID
     if tie * workers > total:  # tau <= sum(d)/K < tie: always strict
         return _case_infeasible(mem, dur, workers, peak, True, None)
-    return (_case_infeasible(mem, dur, workers, peak, True, ("<=", tie))
-            and _case_infeasible(mem, dur, workers, peak, False, (">=", tie)))
+    return _case_infeasible(mem, dur, workers, peak, True, ("<=", tie)) and _case_infeasible(
+        mem, dur, workers, peak, False, (">=", tie)
+    )
 
 
-def _case_infeasible(mem: Sequence[int], dur: Sequence[int], workers: int, peak: int, strict: bool,
-                     window: tuple[str, float] | None) -> bool:
+def _case_infeasible(
+    mem: Sequence[int], dur: Sequence[int], workers: int, peak: int, strict: bool, window: tuple[str, float] | None
+) -> bool:
     from ortools.linear_solver import pywraplp
 
     n = len(mem)
@@ -105,8 +107,9 @@ def _case_infeasible(mem: Sequence[int], dur: Sequence[int], workers: int, peak:
     return solver.Solve() == pywraplp.Solver.INFEASIBLE
 
 
-def configuration_lower_bound(memory: Sequence[float], duration: Sequence[float], workers: int,
-                              known_bound: float, reached_peak: float) -> float | None:
+def configuration_lower_bound(
+    memory: Sequence[float], duration: Sequence[float], workers: int, known_bound: float, reached_peak: float
+) -> float | None:
     """A proven lower bound from the MILP (task units), or None when the instance has too many
     configurations or nothing was proven. ``reached_peak`` itself when one tick below it is
     infeasible (then it is optimal); else the largest P found infeasible by bisection in

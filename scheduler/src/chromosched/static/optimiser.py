@@ -8,17 +8,29 @@ or write, and what the benchmark measures.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ..errors import ChromoschedError
-from .ordering_table import OrderingRow, OrderingTable, ranges_text
 from .configuration_bound import configuration_lower_bound
+from .ordering_table import OrderingRow, OrderingTable, ranges_text
 from .peak_lower_bound import lower_bound
 from .peak_memory import MODELS, PeakEvaluator
 from .search import (
-    ILS_CHUNK, ILS_KICK, ILS_POWER, ILS_SPREAD_SHARE, ILS_TARGET_STEP, POPULATION_RUN, POPULATION_STAGES,
-    POPULATION_TEMPERATURES, PORTFOLIO_CHAINS, PORTFOLIO_FIRST, PORTFOLIO_RUN, anneal, hill_climb, portfolio,
+    ILS_CHUNK,
+    ILS_KICK,
+    ILS_POWER,
+    ILS_SPREAD_SHARE,
+    ILS_TARGET_STEP,
+    POPULATION_RUN,
+    POPULATION_STAGES,
+    POPULATION_TEMPERATURES,
+    PORTFOLIO_CHAINS,
+    PORTFOLIO_FIRST,
+    PORTFOLIO_RUN,
+    anneal,
+    hill_climb,
+    portfolio,
 )
 from .task_model import TaskSet
 from .waves_partition import solve_waves
@@ -30,27 +42,34 @@ TABLE_BUDGET = 8_500_000  # what the shipped tables use (list: about 20-30 s per
 def method_description(model: str, budget: int, seed: int) -> str:
     """One line naming the search, its settings and budget, for table headers and reports."""
     if model == "list":
-        return (f"portfolio (chromosched.static.search.portfolio), {budget} peak evaluations per K, seed {seed}: "
-                f"independent runs of {PORTFOLIO_RUN} evaluations alternating simulated annealing and iterated local "
-                f"search (descents over all insertions and swaps in batches of {ILS_CHUNK}, by (peak, "
-                f"spread^{ILS_POWER}) for {ILS_SPREAD_SHARE:.0%} of a run, then by the excess area above "
-                f"{1 - ILS_TARGET_STEP:g} x the best peak; kicks of {ILS_KICK[0]}-{ILS_KICK[1]} random insertions)"
-                + (f" for the first {PORTFOLIO_FIRST}, then population annealing runs of {POPULATION_RUN} "
-                   f"(chromosched.static.search.population_anneal: {'/'.join(map(str, PORTFOLIO_CHAINS))} chains in "
-                   f"turn, swap/insertion moves, temperature {POPULATION_TEMPERATURES[0]:g} -> "
-                   f"{POPULATION_TEMPERATURES[1]:g} x the best peak, the worse half resampled from the better half "
-                   f"after each of the first {POPULATION_STAGES - 1} of {POPULATION_STAGES} stages)"
-                   if budget > PORTFOLIO_FIRST else "")
-                + ", the best order")
-    return (f"simulated annealing (chromosched.static.search.anneal), {budget} peak evaluations per K, seed {seed}, "
-            f"then exact branch and bound (chromosched.static.waves_partition)")
+        return (
+            f"portfolio (chromosched.static.search.portfolio), {budget} peak evaluations per K, seed {seed}: "
+            f"independent runs of {PORTFOLIO_RUN} evaluations alternating simulated annealing and iterated local "
+            f"search (descents over all insertions and swaps in batches of {ILS_CHUNK}, by (peak, "
+            f"spread^{ILS_POWER}) for {ILS_SPREAD_SHARE:.0%} of a run, then by the excess area above "
+            f"{1 - ILS_TARGET_STEP:g} x the best peak; kicks of {ILS_KICK[0]}-{ILS_KICK[1]} random insertions)"
+            + (
+                f" for the first {PORTFOLIO_FIRST}, then population annealing runs of {POPULATION_RUN} "
+                f"(chromosched.static.search.population_anneal: {'/'.join(map(str, PORTFOLIO_CHAINS))} chains in "
+                f"turn, swap/insertion moves, temperature {POPULATION_TEMPERATURES[0]:g} -> "
+                f"{POPULATION_TEMPERATURES[1]:g} x the best peak, the worse half resampled from the better half "
+                f"after each of the first {POPULATION_STAGES - 1} of {POPULATION_STAGES} stages)"
+                if budget > PORTFOLIO_FIRST
+                else ""
+            )
+            + ", the best order"
+        )
+    return (
+        f"simulated annealing (chromosched.static.search.anneal), {budget} peak evaluations per K, seed {seed}, "
+        f"then exact branch and bound (chromosched.static.waves_partition)"
+    )
 
 
 BOUND_DESCRIPTION = {
     "list": "proven lower bound: the larger of the cut-set/area/chain relaxation (chromosched.static.peak_lower_bound) and, "
-            "where there are at most 8000 K-subsets, the configuration MILP (chromosched.static.configuration_bound, strict "
-            "form where no tie can end the window); "
-            "proven optimal where peak = lower_bound",
+    "where there are at most 8000 K-subsets, the configuration MILP (chromosched.static.configuration_bound, strict "
+    "form where no tie can end the window); "
+    "proven optimal where peak = lower_bound",
     "waves": "the branch and bound's proven optimum, else block-sum bound (chromosched.static.peak_lower_bound)",
 }
 
@@ -71,12 +90,19 @@ class StaticResult(OrderingRow):
         return self.peak / self.lower_bound - 1.0 if self.lower_bound > 0 else 0.0
 
     def row(self) -> OrderingRow:
-        return OrderingRow(self.workers, self.order, self.peak, self.sequential_peak, self.lower_bound,
-                           self.method, self.seed)
+        return OrderingRow(
+            self.workers, self.order, self.peak, self.sequential_peak, self.lower_bound, self.method, self.seed
+        )
 
 
-def optimise(tasks: TaskSet, workers: int, model: str = "list", budget: int = DEFAULT_BUDGET, seed: int = 0,
-             with_hill_climb: bool = False) -> StaticResult:
+def optimise(
+    tasks: TaskSet,
+    workers: int,
+    model: str = "list",
+    budget: int = DEFAULT_BUDGET,
+    seed: int = 0,
+    with_hill_climb: bool = False,
+) -> StaticResult:
     """Search the best order for ``workers`` (``budget`` peak evaluations, ``seed``): the iterated
     local search under the list model, the annealing under waves.
 
@@ -124,13 +150,31 @@ def optimise(tasks: TaskSet, workers: int, model: str = "list", budget: int = DE
         else:
             hc = hill_climb(PeakEvaluator(tasks, workers, model), budget, seed)
             hc_peak, hc_seconds = hc.peak, hc.seconds
-    return StaticResult(workers, tuple(tasks.order_names(found_order)), found_peak, sequential, bound, method,
-                        seed, budget, seconds, hc_peak, hc_seconds)
+    return StaticResult(
+        workers,
+        tuple(tasks.order_names(found_order)),
+        found_peak,
+        sequential,
+        bound,
+        method,
+        seed,
+        budget,
+        seconds,
+        hc_peak,
+        hc_seconds,
+    )
 
 
-def optimise_many(tasks: TaskSet, workers: Iterable[int], model: str = "list", budget: int = DEFAULT_BUDGET,
-                  seed: int = 0, with_hill_climb: bool = False, progress: bool = True,
-                  jobs: int = 1) -> list[StaticResult]:
+def optimise_many(
+    tasks: TaskSet,
+    workers: Iterable[int],
+    model: str = "list",
+    budget: int = DEFAULT_BUDGET,
+    seed: int = 0,
+    with_hill_climb: bool = False,
+    progress: bool = True,
+    jobs: int = 1,
+) -> list[StaticResult]:
     """``optimise`` for several K, with a progress bar and one line per K on stderr; ``jobs`` > 1 runs
     the K in that many processes (each K is independent and deterministic, so the results are the same)."""
     from ..progress import ProgressBar
@@ -141,8 +185,10 @@ def optimise_many(tasks: TaskSet, workers: Iterable[int], model: str = "list", b
 
         def report(res: StaticResult, seconds: float) -> None:
             if progress:
-                bar.write(f"chromosched: K={res.workers}: peak {res.peak:.2f} (sequential {res.sequential_peak:.2f}, "
-                          f"bound {res.lower_bound:.2f}) in {seconds:.1f} s")
+                bar.write(
+                    f"chromosched: K={res.workers}: peak {res.peak:.2f} (sequential {res.sequential_peak:.2f}, "
+                    f"bound {res.lower_bound:.2f}) in {seconds:.1f} s"
+                )
                 bar.update(1)
 
         if jobs > 1 and len(ks) > 1:
@@ -163,8 +209,16 @@ def optimise_many(tasks: TaskSet, workers: Iterable[int], model: str = "list", b
     return results
 
 
-def build_table(tasks: TaskSet, workers: Iterable[int], model: str = "list", budget: int = DEFAULT_BUDGET,
-                seed: int = 0, command: str = "", progress: bool = True, jobs: int = 1) -> OrderingTable:
+def build_table(
+    tasks: TaskSet,
+    workers: Iterable[int],
+    model: str = "list",
+    budget: int = DEFAULT_BUDGET,
+    seed: int = 0,
+    command: str = "",
+    progress: bool = True,
+    jobs: int = 1,
+) -> OrderingTable:
     """An ``OrderingTable`` with one optimised row per K."""
     ks = list(workers)
     too_many = [k for k in ks if k > len(tasks)]

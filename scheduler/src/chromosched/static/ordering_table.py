@@ -32,10 +32,10 @@ method, its settings, budget and seed), ``bound`` (how ``lower_bound`` was prove
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from ..atomic_files import write_text_atomic
 from ..errors import ChromoschedError
@@ -95,7 +95,9 @@ class OrderingTable:
                 if r.workers == n:
                     return r
         where = f" {self.path}" if self.path else ""
-        raise ChromoschedError(f"ordering table{where} has no row for K={workers} (rows: {ranges_text(self.workers())})")
+        raise ChromoschedError(
+            f"ordering table{where} has no row for K={workers} (rows: {ranges_text(self.workers())})"
+        )
 
     def order_for(self, workers: int, chromosomes: Iterable[str] | None = None) -> list[str]:
         """The chromosome order for ``workers``; with ``chromosomes``, the table's order restricted to
@@ -121,10 +123,19 @@ class OrderingTable:
             lines.append(f"# {key}: {' '.join(str(value).split())}")
         lines.append("\t".join(COLUMNS))
         for r in self.rows:
-            lines.append("\t".join([
-                str(r.workers), ",".join(r.order), f"{r.peak:.6f}", f"{r.sequential_peak:.6f}",
-                f"{r.lower_bound:.6f}", r.method, str(r.seed),
-            ]))
+            lines.append(
+                "\t".join(
+                    [
+                        str(r.workers),
+                        ",".join(r.order),
+                        f"{r.peak:.6f}",
+                        f"{r.sequential_peak:.6f}",
+                        f"{r.lower_bound:.6f}",
+                        r.method,
+                        str(r.seed),
+                    ]
+                )
+            )
         return "\n".join(lines) + "\n"
 
     def write(self, path: str | Path) -> None:
@@ -134,7 +145,7 @@ class OrderingTable:
         write_text_atomic(path, self.to_text())
 
     @classmethod
-    def load(cls, path: str | Path) -> "OrderingTable":
+    def load(cls, path: str | Path) -> OrderingTable:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -145,7 +156,7 @@ class OrderingTable:
         return cls.parse(text, str(path))
 
     @classmethod
-    def parse(cls, text: str, name: str = "<table>") -> "OrderingTable":
+    def parse(cls, text: str, name: str = "<table>") -> OrderingTable:
         metadata: dict[str, str] = {}
         rows: list[OrderingRow] = []
         line_of: dict[int, int] = {}
@@ -163,12 +174,16 @@ class OrderingTable:
             fields = line.split("\t")
             if not header_seen:
                 if tuple(f.strip() for f in fields) != COLUMNS:
-                    raise ChromoschedError(f"{name} line {lineno}: expected the header {' '.join(COLUMNS)}, got {line!r}")
+                    raise ChromoschedError(
+                        f"{name} line {lineno}: expected the header {' '.join(COLUMNS)}, got {line!r}"
+                    )
                 header_seen = True
                 continue
             if len(fields) != len(COLUMNS):
-                raise ChromoschedError(f"{name} line {lineno}: expected {len(COLUMNS)} tab-separated fields, "
-                                       f"got {len(fields)} (truncated or corrupt line)")
+                raise ChromoschedError(
+                    f"{name} line {lineno}: expected {len(COLUMNS)} tab-separated fields, "
+                    f"got {len(fields)} (truncated or corrupt line)"
+                )
             row = _parse_row(fields, name, lineno)
             line_of[id(row)] = lineno
             rows.append(row)

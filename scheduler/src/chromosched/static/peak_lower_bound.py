@@ -59,8 +59,8 @@ it as the bound); this analytic bound is what is known when that search stops at
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 from .peak_memory import GRID
 from .task_model import TaskSet
@@ -132,7 +132,7 @@ def _least_sum_with_one_at_least(values: list[float], count: int, theta: float) 
         return 0.0
     if vals[count - 1] >= theta:
         return sum(vals[:count])
-    return sum(vals[:count - 1]) + next(v for v in vals if v >= theta)
+    return sum(vals[: count - 1]) + next(v for v in vals if v >= theta)
 
 
 def chain_bounds(mem: Sequence[float], dur: Sequence[float], workers: int) -> list[float]:
@@ -154,8 +154,7 @@ def chain_bounds(mem: Sequence[float], dur: Sequence[float], workers: int) -> li
     return out
 
 
-def _feasible(mem: Sequence[float], dur: Sequence[float], k: int, peak: float, chain: list[float],
-              ties: bool) -> bool:
+def _feasible(mem: Sequence[float], dur: Sequence[float], k: int, peak: float, chain: list[float], ties: bool) -> bool:
     """Can some cut set T satisfy facts 1-3 of the module docstring with peak ``peak``?"""
     n = len(mem)
     lam = peak / k
@@ -179,7 +178,7 @@ def _feasible(mem: Sequence[float], dur: Sequence[float], k: int, peak: float, c
         extra = k - 1 - chosen
         if extra > len(fillers):
             return False
-        outside = fillers[extra:extra + 1] + [mem[i] for i in unchosen_cands]
+        outside = fillers[extra : extra + 1] + [mem[i] for i in unchosen_cands]
         if not outside:
             return False
         return chosen_mem + sum(fillers[:extra]) + min(outside) <= peak
@@ -256,8 +255,8 @@ def _waves_lower_bound(mem: list[float], n: int, k: int) -> float:
     blocks, short = len(sizes), sizes[-1]
     vals = sorted(mem)
     average = sum(vals) / blocks
-    full_blocks = (sum(vals) - sum(vals[n - short:])) / (blocks - 1)
-    with_largest = vals[-1] + sum(vals[:short - 1])
+    full_blocks = (sum(vals) - sum(vals[n - short :])) / (blocks - 1)
+    with_largest = vals[-1] + sum(vals[: short - 1])
     return float(max(average, full_blocks, with_largest))
 
 

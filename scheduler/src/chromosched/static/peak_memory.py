@@ -17,8 +17,8 @@ counts evaluations so searches can be compared at equal budgets.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from ..errors import ChromoschedError
 from .task_model import TaskSet
@@ -49,8 +49,9 @@ class Schedule:
     makespan: float
 
 
-def list_schedule(memories: Sequence[float], durations: Sequence[float], order: Sequence[int],
-                  workers: int) -> Schedule:
+def list_schedule(
+    memories: Sequence[float], durations: Sequence[float], order: Sequence[int], workers: int
+) -> Schedule:
     """Simulate ``order`` under list scheduling and return start times, workers and the exact peak.
 
     The peak comes from a sweep over the start/end events (ends before starts at equal times).
@@ -58,14 +59,20 @@ def list_schedule(memories: Sequence[float], durations: Sequence[float], order: 
     return _simulate(memories, durations, order, workers, _list_starts)
 
 
-def waves_schedule(memories: Sequence[float], durations: Sequence[float], order: Sequence[int],
-                   workers: int) -> Schedule:
+def waves_schedule(
+    memories: Sequence[float], durations: Sequence[float], order: Sequence[int], workers: int
+) -> Schedule:
     """Simulate ``order`` under the waves model (blocks of K start together)."""
     return _simulate(memories, durations, order, workers, _waves_starts)
 
 
-def _simulate(memories: Sequence[float], durations: Sequence[float], order: Sequence[int], workers: int,
-              place: Callable[[list[int], Sequence[int], int], tuple[list[int], list[int]]]) -> Schedule:
+def _simulate(
+    memories: Sequence[float],
+    durations: Sequence[float],
+    order: Sequence[int],
+    workers: int,
+    place: Callable[[list[int], Sequence[int], int], tuple[list[int], list[int]]],
+) -> Schedule:
     """Check the order, let ``place`` give each task its start (ticks) and worker, sweep the peak."""
     n = len(memories)
     _check(n, order, workers)
@@ -74,8 +81,11 @@ def _simulate(memories: Sequence[float], durations: Sequence[float], order: Sequ
     end = [start[i] + dur[i] for i in range(n)]
     peak = _sweep_peak(_ticks(memories), start, end)
     return Schedule(
-        tuple(s / GRID for s in start), tuple(e / GRID for e in end), tuple(worker),
-        peak / GRID, max(end) / GRID,
+        tuple(s / GRID for s in start),
+        tuple(e / GRID for e in end),
+        tuple(worker),
+        peak / GRID,
+        max(end) / GRID,
     )
 
 
@@ -101,7 +111,7 @@ def _waves_starts(dur: list[int], order: Sequence[int], workers: int) -> tuple[l
     worker = [0] * n
     t = 0
     for b in range(0, n, workers):
-        block = order[b:b + workers]
+        block = order[b : b + workers]
         for w, task in enumerate(block):
             start[task], worker[task] = t, w
         t += max(dur[task] for task in block)
@@ -196,12 +206,12 @@ class PeakEvaluator:
         """Waves model: the memory sum of each block of K positions (ticks); counts as an evaluation."""
         self.evaluations += 1
         mem, k = self.mem, self.workers
-        return [sum(mem[i] for i in order[b:b + k]) for b in range(0, len(order), k)]
+        return [sum(mem[i] for i in order[b : b + k]) for b in range(0, len(order), k)]
 
     def _waves_peak(self, order: Sequence[int]) -> int:
         self.evaluations += 1
         mem, k = self.mem, self.workers
-        return max(sum(mem[i] for i in order[b:b + k]) for b in range(0, len(order), k))
+        return max(sum(mem[i] for i in order[b : b + k]) for b in range(0, len(order), k))
 
     def batch_peaks(self, orders, scale: int = 0, power: int = 0, threshold: int | None = None):
         """List model, many orders at once (numpy; each row counts as one evaluation).

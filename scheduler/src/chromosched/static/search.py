@@ -65,8 +65,8 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from ..errors import ChromoschedError
 from .peak_memory import PeakEvaluator
@@ -121,8 +121,14 @@ def _check_budget(budget: int) -> None:
         raise ChromoschedError(f"budget must be at least 1 peak evaluation, got {budget}")
 
 
-def hill_climb(evaluator: PeakEvaluator, budget: int, seed: int = 0, restarts: int = HILL_CLIMB_RESTARTS,
-               max_swaps: int = HILL_CLIMB_MAX_SWAPS, initial: Sequence[int] | None = None) -> SearchResult:
+def hill_climb(
+    evaluator: PeakEvaluator,
+    budget: int,
+    seed: int = 0,
+    restarts: int = HILL_CLIMB_RESTARTS,
+    max_swaps: int = HILL_CLIMB_MAX_SWAPS,
+    initial: Sequence[int] | None = None,
+) -> SearchResult:
     """The paper's stochastic hill climbing with random swaps and restarts, ``budget`` evaluations.
 
     Restart 0 starts from ``initial`` (the sequential order by default), later restarts from random
@@ -157,13 +163,13 @@ def hill_climb(evaluator: PeakEvaluator, budget: int, seed: int = 0, restarts: i
                 cur, cur_peak = cand, p
         if best is None or cur_peak < best:
             best, best_order = cur_peak, cur
-    return SearchResult(tuple(best_order), evaluator.to_units(best), used, time.perf_counter() - t0,
-                        "hill_climb", seed)
+    return SearchResult(tuple(best_order), evaluator.to_units(best), used, time.perf_counter() - t0, "hill_climb", seed)
 
 
 # --- annealing -------------------------------------------------------------------------------
 # A "state" is (energy, peak, hint): the energy drives acceptance, the peak decides the best order,
 # the hint is what the move generator may use (the waves model's largest block).
+
 
 def _list_state(evaluator: PeakEvaluator) -> Callable[[list[int]], tuple[float, int, int]]:
     peak_of = evaluator.peak_ticks
@@ -187,8 +193,9 @@ def _waves_state(evaluator: PeakEvaluator) -> Callable[[list[int]], tuple[float,
     return state
 
 
-def _list_move(cur: list[int], rng: random.Random, n: int, workers: int, hint: int,
-               mem: Sequence[int] = ()) -> list[int]:
+def _list_move(
+    cur: list[int], rng: random.Random, n: int, workers: int, hint: int, mem: Sequence[int] = ()
+) -> list[int]:
     a = rng.randrange(n)
     b = rng.randrange(n - 1)
     if b >= a:
@@ -201,8 +208,9 @@ def _list_move(cur: list[int], rng: random.Random, n: int, workers: int, hint: i
     return cand
 
 
-def _waves_move(cur: list[int], rng: random.Random, n: int, workers: int, hint: int,
-                mem: Sequence[int] = ()) -> list[int]:
+def _waves_move(
+    cur: list[int], rng: random.Random, n: int, workers: int, hint: int, mem: Sequence[int] = ()
+) -> list[int]:
     """1-3 swaps as an ejection chain: the first takes a task out of the largest block ``hint``;
     each next one takes a task out of the block the previous swap made heavier (known from the
     two tasks' memories, without evaluating), so a swap that overloads a block can be repaired
@@ -221,8 +229,18 @@ def _waves_move(cur: list[int], rng: random.Random, n: int, workers: int, hint: 
     return cand
 
 
-def _anneal_run(state, move, rng: random.Random, n: int, workers: int, mem: Sequence[int], start: list[int],
-                steps: int, temp0: float, temp1: float) -> tuple[list[int], int]:
+def _anneal_run(
+    state,
+    move,
+    rng: random.Random,
+    n: int,
+    workers: int,
+    mem: Sequence[int],
+    start: list[int],
+    steps: int,
+    temp0: float,
+    temp1: float,
+) -> tuple[list[int], int]:
     """One annealing chain of ``steps`` evaluations (plus one for ``start``); best order and peak."""
     rand, exp = rng.random, math.exp
     cur = start[:]
@@ -242,9 +260,16 @@ def _anneal_run(state, move, rng: random.Random, n: int, workers: int, mem: Sequ
     return best_order, best
 
 
-def anneal(evaluator: PeakEvaluator, budget: int, seed: int = 0, cycles: int = ANNEAL_CYCLES,
-           t_start: float | None = None, t_end: float | None = None, chains: int | None = None,
-           initial: Sequence[int] | None = None) -> SearchResult:
+def anneal(
+    evaluator: PeakEvaluator,
+    budget: int,
+    seed: int = 0,
+    cycles: int = ANNEAL_CYCLES,
+    t_start: float | None = None,
+    t_end: float | None = None,
+    chains: int | None = None,
+    initial: Sequence[int] | None = None,
+) -> SearchResult:
     """Simulated annealing (see the module docstring), exactly ``budget`` peak evaluations."""
     _check_budget(budget)
     t0 = time.perf_counter()
@@ -258,8 +283,7 @@ def anneal(evaluator: PeakEvaluator, budget: int, seed: int = 0, cycles: int = A
     best = evaluator.peak_ticks(best_order)
     used = 1
     if n < 2 or workers >= n:
-        return SearchResult(tuple(best_order), evaluator.to_units(best), used, time.perf_counter() - t0,
-                            "anneal", seed)
+        return SearchResult(tuple(best_order), evaluator.to_units(best), used, time.perf_counter() - t0, "anneal", seed)
     if evaluator.model == "list":
         state, move = _list_state(evaluator), _list_move
     else:
@@ -268,7 +292,7 @@ def anneal(evaluator: PeakEvaluator, budget: int, seed: int = 0, cycles: int = A
     for c in range(cycles):
         runs = chains if c == 0 else 1
         share = (budget - used) // (cycles - c)
-        temp0, temp1 = best * t_start * 0.5 ** c, best * t_end
+        temp0, temp1 = best * t_start * 0.5**c, best * t_end
         for r in range(runs):
             steps = share // runs - 1  # each chain also evaluates its start
             if steps < 0:
@@ -282,13 +306,13 @@ def anneal(evaluator: PeakEvaluator, budget: int, seed: int = 0, cycles: int = A
                 best, best_order = peak, order
     # Spend what integer division left over on a last cold chain, so the budget is exact.
     if budget - used >= 1:
-        order, peak = _anneal_run(state, move, rng, n, workers, evaluator.mem, best_order, budget - used - 1,
-                                  best * t_end, best * t_end)
+        order, peak = _anneal_run(
+            state, move, rng, n, workers, evaluator.mem, best_order, budget - used - 1, best * t_end, best * t_end
+        )
         used = budget
         if peak < best:
             best, best_order = peak, order
-    return SearchResult(tuple(best_order), evaluator.to_units(best), used, time.perf_counter() - t0,
-                        "anneal", seed)
+    return SearchResult(tuple(best_order), evaluator.to_units(best), used, time.perf_counter() - t0, "anneal", seed)
 
 
 # --- iterated local search (list model) ----------------------------------------------------------
@@ -320,9 +344,15 @@ def neighbourhood(n: int):
     return _NEIGHBOURHOODS[n]
 
 
-def ils(evaluator: PeakEvaluator, budget: int, seed: int = 0, initial: Sequence[int] | None = None,
-        power: int = ILS_POWER, kick: tuple[int, int] = ILS_KICK,
-        temperature: float = ILS_TEMPERATURE) -> SearchResult:
+def ils(
+    evaluator: PeakEvaluator,
+    budget: int,
+    seed: int = 0,
+    initial: Sequence[int] | None = None,
+    power: int = ILS_POWER,
+    kick: tuple[int, int] = ILS_KICK,
+    temperature: float = ILS_TEMPERATURE,
+) -> SearchResult:
     """Iterated local search with whole-neighbourhood descents (see the module docstring), list model,
     exactly ``budget`` peak evaluations: the first ``ILS_SPREAD_SHARE`` of them descend by (peak,
     spread), the rest by the excess area above a target just below the best peak."""
@@ -355,8 +385,14 @@ def ils(evaluator: PeakEvaluator, budget: int, seed: int = 0, initial: Sequence[
                 return peaks, excess, peaks
 
             search.run(search.best, budget, by_excess, ILS_EXCESS_TEMPERATURE, stop_at_zero=True)
-    return SearchResult(tuple(int(x) for x in search.best), evaluator.to_units(search.best_peak), search.used,
-                        time.perf_counter() - t0, "ils", seed)
+    return SearchResult(
+        tuple(int(x) for x in search.best),
+        evaluator.to_units(search.best_peak),
+        search.used,
+        time.perf_counter() - t0,
+        "ils",
+        seed,
+    )
 
 
 class _Ils:
@@ -379,7 +415,7 @@ class _Ils:
         its index. ``score`` returns (peaks, energy, tie-break) arrays."""
         import numpy as np
 
-        orders = orders[:limit - self.used]
+        orders = orders[: limit - self.used]
         self.used += len(orders)
         if not len(orders):
             return orders, None, 0
@@ -408,17 +444,22 @@ class _Ils:
                 improved = False
                 rows = self.rows[self.rng.permutation(len(self.rows))]
                 for c in range(0, len(rows), ILS_CHUNK):
-                    cands, energy, i = self._evaluate(cur[rows[c:c + ILS_CHUNK]], score, limit)
+                    cands, energy, i = self._evaluate(cur[rows[c : c + ILS_CHUNK]], score, limit)
                     if energy is None:
                         break
-                    if energy[0] < cur_energy[0] or (energy[0] == cur_energy[0]
-                                                     and energy[1] < cur_energy[1] * (1 - 1e-12)):
+                    if energy[0] < cur_energy[0] or (
+                        energy[0] == cur_energy[0] and energy[1] < cur_energy[1] * (1 - 1e-12)
+                    ):
                         cur, cur_energy, improved = cands[i], energy, True
                         break
             if stop_at_zero and cur_energy[0] == 0:
                 return
-            if home is None or cur_energy[0] <= home_energy[0] or self.rng.random() < math.exp(
-                    -(cur_energy[0] - home_energy[0]) / (temperature * max(home_energy[0], 1e-300))):
+            if (
+                home is None
+                or cur_energy[0] <= home_energy[0]
+                or self.rng.random()
+                < math.exp(-(cur_energy[0] - home_energy[0]) / (temperature * max(home_energy[0], 1e-300)))
+            ):
                 home, home_energy = cur, cur_energy
             if self.used >= limit:
                 return
@@ -433,9 +474,15 @@ class _Ils:
             cur_energy = energy
 
 
-def population_anneal(evaluator: PeakEvaluator, budget: int, seed: int = 0, initial: Sequence[int] | None = None,
-                      chains: int = POPULATION_CHAINS, temperatures: tuple[float, float] = POPULATION_TEMPERATURES,
-                      stages: int = POPULATION_STAGES) -> SearchResult:
+def population_anneal(
+    evaluator: PeakEvaluator,
+    budget: int,
+    seed: int = 0,
+    initial: Sequence[int] | None = None,
+    chains: int = POPULATION_CHAINS,
+    temperatures: tuple[float, float] = POPULATION_TEMPERATURES,
+    stages: int = POPULATION_STAGES,
+) -> SearchResult:
     """Population annealing (see the module docstring), list model, exactly ``budget`` evaluations."""
     import numpy as np
 
@@ -451,8 +498,14 @@ def population_anneal(evaluator: PeakEvaluator, budget: int, seed: int = 0, init
     used = 1
     chains = max(1, min(chains, budget - 1))
     if n < 2 or not 1 < evaluator.workers < n or budget < 2:
-        return SearchResult(tuple(int(x) for x in best_order), evaluator.to_units(best), used,
-                            time.perf_counter() - t0, "population", seed)
+        return SearchResult(
+            tuple(int(x) for x in best_order),
+            evaluator.to_units(best),
+            used,
+            time.perf_counter() - t0,
+            "population",
+            seed,
+        )
     cur = np.tile(start, (chains, 1))
     energy = np.full(chains, best, dtype=np.int64)
     steps = -(-(budget - used) // chains)  # the last step may use fewer chains
@@ -466,8 +519,11 @@ def population_anneal(evaluator: PeakEvaluator, budget: int, seed: int = 0, init
         b = rng.integers(0, n - 1, m)[:, None]
         b = b + (b >= a)
         # Insertion (the task at a moves to position b, the ones between shift) or swap of a and b.
-        shift = np.where(a < b, np.where((cols >= a) & (cols < b), cols + 1, cols),
-                         np.where((cols > b) & (cols <= a), cols - 1, cols))
+        shift = np.where(
+            a < b,
+            np.where((cols >= a) & (cols < b), cols + 1, cols),
+            np.where((cols > b) & (cols <= a), cols - 1, cols),
+        )
         insertion = np.where(cols == b, a, shift)
         swap = np.where(cols == a, b, np.where(cols == b, a, cols))
         index = np.where((rng.random(m) < 0.5)[:, None], insertion, swap)
@@ -483,14 +539,16 @@ def population_anneal(evaluator: PeakEvaluator, budget: int, seed: int = 0, init
         if stages > 1 and (step + 1) % stage_len == 0 and (step + 1) // stage_len < stages:
             ranked = np.argsort(energy, kind="stable")
             half = chains // 2
-            worse, better = ranked[chains - half:], ranked[:half]
+            worse, better = ranked[chains - half :], ranked[:half]
             cur[worse], energy[worse] = cur[better], energy[better]
-    return SearchResult(tuple(int(x) for x in best_order), evaluator.to_units(best), used,
-                        time.perf_counter() - t0, "population", seed)
+    return SearchResult(
+        tuple(int(x) for x in best_order), evaluator.to_units(best), used, time.perf_counter() - t0, "population", seed
+    )
 
 
-def portfolio(evaluator: PeakEvaluator, budget: int, seed: int = 0,
-              initial: Sequence[int] | None = None) -> SearchResult:
+def portfolio(
+    evaluator: PeakEvaluator, budget: int, seed: int = 0, initial: Sequence[int] | None = None
+) -> SearchResult:
     """Independent runs of ``PORTFOLIO_RUN`` evaluations each, alternating annealing and iterated
     local search, each from the initial order with its own seed; the best order. Exactly ``budget``
     evaluations (the last run takes what is left), list model.
@@ -516,8 +574,13 @@ def portfolio(evaluator: PeakEvaluator, budget: int, seed: int = 0,
             share = part_end - used  # a short tail joins the last run of its part
         run_seed = seed if r == 0 else seed * 1000 + r
         if used >= first:
-            run = population_anneal(evaluator, share, run_seed, initial=initial,
-                                    chains=PORTFOLIO_CHAINS[population_runs % len(PORTFOLIO_CHAINS)])
+            run = population_anneal(
+                evaluator,
+                share,
+                run_seed,
+                initial=initial,
+                chains=PORTFOLIO_CHAINS[population_runs % len(PORTFOLIO_CHAINS)],
+            )
             population_runs += 1
         else:
             run = (anneal if r % 2 == 0 else ils)(evaluator, share, run_seed, initial=initial)
@@ -528,12 +591,12 @@ def portfolio(evaluator: PeakEvaluator, budget: int, seed: int = 0,
             break
         r += 1
     assert best is not None
-    return SearchResult(best.order, best.peak, used, time.perf_counter() - t0,
-                        f"portfolio:{best.method}", seed)
+    return SearchResult(best.order, best.peak, used, time.perf_counter() - t0, f"portfolio:{best.method}", seed)
 
 
-def search(evaluator: PeakEvaluator, method: str, budget: int, seed: int = 0,
-           initial: Sequence[int] | None = None) -> SearchResult:
+def search(
+    evaluator: PeakEvaluator, method: str, budget: int, seed: int = 0, initial: Sequence[int] | None = None
+) -> SearchResult:
     """Run ``method`` (see ``METHODS``) with ``budget`` peak evaluations."""
     if method == "portfolio":
         return portfolio(evaluator, budget, seed, initial=initial)

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from ..errors import ChromoschedError
 from ..genomes import AUTOSOMES, canonical_chrom
@@ -89,8 +89,7 @@ def read_vcf_contigs(path: Path) -> dict[str, int]:
             raise ChromoschedError(f"{path} line {lineno}: ##contig line without ID")
         if "length" not in fields:
             raise ChromoschedError(f"{path} line {lineno}: ##contig {fields['ID']} has no length")
-        _add(lengths, lines_of, path, lineno, fields["ID"],
-             _parse_length(path, lineno, fields["ID"], fields["length"]))
+        _add(lengths, lines_of, path, lineno, fields["ID"], _parse_length(path, lineno, fields["ID"], fields["length"]))
     if not lengths:
         raise ChromoschedError(f"{path}: VCF header has no ##contig lines with lengths")
     return lengths
@@ -133,7 +132,9 @@ def read_lengths(path: str | Path) -> dict[str, int]:
     return read_vcf_contigs(path) if _is_vcf(path) else read_table_lengths(path)
 
 
-def select_chromosomes(values: dict[str, float], source: str, chromosomes: Iterable[str] | None = None) -> dict[str, float]:
+def select_chromosomes(
+    values: dict[str, float], source: str, chromosomes: Iterable[str] | None = None
+) -> dict[str, float]:
     """Keep the requested chromosomes (default: chr1..chr22 when present, else everything), in order."""
     if chromosomes is not None:
         wanted = [contig_name(c) for c in chromosomes]
@@ -172,8 +173,9 @@ def read_benchmark(path: Path) -> tuple[float, float]:
             header = fields
             missing = [c for c in _BENCH_COLUMNS if c not in header]
             if missing:
-                raise ChromoschedError(f"{path} line {lineno}: not a Snakemake benchmark file "
-                                       f"(missing column {', '.join(missing)})")
+                raise ChromoschedError(
+                    f"{path} line {lineno}: not a Snakemake benchmark file (missing column {', '.join(missing)})"
+                )
             continue
         if len(fields) != len(header):
             raise ChromoschedError(f"{path} line {lineno}: expected {len(header)} columns, got {len(fields)}")
@@ -181,8 +183,10 @@ def read_benchmark(path: Path) -> tuple[float, float]:
         for col in _BENCH_COLUMNS:
             text = fields[header.index(col)]
             if text.strip() == "NA":
-                raise ChromoschedError(f"{path} line {lineno}: {col} is NA (the job ended before Snakemake "
-                                       "sampled it); such a run cannot give a measured memory")
+                raise ChromoschedError(
+                    f"{path} line {lineno}: {col} is NA (the job ended before Snakemake "
+                    "sampled it); such a run cannot give a measured memory"
+                )
             try:
                 value = float(text)
             except ValueError:
@@ -222,19 +226,24 @@ def read_benchmarks(inputs: Iterable[str | Path]) -> dict[str, tuple[float, floa
     for path in benchmark_files(inputs):
         chrom = chromosome_from_filename(path)
         if chrom is None:
-            raise ChromoschedError(f"{path}: cannot tell the chromosome from the file name "
-                                   "(expected e.g. chr7.tsv or impute_chr7.tsv)")
+            raise ChromoschedError(
+                f"{path}: cannot tell the chromosome from the file name (expected e.g. chr7.tsv or impute_chr7.tsv)"
+            )
         if chrom in measured:
-            raise ChromoschedError(f"{path}: second benchmark for {chrom} (first: {origin[chrom]}); "
-                                   "give the benchmarks of one rule")
+            raise ChromoschedError(
+                f"{path}: second benchmark for {chrom} (first: {origin[chrom]}); give the benchmarks of one rule"
+            )
         measured[chrom] = read_benchmark(path)
         origin[chrom] = path
     return measured
 
 
-def load_tasks(genome: str | None = None, lengths: str | Path | None = None,
-               benchmarks: Iterable[str | Path] | None = None,
-               chromosomes: Iterable[str] | None = None) -> TaskSet:
+def load_tasks(
+    genome: str | None = None,
+    lengths: str | Path | None = None,
+    benchmarks: Iterable[str | Path] | None = None,
+    chromosomes: Iterable[str] | None = None,
+) -> TaskSet:
     """Build the task set from the given sources (see the module docstring).
 
     With ``benchmarks``, memory and duration are the measured values; a genome or length file given
@@ -253,8 +262,14 @@ def load_tasks(genome: str | None = None, lengths: str | Path | None = None,
                 raise ChromoschedError(f"benchmarks {source}: no benchmark for {', '.join(missing)}")
             chosen = expected
         picked = select_chromosomes(measured, f"benchmarks {source}", chosen)
-        return TaskSet(tuple(picked), tuple(v[0] for v in picked.values()), tuple(v[1] for v in picked.values()),
-                       "MB", "s", source=f"benchmarks {source}")
+        return TaskSet(
+            tuple(picked),
+            tuple(v[0] for v in picked.values()),
+            tuple(v[1] for v in picked.values()),
+            "MB",
+            "s",
+            source=f"benchmarks {source}",
+        )
     if lengths:
         values = read_lengths(lengths)
         picked = select_chromosomes(values, str(lengths), chosen)
@@ -265,6 +280,12 @@ def load_tasks(genome: str | None = None, lengths: str | Path | None = None,
             return tasks
         keep = [contig_name(c) for c in chosen]
         idx = tasks.order_indices(keep)
-        return TaskSet(tuple(keep), tuple(tasks.memory[i] for i in idx), tuple(tasks.duration[i] for i in idx),
-                       tasks.memory_unit, tasks.duration_unit, source=tasks.source)
+        return TaskSet(
+            tuple(keep),
+            tuple(tasks.memory[i] for i in idx),
+            tuple(tasks.duration[i] for i in idx),
+            tasks.memory_unit,
+            tasks.duration_unit,
+            source=tasks.source,
+        )
     raise ChromoschedError("no task input: give --genome, --lengths or --benchmarks")

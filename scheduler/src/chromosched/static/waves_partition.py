@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 DEFAULT_NODE_LIMIT = 3_000_000  # a few seconds of pure Python
 MAX_TASKS = 400  # deeper inputs are left to the annealing (recursion depth, no hope of a proof)
@@ -55,8 +55,9 @@ def block_sizes(n: int, workers: int) -> list[int]:
     return [workers] * (blocks - 1) + [n - (blocks - 1) * workers]
 
 
-def solve_waves(memory: Sequence[int], workers: int, incumbent: int | None = None,
-                node_limit: int = DEFAULT_NODE_LIMIT) -> WavesPartition:
+def solve_waves(
+    memory: Sequence[int], workers: int, incumbent: int | None = None, node_limit: int = DEFAULT_NODE_LIMIT
+) -> WavesPartition:
     """The partition of integer ``memory`` values with the smallest largest block sum.
 
     ``incumbent`` (a peak some order already reaches) seeds the bound; only strictly better
@@ -68,8 +69,7 @@ def solve_waves(memory: Sequence[int], workers: int, incumbent: int | None = Non
     if len(caps) <= 1:  # one block (or nothing): every order has the same peak
         return WavesPartition(tuple(range(n)), sum(memory), True, 0, time.perf_counter() - start)
     if n > MAX_TASKS:
-        known = incumbent if incumbent is not None else max(
-            sum(memory[b:b + workers]) for b in range(0, n, workers))
+        known = incumbent if incumbent is not None else max(sum(memory[b : b + workers]) for b in range(0, n, workers))
         return WavesPartition(None, known, False, 0, time.perf_counter() - start)
     by_size = sorted(range(n), key=lambda i: (-memory[i], i))
     w = [int(memory[i]) for i in by_size]
