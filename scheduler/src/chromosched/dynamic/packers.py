@@ -379,23 +379,28 @@ class KnapsackPacker:
         gain = arr.values
         order = cand[np.argsort(arr.mem[cand], kind="stable")]  # by memory, once
         mems_sorted = arr.mem[order]
+        gain_sorted = gain[order]
         has_other = arr.use.shape[1] > 0
+        use_sorted = arr.use[order] if has_other else None
         for _ in range(max_rounds):
-            taken = set(chosen)
+            taken = np.isin(order, chosen)
             used = arr.use[chosen].sum(axis=0)
             slack = limits.mem - float(arr.mem[chosen].sum())
             best = (1e-12, None, None)
             for pos, i in enumerate(chosen):
-                k = int(np.searchsorted(mems_sorted, arr.mem[i] + slack, side="right")) - 1
-                while k >= 0:
-                    j = int(order[k])
-                    if j not in taken:
-                        g = gain[j] - gain[i]
-                        if g > best[0] and (
-                            not has_other or bool(np.all(used - arr.use[i] + arr.use[j] <= arr.lims + 1e-9))
-                        ):
-                            best = (float(g), pos, j)
-                    k -= 1
+                # Unchosen jobs no bigger than i's memory plus the slack, better by more than the
+                # best exchange so far; on ties the biggest (the last in memory order) wins.
+                k_end = int(np.searchsorted(mems_sorted, arr.mem[i] + slack, side="right"))
+                if k_end == 0:
+                    continue
+                g = gain_sorted[:k_end] - gain[i]
+                ok = ~taken[:k_end] & (g > best[0])
+                if has_other:
+                    ok &= np.all(used - arr.use[i] + use_sorted[:k_end] <= arr.lims + 1e-9, axis=1)
+                if not ok.any():
+                    continue
+                k = k_end - 1 - int(np.argmax(np.where(ok, g, -np.inf)[::-1]))
+                best = (float(g[k]), pos, int(order[k]))
             if best[1] is None:
                 break
             chosen[best[1]] = best[2]
@@ -565,10 +570,36 @@ class KnapsackPacker:
         taken = len(history) - 1
         return backtrack(history, [b[0] for b in bundles[:taken]], [b[2] for b in bundles[:taken]])
 
+    @staticmethod
+    def _undominated(weights: np.ndarray, values: np.ndarray, lims: tuple[int, ...]) -> np.ndarray:
+        """Positions (ascending) worth giving the value DP: of the jobs with the same usage in every
+        cell dimension, at most as many as fit together (``min(lims // usage)``), the most valuable,
+        the earliest on ties. Exact: in any optimal packing a lower-valued job of a class can be
+        exchanged for an unused higher-valued one without changing the usage, so every DP state's
+        best value is the same with or without the dropped jobs."""
+        n = len(weights)
+        _, cls = np.unique(weights, axis=0, return_inverse=True)
+        cls = cls.ravel()
+        with np.errstate(divide="ignore"):
+            fit = np.where(weights > 0, np.asarray(lims)[None, :] // np.maximum(weights, 1), n)
+        cap = fit.min(axis=1)
+        order = np.lexsort((np.arange(n), -values, cls))  # by class, then value down, then position
+        sorted_cls = cls[order]
+        first = np.r_[0, np.flatnonzero(np.diff(sorted_cls)) + 1]
+        rank = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
+        keep = np.zeros(n, dtype=bool)
+        keep[order[rank < cap[order]]] = True
+        return np.flatnonzero(keep)
+
     def _value_dp(self, arr: _Arrays, cand, dims) -> list[int]:
         grid, unit, extra = dims
-        usage = [tuple(int(v) for v in row) for row in self._weights(arr, cand, grid, unit, extra)]
+        weights = self._weights(arr, cand, grid, unit, extra)
         lims = tuple(lim for _, lim, _ in extra) + (grid,)
+        kept = self._undominated(weights, arr.values[cand], lims)[:_MAX_CANDIDATES]
+        # As in the subset-sum: with thousands of candidates the exact DP runs over the 512 most
+        # preferred undominated ones; _fill and _swap_up then look at all at their exact sizes.
+        cand, weights = cand[kept], weights[kept]
+        usage = [tuple(int(v) for v in row) for row in weights]
         shape = tuple(lim + 1 for lim in lims)  # last axis = memory cells
         dp = np.full(shape, -np.inf)
         dp[(0,) * len(shape)] = 0.0
@@ -582,17 +613,18 @@ class KnapsackPacker:
                 continue
             src = tuple(slice(0, s - x) for x, s in zip(u, shape))
             dst = tuple(slice(x, s) for x, s in zip(u, shape))
-            cand_val = dp[src] + values[i]
+            cand_val = dp[src] + values[i]  # a copy: dst may overlap src
             take = cand_val > dp[dst]
-            dp[dst] = np.where(take, cand_val, dp[dst])
-            full_take = np.zeros(shape, dtype=bool)
-            full_take[dst] = take
-            keep.append(full_take)
+            np.copyto(dp[dst], cand_val, where=take)
+            keep.append(take)  # indexed by state - usage
         state = np.unravel_index(int(np.argmax(dp)), shape)
         chosen = []
         for pos in range(len(cand) - 1, -1, -1):
             k = keep[pos]
-            if k is not None and k[state]:
+            if k is None:
+                continue
+            before = tuple(s - x for s, x in zip(state, usage[pos]))
+            if min(before) >= 0 and k[before]:
                 chosen.append(cand[pos])
-                state = tuple(s - x for s, x in zip(state, usage[pos]))
+                state = before
         return chosen
