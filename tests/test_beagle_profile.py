@@ -8,15 +8,8 @@ import pytest
 from chromosched_pipeline.imputation.beagle import BeagleResult
 from chromosched_pipeline.imputation.beagle_design import TINY_BASE, TINY_SPACE, DesignSpace, interleave, make_design
 from chromosched_pipeline.imputation.beagle_heap_search import Attempt, find_min_heap, probe_heaps, refine_bracket
-from chromosched_pipeline.imputation.beagle_profile import (
-    COLUMNS,
-    probe,
-    probe_heap_mb,
-    profile,
-    read_table,
-    refine,
-    write_table,
-)
+from chromosched_pipeline.imputation.beagle_profile import probe, probe_heap_mb, profile, refine
+from chromosched_pipeline.imputation.beagle_runs_table import COLUMNS, read_table, write_table
 
 
 def test_design_covers_the_space_and_decouples_marker_counts():

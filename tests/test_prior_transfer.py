@@ -278,7 +278,7 @@ def test_real_beagle_succeeds_at_the_estimate_for_the_small_array_long_window_co
 
 # -- the runs tables the prior is fitted on -------------------------------------------------------------
 def test_merge_gives_every_row_its_chromosome_length(tmp_path):
-    from chromosched_pipeline.imputation.beagle_profile import COLUMNS, LEGACY_COLUMNS, merge, read_table
+    from chromosched_pipeline.imputation.beagle_runs_table import COLUMNS, LEGACY_COLUMNS, merge, read_table
 
     legacy = tmp_path / "legacy.tsv"
     row = [

@@ -106,25 +106,15 @@ from .beagle_heap_search import (
     refine_bracket,
     rule_of_thumb_mb,
 )
-
-#: before the per-chromosome design (one base chromosome per table, its length only in a comment)
-LEGACY_COLUMNS = (
-    "design_id",
-    "split",
-    *FEATURES,
-    "min_heap_mb",
-    "max_fail_mb",
-    "gc_live_mb",
-    "wall_s",
-    "wall_at_min_s",
-    "peak_rss_mb",
-    "attempts",
-    "profile_s",
-    "status",
+from .beagle_runs_table import (
+    COLUMNS,
+    ESTIMATE_COLUMNS,
+    merge,
+    read_table,
+    table_points,
+    table_value,
+    write_table,
 )
-#: ``chrom_cm``: the genetic length of the base chromosome the point was cut from (the prior derives
-#: markers per window from it)
-COLUMNS = (*LEGACY_COLUMNS, "chrom_cm")
 
 
 # -- base data -------------------------------------------------------------------------------------
@@ -297,53 +287,6 @@ def beagle_runner(
 
 
 # -- the table -------------------------------------------------------------------------------------
-def read_table(path: Path) -> tuple[list[str], list[dict]]:
-    """(comment lines, rows) of an existing runs table; ([], []) if absent."""
-    if not path.is_file():
-        return [], []
-    comments, rows, header = [], [], None
-    for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            comments.append(line)
-        elif line.strip():
-            fields = line.split("\t")
-            if header is None:
-                header = fields
-                if tuple(header) not in (COLUMNS, LEGACY_COLUMNS):
-                    raise ChromoschedError(f"{path}: header differs from this profiler's columns; use a new --out")
-            else:
-                rows.append(dict(zip(header, fields)))
-    if header is not None and tuple(header) == LEGACY_COLUMNS:
-        length = comment_genetic_length_cm(comments)
-        for row in rows:
-            row["chrom_cm"] = _fmt(length)
-    return comments, rows
-
-
-def comment_genetic_length_cm(comments: Sequence[str]) -> float | None:
-    """The base chromosome's genetic length recorded in a table's comment lines (``genetic length X cM``)."""
-    import re
-
-    for line in comments:
-        match = re.search(r"genetic length ([0-9.]+) cM", line)
-        if match:
-            return float(match.group(1))
-    return None
-
-
-def write_table(path: Path, comments: Sequence[str], rows: Sequence[dict]) -> None:
-    lines = list(comments) + ["\t".join(COLUMNS)] + ["\t".join(str(r.get(c, "")) for c in COLUMNS) for r in rows]
-    write_text_atomic(path, "\n".join(lines) + "\n")
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "NA"
-    if isinstance(v, float):
-        return f"{v:.3f}".rstrip("0").rstrip(".")
-    return str(v)
-
-
 def profile(
     out: Path,
     work: Path,
@@ -458,7 +401,7 @@ def _profile(
             "profile_s": round(time.perf_counter() - t0, 1),
             "status": outcome.status,
         }
-        rows.append({k: _fmt(v) for k, v in row.items()})
+        rows.append({k: table_value(v) for k, v in row.items()})
         write_table(out, comments, rows)
         measured += 1
         progress(
@@ -565,12 +508,14 @@ def _record_bracket(
         {
             "min_heap_mb": _heap_text(hi),
             "max_fail_mb": _heap_text(lo),
-            "attempts": _fmt(int(row["attempts"]) + len(attempts)),
-            "profile_s": _fmt(round(float(row["profile_s"]) + time.perf_counter() - started, 1)),
+            "attempts": table_value(int(row["attempts"]) + len(attempts)),
+            "profile_s": table_value(round(float(row["profile_s"]) + time.perf_counter() - started, 1)),
         }
     )
     if best is not None:
-        row.update({"wall_at_min_s": _fmt(best.result.wall_s), "peak_rss_mb": _fmt(best.result.peak_rss_mb)})
+        row.update(
+            {"wall_at_min_s": table_value(best.result.wall_s), "peak_rss_mb": table_value(best.result.peak_rss_mb)}
+        )
 
 
 def probe_heap_mb(estimate: float) -> float:
@@ -648,20 +593,6 @@ def probe(
         write_table(out, comments, rows)
         progress(f"  -> {row['design_id']}: ({row['max_fail_mb']}, {row['min_heap_mb']}] MB, {len(attempts)} runs")
     return rows
-
-
-ESTIMATE_COLUMNS = (
-    "design_id",
-    "split",
-    *FEATURES,
-    "chrom_cm",
-    "level",
-    "estimate_mb",
-    "xmx",
-    "runs",
-    "outcome",
-    "wall_s",
-)
 
 
 def at_estimates(
@@ -743,14 +674,14 @@ def at_estimates(
                     {
                         "design_id": point.design_id,
                         "split": point.split,
-                        **{k: _fmt(v) for k, v in point.features().items()},
-                        "chrom_cm": _fmt(length),
+                        **{k: table_value(v) for k, v in point.features().items()},
+                        "chrom_cm": table_value(length),
                         "level": f"{level:g}",
-                        "estimate_mb": _fmt(round(estimate, 3)),
+                        "estimate_mb": table_value(round(estimate, 3)),
                         "xmx": xmx_option(heap),
                         "runs": str(len(attempts)),
                         "outcome": outcome,
-                        "wall_s": _fmt(round(max(a.result.wall_s for a in attempts), 2)),
+                        "wall_s": table_value(round(max(a.result.wall_s for a in attempts), 2)),
                     }
                 )
                 lines = (
@@ -760,58 +691,6 @@ def at_estimates(
                 progress(f"  -> {point.design_id} at {xmx_option(heap)}: {outcome}")
         finally:
             shutil.rmtree(where, ignore_errors=True)
-    return rows
-
-
-def table_points(path: Path, split: str) -> list[DesignPoint]:
-    """The design points of one split of a runs table (measured ``ok`` rows)."""
-    _, rows = read_table(path)
-    points = [
-        DesignPoint(
-            design_id=r["design_id"],
-            split=r["split"],
-            **{k: (float(r[k]) if k == "window_cm" else int(r[k])) for k in FEATURES},
-        )
-        for r in rows
-        if r["split"] == split and r["status"] == "ok"
-    ]
-    if not points:
-        raise ChromoschedError(f"{path}: no {split} rows with status ok")
-    return points
-
-
-def merge(out: Path, sources: Sequence[str], command_line: str = "") -> list[dict]:
-    """One runs table from several (e.g. one per base chromosome), each row with its ``chrom_cm``.
-
-    A source is ``PATH[:PREFIX[:SPLIT]]``: its design ids get ``PREFIX`` (unique ids across tables) and,
-    with ``SPLIT``, every row is put in that split (a table measured on a chromosome the fit must never
-    see is all ``heldout``; a whole former table can become ``fit``). A row without a genetic length
-    (a legacy table without the comment) is an error.
-    """
-    comments = [
-        f"# Beagle 5.4 minimum-heap runs merged from {len(sources)} tables (chromosched_pipeline.imputation.beagle_profile --merge)",
-        f"# regenerate: {command_line or 'merge'}",
-    ]
-    rows: list[dict] = []
-    for source in sources:
-        path, _, rest = source.partition(":")
-        prefix, _, split = rest.partition(":")
-        if split and split not in ("fit", "heldout"):
-            raise ChromoschedError(f"--merge {source}: split must be fit or heldout, not {split!r}")
-        table_comments, table_rows = read_table(Path(path))
-        if not table_rows:
-            raise ChromoschedError(f"{path}: no runs to merge")
-        comments += [f"# from {path}: {line.lstrip('# ')}" for line in table_comments[:2]]
-        for row in table_rows:
-            if row.get("chrom_cm") in (None, "", "NA", "None"):
-                raise ChromoschedError(f"{path}: row {row['design_id']} has no chromosome length (chrom_cm)")
-            rows.append({**row, "design_id": prefix + row["design_id"], "split": split or row["split"]})
-    ids = [r["design_id"] for r in rows]
-    if len(set(ids)) != len(ids):
-        raise ChromoschedError(
-            "--merge: design ids repeat across the tables; give each table its own PREFIX (PATH:PREFIX)"
-        )
-    write_table(out, comments, rows)
     return rows
 
 
