@@ -149,3 +149,29 @@ def test_pipeline_report_rule_draws_the_same_figures(tmp_path, capsys):
         == 0
     )
     assert "0 scheduled job attempts" in capsys.readouterr().err and all(p.exists() for p in out)
+
+
+def test_a_shrink_lowers_the_reserved_memory_from_its_time(tmp_path):
+    """A probe given 1000 MB shrinks to 120 MB at 2 s (its memory settled) and a second job starts
+    beside it: the reserved curve follows the shrink, so it never shows the two above the budget."""
+    events = _events(
+        tmp_path / "events.jsonl",
+        [
+            {"time": 0.0, "event": "begin", "mode": "dynamic", "budget_mb": 1000},
+            {"time": 0.0, "event": "start", "uid": "p", "rule": "r", "mem_mb": 1000, "source": "whole-budget"},
+            {"time": 2.0, "event": "shrink", "uid": "p", "rule": "r", "mem_mb": 120, "was_mb": 1000, "plateau_mb": 90},
+            {"time": 2.5, "event": "start", "uid": "q", "rule": "r", "mem_mb": 800, "source": "regressor"},
+            {"time": 4.0, "event": "finish", "uid": "p", "need_mb": 90},
+            {"time": 5.0, "event": "finish", "uid": "q", "need_mb": 700},
+        ],
+    )
+    run = load_run_events(events)
+    probe = next(a for a in run.attempts if a.uid == "p")
+    assert probe.mem_mb == 1000 and probe.reservation() == [(0.0, 2.0, 1000.0), (2.0, 4.0, 120.0)]
+    times, levels = memory_steps(run.attempts, "reserved")
+    assert max(levels) == 1000 and levels[-1] == 0
+    assert dict(zip(times, levels))[2.5] == 920  # 120 + 800 once q starts
+    numbers = summary(run)
+    assert numbers["peak_reserved_mb"] == 1000.0
+    # reserved MB x s (2000 + 240 + 2000) over measured (360 + 1750)
+    assert numbers["over_reservation"] == round(4240 / 2110, 3)

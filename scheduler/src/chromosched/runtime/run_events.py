@@ -4,14 +4,15 @@ The plugin's :class:`~chromosched.runtime.session.SchedulingSession` appends one
 event to ``.chromosched/events.jsonl`` in the main Snakemake process, whatever the executor (local
 or Slurm): ``begin`` (mode, budget), ``ordering`` (static mode's chromosome order), ``start``
 (rule, wildcards, attempt, reserved ``mem_mb``, ``predicted_mb``, source), ``finish`` (measured
-``need_mb``, ``runtime_s``) and ``fail`` (``oom``). This module pairs starts with their ends and
+``need_mb``, ``runtime_s``), ``fail`` (``oom``) and ``shrink`` (a running job's reservation lowered
+to ``mem_mb`` once its measured memory had settled). This module pairs starts with their ends and
 derives what ``chromosched report`` shows; it needs neither Snakemake nor the run's other files.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ChromoschedError
@@ -33,6 +34,13 @@ class Attempt:
     source: str  # prior | regressor | escalation | declared | static | unmanaged | whole-budget
     outcome: str  # ok | oom | failed | unfinished
     need_mb: float | None = None  # measured (finished attempts the scheduler could measure)
+    shrinks: list[tuple[float, float]] = field(default_factory=list)  # (time s, reserved MB from then)
+
+    def reservation(self) -> list[tuple[float, float, float]]:
+        """(from s, to s, MB reserved) over the run: ``mem_mb`` from the start, then each shrink's."""
+        times = [self.start_s] + [t for t, _ in self.shrinks] + [self.end_s]
+        amounts = [self.mem_mb] + [mb for _, mb in self.shrinks]
+        return [(times[i], times[i + 1], amounts[i]) for i in range(len(amounts))]
 
     @property
     def label(self) -> str:
@@ -93,6 +101,12 @@ def load_run_events(path: str | Path) -> RunEvents:
                 need_mb=_number((end or {}).get("need_mb")) if outcome == "ok" else None,
             )
         )
+    for e in events:
+        if e["event"] == "shrink" and "uid" in e and e.get("mem_mb") is not None:
+            t = e["time"] - t0
+            running = [a for a in attempts if a.uid == e["uid"] and a.start_s <= t <= a.end_s]
+            if running:
+                running[-1].shrinks.append((t, float(e["mem_mb"])))
     return RunEvents(
         mode=begin.get("mode"),
         budget_mb=_number(begin.get("budget_mb")),
@@ -109,9 +123,11 @@ def memory_steps(attempts: list[Attempt], what: str = "reserved") -> tuple[list[
     its whole run: an upper envelope of the real use, since a peak does not last the whole run)."""
     changes = []
     for a in attempts:
-        amount = a.mem_mb if what == "reserved" else a.need_mb
-        if amount:
-            changes += [(a.start_s, amount), (a.end_s, -amount)]
+        if what == "reserved":
+            for start, end, amount in a.reservation():
+                changes += [(start, amount), (end, -amount)] if amount else []
+        elif a.need_mb:
+            changes += [(a.start_s, a.need_mb), (a.end_s, -a.need_mb)]
     changes.sort(key=lambda c: (c[0], c[1]))  # ends before starts at the same instant
     times, levels, level = [0.0], [0.0], 0.0
     for t, delta in changes:
@@ -125,7 +141,7 @@ def summary(run: RunEvents) -> dict:
     """The report's numbers: makespan, peaks, over-reservation, retries, per-rule prediction error."""
     attempts = run.attempts
     measured = [a for a in attempts if a.need_mb]
-    reserved_area = sum(a.mem_mb * (a.end_s - a.start_s) for a in measured)
+    reserved_area = sum(mb * (end - start) for a in measured for start, end, mb in a.reservation())
     needed_area = sum(a.need_mb * (a.end_s - a.start_s) for a in measured)
     per_rule = {}
     for rule in sorted({a.rule for a in attempts}):
