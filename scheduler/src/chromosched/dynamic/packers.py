@@ -580,8 +580,7 @@ class KnapsackPacker:
         n = len(weights)
         _, cls = np.unique(weights, axis=0, return_inverse=True)
         cls = cls.ravel()
-        with np.errstate(divide="ignore"):
-            fit = np.where(weights > 0, np.asarray(lims)[None, :] // np.maximum(weights, 1), n)
+        fit = np.where(weights > 0, np.asarray(lims)[None, :] // np.maximum(weights, 1), n)
         cap = fit.min(axis=1)
         order = np.lexsort((np.arange(n), -values, cls))  # by class, then value down, then position
         sorted_cls = cls[order]
@@ -604,16 +603,16 @@ class KnapsackPacker:
         dp = np.full(shape, -np.inf)
         dp[(0,) * len(shape)] = 0.0
         keep = []
-        values = arr.values.tolist()
+        values = arr.values[cand].tolist()
         cand = cand.tolist()
-        for pos, i in enumerate(cand):
+        for pos in range(len(cand)):
             u = usage[pos]
             if any(x > s - 1 for x, s in zip(u, shape)):
                 keep.append(None)
                 continue
             src = tuple(slice(0, s - x) for x, s in zip(u, shape))
             dst = tuple(slice(x, s) for x, s in zip(u, shape))
-            cand_val = dp[src] + values[i]  # a copy: dst may overlap src
+            cand_val = dp[src] + values[pos]  # a copy: dst may overlap src
             take = cand_val > dp[dst]
             np.copyto(dp[dst], cand_val, where=take)
             keep.append(take)  # indexed by state - usage

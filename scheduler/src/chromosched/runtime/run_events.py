@@ -101,10 +101,13 @@ def load_run_events(path: str | Path) -> RunEvents:
                 need_mb=_number((end or {}).get("need_mb")) if outcome == "ok" else None,
             )
         )
+    by_uid: dict[str, list[Attempt]] = {}
+    for a in attempts:
+        by_uid.setdefault(a.uid, []).append(a)
     for e in events:
         if e["event"] == "shrink" and "uid" in e and e.get("mem_mb") is not None:
             t = e["time"] - t0
-            running = [a for a in attempts if a.uid == e["uid"] and a.start_s <= t <= a.end_s]
+            running = [a for a in by_uid.get(e["uid"], []) if a.start_s <= t <= a.end_s]
             if running:
                 running[-1].shrinks.append((t, float(e["mem_mb"])))
     return RunEvents(
