@@ -151,6 +151,7 @@ class Scheduler(SchedulerBase):
         self._refresh = False  # a rule turned out to set its own mem_mb: rebuild the ready records
         self._overridden: dict[str, object] = {}  # uid -> the ResourceList we put on the job
         self._sampler = None  # LiveMemory (local runs with live_memory)
+        self._woken: set[str] = set()  # running jobs a scheduling round was started for (shrinks)
 
     # -- Snakemake's entry point ------------------------------------------------------------------
     def select_jobs(self, selectable_jobs, remaining_jobs, available_resources, input_sizes):
@@ -269,6 +270,24 @@ class Scheduler(SchedulerBase):
         self._overridden[uid] = job._resources
         return True
 
+    def _wake_for_shrinks(self, workflow) -> None:
+        """Sampler thread: when a running job's reservation has become shrinkable, start a
+        scheduling round now. Snakemake runs select_jobs when a job ends and otherwise about once
+        a second; the memory a shrink frees is only given out in select_jobs. Its scheduling loop
+        waits on a semaphore (``JobScheduler._open_jobs``, snakemake 9) that job ends release too;
+        releasing it once more only adds a round. Without that attribute nothing happens."""
+        session = self._session
+        if session is None:
+            return
+        due = session.shrink_due() - self._woken
+        if not due:
+            return
+        self._woken |= due
+        gate = getattr(getattr(workflow, "scheduler", None), "_open_jobs", None)
+        release = getattr(gate, "release", None)
+        if callable(release):
+            release()
+
     def _may_override(self) -> bool:
         return not isinstance(self.settings, SchedulerSettings) or _on(self.settings.override_mem)
 
@@ -298,6 +317,7 @@ class Scheduler(SchedulerBase):
 
                 self._sampler = LiveMemory()
                 self._session.live = self._sampler
+                self._sampler.on_sample = lambda: self._wake_for_shrinks(workflow)
             if self._session.settings.critical_path:
                 self._session.set_dag(*self._dag_data(remaining))
         return self._session
@@ -356,6 +376,7 @@ class Scheduler(SchedulerBase):
                 continue
             if self._sampler is not None:
                 self._sampler.stop(uid)
+                self._woken.discard(uid)
             self._overridden.pop(uid, None)
             del self._jobs[uid]
             del self._attempt[uid]

@@ -241,6 +241,8 @@ PRESETS.update(
             outlier_cut=4.0,
             min_residuals=4,
             default_margin=0.3,
+            safety=1.0,
+            ucb_delta=0.05,
         ),
         # Shared memory (no per-job limits): point predictions plus a pooled reserve.
         "chromosched-shared": replace(_OURS, name="chromosched-shared", pooled_reserve_z=2.5),
@@ -488,7 +490,7 @@ class DynamicPolicy:
         [1, 2] (2 while only one size is known), and e = 2 beyond ``ladder`` x that size, so
         neither a quadratic law nor a line through two close, noisy jobs underestimates big jobs.
         A rule whose pinned fit hardly grows with size (:func:`_flat_exponent`) is scaled by the
-        fit's own exponent instead, without the quadratic reach. ``xs``: sizes (a list with None for unknown, or an array with NaN: ready_jobs' rows)."""
+        fit's own exponent instead up to the reach (quadratically beyond it, like any law). ``xs``: sizes (a list with None for unknown, or an array with NaN: ready_jobs' rows)."""
         front = reg.frontier()
         if front is None or front[0] <= 0:
             return points
@@ -501,7 +503,10 @@ class DynamicPolicy:
         flat = _flat_exponent(reg, x1)
         if flat is not None:
             e = flat  # memory that does not grow with size is not extrapolated as if it did
-        reach = self.config.ladder * x1 if self.config.ladder > 1 and flat is None else math.inf
+        # Beyond the reach nothing is known, flat or not: a law flat over the measured sizes may
+        # still turn up (a fixed overhead hiding a term in size^2: 100 + 0.004 L^2 looks flat up
+        # to 80 Mbp and is 3.5x that at 249), so it is extrapolated quadratically there too.
+        reach = self.config.ladder * x1 if self.config.ladder > 1 else math.inf
         near = np.minimum(x, reach)
         with np.errstate(divide="ignore", invalid="ignore"):
             bound = y1 * (near / x1) ** e * (x / near) ** 2

@@ -36,7 +36,9 @@ class LiveMemory:
         self._started: dict[str, float] = {}
         self._current: dict[str, float] = {}  # uid -> MB now
         self._peak: dict[str, float] = {}  # uid -> largest MB seen
-        self._recent: dict[str, list[tuple[float, float]]] = {}  # uid -> (time, MB) of the last samples
+        self._samples: dict[str, int] = {}  # uid -> samples taken
+        self._level: dict[str, tuple[float, float, float]] = {}  # uid -> (flat since, its level MB, last sample)
+        self.on_sample = None  # called (in the sampler thread) after every sample, when set
         self._unattributed = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -49,14 +51,15 @@ class LiveMemory:
             self._started[uid] = time.monotonic()
             self._current[uid] = 0.0
             self._peak[uid] = 0.0
-            self._recent[uid] = []
+            self._samples[uid] = 0
+            self._level.pop(uid, None)
         if self.available and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="chromosched-live-memory", daemon=True)
             self._thread.start()
 
     def stop(self, uid: str) -> None:
         with self._lock:
-            for d in (self._paths, self._started, self._current, self._peak, self._recent):
+            for d in (self._paths, self._started, self._current, self._peak, self._samples, self._level):
                 d.pop(uid, None)
 
     def snapshot(self) -> tuple[dict[str, float], float]:
@@ -64,19 +67,21 @@ class LiveMemory:
         with self._lock:
             return dict(self._current), self._unattributed
 
-    def settled(self, uid: str, window_s: float = 1.0, tolerance: float = 0.02) -> float | None:
-        """The job's RSS (MB) when it has stayed within ``tolerance`` of its peak for the last
-        ``window_s`` seconds (a plateau: the need is known before the job ends), else None."""
+    def settled(self, uid: str, window_s: float = 1.0, fraction: float = 0.0) -> float | None:
+        """The job's peak RSS (MB) once its RSS has stayed within 2 % of one level for at
+        least ``window_s`` seconds and at least ``fraction`` of the job's age (a plateau: the need
+        is known before the job ends), else None. The age term makes the test scale-free: a job
+        that reached its level at once settles soon, one that has been growing for minutes must
+        then stay flat for a like share of its run."""
         with self._lock:
-            recent = list(self._recent.get(uid, ()))
+            level = self._level.get(uid)
             peak = self._peak.get(uid, 0.0)
-        if peak <= 0 or len(recent) < 3:
+            samples = self._samples.get(uid, 0)
+            started = self._started.get(uid)
+        if peak <= 0 or samples < 3 or level is None or started is None:
             return None
-        now = recent[-1][0]
-        if now - recent[0][0] < window_s:
-            return None
-        window = [mb for t, mb in recent if now - t <= window_s]
-        if min(window) < peak * (1 - tolerance):
+        since, _, last = level
+        if last - since < max(window_s, fraction * (last - started)):
             return None
         return peak
 
@@ -136,8 +141,16 @@ class LiveMemory:
                 if uid in self._current:
                     self._current[uid] = mb
                     self._peak[uid] = max(self._peak.get(uid, 0.0), mb)
-                    recent = self._recent.setdefault(uid, [])
-                    recent.append((now, mb))
-                    while len(recent) > 2 and now - recent[1][0] > 1.5:
-                        recent.pop(0)
+                    self._samples[uid] = self._samples.get(uid, 0) + 1
+                    since, level, _ = self._level.get(uid, (now, mb, now))
+                    if abs(mb - level) > _tolerance(level):
+                        since, level = now, mb  # a new level: the plateau starts again
+                    self._level[uid] = (since, level, now)
             self._unattributed = loose
+        if self.on_sample is not None:
+            self.on_sample()
+
+
+def _tolerance(level_mb: float, relative: float = 0.02) -> float:
+    """How far (MB) an RSS sample may move from its plateau's level and still be on it."""
+    return max(relative * level_mb, 1.0)

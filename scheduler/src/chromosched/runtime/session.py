@@ -41,10 +41,13 @@ from .static_admission import StaticAdmission
 
 MODES = ("static", "dynamic")
 MEMORY = "mem_mb"
-# A running job's reservation shrinks to KEEP x its RSS once that has stayed flat for SETTLE_S
-# (live sampling; see SchedulingSession.shrink_reservations).
+# A running job's reservation shrinks to KEEP x its RSS once that has stayed flat for SETTLE_S and
+# for SETTLE_FRACTION of the job's age (live sampling; see SchedulingSession.shrink_reservations).
 KEEP = 1.3
-SETTLE_S = 0.6
+SETTLE_S = 0.5
+# Input files smaller than this in all are no size feature for an unseen rule's memory.
+MIN_INPUT_MB = 1.0
+SETTLE_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class _Running:
     overhead_mb: int = 0
     over_mb: float = 0.0  # largest live RSS seen above the allocation
     provisional: bool = False  # its plateau was learned before it ended
+    given_mb: int = 0  # the mem_mb it started with (its {resources.mem_mb}); mem_mb may shrink later
 
 
 class SchedulingSession:
@@ -351,7 +355,9 @@ class SchedulingSession:
             slot = self._ready.slot_of.get(d.record.uid)
             task = self._ready.tasks[slot] if slot is not None else None
             self._ready.remove(d.record.uid)
-            self.running[d.record.uid] = _Running(d.record, d.mem_mb, now, task=task, overhead_mb=d.overhead_mb)
+            self.running[d.record.uid] = _Running(
+                d.record, d.mem_mb, now, task=task, overhead_mb=d.overhead_mb, given_mb=d.mem_mb
+            )
             self._event(
                 "start",
                 uid=d.record.uid,
@@ -521,7 +527,7 @@ class SchedulingSession:
                         self.log(f"{r.record.label} uses {now:.0f} MB, more than its {r.mem_mb} MB (live)")
             else:
                 total += r.mem_mb
-                plateau = self.live.settled(uid)
+                plateau = self.live.settled(uid, fraction=SETTLE_FRACTION)
                 if plateau is not None and not r.provisional and self._policy is not None:
                     # Its memory has plateaued below its allocation: learn it now (the real peak
                     # replaces it when the job ends), so bigger jobs of its rule need not wait.
@@ -530,7 +536,8 @@ class SchedulingSession:
         return total
 
     def shrink_reservations(self, apply: Callable[[str, int], bool]) -> None:
-        """Live sampling: a running job whose RSS has been flat for ``SETTLE_S`` while its
+        """Live sampling: a running job whose RSS has been flat for ``SETTLE_S`` (and for
+        ``SETTLE_FRACTION`` of its age) while its
         reservation is more than ``KEEP`` x that plateau (a probe, started with all the free memory;
         a few-shot job sized conservatively) keeps ``KEEP`` x the plateau, and the rest is released
         (``apply(uid, new_mem_mb)`` re-budgets the job where Snakemake accounts it; False leaves it
@@ -540,13 +547,11 @@ class SchedulingSession:
         if self.live is None or self._policy is None:
             return
         for uid, r in self.running.items():
-            if r.over_mb:
+            shrink = self._shrinkable(uid, r)
+            if shrink is None:
                 continue
-            plateau = self.live.settled(uid, window_s=SETTLE_S)
-            if plateau is None:
-                continue
-            keep = int(math.ceil(max(plateau * KEEP, plateau + 1.0))) + r.overhead_mb
-            if keep >= 0.9 * r.mem_mb or not apply(uid, keep):
+            plateau, keep = shrink
+            if not apply(uid, keep):
                 continue
             self.log(
                 f"{r.record.label} settled at {plateau:.0f} MB: its reservation shrinks from "
@@ -565,6 +570,28 @@ class SchedulingSession:
             if not r.provisional:
                 r.provisional = True
                 self._policy.observe_provisional(r.task or self._task(r.record), plateau)
+
+    def _shrinkable(self, uid: str, r) -> tuple[float, int] | None:
+        """(plateau MB, the reservation to keep) when running job ``uid`` may shrink now, else None."""
+        if r.over_mb:
+            return None
+        plateau = self.live.settled(uid, window_s=SETTLE_S, fraction=SETTLE_FRACTION)
+        if plateau is None:
+            return None
+        keep = int(math.ceil(max(plateau * KEEP, plateau + 1.0))) + r.overhead_mb
+        return None if keep >= 0.9 * r.mem_mb else (plateau, keep)
+
+    def shrink_due(self) -> set[str]:
+        """The running jobs whose reservations could shrink now (asked from the sampler's thread,
+        so that the adapter can wake Snakemake's scheduling loop instead of waiting for its next
+        round: a shrink frees memory only when select_jobs runs)."""
+        if self.live is None or self._policy is None:
+            return set()
+        try:
+            running = list(self.running.items())
+        except RuntimeError:  # changed by the main thread meanwhile: ask again at the next sample
+            return set()
+        return {uid for uid, r in running if self._shrinkable(uid, r) is not None}
 
     def _task(self, record: JobRecord) -> TaskRequest:
         features: dict[str, float] = {}
@@ -634,12 +661,15 @@ class SchedulingSession:
 
     def _unseen_features(self, record: JobRecord) -> dict[str, float]:
         """Size features of a job of an unseen rule: chromosome length, input MB, and ``size`` (the
-        length when there is one, else the input size)."""
+        length when there is one, else the input size). Inputs under ``MIN_INPUT_MB`` are no size
+        feature: flags and small tables (a few bytes that differ by one digit) say nothing about
+        memory, and a regression on them fits noise (a rule reading its upstream rule's small
+        outputs was once predicted at a third of its need that way)."""
         features: dict[str, float] = {}
         length = length_mbp(record.wildcards, self._all_lengths)
         if length is not None:
             features["length"] = length
-        if record.input_mb > 0:
+        if record.input_mb >= MIN_INPUT_MB:
             features["input"] = float(record.input_mb)
         features["size"] = features.get("length", features.get("input", 1.0))
         return features
@@ -744,7 +774,7 @@ class SchedulingSession:
                 rule=entry.record.rule,
                 wildcards=dict(entry.record.wildcards),
                 attempt=entry.record.attempt,
-                mem_mb=entry.mem_mb,
+                mem_mb=max(entry.given_mb, entry.mem_mb),
                 oom=oom,
             )
         if entry is None or self._policy is None:
@@ -752,10 +782,13 @@ class SchedulingSession:
         if oom is False:
             self.log(f"{entry.record.label} failed (not out of memory): retried with a fresh prediction")
             return
-        self._policy.observe_failure(self._task(entry.record), entry.mem_mb - entry.overhead_mb)
+        # The job ran with the mem_mb it started with: a reservation shrunk while it ran (its RSS
+        # looked settled before it allocated) is not what it failed with.
+        given = max(entry.given_mb, entry.mem_mb)
+        self._policy.observe_failure(self._task(entry.record), given - entry.overhead_mb)
         self.log(
             f"{entry.record.label} attempt {entry.record.attempt} failed"
-            f"{' out of memory' if oom else ' (cause unknown: treated as out of memory)'} with {entry.mem_mb} MB; "
+            f"{' out of memory' if oom else ' (cause unknown: treated as out of memory)'} with {given} MB; "
             "next attempt gets more"
         )
         self._save()
