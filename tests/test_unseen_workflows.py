@@ -273,7 +273,9 @@ def test_a_settled_job_wakes_the_scheduling_loop(tmp_path):
     assert len(probe) == 1 and probe[0].mem_mb == 1000  # unknown rule: its smallest job alone
     uid = probe[0].record.uid
     marker = str(tmp_path / "marker-out.txt")
-    code = "import time; b = bytearray(80 * 2**20); [b.__setitem__(i, 1) for i in range(0, len(b), 4096)]; time.sleep(5)"
+    code = (
+        "import time; b = bytearray(80 * 2**20); [b.__setitem__(i, 1) for i in range(0, len(b), 4096)]; time.sleep(5)"
+    )
     proc = subprocess.Popen(["bash", "-c", f"{sys.executable} -c '{code}' {marker}; true"])
     live = LiveMemory(interval_s=0.1)
     try:
@@ -303,7 +305,9 @@ def test_a_failure_escalates_from_what_the_job_started_with(tmp_path):
     assert [d.mem_mb for d in probe] == [500]
     uid = probe[0].record.uid
     marker = str(tmp_path / "marker-out.txt")
-    code = "import time; b = bytearray(40 * 2**20); [b.__setitem__(i, 1) for i in range(0, len(b), 4096)]; time.sleep(5)"
+    code = (
+        "import time; b = bytearray(40 * 2**20); [b.__setitem__(i, 1) for i in range(0, len(b), 4096)]; time.sleep(5)"
+    )
     proc = subprocess.Popen(["bash", "-c", f"{sys.executable} -c '{code}' {marker}; true"])
     live = LiveMemory(interval_s=0.1)
     try:
