@@ -4,8 +4,9 @@
 
 ``--enforce`` makes it behave like a Java tool with -Xmx: when ``need`` exceeds its ``limit`` it
 fails with exit 3 (as -XX:+ExitOnOutOfMemoryError does) after half its run. Each run appends
-``{need, limit, start, end, ok, rss_mb}`` to LEDGER (for measuring what ran at once; ``rss_mb`` is the
-process's own peak resident memory, the interpreter included) and, with
+``{need, limit, start, held, end, ok, rss_mb}`` to LEDGER (for measuring what ran at once; ``held``
+is when its ``need`` MB became resident, ``rss_mb`` the process's own peak resident memory, the
+interpreter included) and, with
 ``--outcome``, ``{kind, need_mb, mem_mb}`` to that file (what the chromosched scheduler reads).
 """
 
@@ -48,8 +49,9 @@ if a.enforce and a.need > a.limit:
 block = bytearray(a.need * 2**20)
 for i in range(0, len(block), 4096):  # touch every page so it is resident
     block[i] = 1
+held = time.time()
 time.sleep(a.hold)
-entry = {"out": a.out, "need": a.need, "limit": a.limit, "start": start, "end": time.time(), "ok": True}
+entry = {"out": a.out, "need": a.need, "limit": a.limit, "start": start, "held": held, "end": time.time(), "ok": True}
 append(a.ledger, {**entry, "rss_mb": peak_rss_mb()})
 if a.outcome:
     append(a.outcome, {"kind": "ok", "need_mb": a.need, "mem_mb": a.limit})
