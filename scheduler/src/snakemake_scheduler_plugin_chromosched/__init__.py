@@ -96,6 +96,13 @@ class SchedulerSettings(SchedulerSettingsBase):
             "and kept next to the model)."
         ),
     )
+    reserve_head: Optional[str] = field(
+        default="on",
+        metadata=_help(
+            "on/off. Keep memory for the longest ready job: it starts first when it fits; when it does not, "
+            "other jobs start only if they do not delay it (EASY backfilling on predicted runtimes)."
+        ),
+    )
     job_overhead_mb: Optional[int] = field(
         default=None,
         metadata=_help(
@@ -132,6 +139,8 @@ class SchedulerSettings(SchedulerSettingsBase):
         values = {
             f.name: getattr(self, f.name) for f in fields(SessionSettings) if getattr(self, f.name, None) is not None
         }
+        if "reserve_head" in values:  # on/off on the command line, a flag in the session
+            values["reserve_head"] = _on(values["reserve_head"])
         return SessionSettings(**values)
 
 

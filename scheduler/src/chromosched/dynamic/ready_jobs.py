@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import ChromoschedError
 from ..runtime.job_record import JobRecord
+from .head_reservation import HeadPlan, plan_head
 from .packers import FirstFitPacker, GreedyPacker, KnapsackPacker, Limits
 from .policy import Allocation, Capacity, DynamicPolicy, RunningTask, TaskRequest
 
@@ -303,10 +304,13 @@ def select_vectorised(
     running: Sequence[RunningTask] = (),
     other_free: Mapping[str, float] | None = None,
     use_rank: bool = False,
+    now: float | None = None,
 ) -> list[Allocation] | None:
     """:meth:`DynamicPolicy.select` over ``table``'s rows ``slots`` (all registered with the policy),
     also packing every resource in ``other_free`` (name -> free amount). None: the policy's own
     per-job path must decide. ``use_rank``: prefer jobs by critical-path rank, then runtime.
+    ``now`` (the clock of the running jobs' starts): keep memory for the longest ready job
+    (:mod:`chromosched.dynamic.head_reservation`) when at most ``area_max_items`` jobs are ready.
 
     Probe mode (``cold_start="probe"``): a job type with no prior and no measured job is probed by
     the policy's own path (None here; while a probe runs, those jobs wait and the others are packed
@@ -431,7 +435,20 @@ def select_vectorised(
             picked = sorted(picked)
         picked = explore + rest[picked].tolist()
     else:
-        picked = packer.select_arrays(mem_o, cores, gpus, limits=limits, values=values, extra=extra_use)
+        plan = None
+        if now is not None and len(order) <= cfg.area_max_items:
+            priority = np.where(np.isnan(rank), rt, rank) if use_rank else rt
+            ends = []
+            for r in running:
+                runtime = r.predicted_runtime_s
+                if runtime is None:
+                    runtime = policy.predicted_runtime(r.task)
+                ends.append((math.inf if runtime is None else r.started_at + runtime, float(r.mem_mb)))
+            plan = plan_head(mem_o, priority[order], rt[order], limits.mem, ends, now)
+        if plan is None:
+            picked = packer.select_arrays(mem_o, cores, gpus, limits=limits, values=values, extra=extra_use)
+        else:
+            picked = _pack_around_head(plan, packer, mem_o, cores, gpus, limits, values, extra_use)
         if isinstance(packer, KnapsackPacker):
             picked = sorted(picked)  # the policy's order: preference order
     chosen = []
@@ -453,6 +470,60 @@ def select_vectorised(
             f"resources ({mem[i]:.6g} MB needed, {free.mem_mb:.6g} MB free)"
         )
     return chosen
+
+
+def _minus(limits: Limits, rows, mem_o, cores, gpus, extra_use) -> Limits:
+    """``limits`` less what the jobs at ``rows`` (positions in preference order) take."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return Limits(
+        mem=max(limits.mem - float(mem_o[rows].sum()), 0.0),
+        cores=None if limits.cores is None else limits.cores - int(cores[rows].sum()),
+        gpus=None if limits.gpus is None else limits.gpus - int(gpus[rows].sum()),
+        max_items=None if limits.max_items is None else limits.max_items - len(rows),
+        extra={k: v - float(extra_use[k][rows].sum()) for k, v in (limits.extra or {}).items()} or None,
+    )
+
+
+def _fits(limits: Limits) -> bool:
+    return (
+        limits.mem >= 0
+        and (limits.cores is None or limits.cores >= 0)
+        and (limits.gpus is None or limits.gpus >= 0)
+        and (limits.max_items is None or limits.max_items >= 0)
+        and all(v >= 0 for v in (limits.extra or {}).values())
+    )
+
+
+def _pack_around_head(plan: HeadPlan, packer, mem_o, cores, gpus, limits: Limits, values, extra_use) -> list[int]:
+    """Positions to start: the head first when it fits, then the packer's choice among the rest;
+    when it does not fit, only jobs that leave its reserved start as it is (jobs beyond the
+    predicted end of that wait share the memory left over beside the head, shorter jobs any)."""
+    n = len(mem_o)
+
+    def pack(rows: np.ndarray, lim: Limits) -> list[int]:
+        if len(rows) == 0 or lim.mem <= 0:
+            return []
+        chosen = packer.select_arrays(
+            mem_o[rows],
+            cores[rows],
+            gpus[rows],
+            limits=lim,
+            values=None if values is None else values[rows],
+            extra={k: v[rows] for k, v in extra_use.items()},
+        )
+        return rows[chosen].tolist()
+
+    if plan.fits:
+        rest = _minus(limits, [plan.head], mem_o, cores, gpus, extra_use)
+        if not _fits(rest):  # it fits the memory but not the cores, GPUs or job count: no forcing
+            return pack(np.arange(n), limits)
+        others = np.flatnonzero(np.arange(n) != plan.head)
+        return [plan.head] + pack(others, rest)
+    idx = np.arange(n)
+    long_rows = idx[~plan.short & (idx != plan.head) & (mem_o <= plan.spare)]
+    first = pack(long_rows, replace(limits, mem=min(limits.mem, plan.spare)))
+    left = _minus(limits, first, mem_o, cores, gpus, extra_use)
+    return first + pack(idx[plan.short], left)
 
 
 def _explore(
