@@ -63,6 +63,8 @@ def test_backfill_never_delays_the_head():
         assert mem[picked].sum() <= free + 1e-6
         past = [i for i in picked if runtime[i] > plan.at]
         freed = sum(m for e, m in running if e <= plan.at)
-        assert free - mem[picked].sum() + freed + mem[[i for i in picked if i not in past]].sum() >= mem[plan.head] - 1e-6
+        assert (
+            free - mem[picked].sum() + freed + mem[[i for i in picked if i not in past]].sum() >= mem[plan.head] - 1e-6
+        )
         checked += 1
     assert checked > 50

@@ -276,8 +276,8 @@ def test_a_settled_job_wakes_the_scheduling_loop(tmp_path):
     code = (
         "import time; b = bytearray(80 * 2**20); [b.__setitem__(i, 1) for i in range(0, len(b), 4096)]; time.sleep(5)"
     )
-    proc = subprocess.Popen(["bash", "-c", f"{sys.executable} -c '{code}' {marker}; true"])
     live = LiveMemory(interval_s=0.1)
+    proc = None
     try:
         session.live = live
         adapter = Scheduler.__new__(Scheduler)  # only the wake-up path: no Snakemake DAG needed
@@ -286,13 +286,15 @@ def test_a_settled_job_wakes_the_scheduling_loop(tmp_path):
         workflow = SimpleNamespace(scheduler=SimpleNamespace(_open_jobs=gate))
         assert session.shrink_due() == set()  # nothing sampled yet
         live.on_sample = lambda: adapter._wake_for_shrinks(workflow)
-        live.start(uid, [marker])
+        live.start(uid, [marker])  # as the adapter does: when the job is selected, before it runs
+        proc = subprocess.Popen(["bash", "-c", f"sleep 0.3; {sys.executable} -c '{code}' {marker}; true"])
         assert gate.acquire(timeout=4.0)  # woken while the job still runs
         assert session.shrink_due() == {uid}
         assert not gate.acquire(timeout=0.6)  # once per job, not at every sample
     finally:
         live.close()
-        proc.wait(timeout=10)
+        if proc is not None:
+            proc.wait(timeout=10)
 
 
 def test_a_failure_escalates_from_what_the_job_started_with(tmp_path):
@@ -308,11 +310,12 @@ def test_a_failure_escalates_from_what_the_job_started_with(tmp_path):
     code = (
         "import time; b = bytearray(40 * 2**20); [b.__setitem__(i, 1) for i in range(0, len(b), 4096)]; time.sleep(5)"
     )
-    proc = subprocess.Popen(["bash", "-c", f"{sys.executable} -c '{code}' {marker}; true"])
     live = LiveMemory(interval_s=0.1)
+    proc = None
     try:
         session.live = live
-        live.start(uid, [marker])
+        live.start(uid, [marker])  # as the adapter does: when the job is selected, before it runs
+        proc = subprocess.Popen(["bash", "-c", f"sleep 0.3; {sys.executable} -c '{code}' {marker}; true"])
         shrunk = []
         deadline = time.time() + 4.0
         while not shrunk and time.time() < deadline:
@@ -321,11 +324,45 @@ def test_a_failure_escalates_from_what_the_job_started_with(tmp_path):
         assert shrunk and shrunk[0] < 200  # settled near 40 MB: most of the 500 MB went back
     finally:
         live.close()
-        proc.wait(timeout=10)
+        if proc is not None:
+            proc.wait(timeout=10)
     session.failed(uid, oom=True)
     retry = [replace(r, attempt=2) for r in records if r.uid == uid]  # Snakemake's next attempt
     again = session.select(retry, {"mem_mb": 1000, "_cores": 8})
     assert [d.mem_mb for d in again] == [650]  # 1.3 x the 500 MB it ran with, not 1.3 x the shrunk number
+
+
+def test_a_job_flat_below_its_prediction_is_starting_not_done(tmp_path):
+    """A job predicted at about 180 MB whose process sits flat at a few MB (a tool reading its
+    input, or starved of CPU before it allocates) neither gives back its reservation nor teaches
+    its rule a need of a few MB."""
+    from chromosched.runtime.job_measurements import Measurement
+
+    session = _session(tmp_path)
+    records = _records("work", 6)
+    probe = session.select(records, {"mem_mb": 1000, "_cores": 8})
+    session.finished(probe[0].record.uid, Measurement(150.0, 2.0, "max_rss"))
+    rest = [r for r in records if r.uid != probe[0].record.uid]
+    chosen = session.select(rest, {"mem_mb": 1000, "_cores": 8})
+    job = max(chosen, key=lambda d: d.predicted_mb or 0)
+    assert job.predicted_mb > 100
+    marker = str(tmp_path / "marker-out.txt")
+    live = LiveMemory(interval_s=0.1)
+    proc = None
+    try:
+        session.live = live
+        live.start(job.record.uid, [marker])
+        proc = subprocess.Popen(["bash", "-c", f"sleep 2.5; true {marker}"])  # a few MB, flat
+        time.sleep(2.0)
+        assert live.settled(job.record.uid, window_s=0.5, fraction=0.5) is not None  # flat, yes
+        assert session.shrink_due() == set()
+        session.shrink_reservations(lambda u, mb: pytest.fail(f"shrunk {u} to {mb} MB"))
+        session._in_use()  # the guard's pass: no provisional observation either
+        assert session.running[job.record.uid].provisional is False
+    finally:
+        live.close()
+        if proc is not None:
+            proc.wait(timeout=10)
 
 
 def _session(tmp_path):

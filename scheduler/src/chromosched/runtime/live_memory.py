@@ -37,6 +37,7 @@ class LiveMemory:
         self._current: dict[str, float] = {}  # uid -> MB now
         self._peak: dict[str, float] = {}  # uid -> largest MB seen
         self._samples: dict[str, int] = {}  # uid -> samples taken
+        self._first: dict[str, float] = {}  # uid -> its first non-zero sample (MB)
         self._level: dict[str, tuple[float, float, float]] = {}  # uid -> (flat since, its level MB, last sample)
         self.on_sample = None  # called (in the sampler thread) after every sample, when set
         self._unattributed = 0.0
@@ -53,13 +54,14 @@ class LiveMemory:
             self._peak[uid] = 0.0
             self._samples[uid] = 0
             self._level.pop(uid, None)
+            self._first.pop(uid, None)
         if self.available and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="chromosched-live-memory", daemon=True)
             self._thread.start()
 
     def stop(self, uid: str) -> None:
         with self._lock:
-            for d in (self._paths, self._started, self._current, self._peak, self._samples, self._level):
+            for d in (self._paths, self._started, self._current, self._peak, self._samples, self._level, self._first):
                 d.pop(uid, None)
 
     def snapshot(self) -> tuple[dict[str, float], float]:
@@ -84,6 +86,11 @@ class LiveMemory:
         if last - since < max(window_s, fraction * (last - started)):
             return None
         return peak
+
+    def first_sample(self, uid: str) -> float | None:
+        """The job's first non-zero RSS sample (MB): about what its process tree holds starting."""
+        with self._lock:
+            return self._first.get(uid)
 
     def measurement(self, uid: str) -> Measurement | None:
         """The sampled peak of a finished job (None when it was never seen)."""
@@ -142,6 +149,8 @@ class LiveMemory:
                     self._current[uid] = mb
                     self._peak[uid] = max(self._peak.get(uid, 0.0), mb)
                     self._samples[uid] = self._samples.get(uid, 0) + 1
+                    if mb > 0 and uid not in self._first:
+                        self._first[uid] = mb
                     since, level, _ = self._level.get(uid, (now, mb, now))
                     if abs(mb - level) > _tolerance(level):
                         since, level = now, mb  # a new level: the plateau starts again

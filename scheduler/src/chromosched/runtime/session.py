@@ -45,6 +45,10 @@ MEMORY = "mem_mb"
 # for SETTLE_FRACTION of the job's age (live sampling; see SchedulingSession.shrink_reservations).
 KEEP = 1.3
 SETTLE_S = 0.5
+# A flat RSS below this fraction of a job's point prediction, or (a probe) below this multiple of
+# its first sample, is taken for its start, not its need.
+PLAUSIBLE = 0.5
+GROWN = 1.5
 # Input files smaller than this in all are no size feature for an unseen rule's memory.
 MIN_INPUT_MB = 1.0
 SETTLE_FRACTION = 0.5
@@ -111,6 +115,19 @@ class _Running:
     over_mb: float = 0.0  # largest live RSS seen above the allocation
     provisional: bool = False  # its plateau was learned before it ended
     given_mb: int = 0  # the mem_mb it started with (its {resources.mem_mb}); mem_mb may shrink later
+    predicted_mb: float | None = None  # the point prediction it was started with (None: a probe)
+
+
+def _plausible(plateau_mb: float, r: _Running, first_mb: float | None) -> bool:
+    """Whether a running job's flat RSS can be its need, not its start (an interpreter, a tool
+    reading its input before it allocates; under load a process can take a second to start, and
+    a run once learned an interpreter's 13 MB as the need of a 75 MB rule and packed five jobs on
+    it). A job with a point prediction P must sit at PLAUSIBLE x P or more; a probe (nothing
+    predicted) must have grown to GROWN x its first sample. Otherwise the plateau neither shrinks
+    its reservation nor teaches its rule anything; its real peak is measured when it ends."""
+    if r.predicted_mb is not None:
+        return plateau_mb >= PLAUSIBLE * r.predicted_mb
+    return first_mb is not None and plateau_mb >= GROWN * first_mb
 
 
 class SchedulingSession:
@@ -357,7 +374,13 @@ class SchedulingSession:
             task = self._ready.tasks[slot] if slot is not None else None
             self._ready.remove(d.record.uid)
             self.running[d.record.uid] = _Running(
-                d.record, d.mem_mb, now, task=task, overhead_mb=d.overhead_mb, given_mb=d.mem_mb
+                d.record,
+                d.mem_mb,
+                now,
+                task=task,
+                overhead_mb=d.overhead_mb,
+                given_mb=d.mem_mb,
+                predicted_mb=d.predicted_mb,
             )
             self._event(
                 "start",
@@ -536,6 +559,8 @@ class SchedulingSession:
             else:
                 total += r.mem_mb
                 plateau = self.live.settled(uid, fraction=SETTLE_FRACTION)
+                if plateau is not None and not _plausible(plateau, r, self.live.first_sample(uid)):
+                    plateau = None
                 if plateau is not None and not r.provisional and self._policy is not None:
                     # Its memory has plateaued below its allocation: learn it now (the real peak
                     # replaces it when the job ends), so bigger jobs of its rule need not wait.
@@ -584,7 +609,7 @@ class SchedulingSession:
         if r.over_mb:
             return None
         plateau = self.live.settled(uid, window_s=SETTLE_S, fraction=SETTLE_FRACTION)
-        if plateau is None:
+        if plateau is None or not _plausible(plateau, r, self.live.first_sample(uid)):
             return None
         keep = int(math.ceil(max(plateau * KEEP, plateau + 1.0))) + r.overhead_mb
         return None if keep >= 0.9 * r.mem_mb else (plateau, keep)
