@@ -24,22 +24,29 @@ def test_the_head_starts_first_when_it_fits():
 def test_reserved_start_and_what_may_run_before_it():
     # Head: 300 MB for 7 s; 200 MB free now; running: 150 MB ending at t=4, 100 MB at t=9.
     mem, length = arrays([300, 120, 60, 180], [7.0, 3.0, 9.0, 2.0])
-    plan = plan_head(mem, length, length, free_mem=200, running_ends=[(4.0, 150.0), (9.0, 100.0)], now=1.0)
+    plan = plan_head(mem, length, length, free_mem=200, running_ends=[(4.0, 150.0, 0.0), (9.0, 100.0, 0.0)], now=1.0)
     assert plan.head == 2  # the longest job (9 s) is the head; 60 MB fits: it starts first
     assert plan.fits
     mem, length = arrays([300, 120, 60, 180], [7.0, 3.0, 2.0, 2.0])
-    plan = plan_head(mem, length, length, free_mem=200, running_ends=[(4.0, 150.0), (9.0, 100.0)], now=1.0)
+    plan = plan_head(mem, length, length, free_mem=200, running_ends=[(4.0, 150.0, 0.0), (9.0, 100.0, 0.0)], now=1.0)
     assert plan.head == 0 and not plan.fits
     assert plan.at == 4.0 and plan.spare == 200 + 150 - 300  # it fits when the 150 MB job ends
     assert plan.short.tolist() == [False, True, True, True]  # 1+3, 1+2, 1+2 <= 4
 
 
+def test_an_overdue_job_is_expected_to_run_half_its_age_again():
+    mem, length = arrays([300, 120], [7.0, 3.0])
+    # Started at t=0, predicted to end at t=4, still running at t=10: expected to end at t=15.
+    plan = plan_head(mem, length, length, free_mem=200, running_ends=[(4.0, 150.0, 0.0)], now=10.0)
+    assert plan.at == 15.0 and plan.short.tolist() == [False, True]
+
+
 def test_no_reservation_without_a_promise():
     mem, length = arrays([300, 120], [7.0, 3.0])
-    assert plan_head(mem, length, length, 200, [(math.inf, 500.0)], 0.0) is None  # end unknown
-    assert plan_head(mem, length, length, 200, [(5.0, 50.0)], 0.0) is None  # never enough
+    assert plan_head(mem, length, length, 200, [(math.inf, 500.0, 0.0)], 0.0) is None  # end unknown
+    assert plan_head(mem, length, length, 200, [(5.0, 50.0, 0.0)], 0.0) is None  # never enough
     nan = np.array([np.nan, np.nan])
-    assert plan_head(mem, nan, nan, 200, [(5.0, 500.0)], 0.0) is None  # no runtimes known
+    assert plan_head(mem, nan, nan, 200, [(5.0, 500.0, 0.0)], 0.0) is None  # no runtimes known
 
 
 def test_backfill_never_delays_the_head():
@@ -52,7 +59,7 @@ def test_backfill_never_delays_the_head():
         n = int(rng.integers(2, 12))
         mem = rng.uniform(10, 400, n)
         runtime = rng.uniform(0.5, 10, n)
-        running = [(float(e), float(m)) for e, m in zip(rng.uniform(0, 8, 3), rng.uniform(50, 300, 3))]
+        running = [(float(e), float(m), 0.0) for e, m in zip(rng.uniform(0, 8, 3), rng.uniform(50, 300, 3))]
         free = float(rng.uniform(0, 400))
         plan = plan_head(mem, runtime, runtime, free, running, now=0.0)
         if plan is None or plan.fits:
@@ -62,7 +69,7 @@ def test_backfill_never_delays_the_head():
         assert plan.head not in picked
         assert mem[picked].sum() <= free + 1e-6
         past = [i for i in picked if runtime[i] > plan.at]
-        freed = sum(m for e, m in running if e <= plan.at)
+        freed = sum(m for e, m, _ in running if e <= plan.at)
         assert (
             free - mem[picked].sum() + freed + mem[[i for i in picked if i not in past]].sum() >= mem[plan.head] - 1e-6
         )

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+OVERDUE = 0.5  # a job past its predicted end: expected to need this fraction of its age again
+
 
 @dataclass(frozen=True)
 class HeadPlan:
@@ -41,15 +43,19 @@ def plan_head(
     length: np.ndarray,
     runtime: np.ndarray,
     free_mem: float,
-    running_ends: Sequence[tuple[float, float]],
+    running_ends: Sequence[tuple[float, float, float]],
     now: float,
 ) -> HeadPlan | None:
     """The plan for one round, or None when no reservation applies.
 
     ``mem``: each ready job's allocation; ``length``: its priority (remaining path or runtime;
     NaN unknown); ``runtime``: its own predicted runtime (NaN unknown); ``running_ends``:
-    (predicted end, memory freed) of each running job (inf when its end is unknown); ``now``:
-    the clock the ends are on. Ties in ``length`` go to the lowest index (preference order)."""
+    (predicted end, memory freed, start) of each running job (end inf when unknown); ``now``:
+    the clock the ends are on. Ties in ``length`` go to the lowest index (preference order).
+
+    A running job past its predicted end is expected to need half its age again (it ran long
+    once, it may run long again): a head must not hold every other job back on a prediction
+    that has already failed."""
     known = ~np.isnan(length)
     if len(mem) == 0 or not known.any():
         return None
@@ -58,7 +64,7 @@ def plan_head(
     if need <= free_mem:
         return HeadPlan(head, True)
     avail, at = float(free_mem), None
-    for end, freed in sorted((max(e, now), m) for e, m in running_ends):
+    for end, freed in sorted((e if e > now else now + OVERDUE * (now - s), m) for e, m, s in running_ends):
         if not math.isfinite(end):
             break  # unknown ends: no later time can be promised
         avail += freed

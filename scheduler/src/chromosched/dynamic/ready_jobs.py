@@ -443,8 +443,11 @@ def select_vectorised(
                 runtime = r.predicted_runtime_s
                 if runtime is None:
                     runtime = policy.predicted_runtime(r.task)
-                ends.append((math.inf if runtime is None else r.started_at + runtime, float(r.mem_mb)))
-            plan = plan_head(mem_o, priority[order], rt[order], limits.mem, ends, now)
+                ends.append((math.inf if runtime is None else r.started_at + runtime, float(r.mem_mb), r.started_at))
+            # Only a head sized near its prediction is worth waiting for: an allocation inflated
+            # by extrapolation (sizes not yet climbed) would hold memory for what it will not use.
+            tight = np.isfinite(point[order]) & (mem_o <= TIGHT * np.maximum(point[order], 1e-9))
+            plan = plan_head(mem_o, np.where(tight, priority[order], np.nan), rt[order], limits.mem, ends, now)
         if plan is None:
             picked = packer.select_arrays(mem_o, cores, gpus, limits=limits, values=values, extra=extra_use)
         else:
@@ -470,6 +473,10 @@ def select_vectorised(
             f"resources ({mem[i]:.6g} MB needed, {free.mem_mb:.6g} MB free)"
         )
     return chosen
+
+
+# A head is reserved for only while its allocation is at most this multiple of its point prediction.
+TIGHT = 1.5
 
 
 def _minus(limits: Limits, rows, mem_o, cores, gpus, extra_use) -> Limits:
