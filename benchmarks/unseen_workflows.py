@@ -242,7 +242,7 @@ SCHEDULERS = {
     "greedy": ("greedy", ()),
     "chromosched": ("chromosched", ()),
     "chromosched-no-live": ("chromosched", ("--scheduler-chromosched-live-memory", "off")),
-    "chromosched-no-reserve": ("chromosched", ("--scheduler-chromosched-reserve-head", "off")),
+    "chromosched-reserve": ("chromosched", ("--scheduler-chromosched-reserve-head", "on")),
 }
 
 

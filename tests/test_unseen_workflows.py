@@ -433,3 +433,16 @@ def test_tiny_inputs_are_no_size_feature(tmp_path):
     real = session._unseen_features(record("chr10", 120.0))
     assert real["input"] == 120.0
     assert session._unseen_features(record("s07", 3 / 2**20))["size"] == 1.0  # nothing known: one size
+
+
+def test_head_reservation_runs_end_to_end(tmp_path):
+    """--scheduler-chromosched-reserve-head on (off by default): a real run completes, with no
+    job started while the real memory of the running jobs was above the budget."""
+    wf = small(family.family()["quadratic-length"], ["1", "3", "8", "13", "16", "21"], hold_scale=0.7)
+    family.prepare(tmp_path, wf)
+    proc = family.run_snakemake(
+        tmp_path, "chromosched", wf["budget"], extra=("--scheduler-chromosched-reserve-head", "on")
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    entries = family.ledger(tmp_path)
+    assert len(entries) == 6 and family.metrics(entries, wf["budget"])["over_budget_starts"] == 0

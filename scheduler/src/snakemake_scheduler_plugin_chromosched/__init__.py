@@ -97,10 +97,11 @@ class SchedulerSettings(SchedulerSettingsBase):
         ),
     )
     reserve_head: Optional[str] = field(
-        default="on",
+        default="off",
         metadata=_help(
             "on/off. Keep memory for the longest ready job: it starts first when it fits; when it does not, "
-            "other jobs start only if they do not delay it (EASY backfilling on predicted runtimes)."
+            "other jobs start only if they do not delay it (EASY backfilling on predicted runtimes). Off by default: "
+            "no gain measured on the unseen-workflow family (docs/dynamic.md)."
         ),
     )
     job_overhead_mb: Optional[int] = field(

@@ -73,7 +73,7 @@ class SessionSettings:
     model: str = ".chromosched/model.json"
     events: str | None = ".chromosched/events.jsonl"  # one JSON line per start/finish/failure (report plots)
     critical_path: bool = False  # prefer ready jobs by HEFT upward rank (dynamic/critical_path.py)
-    reserve_head: bool = True  # keep memory for the longest ready job (dynamic/head_reservation.py)
+    reserve_head: bool = False  # keep memory for the longest ready job (dynamic/head_reservation.py)
     # Added to each predicted job's memory: under a cluster executor the job's own Snakemake process
     # shares the job's --mem (its cgroup) with the tool the prediction describes.
     job_overhead_mb: int = 0
