@@ -572,22 +572,62 @@ class KnapsackPacker:
 
     @staticmethod
     def _undominated(weights: np.ndarray, values: np.ndarray, lims: tuple[int, ...]) -> np.ndarray:
-        """Positions (ascending) worth giving the value DP: of the jobs with the same usage in every
-        cell dimension, at most as many as fit together (``min(lims // usage)``), the most valuable,
-        the earliest on ties. Exact: in any optimal packing a lower-valued job of a class can be
-        exchanged for an unused higher-valued one without changing the usage, so every DP state's
-        best value is the same with or without the dropped jobs."""
-        n = len(weights)
-        _, cls = np.unique(weights, axis=0, return_inverse=True)
-        cls = cls.ravel()
-        fit = np.where(weights > 0, np.asarray(lims)[None, :] // np.maximum(weights, 1), n)
-        cap = fit.min(axis=1)
-        order = np.lexsort((np.arange(n), -values, cls))  # by class, then value down, then position
-        sorted_cls = cls[order]
-        first = np.r_[0, np.flatnonzero(np.diff(sorted_cls)) + 1]
-        rank = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
+        """Positions (ascending) worth giving the value DP. Exact: every DP state's best value is
+        the same with or without the dropped jobs.
+
+        Jobs are ordered by value (down), then usage (lexicographically, up), then position; a
+        job is dropped when enough jobs before it use at most as much in every cell dimension:
+
+        - of its own class (same usage in every dimension): at least as many as fit together
+          (``min(lims // usage)``);
+        - of any class: at least as many as the largest number of jobs any packing can hold
+          (``most``: per dimension, how many of the smallest usages fit).
+
+        Either way, a packing that holds a dropped job leaves one of those jobs out, and exchanging
+        the two keeps it feasible and loses no value; each exchange moves to an earlier job, so
+        exchanges end with a packing of kept jobs that is worth at least as much."""
+        n, dims = weights.shape
+        lims_a = np.asarray(lims, dtype=np.int64)
+        order = np.lexsort((np.arange(n), *[weights[:, d] for d in range(dims - 1, -1, -1)], -values))
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        # Own class: one integer key per usage vector (the DP's flattened state index).
+        strides = np.cumprod(np.r_[1, lims_a[:-1] + 1])
+        cls = weights @ strides
+        by_cls = np.lexsort((rank, cls))
+        sorted_cls = cls[by_cls]
+        first = np.r_[0, np.flatnonzero(sorted_cls[1:] != sorted_cls[:-1]) + 1]
+        within = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
+        cap = np.where(weights > 0, lims_a[None, :] // np.maximum(weights, 1), n).min(axis=1)
         keep = np.zeros(n, dtype=bool)
-        keep[order[rank < cap[order]]] = True
+        keep[by_cls[within < cap[by_cls]]] = True
+        most = n
+        for d in range(dims):
+            most = min(most, int(np.searchsorted(np.cumsum(np.sort(weights[:, d])), lims_a[d], side="right")))
+        if most >= n - 1:
+            return np.flatnonzero(keep)
+        # Any class: count, for each job, the jobs in earlier blocks of the order (blocks of
+        # ``width``; jobs in its own block are not counted, so some dominated jobs may stay) that
+        # use at most its memory cells, among the classes whose other usage is at most its own.
+        mem = weights[:, -1]
+        inner = weights[:, :-1]
+        groups, group_of = np.unique(inner, axis=0, return_inverse=True)
+        if len(groups) > 16:
+            return np.flatnonzero(keep)
+        group_of = group_of.ravel()
+        width = max(64, n // 32)
+        block = rank // width
+        n_blocks = int(block.max()) + 1
+        cells = int(lims_a[-1]) + 1
+        mem_c = np.minimum(mem, cells - 1)
+        for g, usage in enumerate(groups):
+            pool = np.all(inner <= usage, axis=1) if dims > 1 else np.ones(n, dtype=bool)
+            hist = np.bincount(block[pool] * cells + mem_c[pool], minlength=n_blocks * cells)
+            count = hist.reshape(n_blocks, cells).cumsum(axis=1).cumsum(axis=0)
+            members = np.flatnonzero(group_of == g)
+            b = block[members]
+            before = np.where(b > 0, count[np.maximum(b - 1, 0), mem_c[members]], 0)
+            keep[members[before >= most]] = False
         return np.flatnonzero(keep)
 
     def _value_dp(self, arr: _Arrays, cand, dims) -> list[int]:

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import ChromoschedError
 from ..runtime.job_record import JobRecord
-from .packers import FirstFitPacker, GreedyPacker, KnapsackPacker, Limits
+from .packers import FirstFitPacker, GreedyPacker, KnapsackPacker, Limits, _Arrays, _check_limits
 from .policy import Allocation, Capacity, DynamicPolicy, RunningTask, TaskRequest
 
 
@@ -379,29 +379,101 @@ def select_vectorised(
         # its own runtime: long chains start first.
         length = np.where(np.isnan(rank), rt0, rank)
     keys = keys[:1] + [k for k in keys[1:] if k.min() != k.max()]  # a constant key orders nothing
-    order = preference_order(keys)
-    mem_o = mem[order]
-    # With conservative few-shot allocations the knapsack values the memory a job will really use
-    # (its point prediction), as the policy does.
-    used_o = np.minimum(point[order], mem_o) if cfg.extrapolate else mem_o
-    values = None
-    if cfg.objective == "area" and len(order) <= cfg.area_max_items and bool(np.any(length != 0)):
-        values = used_o * np.maximum(length[order], 1e-9) ** cfg.area_power
-    elif cfg.extrapolate:
-        values = used_o
-    extra_lim = {}
-    extra_use = {}
-    for name, lim in (other_free or {}).items():
-        extra_lim[name] = max(float(lim), 0.0)
-        extra_use[name] = table.resource(name)[slots][order]
-    limits = Limits(
-        mem=max(free.mem_mb, 0.0), cores=free.cores, gpus=free.gpus, max_items=free.max_tasks, extra=extra_lim or None
-    )
-    cores = table.column("cores")[slots][order]
-    gpus = table.column("gpus")[slots][order]
     packer = policy._packer
     if not isinstance(packer, (KnapsackPacker, GreedyPacker, FirstFitPacker)):
         return None
+    extra_lim = {name: max(float(lim), 0.0) for name, lim in (other_free or {}).items()}
+    limits = Limits(
+        mem=max(free.mem_mb, 0.0), cores=free.cores, gpus=free.gpus, max_items=free.max_tasks, extra=extra_lim or None
+    )
+    rows = None
+    if isinstance(packer, KnapsackPacker) and not (
+        cfg.cold_start == "probe" and _learning(policy, kinds, names, running)
+    ):
+        # Usually only one more job fits (one core free): the best one needs no sort of all jobs.
+        used = np.minimum(point, mem) if cfg.extrapolate else mem
+        rows = _single_pick(
+            mem,
+            table.column("cores")[slots],
+            table.column("gpus")[slots],
+            limits,
+            _values(cfg, used, length),
+            {name: table.resource(name)[slots] for name in extra_lim},
+            keys,
+        )
+    if rows is None:
+        rows = _packed_rows(
+            policy, table, slots, kind_col, kinds, names, mem, point, keys, length, limits, extra_lim, running
+        )
+    chosen = []
+    for row in rows:
+        task = table.tasks[int(slots[row])]
+        alloc = Allocation(
+            task,
+            min(float(mem[row]), policy.capacity.mem_mb),
+            float(point[row]),
+            None if math.isnan(rt[row]) else float(rt[row]),
+        )
+        policy._launched[task.task_id] = alloc
+        chosen.append(alloc)
+    if not chosen and not running:
+        i = int(np.argmin(mem))
+        raise ChromoschedError(
+            f"task {table.tasks[int(slots[i])].task_id}: nothing is running and it still does not fit the free "
+            f"resources ({mem[i]:.6g} MB needed, {free.mem_mb:.6g} MB free)"
+        )
+    return chosen
+
+
+def _values(cfg, used: np.ndarray, length: np.ndarray) -> np.ndarray | None:
+    """The knapsack's item values (None: memory): the policy's objective over arrays."""
+    if cfg.objective == "area" and len(used) <= cfg.area_max_items and bool(np.any(length != 0)):
+        return used * np.maximum(length, 1e-9) ** cfg.area_power
+    if cfg.extrapolate:
+        # With conservative few-shot allocations the knapsack values the memory a job will really
+        # use (its point prediction), as the policy does.
+        return used
+    return None
+
+
+def _single_pick(mem, cores, gpus, limits: Limits, values, extra, keys) -> list[int] | None:
+    """:meth:`KnapsackPacker.select_arrays` over the jobs in preference order, for the rounds where
+    it takes every candidate or at most one (e.g. one core free): rows in the caller's (unsorted)
+    order, or None when the knapsack must run. The one job is the most valuable (the biggest), the
+    first in preference order on ties: only the tied jobs are sorted, not all 10,000."""
+    _check_limits(limits)
+    if limits.max_items is not None and limits.max_items < 1:
+        return []
+    arr = _Arrays.from_arrays(mem, cores, gpus, extra, limits, values)
+    cand = np.flatnonzero(arr.alone_ok(limits))
+    if len(cand) == 0:
+        return []
+    if len(cand) == 1:
+        return [int(cand[0])]
+    if arr.fits(cand, limits) or not KnapsackPacker._at_most_one(arr, cand, limits):
+        return None
+    gain = (arr.mem if arr.values is None else arr.values)[cand]
+    if np.isnan(gain).any():
+        return None
+    tied = cand[gain == gain.max()]
+    if len(tied) > 1:
+        tied = tied[preference_order([k[tied] for k in keys])]
+    return [int(tied[0])]
+
+
+def _packed_rows(
+    policy, table, slots, kind_col, kinds, names, mem, point, keys, length, limits, extra_lim, running
+) -> list[int]:
+    """The packer's choice over all jobs in preference order (and ``_explore``'s): rows."""
+    cfg = policy.config
+    packer = policy._packer
+    order = preference_order(keys)
+    mem_o = mem[order]
+    used_o = np.minimum(point[order], mem_o) if cfg.extrapolate else mem_o
+    values = _values(cfg, used_o, length[order])
+    extra_use = {name: table.resource(name)[slots][order] for name in extra_lim}
+    cores = table.column("cores")[slots][order]
+    gpus = table.column("gpus")[slots][order]
     explore = []
     if cfg.cold_start == "probe":
         explore = _explore(
@@ -434,25 +506,19 @@ def select_vectorised(
         picked = packer.select_arrays(mem_o, cores, gpus, limits=limits, values=values, extra=extra_use)
         if isinstance(packer, KnapsackPacker):
             picked = sorted(picked)  # the policy's order: preference order
-    chosen = []
-    for i in picked:
-        row = int(order[i])
-        task = table.tasks[int(slots[row])]
-        alloc = Allocation(
-            task,
-            min(float(mem[row]), policy.capacity.mem_mb),
-            float(point[row]),
-            None if math.isnan(rt[row]) else float(rt[row]),
-        )
-        policy._launched[task.task_id] = alloc
-        chosen.append(alloc)
-    if not chosen and not running:
-        i = int(np.argmin(mem))
-        raise ChromoschedError(
-            f"task {table.tasks[int(slots[i])].task_id}: nothing is running and it still does not fit the free "
-            f"resources ({mem[i]:.6g} MB needed, {free.mem_mb:.6g} MB free)"
-        )
-    return chosen
+    return [int(order[i]) for i in picked]
+
+
+def _learning(policy: DynamicPolicy, kinds, names, running) -> list[tuple[str, int]]:
+    """(name, kind id) of the still-learning types with nothing running (no prior, fewer than 3
+    measured jobs): ``_explore`` starts the smallest job of each."""
+    busy = {r.task.kind for r in running}
+    learning = []
+    for k, name in zip(kinds.tolist(), names):
+        reg = policy.memory.get(name)
+        if name not in busy and not reg.has_prior() and reg.n_observed < 3:
+            learning.append((name, k))
+    return learning
 
 
 def _explore(
@@ -473,12 +539,7 @@ def _explore(
     """:meth:`DynamicPolicy._explore` over arrays: positions (in preference order) of the smallest
     ready job of each still-learning type (no prior, fewer than 3 measured jobs, none running)
     that fits, in the type's name order; other resources must fit too."""
-    busy = {r.task.kind for r in running}
-    learning = []
-    for k, name in zip(kinds.tolist(), names):
-        reg = policy.memory.get(name)
-        if name not in busy and not reg.has_prior() and reg.n_observed < 3:
-            learning.append((name, k))
+    learning = _learning(policy, kinds, names, running)
     if not learning:
         return []
     kind_o = kind_col[order]
