@@ -282,6 +282,11 @@ class KnapsackPacker:
             gain = arr.mem if arr.values is None else arr.values
             return [int(cand[int(np.argmax(gain[cand]))])]
         if arr.values is not None:
+            if self._at_most_two(arr, cand, limits):
+                # A few cores free: the best job or pair, exactly and without the DP.
+                pair = self._best_pair(arr, cand, limits)
+                if pair is not None:
+                    return sorted(pair)
             chosen = self._value_dp(arr, cand, self._dimensions(arr, cand, limits))
         else:
             # Memory alone first: when that optimum also respects the other limits it is optimal
@@ -306,6 +311,72 @@ class KnapsackPacker:
         use = arr.use[cand]
         smallest = np.sort(use, axis=0)[:2] if len(cand) >= 2 else use
         return bool(np.any(smallest.sum(axis=0) > arr.lims + 1e-9))
+
+    @staticmethod
+    def _at_most_two(arr: _Arrays, cand, limits) -> bool:
+        """True when no three candidates fit together (the three smallest of some resource, memory
+        included, or the job count, already exceed what is free)."""
+        if (limits.max_items is not None and limits.max_items <= 2) or len(cand) < 3:
+            return True
+        if float(np.partition(arr.mem[cand], 2)[:3].sum()) > limits.mem * (1 + 1e-12):
+            return True
+        if len(arr.lims) == 0:
+            return False
+        three = np.partition(arr.use[cand], 2, axis=0)[:3].sum(axis=0)
+        return bool(np.any(three > arr.lims * (1 + 1e-12) + 1e-9))
+
+    @staticmethod
+    def _best_pair(arr: _Arrays, cand, limits) -> list[int] | None:
+        """The most valuable packing of at most two candidates at their exact sizes (so at least
+        as good as the DP on its rounded-up grid): the best one alone or the best pair. Ties: the
+        single job, then the pair of earliest jobs. For each usage vector of the other resources
+        the jobs are sorted by memory once, and each job's best partner is a prefix maximum up to
+        the memory it leaves (vectorised, no DP). None (use the DP) when the other resources take
+        more than 16 usage vectors or rounding makes the found pair not fit."""
+        v = arr.values[cand]
+        if np.isnan(v).any():
+            return None
+        n = len(cand)
+        m = arr.mem[cand]
+        by_value = np.lexsort((np.arange(n), -v))  # value down, then input order
+        rank = np.empty(n, dtype=np.int64)
+        rank[by_value] = np.arange(n)
+        if arr.use.shape[1]:
+            groups, group_of = np.unique(arr.use[cand], axis=0, return_inverse=True)
+            if len(groups) > 16:
+                return None
+            group_of = group_of.ravel()
+        else:
+            groups, group_of = np.zeros((1, 0)), np.zeros(n, dtype=np.int64)
+        by_mem = np.argsort(m, kind="stable")
+        members = [by_mem[group_of[by_mem] == g] for g in range(len(groups))]
+        room = limits.mem * (1 + 1e-12)
+        lims = arr.lims * (1 + 1e-12) + 1e-9
+        found = []  # (pair value, earlier, later) as positions in cand
+        for a, first in enumerate(members):
+            best_before = np.minimum.accumulate(rank[first])  # best job among the k smallest of a
+            for b in range(a, len(groups)):
+                if np.any(groups[a] + groups[b] > lims):
+                    continue
+                second = members[b]
+                end = np.searchsorted(m[first], room - m[second], side="right")
+                if b == a:
+                    end = np.minimum(end, np.arange(len(second)))  # smaller partners only: each pair once
+                ok = end > 0
+                if not ok.any():
+                    continue
+                j = second[ok]
+                i = by_value[best_before[end[ok] - 1]]
+                found.append((v[i] + v[j], np.minimum(i, j), np.maximum(i, j)))
+        single = int(by_value[0])
+        if not found:
+            return [int(cand[single])]
+        val, lo, hi = (np.concatenate(x) for x in zip(*found))
+        k = np.lexsort((hi, lo, -val))[0]
+        if not val[k] > v[single]:
+            return [int(cand[single])]
+        pair = [int(cand[lo[k]]), int(cand[hi[k]])]
+        return pair if arr.fits(pair, limits) else None
 
     @staticmethod
     def _fill(arr: _Arrays, cand, chosen, limits) -> list[int]:
@@ -572,8 +643,8 @@ class KnapsackPacker:
 
     @staticmethod
     def _undominated(weights: np.ndarray, values: np.ndarray, lims: tuple[int, ...]) -> np.ndarray:
-        """Positions (ascending) worth giving the value DP. Exact: every DP state's best value is
-        the same with or without the dropped jobs.
+        """Positions (ascending) worth giving the value DP. Exact: the best value within any
+        capacity (usage at most a DP state) is the same with or without the dropped jobs.
 
         Jobs are ordered by value (down), then usage (lexicographically, up), then position; a
         job is dropped when enough jobs before it use at most as much in every cell dimension:
