@@ -53,7 +53,7 @@ class ReadyJobs:
         self._unmanaged_of = unmanaged_of
         self.slot_of: dict[str, int] = {}
         self.records: list[JobRecord | None] = []
-        self.tasks: list[TaskRequest | None] = []
+        self.tasks: list[TaskRequest | None] = _Requests(self)
         self._free: list[int] = []
         self._n = 0  # rows allocated
         self.kind_id: dict[str, int] = {}
@@ -103,6 +103,9 @@ class ReadyJobs:
         yield "order", np.nan, float
         yield "rank", np.nan, float
         yield "fixed", False, bool
+        yield "storable", False, bool
+        yield "has_prior", False, bool
+        yield "declared", np.nan, float
         yield "unmanaged", False, bool
         for f in self.features:
             yield "x:" + f, np.nan, float
@@ -142,6 +145,8 @@ class ReadyJobs:
         self.records[slot] = record
         self.active[slot] = True
         c = self._cols
+        c["storable"][slot] = bool(record.storable)
+        c["declared"][slot] = float(record.declared_mem_mb) if record.declared_mem_mb else np.nan
         c["order"][slot] = self._order_key[record.uid]
         c["rank"][slot] = np.nan
         c["fixed"][slot] = bool(record.fixed_mem)
@@ -154,6 +159,7 @@ class ReadyJobs:
                 self.resource(name)[slot] = float(value)
         task = None if self._task_of is None or unmanaged else self._task_of(record)
         self.tasks[slot] = task
+        self.tasks.stale.discard(slot)
         if task is None:
             c["kind"][slot] = -1
             return slot
@@ -165,6 +171,7 @@ class ReadyJobs:
         c["cores"][slot] = max(0, int(task.cores))
         c["gpus"][slot] = max(0, int(task.gpus))
         c["cap"][slot] = np.nan if task.cap_mb is None else float(task.cap_mb)
+        c["has_prior"][slot] = task.prior_mb is not None
         c["min"][slot] = np.nan if task.min_mb is None else float(task.min_mb)
         c["prior_rt"][slot] = np.nan if task.prior_runtime_s is None else float(task.prior_runtime_s)
         c["size_hint"][slot] = np.nan if task.size_hint is None else float(task.size_hint)
@@ -175,11 +182,22 @@ class ReadyJobs:
 
     def set_cap(self, slot: int, cap_mb: float | None) -> None:
         """Give the job in ``slot`` a new cap (its request is replaced, nothing else is rebuilt)."""
-        task = self.tasks[slot]
-        if task is None or task.cap_mb == cap_mb:
-            return
-        self.tasks[slot] = replace(task, cap_mb=cap_mb)
-        self._cols["cap"][slot] = np.nan if cap_mb is None else float(cap_mb)
+        self.set_caps(np.array([slot], dtype=np.int64), np.array([np.nan if cap_mb is None else cap_mb], dtype=float))
+
+    def set_caps(self, slots: np.ndarray, caps: np.ndarray) -> None:
+        """New caps (NaN: none) for the jobs in ``slots``, at once: thousands of jobs may cross a
+        size bound after one finish. The cap column changes now; each job's request is rebuilt
+        with its new cap when it is next read."""
+        slots = np.asarray(slots, dtype=np.int64)
+        caps = np.asarray(caps, dtype=float)
+        if caps.shape != slots.shape:
+            raise ChromoschedError(f"set_caps: {len(caps)} caps for {len(slots)} rows")
+        has = self._cols["kind"][slots] >= 0  # rows without a request keep none
+        slots, caps = slots[has], caps[has]
+        old = self._cols["cap"][slots]
+        changed = ~((old == caps) | (np.isnan(old) & np.isnan(caps)))
+        self._cols["cap"][slots[changed]] = caps[changed]
+        self.tasks.stale.update(slots[changed].tolist())
 
     def remove(self, uid: str) -> None:
         slot = self.slot_of.pop(uid, None)
@@ -188,6 +206,7 @@ class ReadyJobs:
         self.active[slot] = False
         self.records[slot] = None
         self.tasks[slot] = None
+        self.tasks.stale.discard(slot)
         self._free.append(slot)
         i = bisect.bisect_left(self._sorted_uids, uid)
         if i < len(self._sorted_uids) and self._sorted_uids[i] == uid:
@@ -229,6 +248,33 @@ class ReadyJobs:
                     col[slot] = keys[u]
             return
         keys[uid] = (lo + hi) / 2.0
+
+
+class _Requests(list):
+    """The :class:`TaskRequest` of each row. A row whose cap was set in bulk (``set_caps``) is
+    marked stale and gets its request rebuilt with the cap column's value when it is first read."""
+
+    def __init__(self, table: ReadyJobs):
+        super().__init__()
+        self._table = table
+        self.stale: set[int] = set()
+
+    def _fresh(self, i: int) -> None:
+        self.stale.discard(i)
+        task = list.__getitem__(self, i)
+        if task is not None:
+            cap = float(self._table.column("cap")[i])
+            list.__setitem__(self, i, replace(task, cap_mb=None if math.isnan(cap) else cap))
+
+    def __getitem__(self, i):
+        if self.stale and isinstance(i, (int, np.integer)) and i in self.stale:
+            self._fresh(int(i))
+        return list.__getitem__(self, i)
+
+    def __iter__(self):
+        for i in list(self.stale):
+            self._fresh(i)
+        return list.__iter__(self)
 
 
 def preference_order(keys: Sequence[np.ndarray]) -> np.ndarray:

@@ -288,12 +288,18 @@ class SchedulingSession:
             slots = slots[(table.column("kind")[slots] == kind) & (x > lo) & (x <= hi)]
             if rule not in self._unmeasured:
                 # Only the cap of its unseen-rule requests (no prior) changes: set it in place,
-                # as _unseen_task would build it (thousands of rows may cross at once).
-                for slot in slots.tolist():
-                    task, record = table.tasks[slot], table.records[slot]
-                    if task is None or task.prior_mb is not None or not record.storable:
-                        continue
-                    table.set_cap(slot, self._unseen_cap(record, task.features["size"]))
+                # as _unseen_cap would (thousands of rows may cross at once: over the columns).
+                slots = slots[table.column("storable")[slots] & ~table.column("has_prior")[slots]]
+                if not table.has_column("x:size"):  # no size column: one request at a time
+                    for slot in slots.tolist():
+                        task = table.tasks[slot]
+                        if task is not None:
+                            table.set_cap(slot, self._unseen_cap(table.records[slot], task.features["size"]))
+                    return
+                upto = self._declared_agrees.get(rule)
+                declared = table.column("declared")[slots]
+                agreed = ~np.isnan(declared) & (table.column("x:size")[slots] <= (-np.inf if upto is None else upto))
+                table.set_caps(slots, np.where(agreed, declared, np.nan))
                 return
         else:
             slots = np.array([s for s in table.slot_of.values() if table.records[s].rule == rule], dtype=np.int64)
