@@ -309,7 +309,7 @@ class KnapsackPacker:
         if len(arr.lims) == 0:
             return False
         use = arr.use[cand]
-        smallest = np.sort(use, axis=0)[:2] if len(cand) >= 2 else use
+        smallest = np.partition(use, 1, axis=0)[:2] if len(cand) >= 2 else use
         return bool(np.any(smallest.sum(axis=0) > arr.lims + 1e-9))
 
     @staticmethod

@@ -399,14 +399,16 @@ def select_vectorised(
     point = np.empty(len(slots))
     rt = np.empty(len(slots))
     xs_all = {f: table.column("x:" + f)[slots] for f in table.features}
+    prior_rt = table.column("prior_rt")[slots]
     for k, name in zip(kinds.tolist(), names):
-        rows = np.flatnonzero(kind_col == k)
+        # One job type (the usual case): its rows are all rows, no copies.
+        rows = slice(None) if len(kinds) == 1 else np.flatnonzero(kind_col == k)
         x = {f: v[rows] for f, v in xs_all.items()}
         f = policy.chosen_feature(name)
         if np.isnan(x[f]).any():
             return None
         mem[rows], point[rows] = allocations_vectorised(policy, name, x, cap[rows], min_mb[rows], failed[rows])
-        rt[rows] = runtimes_vectorised(policy, name, x, table.column("prior_rt")[slots][rows])
+        rt[rows] = runtimes_vectorised(policy, name, x, prior_rt[rows])
 
     # Preference order (ties in the knapsack, the list order for first fit): as the policy's.
     order_key = table.column("order")[slots]
