@@ -41,6 +41,7 @@ from .static_admission import StaticAdmission
 
 MODES = ("static", "dynamic")
 MEMORY = "mem_mb"
+SAVE_EVERY_S = 2.0  # the learned model is written at most this often (and at exit)
 # A running job's reservation shrinks to KEEP x its RSS once that has stayed flat for SETTLE_S
 # (live sampling; see SchedulingSession.shrink_reservations).
 KEEP = 1.3
@@ -779,12 +780,14 @@ class SchedulingSession:
 
     def _save(self, force: bool = False) -> None:
         """Save the learned model. A large model (many jobs' prior points) takes a while to write:
-        saves are spaced so that they cost at most ~2% of the time, and whatever is still unsaved
-        is written when the process exits."""
+        saves are spaced so that they cost at most ~2% of the time and come at most every
+        ``SAVE_EVERY_S`` (a run that finishes several jobs a second does not write the model in
+        every scheduling call; a kill loses at most those seconds of learning), and whatever is
+        still unsaved is written when the process exits."""
         if self._policy is None:
             return
         now = time.monotonic()
-        if not force and now - self._saved_at < 50.0 * self._save_cost:
+        if not force and now - self._saved_at < max(50.0 * self._save_cost, SAVE_EVERY_S):
             if not self._unsaved:
                 self._unsaved = True
                 atexit.register(self.flush)
