@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import ChromoschedError
 from ..runtime.job_record import JobRecord
-from .packers import FirstFitPacker, GreedyPacker, KnapsackPacker, Limits, _Arrays, _check_limits
+from .packers import UNLIMITED, FirstFitPacker, GreedyPacker, KnapsackPacker, Limits, _Arrays, _check_limits
 from .policy import Allocation, Capacity, DynamicPolicy, RunningTask, TaskRequest
 
 
@@ -394,6 +394,20 @@ def select_vectorised(
             if slot is not None and slot in pos:
                 failed[pos[slot]] = amount
     _check_feasible(policy, table, slots, min_mb, failed)
+    n_ready = len(slots)
+    learning = cfg.cold_start == "probe" and bool(_learning(policy, kinds, names, running))
+    if running and not learning:
+        # A job that needs more cores, GPUs or another resource than is free cannot start in this
+        # round whatever its memory (no packer takes it): it is not predicted. With one core free
+        # that is most of 10,000 jobs. (Not while a type is learning: _explore looks at them all.)
+        fits = _fits_alone(table, slots, free, other_free)
+        if fits is not None and not fits.all():
+            for k, name in zip(kinds.tolist(), names):  # a type missing its feature: the policy's path
+                if np.isnan(table.column("x:" + policy.chosen_feature(name))[slots[kind_col == k]]).any():
+                    return None
+            slots, kind_col, cap, min_mb, failed = slots[fits], kind_col[fits], cap[fits], min_mb[fits], failed[fits]
+            if len(slots) == 0:
+                return []
 
     mem = np.empty(len(slots))
     point = np.empty(len(slots))
@@ -435,9 +449,7 @@ def select_vectorised(
         mem=max(free.mem_mb, 0.0), cores=free.cores, gpus=free.gpus, max_items=free.max_tasks, extra=extra_lim or None
     )
     rows = None
-    if isinstance(packer, KnapsackPacker) and not (
-        cfg.cold_start == "probe" and _learning(policy, kinds, names, running)
-    ):
+    if isinstance(packer, KnapsackPacker) and not learning:
         # Usually only one more job fits (one core free): the best one needs no sort of all jobs.
         used = np.minimum(point, mem) if cfg.extrapolate else mem
         rows = _single_pick(
@@ -445,13 +457,13 @@ def select_vectorised(
             table.column("cores")[slots],
             table.column("gpus")[slots],
             limits,
-            _values(cfg, used, length),
+            _values(cfg, used, length, n_ready),
             {name: table.resource(name)[slots] for name in extra_lim},
             keys,
         )
     if rows is None:
         rows = _packed_rows(
-            policy, table, slots, kind_col, kinds, names, mem, point, keys, length, limits, extra_lim, running
+            policy, table, slots, kind_col, kinds, names, mem, point, keys, length, limits, extra_lim, running, n_ready
         )
     chosen = []
     for row in rows:
@@ -473,9 +485,10 @@ def select_vectorised(
     return chosen
 
 
-def _values(cfg, used: np.ndarray, length: np.ndarray) -> np.ndarray | None:
-    """The knapsack's item values (None: memory): the policy's objective over arrays."""
-    if cfg.objective == "area" and len(used) <= cfg.area_max_items and bool(np.any(length != 0)):
+def _values(cfg, used: np.ndarray, length: np.ndarray, n_ready: int) -> np.ndarray | None:
+    """The knapsack's item values (None: memory): the policy's objective over arrays (the area
+    objective only with at most ``area_max_items`` ready jobs)."""
+    if cfg.objective == "area" and n_ready <= cfg.area_max_items and bool(np.any(length != 0)):
         return used * np.maximum(length, 1e-9) ** cfg.area_power
     if cfg.extrapolate:
         # With conservative few-shot allocations the knapsack values the memory a job will really
@@ -510,7 +523,7 @@ def _single_pick(mem, cores, gpus, limits: Limits, values, extra, keys) -> list[
 
 
 def _packed_rows(
-    policy, table, slots, kind_col, kinds, names, mem, point, keys, length, limits, extra_lim, running
+    policy, table, slots, kind_col, kinds, names, mem, point, keys, length, limits, extra_lim, running, n_ready
 ) -> list[int]:
     """The packer's choice over all jobs in preference order (and ``_explore``'s): rows."""
     cfg = policy.config
@@ -518,7 +531,7 @@ def _packed_rows(
     order = preference_order(keys)
     mem_o = mem[order]
     used_o = np.minimum(point[order], mem_o) if cfg.extrapolate else mem_o
-    values = _values(cfg, used_o, length[order])
+    values = _values(cfg, used_o, length[order], n_ready)
     extra_use = {name: table.resource(name)[slots][order] for name in extra_lim}
     cores = table.column("cores")[slots][order]
     gpus = table.column("gpus")[slots][order]
@@ -555,6 +568,24 @@ def _packed_rows(
         if isinstance(packer, KnapsackPacker):
             picked = sorted(picked)  # the policy's order: preference order
     return [int(order[i]) for i in picked]
+
+
+def _fits_alone(table: ReadyJobs, slots, free: Capacity, other_free) -> np.ndarray | None:
+    """Rows whose cores, GPUs and other resources fit what is free on their own (memory aside),
+    as the packers' own test; None when nothing but memory is constrained."""
+    fits = None
+    for col, lim in ((table.column("cores"), free.cores), (table.column("gpus"), free.gpus)):
+        if lim is not None and lim < UNLIMITED:
+            ok = col[slots] <= lim + 1e-9
+            fits = ok if fits is None else fits & ok
+    for name, lim in (other_free or {}).items():
+        lim = max(float(lim), 0.0)
+        if not math.isfinite(lim):
+            return None  # the packer reports the bad limit
+        if lim < UNLIMITED:
+            ok = table.resource(name)[slots] <= lim + 1e-9
+            fits = ok if fits is None else fits & ok
+    return fits
 
 
 def _learning(policy: DynamicPolicy, kinds, names, running) -> list[tuple[str, int]]:
