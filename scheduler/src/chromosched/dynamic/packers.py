@@ -162,6 +162,17 @@ class _Arrays:
         return ok
 
 
+def _row_groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows (sorted) and each row's index among them: ``np.unique(rows, axis=0,
+    return_inverse=True)`` without its slow sort of rows as byte strings."""
+    order = np.lexsort(rows.T[::-1])
+    ranked = rows[order]
+    new = np.r_[True, np.any(ranked[1:] != ranked[:-1], axis=1)]
+    group_of = np.empty(len(rows), dtype=np.int64)
+    group_of[order] = np.cumsum(new) - 1
+    return ranked[new], group_of
+
+
 def selection_fits(items: Sequence[PackItem], chosen: Sequence[int], limits: Limits) -> bool:
     """True when the chosen items respect every limit (used by tests and as a final guard)."""
     return len(set(chosen)) == len(chosen) and _Arrays.from_items(items, limits).fits(list(chosen), limits)
@@ -342,10 +353,9 @@ class KnapsackPacker:
         rank = np.empty(n, dtype=np.int64)
         rank[by_value] = np.arange(n)
         if arr.use.shape[1]:
-            groups, group_of = np.unique(arr.use[cand], axis=0, return_inverse=True)
+            groups, group_of = _row_groups(arr.use[cand])
             if len(groups) > 16:
                 return None
-            group_of = group_of.ravel()
         else:
             groups, group_of = np.zeros((1, 0)), np.zeros(n, dtype=np.int64)
         by_mem = np.argsort(m, kind="stable")
@@ -682,9 +692,10 @@ class KnapsackPacker:
         # use at most its memory cells, among the classes whose other usage is at most its own.
         mem = weights[:, -1]
         inner = weights[:, :-1]
-        groups, group_of = np.unique(inner, axis=0, return_inverse=True)
-        if len(groups) > 16:
+        _, first_of, group_of = np.unique(inner @ strides[:-1], return_index=True, return_inverse=True)
+        if len(first_of) > 16:
             return np.flatnonzero(keep)
+        groups = inner[first_of]
         group_of = group_of.ravel()
         width = max(64, n // 32)
         block = rank // width
