@@ -332,3 +332,15 @@ def test_best_pair_among_thousands_of_jobs():
     pair = np.where(fits, values[:, None] + values[None, :], -np.inf).max()
     single = values[(mem <= limits.mem) & (cores <= limits.cores)].max()
     assert values[chosen].sum() == pytest.approx(max(pair, single))
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+def test_value_knapsack_breaks_value_ties_towards_the_fuller_packing(cores):
+    """Equally valuable packings (one measured job: every job is predicted alike) are broken
+    towards the one that uses more memory, as the memory knapsack would (by the DP with three
+    cores free, by the exact pair search with two)."""
+    mem = np.array([5.0, 5.0, 5.0, 25.0, 25.0, 25.0])
+    chosen = KnapsackPacker().select_arrays(
+        mem, np.ones(6, dtype=int), limits=Limits(mem=80.0, cores=cores), values=np.ones(6)
+    )
+    assert sorted(chosen) == [3, 4, 5][:cores]

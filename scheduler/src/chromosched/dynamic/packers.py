@@ -340,7 +340,7 @@ class KnapsackPacker:
     def _best_pair(arr: _Arrays, cand, limits) -> list[int] | None:
         """The most valuable packing of at most two candidates at their exact sizes (so at least
         as good as the DP on its rounded-up grid): the best one alone or the best pair. Ties: the
-        single job, then the pair of earliest jobs. For each usage vector of the other resources
+        single job, then the fuller pair (as the DP), then the pair of earliest jobs. For each usage vector of the other resources
         the jobs are sorted by memory once, and each job's best partner is a prefix maximum up to
         the memory it leaves (vectorised, no DP). None (use the DP) when the other resources take
         more than 16 usage vectors or rounding makes the found pair not fit."""
@@ -349,7 +349,7 @@ class KnapsackPacker:
             return None
         n = len(cand)
         m = arr.mem[cand]
-        by_value = np.lexsort((np.arange(n), -v))  # value down, then input order
+        by_value = np.lexsort((np.arange(n), -m, -v))  # value down, then memory down, then input order
         rank = np.empty(n, dtype=np.int64)
         rank[by_value] = np.arange(n)
         if arr.use.shape[1]:
@@ -362,7 +362,7 @@ class KnapsackPacker:
         members = [by_mem[group_of[by_mem] == g] for g in range(len(groups))]
         room = limits.mem * (1 + 1e-12)
         lims = arr.lims * (1 + 1e-12) + 1e-9
-        found = []  # (pair value, earlier, later) as positions in cand
+        found = []  # (pair value, memory, earlier, later) as positions in cand
         for a, first in enumerate(members):
             best_before = np.minimum.accumulate(rank[first])  # best job among the k smallest of a
             for b in range(a, len(groups)):
@@ -377,12 +377,12 @@ class KnapsackPacker:
                     continue
                 j = second[ok]
                 i = by_value[best_before[end[ok] - 1]]
-                found.append((v[i] + v[j], np.minimum(i, j), np.maximum(i, j)))
+                found.append((v[i] + v[j], m[i] + m[j], np.minimum(i, j), np.maximum(i, j)))
         single = int(by_value[0])
         if not found:
             return [int(cand[single])]
-        val, lo, hi = (np.concatenate(x) for x in zip(*found))
-        k = np.lexsort((hi, lo, -val))[0]
+        val, mem, lo, hi = (np.concatenate(x) for x in zip(*found))
+        k = np.lexsort((hi, lo, -mem, -val))[0]
         if not val[k] > v[single]:
             return [int(cand[single])]
         pair = [int(cand[lo[k]]), int(cand[hi[k]])]
@@ -738,7 +738,11 @@ class KnapsackPacker:
             take = cand_val > dp[dst]
             np.copyto(dp[dst], cand_val, where=take)
             keep.append(take)  # indexed by state - usage
-        state = np.unravel_index(int(np.argmax(dp)), shape)
+        # The most valuable state; among equally valuable ones (sums of equal values differ in
+        # their last bits) the fullest memory row, as the memory knapsack would choose.
+        best = float(dp.max())
+        ties = np.flatnonzero(dp.ravel() >= best - 1e-9 * abs(best))
+        state = np.unravel_index(int(ties[np.argmax(np.unravel_index(ties, shape)[-1])]), shape)
         chosen = []
         for pos in range(len(cand) - 1, -1, -1):
             k = keep[pos]
