@@ -1,6 +1,7 @@
 import itertools
 import random
 
+import numpy as np
 import pytest
 
 from chromosched.dynamic.packers import (
@@ -217,3 +218,129 @@ def test_knapsack_large_ready_set_is_a_valid_near_full_packing():
     assert len(set(chosen)) == len(chosen)
     assert mem[chosen].sum() <= 256000.0 and cores[chosen].sum() <= 64
     assert mem[chosen].sum() >= 0.999 * 256000.0
+
+
+def _value_table(weights, values, lims):
+    """Best value at every state (usage vector) of a 0-1 knapsack over integer cell weights."""
+    shape = tuple(lim + 1 for lim in lims)
+    dp = np.full(shape, -np.inf)
+    dp[(0,) * len(shape)] = 0.0
+    for w, v in zip(weights.tolist(), values.tolist()):
+        if any(x > lim for x, lim in zip(w, lims)):
+            continue
+        src = tuple(slice(0, s - x) for x, s in zip(w, shape))
+        dst = tuple(slice(x, s) for x, s in zip(w, shape))
+        dp[dst] = np.maximum(dp[dst], dp[src] + v)
+    return dp
+
+
+def _within(table):
+    """Best value using at most each state's usage (a running maximum along every axis)."""
+    for axis in range(table.ndim):
+        table = np.maximum.accumulate(table, axis=axis)
+    return table
+
+
+def test_value_dp_dominance_keeps_every_state_value():
+    """The jobs the value DP drops (dominated by as many jobs as any packing holds, or by their own
+    class) change no capacity's best value: DP tables over all jobs and over the kept ones are equal."""
+    rng = np.random.default_rng(5)
+    dropped = 0
+    for trial in range(40):
+        n = int(rng.integers(5, 700))
+        cores_lim = int(rng.integers(1, 7))
+        grid = int(rng.integers(8, 40))
+        mem = rng.integers(1, grid // 2 + 2, n)
+        if trial % 2:
+            values = np.round(mem * rng.uniform(0.5, 1.0, n), 1)  # values follow memory, some ties
+        else:
+            values = rng.integers(1, 4, n).astype(float)  # heavy ties
+        if trial % 3 == 0:
+            weights, lims = mem[:, None], (grid,)
+        else:
+            weights, lims = np.stack([rng.integers(0, 3, n), mem], axis=1), (cores_lim, grid)
+        kept = KnapsackPacker._undominated(weights, values, lims)
+        assert np.all(np.diff(kept) > 0)
+        dropped += n - len(kept)
+        np.testing.assert_array_equal(
+            _within(_value_table(weights[kept], values[kept], lims)), _within(_value_table(weights, values, lims))
+        )
+    assert dropped > 200  # the check above saw real drops
+
+
+def _best_one_or_two(mem, cores, values, limits):
+    """Brute force over every job and every pair (exact sizes)."""
+    n = len(mem)
+    best = 0.0
+    for i in range(n):
+        if mem[i] <= limits.mem and (limits.cores is None or cores[i] <= limits.cores):
+            best = max(best, values[i])
+        for j in range(i + 1, n):
+            if limits.max_items is not None and limits.max_items < 2:
+                continue
+            if mem[i] + mem[j] <= limits.mem * (1 + 1e-12) and (
+                limits.cores is None or cores[i] + cores[j] <= limits.cores
+            ):
+                best = max(best, values[i] + values[j])
+    return best
+
+
+def test_at_most_two_jobs_best_pair_is_exact():
+    """With room for at most two jobs (two or three cores free, a job count of 2, or memory) the
+    value knapsack takes the best job or pair at their exact sizes: equal to brute force, and at
+    least what the DP on its rounded-up grid finds."""
+    rng = np.random.default_rng(9)
+    packer = KnapsackPacker()
+    applied = 0
+    for trial in range(120):
+        n = int(rng.integers(2, 40))
+        mem = rng.uniform(100, 5000, n)
+        cores = rng.integers(1, 4, n)
+        values = np.round(mem * rng.uniform(0.3, 1.0, n), -1) if trial % 2 else rng.integers(1, 5, n).astype(float)
+        limits = Limits(
+            mem=float(rng.uniform(200, 9000)),
+            cores=int(rng.integers(1, 5)),
+            max_items=[None, 2, 3][trial % 3],
+        )
+        chosen = packer.select_arrays(mem, cores, limits=limits, values=values)
+        assert len(set(chosen)) == len(chosen)
+        assert mem[chosen].sum() <= limits.mem * (1 + 1e-12) and cores[chosen].sum() <= limits.cores
+        from chromosched.dynamic.packers import _Arrays
+
+        arr = _Arrays.from_arrays(mem, cores, None, None, limits, values)
+        cand = np.flatnonzero(arr.alone_ok(limits))
+        if len(cand) < 2 or not KnapsackPacker._at_most_two(arr, cand, limits):
+            continue
+        applied += 1
+        assert len(chosen) <= 2
+        assert values[chosen].sum() == pytest.approx(_best_one_or_two(mem, cores, values, limits))
+        grid_dp = packer._value_dp(arr, cand, packer._dimensions(arr, cand, limits))
+        assert values[chosen].sum() >= values[grid_dp].sum() - 1e-9
+    assert applied > 40
+
+
+def test_best_pair_among_thousands_of_jobs():
+    rng = np.random.default_rng(3)
+    n = 1500
+    mem = rng.uniform(500, 32000, n)
+    cores = rng.choice([1, 2, 4, 8], n)
+    values = mem * rng.uniform(0.5, 0.9, n)
+    limits = Limits(mem=30000.0, cores=2)  # two 1-core jobs, or one 2-core job
+    chosen = KnapsackPacker().select_arrays(mem, cores, limits=limits, values=values)
+    fits = (mem[:, None] + mem[None, :] <= limits.mem) & (cores[:, None] + cores[None, :] <= limits.cores)
+    np.fill_diagonal(fits, False)
+    pair = np.where(fits, values[:, None] + values[None, :], -np.inf).max()
+    single = values[(mem <= limits.mem) & (cores <= limits.cores)].max()
+    assert values[chosen].sum() == pytest.approx(max(pair, single))
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+def test_value_knapsack_breaks_value_ties_towards_the_fuller_packing(cores):
+    """Equally valuable packings (one measured job: every job is predicted alike) are broken
+    towards the one that uses more memory, as the memory knapsack would (by the DP with three
+    cores free, by the exact pair search with two)."""
+    mem = np.array([5.0, 5.0, 5.0, 25.0, 25.0, 25.0])
+    chosen = KnapsackPacker().select_arrays(
+        mem, np.ones(6, dtype=int), limits=Limits(mem=80.0, cores=cores), values=np.ones(6)
+    )
+    assert sorted(chosen) == [3, 4, 5][:cores]

@@ -345,3 +345,37 @@ def test_preference_order_equals_lexsort():
         if rng.random() < 0.1:
             keys[-1][0] = np.nan  # NaN: lexsort itself decides
         assert (preference_order(keys) == np.lexsort(keys)).all()
+
+
+def test_single_pick_equals_the_knapsack_in_preference_order():
+    """The shortcut for rounds where the knapsack takes all candidates or at most one (one core
+    free, a job count of 1, jobs bigger than half the memory) returns the job the knapsack picks
+    over the jobs in preference order (the most valuable, the first in preference order on ties)."""
+    from chromosched.dynamic.packers import KnapsackPacker, Limits
+    from chromosched.dynamic.ready_jobs import _single_pick, preference_order
+
+    rng = np.random.default_rng(21)
+    applied = 0
+    for trial in range(150):
+        n = int(rng.integers(1, 400))
+        mem = rng.uniform(100, 9000, n).round(-2)  # ties in memory
+        cores = rng.choice([1, 2, 4], n)
+        gpus = rng.choice([0, 0, 1], n)
+        values = None if trial % 3 == 0 else (mem * rng.choice([0.5, 1.0], n)).round(-2)
+        keys = [rng.permutation(n).astype(float), -mem, -rng.integers(0, 3, n).astype(float)]
+        limits = Limits(
+            mem=float(rng.uniform(50, 20000)),
+            cores=int(rng.choice([1, 1, 2, 64])),
+            gpus=int(rng.choice([1, 4])),
+            max_items=[None, 1, 5][trial % 3],
+        )
+        rows = _single_pick(mem, cores, gpus, limits, values, {}, keys)
+        if rows is None:
+            continue
+        applied += 1
+        order = preference_order(keys)
+        picked = KnapsackPacker().select_arrays(
+            mem[order], cores[order], gpus[order], limits=limits, values=None if values is None else values[order]
+        )
+        assert sorted(rows) == sorted(order[picked].tolist())
+    assert applied > 60

@@ -162,6 +162,17 @@ class _Arrays:
         return ok
 
 
+def _row_groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows (sorted) and each row's index among them: ``np.unique(rows, axis=0,
+    return_inverse=True)`` without its slow sort of rows as byte strings."""
+    order = np.lexsort(rows.T[::-1])
+    ranked = rows[order]
+    new = np.r_[True, np.any(ranked[1:] != ranked[:-1], axis=1)]
+    group_of = np.empty(len(rows), dtype=np.int64)
+    group_of[order] = np.cumsum(new) - 1
+    return ranked[new], group_of
+
+
 def selection_fits(items: Sequence[PackItem], chosen: Sequence[int], limits: Limits) -> bool:
     """True when the chosen items respect every limit (used by tests and as a final guard)."""
     return len(set(chosen)) == len(chosen) and _Arrays.from_items(items, limits).fits(list(chosen), limits)
@@ -282,6 +293,11 @@ class KnapsackPacker:
             gain = arr.mem if arr.values is None else arr.values
             return [int(cand[int(np.argmax(gain[cand]))])]
         if arr.values is not None:
+            if self._at_most_two(arr, cand, limits):
+                # A few cores free: the best job or pair, exactly and without the DP.
+                pair = self._best_pair(arr, cand, limits)
+                if pair is not None:
+                    return sorted(pair)
             chosen = self._value_dp(arr, cand, self._dimensions(arr, cand, limits))
         else:
             # Memory alone first: when that optimum also respects the other limits it is optimal
@@ -304,8 +320,73 @@ class KnapsackPacker:
         if len(arr.lims) == 0:
             return False
         use = arr.use[cand]
-        smallest = np.sort(use, axis=0)[:2] if len(cand) >= 2 else use
+        smallest = np.partition(use, 1, axis=0)[:2] if len(cand) >= 2 else use
         return bool(np.any(smallest.sum(axis=0) > arr.lims + 1e-9))
+
+    @staticmethod
+    def _at_most_two(arr: _Arrays, cand, limits) -> bool:
+        """True when no three candidates fit together (the three smallest of some resource, memory
+        included, or the job count, already exceed what is free)."""
+        if (limits.max_items is not None and limits.max_items <= 2) or len(cand) < 3:
+            return True
+        if float(np.partition(arr.mem[cand], 2)[:3].sum()) > limits.mem * (1 + 1e-12):
+            return True
+        if len(arr.lims) == 0:
+            return False
+        three = np.partition(arr.use[cand], 2, axis=0)[:3].sum(axis=0)
+        return bool(np.any(three > arr.lims * (1 + 1e-12) + 1e-9))
+
+    @staticmethod
+    def _best_pair(arr: _Arrays, cand, limits) -> list[int] | None:
+        """The most valuable packing of at most two candidates at their exact sizes (so at least
+        as good as the DP on its rounded-up grid): the best one alone or the best pair. Ties: the
+        single job, then the fuller pair (as the DP), then the pair of earliest jobs. For each usage vector of the other resources
+        the jobs are sorted by memory once, and each job's best partner is a prefix maximum up to
+        the memory it leaves (vectorised, no DP). None (use the DP) when the other resources take
+        more than 16 usage vectors or rounding makes the found pair not fit."""
+        v = arr.values[cand]
+        if np.isnan(v).any():
+            return None
+        n = len(cand)
+        m = arr.mem[cand]
+        by_value = np.lexsort((np.arange(n), -m, -v))  # value down, then memory down, then input order
+        rank = np.empty(n, dtype=np.int64)
+        rank[by_value] = np.arange(n)
+        if arr.use.shape[1]:
+            groups, group_of = _row_groups(arr.use[cand])
+            if len(groups) > 16:
+                return None
+        else:
+            groups, group_of = np.zeros((1, 0)), np.zeros(n, dtype=np.int64)
+        by_mem = np.argsort(m, kind="stable")
+        members = [by_mem[group_of[by_mem] == g] for g in range(len(groups))]
+        room = limits.mem * (1 + 1e-12)
+        lims = arr.lims * (1 + 1e-12) + 1e-9
+        found = []  # (pair value, memory, earlier, later) as positions in cand
+        for a, first in enumerate(members):
+            best_before = np.minimum.accumulate(rank[first])  # best job among the k smallest of a
+            for b in range(a, len(groups)):
+                if np.any(groups[a] + groups[b] > lims):
+                    continue
+                second = members[b]
+                end = np.searchsorted(m[first], room - m[second], side="right")
+                if b == a:
+                    end = np.minimum(end, np.arange(len(second)))  # smaller partners only: each pair once
+                ok = end > 0
+                if not ok.any():
+                    continue
+                j = second[ok]
+                i = by_value[best_before[end[ok] - 1]]
+                found.append((v[i] + v[j], m[i] + m[j], np.minimum(i, j), np.maximum(i, j)))
+        single = int(by_value[0])
+        if not found:
+            return [int(cand[single])]
+        val, mem, lo, hi = (np.concatenate(x) for x in zip(*found))
+        k = np.lexsort((hi, lo, -mem, -val))[0]
+        if not val[k] > v[single]:
+            return [int(cand[single])]
+        pair = [int(cand[lo[k]]), int(cand[hi[k]])]
+        return pair if arr.fits(pair, limits) else None
 
     @staticmethod
     def _fill(arr: _Arrays, cand, chosen, limits) -> list[int]:
@@ -572,22 +653,63 @@ class KnapsackPacker:
 
     @staticmethod
     def _undominated(weights: np.ndarray, values: np.ndarray, lims: tuple[int, ...]) -> np.ndarray:
-        """Positions (ascending) worth giving the value DP: of the jobs with the same usage in every
-        cell dimension, at most as many as fit together (``min(lims // usage)``), the most valuable,
-        the earliest on ties. Exact: in any optimal packing a lower-valued job of a class can be
-        exchanged for an unused higher-valued one without changing the usage, so every DP state's
-        best value is the same with or without the dropped jobs."""
-        n = len(weights)
-        _, cls = np.unique(weights, axis=0, return_inverse=True)
-        cls = cls.ravel()
-        fit = np.where(weights > 0, np.asarray(lims)[None, :] // np.maximum(weights, 1), n)
-        cap = fit.min(axis=1)
-        order = np.lexsort((np.arange(n), -values, cls))  # by class, then value down, then position
-        sorted_cls = cls[order]
-        first = np.r_[0, np.flatnonzero(np.diff(sorted_cls)) + 1]
-        rank = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
+        """Positions (ascending) worth giving the value DP. Exact: the best value within any
+        capacity (usage at most a DP state) is the same with or without the dropped jobs.
+
+        Jobs are ordered by value (down), then usage (lexicographically, up), then position; a
+        job is dropped when enough jobs before it use at most as much in every cell dimension:
+
+        - of its own class (same usage in every dimension): at least as many as fit together
+          (``min(lims // usage)``);
+        - of any class: at least as many as the largest number of jobs any packing can hold
+          (``most``: per dimension, how many of the smallest usages fit).
+
+        Either way, a packing that holds a dropped job leaves one of those jobs out, and exchanging
+        the two keeps it feasible and loses no value; each exchange moves to an earlier job, so
+        exchanges end with a packing of kept jobs that is worth at least as much."""
+        n, dims = weights.shape
+        lims_a = np.asarray(lims, dtype=np.int64)
+        order = np.lexsort((np.arange(n), *[weights[:, d] for d in range(dims - 1, -1, -1)], -values))
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        # Own class: one integer key per usage vector (the DP's flattened state index).
+        strides = np.cumprod(np.r_[1, lims_a[:-1] + 1])
+        cls = weights @ strides
+        by_cls = np.lexsort((rank, cls))
+        sorted_cls = cls[by_cls]
+        first = np.r_[0, np.flatnonzero(sorted_cls[1:] != sorted_cls[:-1]) + 1]
+        within = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
+        cap = np.where(weights > 0, lims_a[None, :] // np.maximum(weights, 1), n).min(axis=1)
         keep = np.zeros(n, dtype=bool)
-        keep[order[rank < cap[order]]] = True
+        keep[by_cls[within < cap[by_cls]]] = True
+        most = n
+        for d in range(dims):
+            most = min(most, int(np.searchsorted(np.cumsum(np.sort(weights[:, d])), lims_a[d], side="right")))
+        if most >= n - 1:
+            return np.flatnonzero(keep)
+        # Any class: count, for each job, the jobs in earlier blocks of the order (blocks of
+        # ``width``; jobs in its own block are not counted, so some dominated jobs may stay) that
+        # use at most its memory cells, among the classes whose other usage is at most its own.
+        mem = weights[:, -1]
+        inner = weights[:, :-1]
+        _, first_of, group_of = np.unique(inner @ strides[:-1], return_index=True, return_inverse=True)
+        if len(first_of) > 16:
+            return np.flatnonzero(keep)
+        groups = inner[first_of]
+        group_of = group_of.ravel()
+        width = max(64, n // 32)
+        block = rank // width
+        n_blocks = int(block.max()) + 1
+        cells = int(lims_a[-1]) + 1
+        mem_c = np.minimum(mem, cells - 1)
+        for g, usage in enumerate(groups):
+            pool = np.all(inner <= usage, axis=1) if dims > 1 else np.ones(n, dtype=bool)
+            hist = np.bincount(block[pool] * cells + mem_c[pool], minlength=n_blocks * cells)
+            count = hist.reshape(n_blocks, cells).cumsum(axis=1).cumsum(axis=0)
+            members = np.flatnonzero(group_of == g)
+            b = block[members]
+            before = np.where(b > 0, count[np.maximum(b - 1, 0), mem_c[members]], 0)
+            keep[members[before >= most]] = False
         return np.flatnonzero(keep)
 
     def _value_dp(self, arr: _Arrays, cand, dims) -> list[int]:
@@ -616,7 +738,11 @@ class KnapsackPacker:
             take = cand_val > dp[dst]
             np.copyto(dp[dst], cand_val, where=take)
             keep.append(take)  # indexed by state - usage
-        state = np.unravel_index(int(np.argmax(dp)), shape)
+        # The most valuable state; among equally valuable ones (sums of equal values differ in
+        # their last bits) the fullest memory row, as the memory knapsack would choose.
+        best = float(dp.max())
+        ties = np.flatnonzero(dp.ravel() >= best - 1e-9 * abs(best))
+        state = np.unravel_index(int(ties[np.argmax(np.unravel_index(ties, shape)[-1])]), shape)
         chosen = []
         for pos in range(len(cand) - 1, -1, -1):
             k = keep[pos]

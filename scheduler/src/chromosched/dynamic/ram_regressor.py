@@ -435,8 +435,9 @@ class RegressorRegistry:
         return {"version": 1, "regressors": {k: r.to_dict() for k, r in self._by_kind.items()}}
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the state as JSON atomically (temp file in the same folder, then rename)."""
-        write_text_atomic(path, json.dumps(self.to_dict(), indent=1, sort_keys=True))
+        """Write the state as JSON atomically (temp file in the same folder, then rename). Compact:
+        only then does ``json`` use its C encoder (2-3x faster; the plugin saves after job finishes)."""
+        write_text_atomic(path, json.dumps(self.to_dict(), sort_keys=True))
 
     @classmethod
     def load(cls, path: str | os.PathLike, settings: RegressorSettings | None = None) -> RegressorRegistry:

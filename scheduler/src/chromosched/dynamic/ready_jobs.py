@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import ChromoschedError
 from ..runtime.job_record import JobRecord
 from .head_reservation import HeadPlan, plan_head
-from .packers import FirstFitPacker, GreedyPacker, KnapsackPacker, Limits
+from .packers import UNLIMITED, FirstFitPacker, GreedyPacker, KnapsackPacker, Limits, _Arrays, _check_limits
 from .policy import Allocation, Capacity, DynamicPolicy, RunningTask, TaskRequest
 
 
@@ -54,7 +54,7 @@ class ReadyJobs:
         self._unmanaged_of = unmanaged_of
         self.slot_of: dict[str, int] = {}
         self.records: list[JobRecord | None] = []
-        self.tasks: list[TaskRequest | None] = []
+        self.tasks: list[TaskRequest | None] = _Requests(self)
         self._free: list[int] = []
         self._n = 0  # rows allocated
         self.kind_id: dict[str, int] = {}
@@ -104,6 +104,9 @@ class ReadyJobs:
         yield "order", np.nan, float
         yield "rank", np.nan, float
         yield "fixed", False, bool
+        yield "storable", False, bool
+        yield "has_prior", False, bool
+        yield "declared", np.nan, float
         yield "unmanaged", False, bool
         for f in self.features:
             yield "x:" + f, np.nan, float
@@ -143,6 +146,8 @@ class ReadyJobs:
         self.records[slot] = record
         self.active[slot] = True
         c = self._cols
+        c["storable"][slot] = bool(record.storable)
+        c["declared"][slot] = float(record.declared_mem_mb) if record.declared_mem_mb else np.nan
         c["order"][slot] = self._order_key[record.uid]
         c["rank"][slot] = np.nan
         c["fixed"][slot] = bool(record.fixed_mem)
@@ -155,6 +160,7 @@ class ReadyJobs:
                 self.resource(name)[slot] = float(value)
         task = None if self._task_of is None or unmanaged else self._task_of(record)
         self.tasks[slot] = task
+        self.tasks.stale.discard(slot)
         if task is None:
             c["kind"][slot] = -1
             return slot
@@ -166,6 +172,7 @@ class ReadyJobs:
         c["cores"][slot] = max(0, int(task.cores))
         c["gpus"][slot] = max(0, int(task.gpus))
         c["cap"][slot] = np.nan if task.cap_mb is None else float(task.cap_mb)
+        c["has_prior"][slot] = task.prior_mb is not None
         c["min"][slot] = np.nan if task.min_mb is None else float(task.min_mb)
         c["prior_rt"][slot] = np.nan if task.prior_runtime_s is None else float(task.prior_runtime_s)
         c["size_hint"][slot] = np.nan if task.size_hint is None else float(task.size_hint)
@@ -176,11 +183,22 @@ class ReadyJobs:
 
     def set_cap(self, slot: int, cap_mb: float | None) -> None:
         """Give the job in ``slot`` a new cap (its request is replaced, nothing else is rebuilt)."""
-        task = self.tasks[slot]
-        if task is None or task.cap_mb == cap_mb:
-            return
-        self.tasks[slot] = replace(task, cap_mb=cap_mb)
-        self._cols["cap"][slot] = np.nan if cap_mb is None else float(cap_mb)
+        self.set_caps(np.array([slot], dtype=np.int64), np.array([np.nan if cap_mb is None else cap_mb], dtype=float))
+
+    def set_caps(self, slots: np.ndarray, caps: np.ndarray) -> None:
+        """New caps (NaN: none) for the jobs in ``slots``, at once: thousands of jobs may cross a
+        size bound after one finish. The cap column changes now; each job's request is rebuilt
+        with its new cap when it is next read."""
+        slots = np.asarray(slots, dtype=np.int64)
+        caps = np.asarray(caps, dtype=float)
+        if caps.shape != slots.shape:
+            raise ChromoschedError(f"set_caps: {len(caps)} caps for {len(slots)} rows")
+        has = self._cols["kind"][slots] >= 0  # rows without a request keep none
+        slots, caps = slots[has], caps[has]
+        old = self._cols["cap"][slots]
+        changed = ~((old == caps) | (np.isnan(old) & np.isnan(caps)))
+        self._cols["cap"][slots[changed]] = caps[changed]
+        self.tasks.stale.update(slots[changed].tolist())
 
     def remove(self, uid: str) -> None:
         slot = self.slot_of.pop(uid, None)
@@ -189,6 +207,7 @@ class ReadyJobs:
         self.active[slot] = False
         self.records[slot] = None
         self.tasks[slot] = None
+        self.tasks.stale.discard(slot)
         self._free.append(slot)
         i = bisect.bisect_left(self._sorted_uids, uid)
         if i < len(self._sorted_uids) and self._sorted_uids[i] == uid:
@@ -230,6 +249,33 @@ class ReadyJobs:
                     col[slot] = keys[u]
             return
         keys[uid] = (lo + hi) / 2.0
+
+
+class _Requests(list):
+    """The :class:`TaskRequest` of each row. A row whose cap was set in bulk (``set_caps``) is
+    marked stale and gets its request rebuilt with the cap column's value when it is first read."""
+
+    def __init__(self, table: ReadyJobs):
+        super().__init__()
+        self._table = table
+        self.stale: set[int] = set()
+
+    def _fresh(self, i: int) -> None:
+        self.stale.discard(i)
+        task = list.__getitem__(self, i)
+        if task is not None:
+            cap = float(self._table.column("cap")[i])
+            list.__setitem__(self, i, replace(task, cap_mb=None if math.isnan(cap) else cap))
+
+    def __getitem__(self, i):
+        if self.stale and isinstance(i, (int, np.integer)) and i in self.stale:
+            self._fresh(int(i))
+        return list.__getitem__(self, i)
+
+    def __iter__(self):
+        for i in list(self.stale):
+            self._fresh(i)
+        return list.__iter__(self)
 
 
 def preference_order(keys: Sequence[np.ndarray]) -> np.ndarray:
@@ -352,19 +398,35 @@ def select_vectorised(
             if slot is not None and slot in pos:
                 failed[pos[slot]] = amount
     _check_feasible(policy, table, slots, min_mb, failed)
+    n_ready = len(slots)
+    learning = cfg.cold_start == "probe" and bool(_learning(policy, kinds, names, running))
+    if running and not learning:
+        # A job that needs more cores, GPUs or another resource than is free cannot start in this
+        # round whatever its memory (no packer takes it): it is not predicted. With one core free
+        # that is most of 10,000 jobs. (Not while a type is learning: _explore looks at them all.)
+        fits = _fits_alone(table, slots, free, other_free)
+        if fits is not None and not fits.all():
+            for k, name in zip(kinds.tolist(), names):  # a type missing its feature: the policy's path
+                if np.isnan(table.column("x:" + policy.chosen_feature(name))[slots[kind_col == k]]).any():
+                    return None
+            slots, kind_col, cap, min_mb, failed = slots[fits], kind_col[fits], cap[fits], min_mb[fits], failed[fits]
+            if len(slots) == 0:
+                return []
 
     mem = np.empty(len(slots))
     point = np.empty(len(slots))
     rt = np.empty(len(slots))
     xs_all = {f: table.column("x:" + f)[slots] for f in table.features}
+    prior_rt = table.column("prior_rt")[slots]
     for k, name in zip(kinds.tolist(), names):
-        rows = np.flatnonzero(kind_col == k)
+        # One job type (the usual case): its rows are all rows, no copies.
+        rows = slice(None) if len(kinds) == 1 else np.flatnonzero(kind_col == k)
         x = {f: v[rows] for f, v in xs_all.items()}
         f = policy.chosen_feature(name)
         if np.isnan(x[f]).any():
             return None
         mem[rows], point[rows] = allocations_vectorised(policy, name, x, cap[rows], min_mb[rows], failed[rows])
-        rt[rows] = runtimes_vectorised(policy, name, x, table.column("prior_rt")[slots][rows])
+        rt[rows] = runtimes_vectorised(policy, name, x, prior_rt[rows])
 
     # Preference order (ties in the knapsack, the list order for first fit): as the policy's.
     order_key = table.column("order")[slots]
@@ -383,29 +445,118 @@ def select_vectorised(
         # its own runtime: long chains start first.
         length = np.where(np.isnan(rank), rt0, rank)
     keys = keys[:1] + [k for k in keys[1:] if k.min() != k.max()]  # a constant key orders nothing
-    order = preference_order(keys)
-    mem_o = mem[order]
-    # With conservative few-shot allocations the knapsack values the memory a job will really use
-    # (its point prediction), as the policy does.
-    used_o = np.minimum(point[order], mem_o) if cfg.extrapolate else mem_o
-    values = None
-    if cfg.objective == "area" and len(order) <= cfg.area_max_items and bool(np.any(length != 0)):
-        values = used_o * np.maximum(length[order], 1e-9) ** cfg.area_power
-    elif cfg.extrapolate:
-        values = used_o
-    extra_lim = {}
-    extra_use = {}
-    for name, lim in (other_free or {}).items():
-        extra_lim[name] = max(float(lim), 0.0)
-        extra_use[name] = table.resource(name)[slots][order]
-    limits = Limits(
-        mem=max(free.mem_mb, 0.0), cores=free.cores, gpus=free.gpus, max_items=free.max_tasks, extra=extra_lim or None
-    )
-    cores = table.column("cores")[slots][order]
-    gpus = table.column("gpus")[slots][order]
     packer = policy._packer
     if not isinstance(packer, (KnapsackPacker, GreedyPacker, FirstFitPacker)):
         return None
+    extra_lim = {name: max(float(lim), 0.0) for name, lim in (other_free or {}).items()}
+    limits = Limits(
+        mem=max(free.mem_mb, 0.0), cores=free.cores, gpus=free.gpus, max_items=free.max_tasks, extra=extra_lim or None
+    )
+    # Head reservation (``now`` given): the longest ready job's priority, NaN where unknown.
+    reserve = now is not None and n_ready <= cfg.area_max_items
+    priority = (np.where(np.isnan(rank), rt, rank) if use_rank else rt) if reserve else None
+    rows = None
+    if isinstance(packer, KnapsackPacker) and not learning and not reserve:
+        # Usually only one more job fits (one core free): the best one needs no sort of all jobs.
+        used = np.minimum(point, mem) if cfg.extrapolate else mem
+        rows = _single_pick(
+            mem,
+            table.column("cores")[slots],
+            table.column("gpus")[slots],
+            limits,
+            _values(cfg, used, length, n_ready),
+            {name: table.resource(name)[slots] for name in extra_lim},
+            keys,
+        )
+    if rows is None:
+        rows = _packed_rows(
+            policy,
+            table,
+            slots,
+            kind_col,
+            kinds,
+            names,
+            mem,
+            point,
+            keys,
+            length,
+            limits,
+            extra_lim,
+            running,
+            n_ready,
+            (priority, rt, now) if reserve else None,
+        )
+    chosen = []
+    for row in rows:
+        task = table.tasks[int(slots[row])]
+        alloc = Allocation(
+            task,
+            min(float(mem[row]), policy.capacity.mem_mb),
+            float(point[row]),
+            None if math.isnan(rt[row]) else float(rt[row]),
+        )
+        policy._launched[task.task_id] = alloc
+        chosen.append(alloc)
+    if not chosen and not running:
+        i = int(np.argmin(mem))
+        raise ChromoschedError(
+            f"task {table.tasks[int(slots[i])].task_id}: nothing is running and it still does not fit the free "
+            f"resources ({mem[i]:.6g} MB needed, {free.mem_mb:.6g} MB free)"
+        )
+    return chosen
+
+
+def _values(cfg, used: np.ndarray, length: np.ndarray, n_ready: int) -> np.ndarray | None:
+    """The knapsack's item values (None: memory): the policy's objective over arrays (the area
+    objective only with at most ``area_max_items`` ready jobs)."""
+    if cfg.objective == "area" and n_ready <= cfg.area_max_items and bool(np.any(length != 0)):
+        return used * np.maximum(length, 1e-9) ** cfg.area_power
+    if cfg.extrapolate:
+        # With conservative few-shot allocations the knapsack values the memory a job will really
+        # use (its point prediction), as the policy does.
+        return used
+    return None
+
+
+def _single_pick(mem, cores, gpus, limits: Limits, values, extra, keys) -> list[int] | None:
+    """:meth:`KnapsackPacker.select_arrays` over the jobs in preference order, for the rounds where
+    it takes every candidate or at most one (e.g. one core free): rows in the caller's (unsorted)
+    order, or None when the knapsack must run. The one job is the most valuable (the biggest), the
+    first in preference order on ties: only the tied jobs are sorted, not all 10,000."""
+    _check_limits(limits)
+    if limits.max_items is not None and limits.max_items < 1:
+        return []
+    arr = _Arrays.from_arrays(mem, cores, gpus, extra, limits, values)
+    cand = np.flatnonzero(arr.alone_ok(limits))
+    if len(cand) == 0:
+        return []
+    if len(cand) == 1:
+        return [int(cand[0])]
+    if arr.fits(cand, limits) or not KnapsackPacker._at_most_one(arr, cand, limits):
+        return None
+    gain = (arr.mem if arr.values is None else arr.values)[cand]
+    if np.isnan(gain).any():
+        return None
+    tied = cand[gain == gain.max()]
+    if len(tied) > 1:
+        tied = tied[preference_order([k[tied] for k in keys])]
+    return [int(tied[0])]
+
+
+def _packed_rows(
+    policy, table, slots, kind_col, kinds, names, mem, point, keys, length, limits, extra_lim, running, n_ready, head
+) -> list[int]:
+    """The packer's choice over all jobs in preference order (and ``_explore``'s): rows. ``head``:
+    (priority, runtime, now) for the head reservation, or None."""
+    cfg = policy.config
+    packer = policy._packer
+    order = preference_order(keys)
+    mem_o = mem[order]
+    used_o = np.minimum(point[order], mem_o) if cfg.extrapolate else mem_o
+    values = _values(cfg, used_o, length[order], n_ready)
+    extra_use = {name: table.resource(name)[slots][order] for name in extra_lim}
+    cores = table.column("cores")[slots][order]
+    gpus = table.column("gpus")[slots][order]
     explore = []
     if cfg.cold_start == "probe":
         explore = _explore(
@@ -436,8 +587,8 @@ def select_vectorised(
         picked = explore + rest[picked].tolist()
     else:
         plan = None
-        if now is not None and len(order) <= cfg.area_max_items:
-            priority = np.where(np.isnan(rank), rt, rank) if use_rank else rt
+        if head is not None:
+            priority, rt, now = head
             ends = []
             for r in running:
                 runtime = r.predicted_runtime_s
@@ -454,25 +605,37 @@ def select_vectorised(
             picked = _pack_around_head(plan, packer, mem_o, cores, gpus, limits, values, extra_use)
         if isinstance(packer, KnapsackPacker):
             picked = sorted(picked)  # the policy's order: preference order
-    chosen = []
-    for i in picked:
-        row = int(order[i])
-        task = table.tasks[int(slots[row])]
-        alloc = Allocation(
-            task,
-            min(float(mem[row]), policy.capacity.mem_mb),
-            float(point[row]),
-            None if math.isnan(rt[row]) else float(rt[row]),
-        )
-        policy._launched[task.task_id] = alloc
-        chosen.append(alloc)
-    if not chosen and not running:
-        i = int(np.argmin(mem))
-        raise ChromoschedError(
-            f"task {table.tasks[int(slots[i])].task_id}: nothing is running and it still does not fit the free "
-            f"resources ({mem[i]:.6g} MB needed, {free.mem_mb:.6g} MB free)"
-        )
-    return chosen
+    return [int(order[i]) for i in picked]
+
+
+def _fits_alone(table: ReadyJobs, slots, free: Capacity, other_free) -> np.ndarray | None:
+    """Rows whose cores, GPUs and other resources fit what is free on their own (memory aside),
+    as the packers' own test; None when nothing but memory is constrained."""
+    fits = None
+    for col, lim in ((table.column("cores"), free.cores), (table.column("gpus"), free.gpus)):
+        if lim is not None and lim < UNLIMITED:
+            ok = col[slots] <= lim + 1e-9
+            fits = ok if fits is None else fits & ok
+    for name, lim in (other_free or {}).items():
+        lim = max(float(lim), 0.0)
+        if not math.isfinite(lim):
+            return None  # the packer reports the bad limit
+        if lim < UNLIMITED:
+            ok = table.resource(name)[slots] <= lim + 1e-9
+            fits = ok if fits is None else fits & ok
+    return fits
+
+
+def _learning(policy: DynamicPolicy, kinds, names, running) -> list[tuple[str, int]]:
+    """(name, kind id) of the still-learning types with nothing running (no prior, fewer than 3
+    measured jobs): ``_explore`` starts the smallest job of each."""
+    busy = {r.task.kind for r in running}
+    learning = []
+    for k, name in zip(kinds.tolist(), names):
+        reg = policy.memory.get(name)
+        if name not in busy and not reg.has_prior() and reg.n_observed < 3:
+            learning.append((name, k))
+    return learning
 
 
 # A head is reserved for only while its allocation is at most this multiple of its point prediction.
@@ -551,12 +714,7 @@ def _explore(
     """:meth:`DynamicPolicy._explore` over arrays: positions (in preference order) of the smallest
     ready job of each still-learning type (no prior, fewer than 3 measured jobs, none running)
     that fits, in the type's name order; other resources must fit too."""
-    busy = {r.task.kind for r in running}
-    learning = []
-    for k, name in zip(kinds.tolist(), names):
-        reg = policy.memory.get(name)
-        if name not in busy and not reg.has_prior() and reg.n_observed < 3:
-            learning.append((name, k))
+    learning = _learning(policy, kinds, names, running)
     if not learning:
         return []
     kind_o = kind_col[order]

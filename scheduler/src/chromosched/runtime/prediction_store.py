@@ -120,8 +120,7 @@ class PredictionStore:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as handle:
-                json.dump(payload, handle, sort_keys=True)
-                handle.write("\n")
+                handle.write(json.dumps(payload, sort_keys=True) + "\n")  # dumps: json's C encoder
             try:
                 os.link(tmp, path)  # atomic create-if-absent
             except FileExistsError:

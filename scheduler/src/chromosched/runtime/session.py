@@ -41,17 +41,19 @@ from .static_admission import StaticAdmission
 
 MODES = ("static", "dynamic")
 MEMORY = "mem_mb"
+SAVE_EVERY_S = 2.0  # the learned model is written at most this often (and at exit)
 # A running job's reservation shrinks to KEEP x its RSS once that has stayed flat for SETTLE_S and
 # for SETTLE_FRACTION of the job's age (live sampling; see SchedulingSession.shrink_reservations).
 KEEP = 1.3
 SETTLE_S = 0.5
+SETTLE_FRACTION = 0.5
 # A flat RSS below this fraction of a job's point prediction, or (a probe) below this multiple of
 # its first sample, is taken for its start, not its need.
 PLAUSIBLE = 0.5
 GROWN = 1.5
+PROBE_SETTLE_S = 1.0
 # Input files smaller than this in all are no size feature for an unseen rule's memory.
 MIN_INPUT_MB = 1.0
-SETTLE_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -118,16 +120,18 @@ class _Running:
     predicted_mb: float | None = None  # the point prediction it was started with (None: a probe)
 
 
-def _plausible(plateau_mb: float, r: _Running, first_mb: float | None) -> bool:
+def _plausible(plateau_mb: float, r: _Running, first_mb: float | None, settled_long: bool) -> bool:
     """Whether a running job's flat RSS can be its need, not its start (an interpreter, a tool
     reading its input before it allocates; under load a process can take a second to start, and
     a run once learned an interpreter's 13 MB as the need of a 75 MB rule and packed five jobs on
-    it). A job with a point prediction P must sit at PLAUSIBLE x P or more; a probe (nothing
-    predicted) must have grown to GROWN x its first sample. Otherwise the plateau neither shrinks
-    its reservation nor teaches its rule anything; its real peak is measured when it ends."""
+    it). A job with a point prediction P must sit at PLAUSIBLE x P or more. A probe (nothing
+    predicted) must have grown to GROWN x its first sample, or (its first sample already held its
+    memory) have stayed flat for PROBE_SETTLE_S and half its age (``settled_long``). Otherwise the
+    plateau neither shrinks its reservation nor teaches its rule anything; its real peak is
+    measured when it ends."""
     if r.predicted_mb is not None:
         return plateau_mb >= PLAUSIBLE * r.predicted_mb
-    return first_mb is not None and plateau_mb >= GROWN * first_mb
+    return (first_mb is not None and plateau_mb >= GROWN * first_mb) or settled_long
 
 
 class SchedulingSession:
@@ -310,12 +314,18 @@ class SchedulingSession:
             slots = slots[(table.column("kind")[slots] == kind) & (x > lo) & (x <= hi)]
             if rule not in self._unmeasured:
                 # Only the cap of its unseen-rule requests (no prior) changes: set it in place,
-                # as _unseen_task would build it (thousands of rows may cross at once).
-                for slot in slots.tolist():
-                    task, record = table.tasks[slot], table.records[slot]
-                    if task is None or task.prior_mb is not None or not record.storable:
-                        continue
-                    table.set_cap(slot, self._unseen_cap(record, task.features["size"]))
+                # as _unseen_cap would (thousands of rows may cross at once: over the columns).
+                slots = slots[table.column("storable")[slots] & ~table.column("has_prior")[slots]]
+                if not table.has_column("x:size"):  # no size column: one request at a time
+                    for slot in slots.tolist():
+                        task = table.tasks[slot]
+                        if task is not None:
+                            table.set_cap(slot, self._unseen_cap(table.records[slot], task.features["size"]))
+                    return
+                upto = self._declared_agrees.get(rule)
+                declared = table.column("declared")[slots]
+                agreed = ~np.isnan(declared) & (table.column("x:size")[slots] <= (-np.inf if upto is None else upto))
+                table.set_caps(slots, np.where(agreed, declared, np.nan))
                 return
         else:
             slots = np.array([s for s in table.slot_of.values() if table.records[s].rule == rule], dtype=np.int64)
@@ -559,7 +569,7 @@ class SchedulingSession:
             else:
                 total += r.mem_mb
                 plateau = self.live.settled(uid, fraction=SETTLE_FRACTION)
-                if plateau is not None and not _plausible(plateau, r, self.live.first_sample(uid)):
+                if plateau is not None and not self._plausible(uid, r, plateau):
                     plateau = None
                 if plateau is not None and not r.provisional and self._policy is not None:
                     # Its memory has plateaued below its allocation: learn it now (the real peak
@@ -609,10 +619,16 @@ class SchedulingSession:
         if r.over_mb:
             return None
         plateau = self.live.settled(uid, window_s=SETTLE_S, fraction=SETTLE_FRACTION)
-        if plateau is None or not _plausible(plateau, r, self.live.first_sample(uid)):
+        if plateau is None or not self._plausible(uid, r, plateau):
             return None
         keep = int(math.ceil(max(plateau * KEEP, plateau + 1.0))) + r.overhead_mb
         return None if keep >= 0.9 * r.mem_mb else (plateau, keep)
+
+    def _plausible(self, uid: str, r: _Running, plateau: float) -> bool:
+        def settled_long() -> bool:
+            return self.live.settled(uid, window_s=PROBE_SETTLE_S, fraction=SETTLE_FRACTION) is not None
+
+        return _plausible(plateau, r, self.live.first_sample(uid), r.predicted_mb is None and settled_long())
 
     def shrink_due(self) -> set[str]:
         """The running jobs whose reservations could shrink now (asked from the sampler's thread,
@@ -839,12 +855,14 @@ class SchedulingSession:
 
     def _save(self, force: bool = False) -> None:
         """Save the learned model. A large model (many jobs' prior points) takes a while to write:
-        saves are spaced so that they cost at most ~2% of the time, and whatever is still unsaved
-        is written when the process exits."""
+        saves are spaced so that they cost at most ~2% of the time and come at most every
+        ``SAVE_EVERY_S`` (a run that finishes several jobs a second does not write the model in
+        every scheduling call; a kill loses at most those seconds of learning), and whatever is
+        still unsaved is written when the process exits."""
         if self._policy is None:
             return
         now = time.monotonic()
-        if not force and now - self._saved_at < 50.0 * self._save_cost:
+        if not force and now - self._saved_at < max(50.0 * self._save_cost, SAVE_EVERY_S):
             if not self._unsaved:
                 self._unsaved = True
                 atexit.register(self.flush)
