@@ -5,6 +5,7 @@ plus the few-shot regression, the size features and the live memory sampler on t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import subprocess
@@ -272,25 +273,31 @@ def test_a_settled_job_wakes_the_scheduling_loop(tmp_path):
     probe = session.select(_records("work", 3), {"mem_mb": 1000, "_cores": 8})
     assert len(probe) == 1 and probe[0].mem_mb == 1000  # unknown rule: its smallest job alone
     uid = probe[0].record.uid
+    adapter = Scheduler.__new__(Scheduler)  # only the wake-up path: no Snakemake DAG needed
+    adapter._session, adapter._woken = session, set()
+    gate = threading.Semaphore(0)
+    workflow = SimpleNamespace(scheduler=SimpleNamespace(_open_jobs=gate))
+    with _job_holding(tmp_path, session, uid, 80, on_sample=lambda: adapter._wake_for_shrinks(workflow)):
+        assert gate.acquire(timeout=4.0)  # woken while the job still runs
+        assert session.shrink_due() == {uid}
+        assert not gate.acquire(timeout=0.6)  # once per job, not at every sample
+
+
+@contextlib.contextmanager
+def _job_holding(tmp_path, session, uid, mb, on_sample=None):
+    """A real process that allocates ``mb`` MB and holds it for 5 s, sampled live for job ``uid``
+    of ``session`` from its selection on (tracking starts before the process, as in the adapter)."""
     marker = str(tmp_path / "marker-out.txt")
-    code = (
-        "import time; b = bytearray(80 * 2**20); [b.__setitem__(i, 1) for i in range(0, len(b), 4096)]; time.sleep(5)"
-    )
+    code = f"import time; b = bytearray({mb} * 2**20); [b.__setitem__(i, 1) for i in range(0, len(b), 4096)]; time.sleep(5)"
     live = LiveMemory(interval_s=0.1)
     proc = None
     try:
         session.live = live
-        adapter = Scheduler.__new__(Scheduler)  # only the wake-up path: no Snakemake DAG needed
-        adapter._session, adapter._woken = session, set()
-        gate = threading.Semaphore(0)
-        workflow = SimpleNamespace(scheduler=SimpleNamespace(_open_jobs=gate))
         assert session.shrink_due() == set()  # nothing sampled yet
-        live.on_sample = lambda: adapter._wake_for_shrinks(workflow)
-        live.start(uid, [marker])  # as the adapter does: when the job is selected, before it runs
+        live.on_sample = on_sample
+        live.start(uid, [marker])
         proc = subprocess.Popen(["bash", "-c", f"sleep 0.3; {sys.executable} -c '{code}' {marker}; true"])
-        assert gate.acquire(timeout=4.0)  # woken while the job still runs
-        assert session.shrink_due() == {uid}
-        assert not gate.acquire(timeout=0.6)  # once per job, not at every sample
+        yield live
     finally:
         live.close()
         if proc is not None:
@@ -306,26 +313,13 @@ def test_a_failure_escalates_from_what_the_job_started_with(tmp_path):
     probe = session.select(records, {"mem_mb": 500, "_cores": 8})  # the probe: all 500 MB free
     assert [d.mem_mb for d in probe] == [500]
     uid = probe[0].record.uid
-    marker = str(tmp_path / "marker-out.txt")
-    code = (
-        "import time; b = bytearray(40 * 2**20); [b.__setitem__(i, 1) for i in range(0, len(b), 4096)]; time.sleep(5)"
-    )
-    live = LiveMemory(interval_s=0.1)
-    proc = None
-    try:
-        session.live = live
-        live.start(uid, [marker])  # as the adapter does: when the job is selected, before it runs
-        proc = subprocess.Popen(["bash", "-c", f"sleep 0.3; {sys.executable} -c '{code}' {marker}; true"])
+    with _job_holding(tmp_path, session, uid, 40):
         shrunk = []
         deadline = time.time() + 4.0
         while not shrunk and time.time() < deadline:
             time.sleep(0.1)
             session.shrink_reservations(lambda u, mb: shrunk.append(mb) or True)
         assert shrunk and shrunk[0] < 200  # settled near 40 MB: most of the 500 MB went back
-    finally:
-        live.close()
-        if proc is not None:
-            proc.wait(timeout=10)
     session.failed(uid, oom=True)
     retry = [replace(r, attempt=2) for r in records if r.uid == uid]  # Snakemake's next attempt
     again = session.select(retry, {"mem_mb": 1000, "_cores": 8})

@@ -567,24 +567,9 @@ def _packed_rows(
         taken = np.zeros(len(order), dtype=bool)
         taken[explore] = True
         rest = np.flatnonzero(~taken)
-        limits = Limits(
-            mem=max(limits.mem - float(mem_o[explore].sum()), 0.0),
-            cores=None if limits.cores is None else limits.cores - int(cores[explore].sum()),
-            gpus=None if limits.gpus is None else limits.gpus - int(gpus[explore].sum()),
-            max_items=None if limits.max_items is None else limits.max_items - len(explore),
-            extra={k: v - float(extra_use[k][explore].sum()) for k, v in extra_lim.items()} or None,
-        )
-        picked = packer.select_arrays(
-            mem_o[rest],
-            cores[rest],
-            gpus[rest],
-            limits=limits,
-            values=None if values is None else values[rest],
-            extra={k: v[rest] for k, v in extra_use.items()},
-        )
-        if isinstance(packer, KnapsackPacker):
-            picked = sorted(picked)
-        picked = explore + rest[picked].tolist()
+        left = _minus(limits, explore, mem_o, cores, gpus, extra_use)
+        filled = _pack_subset(packer, rest, left, mem_o, cores, gpus, values, extra_use)
+        picked = explore + (sorted(filled) if isinstance(packer, KnapsackPacker) else filled)
     else:
         plan = None
         if head is not None:
@@ -664,6 +649,21 @@ def _fits(limits: Limits) -> bool:
     )
 
 
+def _pack_subset(packer, rows: np.ndarray, lim: Limits, mem_o, cores, gpus, values, extra_use) -> list[int]:
+    """The packer's choice among the jobs at positions ``rows`` within ``lim``: positions."""
+    if len(rows) == 0 or lim.mem <= 0:
+        return []
+    chosen = packer.select_arrays(
+        mem_o[rows],
+        cores[rows],
+        gpus[rows],
+        limits=lim,
+        values=None if values is None else values[rows],
+        extra={k: v[rows] for k, v in extra_use.items()},
+    )
+    return rows[chosen].tolist()
+
+
 def _pack_around_head(plan: HeadPlan, packer, mem_o, cores, gpus, limits: Limits, values, extra_use) -> list[int]:
     """Positions to start: the head first when it fits, then the packer's choice among the rest;
     when it does not fit, only jobs that leave its reserved start as it is (jobs beyond the
@@ -671,17 +671,7 @@ def _pack_around_head(plan: HeadPlan, packer, mem_o, cores, gpus, limits: Limits
     n = len(mem_o)
 
     def pack(rows: np.ndarray, lim: Limits) -> list[int]:
-        if len(rows) == 0 or lim.mem <= 0:
-            return []
-        chosen = packer.select_arrays(
-            mem_o[rows],
-            cores[rows],
-            gpus[rows],
-            limits=lim,
-            values=None if values is None else values[rows],
-            extra={k: v[rows] for k, v in extra_use.items()},
-        )
-        return rows[chosen].tolist()
+        return _pack_subset(packer, rows, lim, mem_o, cores, gpus, values, extra_use)
 
     if plan.fits:
         rest = _minus(limits, [plan.head], mem_o, cores, gpus, extra_use)
