@@ -580,7 +580,10 @@ def elite_search(
     * **path relinking** (probability ``ELITE_RELINK_SHARE``): walk from pool order A towards pool
       order B; each step puts one of B's tasks at its position in B by an insertion, the best of
       those steps taken greedily; the child is the best order strictly inside the path. Relinking
-      searches the orders between two runs' results, which no single run's small moves cross.
+      searches the orders between two runs' results, which no single run's small moves cross. An
+      insertion shifts the tasks it passes, so a step can unmatch others: the walk is not monotone,
+      but it ends when B is two positions away or the budget is spent (GRCh37, K=3, 5, 6: at most
+      61-92 steps).
     * **ruin and recreate**: remove ``ELITE_RUIN`` random tasks from a pool order and re-insert
       them one by one, each at its best position (every position evaluated exactly; the tasks still
       out wait at the end).
