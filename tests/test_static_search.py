@@ -5,7 +5,16 @@ import pytest
 from chromosched.errors import ChromoschedError
 from chromosched.static.optimiser import build_table, optimise
 from chromosched.static.peak_memory import PeakEvaluator
-from chromosched.static.search import anneal, hill_climb, ils, neighbourhood, population_anneal, portfolio, search
+from chromosched.static.search import (
+    anneal,
+    elite_search,
+    hill_climb,
+    ils,
+    neighbourhood,
+    population_anneal,
+    portfolio,
+    search,
+)
 from chromosched.static.task_model import genome_taskset
 
 
@@ -14,7 +23,7 @@ def grch37():
     return genome_taskset("GRCh37")
 
 
-@pytest.mark.parametrize("method", ["portfolio", "population", "ils", "anneal", "hill_climb"])
+@pytest.mark.parametrize("method", ["portfolio", "elite", "population", "ils", "anneal", "hill_climb"])
 def test_exact_budget_and_determinism(grch37, method):
     ev = PeakEvaluator(grch37, 4)
     first = search(ev, method, 3001, seed=5)
@@ -30,7 +39,7 @@ def test_seeds_differ_and_budgets_are_exact_at_any_size(grch37):
     results = {seed: ils(PeakEvaluator(grch37, 5), 6000, seed) for seed in (0, 1, 2)}
     assert len({r.order for r in results.values()}) > 1  # the seed matters
     for budget in (1, 2, 3, 129, 700, 1401):
-        for method in ("ils", "portfolio", "population"):
+        for method in ("ils", "portfolio", "population", "elite"):
             ev = PeakEvaluator(grch37, 3)
             res = search(ev, method, budget, seed=4)
             assert res.evaluations == budget == ev.evaluations
@@ -148,24 +157,50 @@ def test_benchmark_script_runs(tmp_path):
     assert (tmp_path / "static_orderings.json").is_file()
 
 
-def test_portfolio_beyond_its_first_part_adds_population_runs(grch37, monkeypatch):
+def test_portfolio_beyond_its_first_part_adds_elite_search_then_population_runs(grch37, monkeypatch):
     import chromosched.static.search as static_search
 
     monkeypatch.setattr(static_search, "PORTFOLIO_RUN", 2_000)
     monkeypatch.setattr(static_search, "PORTFOLIO_FIRST", 4_000)
-    monkeypatch.setattr(static_search, "POPULATION_RUN", 3_000)
+    monkeypatch.setattr(static_search, "ELITE_RUN", 2_000)
+    monkeypatch.setattr(static_search, "POPULATION_RUN", 2_000)
     monkeypatch.setattr(static_search, "PORTFOLIO_CHAINS", (16, 32))
     big = portfolio(PeakEvaluator(grch37, 5), 10_000, seed=2)
     first = portfolio(PeakEvaluator(grch37, 5), 4_000, seed=2)
-    # 4000 as before (anneal seed 2, ILS seed 2001), then population runs: seed 2002 (16 chains, 3000) and
-    # seed 2003 (32 chains, 3000) evaluations.
+    with_elite = portfolio(PeakEvaluator(grch37, 5), 6_000, seed=2)
+    # 4000 as before (anneal seed 2, ILS seed 2001), then the elite search (seed 2, 2000) from those two
+    # runs' orders, then population runs: seed 2002 (16 chains, 2000) and seed 2003 (32 chains, 2000).
+    runs = [anneal(PeakEvaluator(grch37, 5), 2_000, 2), ils(PeakEvaluator(grch37, 5), 2_000, 2001)]
+    elite = elite_search(PeakEvaluator(grch37, 5), 2_000, 2, [r.order for r in runs])
     pops = [
-        population_anneal(PeakEvaluator(grch37, 5), 3_000, 2002, chains=16),
-        population_anneal(PeakEvaluator(grch37, 5), 3_000, 2003, chains=32),
+        population_anneal(PeakEvaluator(grch37, 5), 2_000, 2002, chains=16),
+        population_anneal(PeakEvaluator(grch37, 5), 2_000, 2003, chains=32),
     ]
+    assert first.peak == min(r.peak for r in runs)
+    assert with_elite.evaluations == 6_000 and with_elite.peak == min(first.peak, elite.peak) <= first.peak
     assert big.evaluations == 10_000
-    assert big.peak == min([first.peak] + [p.peak for p in pops]) <= first.peak
+    assert big.peak == min([with_elite.peak] + [p.peak for p in pops]) <= with_elite.peak
     assert PeakEvaluator(grch37, 5).peak(big.order) == big.peak
+
+
+def test_elite_search_keeps_its_best_start_and_improves_on_a_poor_pool(grch37):
+    ev = PeakEvaluator(grch37, 6)
+    runs = [anneal(PeakEvaluator(grch37, 6), 3_000, s) for s in range(4)]
+    res = elite_search(ev, 20_000, 0, [r.order for r in runs])
+    assert res.evaluations == 20_000 == ev.evaluations and res.method == "elite"
+    assert res.peak <= min(r.peak for r in runs)  # the pool's best is kept
+    assert PeakEvaluator(grch37, 6).peak(res.order) == res.peak
+    # From the sequential order alone (ruin and recreate only) it still descends well below it.
+    alone = elite_search(PeakEvaluator(grch37, 6), 20_000, 0, [tuple(range(22))])
+    assert alone.peak < 0.8 * PeakEvaluator(grch37, 6).peak(list(range(22)))
+    with pytest.raises(ChromoschedError, match="list model"):
+        elite_search(PeakEvaluator(grch37, 3, "waves"), 10, 0, [tuple(range(22))])
+    with pytest.raises(ChromoschedError, match="at least one order"):
+        elite_search(ev, 10, 0, [])
+    with pytest.raises(ChromoschedError, match="permutation"):
+        elite_search(ev, 10, 0, [(0, 1, 2)])
+    # Nothing to search: one worker, or every task at once.
+    assert elite_search(PeakEvaluator(grch37, 22), 100, 0, [tuple(range(22))]).evaluations == 1
 
 
 def test_population_annealing_beats_its_start_and_errors(grch37):

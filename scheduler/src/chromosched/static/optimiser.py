@@ -17,6 +17,10 @@ from .ordering_table import OrderingRow, OrderingTable, ranges_text
 from .peak_lower_bound import lower_bound
 from .peak_memory import MODELS, PeakEvaluator
 from .search import (
+    ELITE_RELINK_SHARE,
+    ELITE_RUIN,
+    ELITE_RUN,
+    ELITE_SIZE,
     ILS_CHUNK,
     ILS_KICK,
     ILS_POWER,
@@ -36,7 +40,7 @@ from .task_model import TaskSet
 from .waves_partition import solve_waves
 
 DEFAULT_BUDGET = 200_000  # peak evaluations per K (about 1-1.5 s)
-TABLE_BUDGET = 8_500_000  # what the shipped tables use (list: about 20-30 s per K on a free core)
+TABLE_BUDGET = 10_000_000  # what the shipped tables use: the portfolio's independent runs and its elite search
 
 
 def method_description(model: str, budget: int, seed: int) -> str:
@@ -49,12 +53,20 @@ def method_description(model: str, budget: int, seed: int) -> str:
             f"spread^{ILS_POWER}) for {ILS_SPREAD_SHARE:.0%} of a run, then by the excess area above "
             f"{1 - ILS_TARGET_STEP:g} x the best peak; kicks of {ILS_KICK[0]}-{ILS_KICK[1]} random insertions)"
             + (
-                f" for the first {PORTFOLIO_FIRST}, then population annealing runs of {POPULATION_RUN} "
+                f" for the first {PORTFOLIO_FIRST}, then an elite search of up to {ELITE_RUN} "
+                f"(chromosched.static.search.elite_search: the {ELITE_SIZE} lowest distinct run results, children by "
+                f"path relinking ({ELITE_RELINK_SHARE:.0%}) or by removing {ELITE_RUIN[0]}-{ELITE_RUIN[1]} tasks and "
+                f"re-inserting each at its best position, each child descending by the excess area)"
+                if budget > PORTFOLIO_FIRST
+                else ""
+            )
+            + (
+                f", then population annealing runs of {POPULATION_RUN} "
                 f"(chromosched.static.search.population_anneal: {'/'.join(map(str, PORTFOLIO_CHAINS))} chains in "
                 f"turn, swap/insertion moves, temperature {POPULATION_TEMPERATURES[0]:g} -> "
                 f"{POPULATION_TEMPERATURES[1]:g} x the best peak, the worse half resampled from the better half "
                 f"after each of the first {POPULATION_STAGES - 1} of {POPULATION_STAGES} stages)"
-                if budget > PORTFOLIO_FIRST
+                if budget > PORTFOLIO_FIRST + ELITE_RUN
                 else ""
             )
             + ", the best order"
