@@ -359,6 +359,27 @@ def test_a_job_flat_below_its_prediction_is_starting_not_done(tmp_path):
             proc.wait(timeout=10)
 
 
+def test_settled_jobs_keep_what_their_rule_grows_after_settling(tmp_path):
+    """Until three of a rule's settled jobs have ended, a settled job keeps 1.3x its plateau; then
+    1.05x the largest growth its rule showed after settling: a fixed footprint releases nearly all
+    it does not use, a rule whose jobs grew again by half keeps more than 1.3x."""
+    from chromosched.runtime.job_measurements import Measurement
+
+    session = _session(tmp_path)
+    for rule, growth in (("steady", 1.01), ("grows", 1.5)):
+        records = _records(rule, 5)
+        probe = session.select(records, {"mem_mb": 1000, "_cores": 8})
+        session.finished(probe[0].record.uid, Measurement(100.0, 1.0, "max_rss"))
+        factors = []
+        for record in records[1:4]:
+            (d,) = session.select([record], {"mem_mb": 1000, "_cores": 8})
+            factors.append(session._keep_factor(rule))
+            session.running[d.record.uid].plateau_mb = 100.0
+            session.finished(d.record.uid, Measurement(100.0 * growth, 1.0, "max_rss"))
+        assert factors == [1.3, 1.3, 1.3]
+        assert session._keep_factor(rule) == pytest.approx(1.05 * growth)
+
+
 def _session(tmp_path):
     from chromosched.runtime.session import SchedulingSession, SessionSettings
 

@@ -45,6 +45,12 @@ SAVE_EVERY_S = 2.0  # the learned model is written at most this often (and at ex
 # A running job's reservation shrinks to KEEP x its RSS once that has stayed flat for SETTLE_S and
 # for SETTLE_FRACTION of the job's age (live sampling; see SchedulingSession.shrink_reservations).
 KEEP = 1.3
+# Once KEEP_MIN_JOBS jobs of a rule have settled and ended, a settled job keeps KEEP_MARGIN x the
+# largest growth seen after settling in that rule instead (at least KEEP_MARGIN x its plateau).
+KEEP_MIN_JOBS = 3
+KEEP_MARGIN = 1.05
+# A shrink is made only when it frees at least this fraction of the reservation (no churn).
+SHRINK_MIN = 0.05
 SETTLE_S = 0.5
 SETTLE_FRACTION = 0.5
 # A flat RSS below this fraction of a job's point prediction, or (a probe) below this multiple of
@@ -118,6 +124,7 @@ class _Running:
     provisional: bool = False  # its plateau was learned before it ended
     given_mb: int = 0  # the mem_mb it started with (its {resources.mem_mb}); mem_mb may shrink later
     predicted_mb: float | None = None  # the point prediction it was started with (None: a probe)
+    plateau_mb: float | None = None  # its settled RSS, when one was learned before it ended
 
 
 def _plausible(plateau_mb: float, r: _Running, first_mb: float | None, settled_long: bool) -> bool:
@@ -147,6 +154,7 @@ class SchedulingSession:
         self.store = PredictionStore(settings.store)
         self.budget_mb: float | None = None
         self.running: dict[str, _Running] = {}
+        self._settle_growth: dict[str, list[float]] = {}  # rule -> measured peak / plateau of settled jobs
         self._policy: DynamicPolicy | None = None
         self._static: StaticAdmission | None = None
         self._prior = None
@@ -575,6 +583,7 @@ class SchedulingSession:
                     # Its memory has plateaued below its allocation: learn it now (the real peak
                     # replaces it when the job ends), so bigger jobs of its rule need not wait.
                     r.provisional = True
+                    r.plateau_mb = plateau
                     self._policy.observe_provisional(r.task or self._task(r.record), plateau)
         return total
 
@@ -582,7 +591,9 @@ class SchedulingSession:
         """Live sampling: a running job whose RSS has been flat for ``SETTLE_S`` (and for
         ``SETTLE_FRACTION`` of its age) while its
         reservation is more than ``KEEP`` x that plateau (a probe, started with all the free memory;
-        a few-shot job sized conservatively) keeps ``KEEP`` x the plateau, and the rest is released
+        a few-shot job sized conservatively) keeps ``KEEP`` x the plateau (the rule's learned
+        factor once its jobs have shown how much they grow after settling: :meth:`_keep_factor`),
+        and the rest is released
         (``apply(uid, new_mem_mb)`` re-budgets the job where Snakemake accounts it; False leaves it
         as it was). Its plateau is learned at once, so its rule's next jobs are packed into the
         released memory instead of waiting for it to end. A job that grows again is seen by the
@@ -610,6 +621,7 @@ class SchedulingSession:
                 plateau_mb=plateau,
             )
             r.mem_mb = keep
+            r.plateau_mb = plateau
             if not r.provisional:
                 r.provisional = True
                 self._policy.observe_provisional(r.task or self._task(r.record), plateau)
@@ -621,8 +633,19 @@ class SchedulingSession:
         plateau = self.live.settled(uid, window_s=SETTLE_S, fraction=SETTLE_FRACTION)
         if plateau is None or not self._plausible(uid, r, plateau):
             return None
-        keep = int(math.ceil(max(plateau * KEEP, plateau + 1.0))) + r.overhead_mb
-        return None if keep >= 0.9 * r.mem_mb else (plateau, keep)
+        keep = int(math.ceil(max(plateau * self._keep_factor(r.record.rule), plateau + 1.0))) + r.overhead_mb
+        return None if keep > (1.0 - SHRINK_MIN) * r.mem_mb else (plateau, keep)
+
+    def _keep_factor(self, rule: str) -> float:
+        """How far above its plateau a settled job of ``rule`` keeps its reservation: KEEP until
+        KEEP_MIN_JOBS of the rule's jobs have shown how much they still grow after settling
+        (their measured peak over their plateau), then KEEP_MARGIN x the largest such growth. A
+        rule whose jobs hold a level (a tool with a fixed footprint) releases nearly all it does
+        not use; one whose jobs grew again keeps more than KEEP."""
+        growth = self._settle_growth.get(rule, ())
+        if len(growth) < KEEP_MIN_JOBS:
+            return KEEP
+        return KEEP_MARGIN * max(max(growth), 1.0)
 
     def _plausible(self, uid: str, r: _Running, plateau: float) -> bool:
         def settled_long() -> bool:
@@ -788,6 +811,8 @@ class SchedulingSession:
             )
         if entry is None or self._policy is None or measurement is None:
             return
+        if entry.plateau_mb and measurement.need_mb > 0:
+            self._settle_growth.setdefault(entry.record.rule, []).append(measurement.need_mb / entry.plateau_mb)
         if self.settings.critical_path and measurement.runtime_s is not None:
             chrom = entry.record.chrom
             self._runtimes.observe(
