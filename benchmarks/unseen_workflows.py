@@ -161,14 +161,23 @@ def prepare(workdir: Path, workflow: dict) -> None:
 
 
 def run_snakemake(
-    workdir: Path, scheduler: str, budget: int, cores: int = 8, extra: tuple[str, ...] = (), timeout: float = 600
+    workdir: Path,
+    scheduler: str,
+    budget: int,
+    cores: int = 8,
+    extra: tuple[str, ...] = (),
+    timeout: float = 600,
+    snakefile: Path = SNAKEFILE,
+    latency_wait: int | None = 1,
 ) -> subprocess.CompletedProcess:
+    """Snakemake on ``snakefile`` in ``workdir`` (its config.yaml) under ``--resources mem_mb=budget``;
+    also the test suite's way of running its small workflows."""
     cmd = [
         sys.executable,
         "-m",
         "snakemake",
         "--snakefile",
-        str(SNAKEFILE),
+        str(snakefile),
         "--directory",
         str(workdir),
         "--configfile",
@@ -179,8 +188,7 @@ def run_snakemake(
         f"mem_mb={budget}",
         "--scheduler",
         scheduler,
-        "--latency-wait",
-        "1",
+        *(() if latency_wait is None else ("--latency-wait", str(latency_wait))),
         *extra,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,9 @@ import yaml
 
 from chromosched.genomes import genome_lengths
 from chromosched.runtime.prediction_store import PredictionStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import unseen_workflows as family  # noqa: E402  (its run_snakemake runs every small test workflow)
 
 WORKFLOW = Path(__file__).parent / "data" / "memory_workflow"
 CHROMS = [f"chr{i}" for i in range(1, 7)]
@@ -26,25 +28,9 @@ BUDGET = 300
 def run(workdir: Path, config: dict, *extra: str, scheduler: str = "chromosched", budget: int = BUDGET, cores: int = 4):
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(WORKFLOW / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        str(cores),
-        "--resources",
-        f"mem_mb={budget}",
-        "--scheduler",
-        scheduler,
-        *extra,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return family.run_snakemake(
+        workdir, scheduler, budget, cores=cores, extra=extra, snakefile=WORKFLOW / "Snakefile", latency_wait=None
+    )
 
 
 def ledger(workdir: Path) -> list[dict]:

@@ -639,16 +639,6 @@ def _minus(limits: Limits, rows, mem_o, cores, gpus, extra_use) -> Limits:
     )
 
 
-def _fits(limits: Limits) -> bool:
-    return (
-        limits.mem >= 0
-        and (limits.cores is None or limits.cores >= 0)
-        and (limits.gpus is None or limits.gpus >= 0)
-        and (limits.max_items is None or limits.max_items >= 0)
-        and all(v >= 0 for v in (limits.extra or {}).values())
-    )
-
-
 def _pack_subset(packer, rows: np.ndarray, lim: Limits, mem_o, cores, gpus, values, extra_use) -> list[int]:
     """The packer's choice among the jobs at positions ``rows`` within ``lim``: positions."""
     if len(rows) == 0 or lim.mem <= 0:
@@ -674,9 +664,10 @@ def _pack_around_head(plan: HeadPlan, packer, mem_o, cores, gpus, limits: Limits
         return _pack_subset(packer, rows, lim, mem_o, cores, gpus, values, extra_use)
 
     if plan.fits:
-        rest = _minus(limits, [plan.head], mem_o, cores, gpus, extra_use)
-        if not _fits(rest):  # it fits the memory but not the cores, GPUs or job count: no forcing
+        arrays = _Arrays.from_arrays(mem_o, cores, gpus, extra_use, limits, None)
+        if not arrays.fits([plan.head], limits):  # it fits the memory but not the cores, GPUs or job count
             return pack(np.arange(n), limits)
+        rest = _minus(limits, [plan.head], mem_o, cores, gpus, extra_use)
         others = np.flatnonzero(np.arange(n) != plan.head)
         return [plan.head] + pack(others, rest)
     idx = np.arange(n)

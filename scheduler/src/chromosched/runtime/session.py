@@ -648,10 +648,11 @@ class SchedulingSession:
         return KEEP_MARGIN * max(max(growth), 1.0)
 
     def _plausible(self, uid: str, r: _Running, plateau: float) -> bool:
-        def settled_long() -> bool:
-            return self.live.settled(uid, window_s=PROBE_SETTLE_S, fraction=SETTLE_FRACTION) is not None
-
-        return _plausible(plateau, r, self.live.first_sample(uid), r.predicted_mb is None and settled_long())
+        settled_long = (
+            r.predicted_mb is None
+            and self.live.settled(uid, window_s=PROBE_SETTLE_S, fraction=SETTLE_FRACTION) is not None
+        )
+        return _plausible(plateau, r, self.live.first_sample(uid), settled_long)
 
     def shrink_due(self) -> set[str]:
         """The running jobs whose reservations could shrink now (asked from the sampler's thread,
