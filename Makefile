@@ -8,10 +8,11 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 # Debian packages the pipeline and its tests call: Beagle 5.4 (brings OpenJDK), bcftools, tabix/bgzip, plink2;
-# and a single-node Slurm for the cluster tests (tests/cluster/slurm.py starts it; sacct needs slurmdbd + MariaDB).
-APT_PACKAGES := beagle bcftools tabix plink2 slurmctld slurmd slurm-client munge slurmdbd mariadb-server
+# a single-node Slurm for the cluster tests (tests/cluster/slurm.py starts it; sacct needs slurmdbd + MariaDB);
+# gcc for the static scheduler's exact branch and bound (compiled on first use).
+APT_PACKAGES := beagle bcftools tabix plink2 slurmctld slurmd slurm-client munge slurmdbd mariadb-server gcc libc6-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SCHEDULER_SOURCES := scheduler/pyproject.toml $(shell find scheduler/src -type f \( -name '*.py' -o -name '*.tsv' -o -name '*.json' \) -not -path '*.egg-info*')
+SCHEDULER_SOURCES := scheduler/pyproject.toml $(shell find scheduler/src -type f \( -name '*.py' -o -name '*.tsv' -o -name '*.json' -o -name '*.c' \) -not -path '*.egg-info*')
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages demo test lint format clean

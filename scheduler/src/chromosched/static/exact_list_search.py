@@ -1,0 +1,277 @@
+"""Exact branch and bound over list-scheduling orders: lower bounds, proofs of optimality and orders.
+
+``decide(P)`` answers whether some order has a peak of at most P, exactly, within a node limit. The
+search follows the schedule forward in time: it picks the K tasks that start at t=0, then, each
+time workers become free, the tasks that start there. Every order is covered once, up to the order
+of tasks that start at the same instant, which does not change the schedule. Two cuts prune it:
+
+* a start that would lift the running memory above P is never taken;
+* at every node, the relaxation of :mod:`chromosched.static.peak_lower_bound` is applied to what is
+  left: the running tasks with their remaining durations, plus the tasks not yet started. The chain
+  facts force tasks into the cut set T. T must then cover the area above P/K with at most K-1
+  tasks, and those tasks must run together within P. When no two workers become free together at
+  the window's end tau (case A), T also runs within P together with the smallest other tasks that
+  fill the K running at the last start. When two do (case B), tau is at least the earliest instant
+  at which that can happen, which limits how much duration T can remove from the window, and those
+  two workers' whole chains are a pair of disjoint task sets with equal total duration
+  (``tie_pairs`` lists them all; for GRCh37 at K=3 there are three). A node survives when either
+  case does.
+
+States already proven infeasible are remembered, by exact key. The answer is "infeasible" only when
+the whole tree was searched, so P is then a proven lower bound (every order's peak is above P).
+"feasible" comes with an order that reaches at most P. "unknown" means the node limit was hit.
+
+``exact_lower_bound`` first tries one grid tick below the reached peak; an "infeasible" there
+proves the reached peak optimal. Otherwise it bisects between the analytic bound and the reached
+peak, each probe with its own node limit, so the result is deterministic: it does not depend on
+the machine's speed.
+
+The search is C (``exact_list_search.c`` beside this file), compiled on first use with the
+system's C compiler (``$CC``, else ``cc``) into ``$XDG_CACHE_HOME/chromosched`` and loaded with
+ctypes. Without a compiler, ``available()`` is False and the optimiser keeps the analytic bound;
+the table header says which bound was used.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .peak_memory import GRID
+
+SOURCE = Path(__file__).with_suffix(".c")
+MAX_TASKS = 63
+PROBE_NODES = 20_000_000  # node limit of one decision (about 10 s on one core)
+FIRST_PROBE_NODES = 2_000_000  # the proof of optimality one tick below the reached peak
+TOTAL_NODES = 80_000_000  # node limit of one bound (all probes together, about 40 s)
+RELATIVE_PRECISION = 1e-4  # stop bisecting when the interval is this fraction of the peak
+
+
+class _Library:
+    def __init__(self, path: Path) -> None:
+        lib = ctypes.CDLL(str(path))
+        fn = lib.chromosched_list_feasible
+        ll_p = ctypes.POINTER(ctypes.c_longlong)
+        fn.argtypes = [
+            ctypes.c_int,
+            ctypes.c_int,
+            ll_p,
+            ll_p,
+            ctypes.c_longlong,
+            ctypes.c_longlong,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_uint64),
+            ctypes.POINTER(ctypes.c_uint64),
+            ctypes.c_longlong,
+            ctypes.POINTER(ctypes.c_int),
+            ll_p,
+        ]
+        fn.restype = ctypes.c_int
+        self.feasible = fn
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "chromosched"
+
+
+@lru_cache(maxsize=1)
+def _library() -> _Library | None:
+    code = SOURCE.read_bytes()
+    target = _cache_dir() / f"exact_list_search-{hashlib.sha256(code).hexdigest()[:16]}.so"
+    if not target.exists():
+        compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+        if not compiler:
+            return None
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+            os.close(fd)
+            done = subprocess.run(
+                [compiler, "-O2", "-shared", "-fPIC", "-o", tmp, str(SOURCE)], capture_output=True, text=True
+            )
+            if done.returncode != 0:
+                os.unlink(tmp)
+                return None
+            os.replace(tmp, target)  # atomic: a concurrent process sees the old state or the whole library
+        except OSError:
+            return None
+    try:
+        return _Library(target)
+    except OSError:
+        return None
+
+
+def available() -> bool:
+    """True when the C search could be compiled and loaded here."""
+    return _library() is not None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one P: ``status`` is "feasible" (with ``order``), "infeasible" or "unknown"."""
+
+    status: str
+    order: tuple[int, ...] | None
+    nodes: int
+
+
+MAX_TIE_PAIRS = 4096  # more pairs of equal-sum task sets than this: case B is assumed possible anywhere
+
+
+@lru_cache(maxsize=16)
+def tie_pairs(duration_ticks: tuple[int, ...], workers: int) -> tuple[int, tuple[tuple[int, int], ...] | None]:
+    """Where two workers could become free together inside the window.
+
+    Returns the earliest such instant (ticks; -1 when it cannot happen inside the window, which is
+    at most total work / K long) and every pair of disjoint task sets (bit masks over the tasks, both
+    orders) whose durations add up to the same instant within the window, or None when there are
+    too many tasks to enumerate (then 0 is the instant: ties anywhere) or more than MAX_TIE_PAIRS."""
+    from .peak_lower_bound import MAX_TIE_TASKS
+
+    n, total = len(duration_ticks), sum(duration_ticks)
+    if n > MAX_TIE_TASKS:
+        return 0, None
+    import numpy as np
+
+    sums = np.zeros(1, dtype=np.int64)
+    for d in duration_ticks:
+        sums = np.concatenate([sums, sums + d])  # index = the subset's bit mask
+    order = np.argsort(sums, kind="stable")
+    ordered = sums[order]
+    within = ordered * workers <= total
+    starts = np.flatnonzero((ordered[1:] == ordered[:-1]) & within[1:])
+    if len(starts) == 0:
+        return -1, ()
+    pairs: set[tuple[int, int]] = set()
+    for i in starts:  # each run of equal sums: every disjoint pair of its subsets
+        j = i
+        while j > 0 and ordered[j - 1] == ordered[i]:
+            j -= 1
+        group = [int(order[x]) for x in range(j, len(ordered)) if ordered[x] == ordered[i]]
+        for a in group:
+            for b in group:
+                if a != b and not a & b:
+                    pairs.add((a, b))
+        if len(pairs) > MAX_TIE_PAIRS:
+            return int(ordered[starts[0]]), None
+    if not pairs:
+        return -1, ()
+    earliest = min(int(sums[a]) for a, _ in pairs)
+    return earliest, tuple(sorted(pairs))
+
+
+def decide(
+    mem_ticks: Sequence[int], dur_ticks: Sequence[int], workers: int, peak_ticks: int, node_limit: int = PROBE_NODES
+) -> Decision:
+    """Is there a list-scheduling order with peak <= ``peak_ticks``? (all values on the 1e-6 grid)"""
+    lib = _library()
+    n = len(mem_ticks)
+    if lib is None or n > MAX_TASKS or not 1 <= workers <= n:
+        return Decision("unknown", None, 0)
+    # Largest first: big tasks decide early, which prunes sooner.
+    by_size = sorted(range(n), key=lambda i: (-mem_ticks[i], -dur_ticks[i], i))
+    arr = ctypes.c_longlong * n
+    order = (ctypes.c_int * n)()
+    nodes = ctypes.c_longlong(0)
+    tie, pairs = tie_pairs(tuple(int(d) for d in dur_ticks), workers)
+    position = {task: j for j, task in enumerate(by_size)}  # the C side numbers tasks largest first
+
+    def renumber(mask: int) -> int:
+        return sum(1 << position[i] for i in range(n) if mask >> i & 1)
+
+    masks = ctypes.c_uint64 * max(1, len(pairs or ()))
+    pair_a = masks(*[renumber(a) for a, _ in pairs or ()])
+    pair_b = masks(*[renumber(b) for _, b in pairs or ()])
+    status = lib.feasible(
+        n,
+        workers,
+        arr(*[mem_ticks[i] for i in by_size]),
+        arr(*[dur_ticks[i] for i in by_size]),
+        int(peak_ticks),
+        tie,
+        -1 if pairs is None else len(pairs),
+        pair_a,
+        pair_b,
+        int(node_limit),
+        order,
+        ctypes.byref(nodes),
+    )
+    if status == 1:
+        return Decision("feasible", tuple(by_size[j] for j in order), nodes.value)
+    return Decision("infeasible" if status == 0 else "unknown", None, nodes.value)
+
+
+@dataclass(frozen=True)
+class ExactBound:
+    """What the branch and bound proved: ``bound`` (every order's peak is at least this; None when
+    nothing beyond the known bound was proven), ``optimal`` (the reached peak is proven optimal),
+    ``order``/``peak`` (a better order than the one given, when a probe found one), nodes spent."""
+
+    bound: float | None
+    optimal: bool
+    order: tuple[int, ...] | None
+    peak: float | None
+    nodes: int
+
+
+def exact_lower_bound(
+    memory: Sequence[float],
+    duration: Sequence[float],
+    workers: int,
+    known_bound: float,
+    reached_peak: float,
+    peak_of: Callable[[tuple[int, ...]], float],
+    probe_nodes: int = PROBE_NODES,
+    first_probe_nodes: int = FIRST_PROBE_NODES,
+    total_nodes: int = TOTAL_NODES,
+) -> ExactBound:
+    """Bisect P between ``known_bound`` and ``reached_peak`` with ``decide`` (see the module docstring).
+
+    ``peak_of(order)`` is the evaluator's exact peak of an order (in task units); it prices an order
+    a probe finds, which then becomes the new upper end.
+    """
+    mem = [int(round(v * GRID)) for v in memory]
+    dur = [int(round(v * GRID)) for v in duration]
+    lo = int(math.floor(known_bound * GRID))  # no order's peak is below the known bound...
+    hi = int(round(reached_peak * GRID))  # ...and some order reaches hi
+    spent, proven, best_order, best_peak = 0, None, None, None
+    if lo >= hi or not available():
+        return ExactBound(None, lo >= hi, None, None, 0)
+
+    def probe(p: int, limit: int) -> Decision:
+        nonlocal spent
+        d = decide(mem, dur, workers, p, min(limit, total_nodes - spent))
+        spent += d.nodes
+        return d
+
+    def take(d: Decision) -> None:
+        nonlocal hi, best_order, best_peak
+        peak = peak_of(d.order)
+        best_order, best_peak = d.order, peak
+        hi = int(round(peak * GRID))
+
+    first = probe(hi - 1, first_probe_nodes)  # a proof of optimality, or a better order
+    if first.status == "infeasible":
+        return ExactBound(hi / GRID, True, None, None, spent)
+    if first.status == "feasible":
+        take(first)
+    while hi - lo > max(1, int(RELATIVE_PRECISION * hi)) and spent < total_nodes:
+        mid = (lo + hi) // 2
+        d = probe(mid, probe_nodes)
+        if d.status == "infeasible":
+            lo = proven = mid
+        elif d.status == "feasible":
+            take(d)
+        else:
+            hi = mid  # too hard at mid: look lower for what can be proven
+    return ExactBound(None if proven is None else proven / GRID, False, best_order, best_peak, spent)
