@@ -154,10 +154,12 @@ def tie_pairs(duration_ticks: tuple[int, ...], workers: int) -> tuple[int, tuple
         return -1, ()
     pairs: set[tuple[int, int]] = set()
     for i in starts:  # each run of equal sums: every disjoint pair of its subsets
-        j = i
+        j, end = i, i + 1
         while j > 0 and ordered[j - 1] == ordered[i]:
             j -= 1
-        group = [int(order[x]) for x in range(j, len(ordered)) if ordered[x] == ordered[i]]
+        while end < len(ordered) and ordered[end] == ordered[i]:
+            end += 1
+        group = [int(order[x]) for x in range(j, end)]
         for a in group:
             for b in group:
                 if a != b and not a & b:
@@ -274,4 +276,8 @@ def exact_lower_bound(
             take(d)
         else:
             hi = mid  # too hard at mid: look lower for what can be proven
+    if best_order is not None and spent < total_nodes:  # is the better order optimal?
+        last = probe(int(round(best_peak * GRID)) - 1, first_probe_nodes)
+        if last.status == "infeasible":
+            return ExactBound(best_peak, True, best_order, best_peak, spent)
     return ExactBound(None if proven is None else proven / GRID, False, best_order, best_peak, spent)
