@@ -50,9 +50,9 @@ from .peak_memory import GRID
 
 SOURCE = Path(__file__).with_suffix(".c")
 MAX_TASKS = 63
-PROBE_NODES = 20_000_000  # node limit of one decision (about 10 s on one core)
-FIRST_PROBE_NODES = 2_000_000  # the proof of optimality one tick below the reached peak
-TOTAL_NODES = 80_000_000  # node limit of one bound (all probes together, about 40 s)
+TOTAL_NODES = 80_000_000  # node limit of one bound, all probes together (about 40 s on one core)
+PROBE_NODES = 20_000_000  # at most this many in one decision (a quarter of the total)...
+FIRST_PROBE_NODES = 2_000_000  # ...and in the proof of optimality one tick below the reached peak (a 40th)
 RELATIVE_PRECISION = 1e-4  # stop bisecting when the interval is this fraction of the peak
 
 
@@ -233,15 +233,16 @@ def exact_lower_bound(
     known_bound: float,
     reached_peak: float,
     peak_of: Callable[[tuple[int, ...]], float],
-    probe_nodes: int = PROBE_NODES,
-    first_probe_nodes: int = FIRST_PROBE_NODES,
     total_nodes: int = TOTAL_NODES,
 ) -> ExactBound:
     """Bisect P between ``known_bound`` and ``reached_peak`` with ``decide`` (see the module docstring).
 
     ``peak_of(order)`` is the evaluator's exact peak of an order (in task units); it prices an order
-    a probe finds, which then becomes the new upper end.
+    a probe finds, which then becomes the new upper end. ``total_nodes`` limits all probes together;
+    one probe gets at most a quarter of it (``PROBE_NODES`` at most), the first a 40th.
     """
+    probe_nodes = max(1, min(PROBE_NODES, total_nodes // 4))
+    first_probe_nodes = max(1, min(FIRST_PROBE_NODES, total_nodes // 40))
     mem = [int(round(v * GRID)) for v in memory]
     dur = [int(round(v * GRID)) for v in duration]
     lo = int(math.floor(known_bound * GRID))  # no order's peak is below the known bound...
@@ -276,8 +277,12 @@ def exact_lower_bound(
             take(d)
         else:
             hi = mid  # too hard at mid: look lower for what can be proven
-    if best_order is not None and spent < total_nodes:  # is the better order optimal?
-        last = probe(int(round(best_peak * GRID)) - 1, first_probe_nodes)
+    # Proven up to the bisection's precision below the best order (or a better order found): one more
+    # try one tick below it, with up to a probe's nodes.
+    target = int(round((best_peak if best_order is not None else reached_peak) * GRID))
+    close = proven is not None and target - proven <= max(1, int(RELATIVE_PRECISION * target))
+    if (best_order is not None or close) and spent < total_nodes:
+        last = probe(target - 1, probe_nodes)
         if last.status == "infeasible":
-            return ExactBound(best_peak, True, best_order, best_peak, spent)
+            return ExactBound(target / GRID, True, best_order, best_peak, spent)
     return ExactBound(None if proven is None else proven / GRID, False, best_order, best_peak, spent)
