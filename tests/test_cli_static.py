@@ -96,6 +96,33 @@ def test_tables_from_fai(capsys, tmp_path):
     assert table.workers() == [2, 3] and len(table.chromosomes) == 6
 
 
+def test_tables_reprove_keeps_orders_and_proves_again(capsys, tmp_path):
+    fai = tmp_path / "ref.fa.fai"
+    lengths = [249, 243, 198, 191, 181, 171, 159, 146, 141, 135, 90, 81]  # Mbp, chromosome-like
+    fai.write_text("".join(f"chr{i + 1}\t{v * 1_000_000 + 7 * i}\t0\t60\t61\n" for i, v in enumerate(lengths)))
+    first = tmp_path / "t.tsv"
+    argv = ["tables", "--lengths", str(fai), "--workers", "2-5", "--budget", "20", "--out"]
+    assert run(capsys, *argv, str(first))[0] == 0  # 160 nodes of proof: next to nothing
+    again = tmp_path / "again.tsv"
+    code, _, _ = run(
+        capsys, "tables", "--lengths", str(fai), "--reprove", str(first), "--budget", "50000", "--out", str(again)
+    )
+    assert code == 0
+    old, new = OrderingTable.load(first), OrderingTable.load(again)
+    assert [r.workers for r in new.rows] == [2, 3, 4, 5]
+    assert new.metadata["command"] == old.metadata["command"]  # the orders' own command
+    assert "--reprove" in new.metadata["bounds_reproven"]
+    for a, b in zip(old.rows, new.rows):
+        assert b.peak <= a.peak and b.lower_bound >= a.lower_bound and b.lower_bound <= b.peak
+        if b.peak == a.peak:
+            assert b.order == a.order
+    assert sum(b.lower_bound > a.lower_bound for a, b in zip(old.rows, new.rows)) >= 2
+    wrong = tmp_path / "other.fa.fai"
+    wrong.write_text("chrA\t1000\t0\t60\t61\nchrB\t900\t0\t60\t61\n")
+    code = main(["tables", "--lengths", str(wrong), "--reprove", str(first)])
+    assert code == 2 and "are not those of the task input" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -17,7 +17,15 @@ import shlex
 import sys
 
 from ..errors import ChromoschedError
-from ..static.optimiser import DEFAULT_BUDGET, TABLE_BUDGET, StaticResult, build_table, optimise, optimise_many
+from ..static.optimiser import (
+    DEFAULT_BUDGET,
+    TABLE_BUDGET,
+    StaticResult,
+    build_table,
+    optimise,
+    optimise_many,
+    reprove_table,
+)
 from ..static.ordering_table import OrderingTable
 from ..static.peak_memory import MODELS, PeakEvaluator
 from ..static.search import HILL_CLIMB_MAX_SWAPS, HILL_CLIMB_RESTARTS
@@ -158,6 +166,12 @@ def register(commands, simulate) -> None:
         default=1,
         help="search this many K at once in separate processes (same table; default 1)",
     )
+    p.add_argument(
+        "--reprove",
+        metavar="TABLE",
+        help="keep TABLE's orders and prove their bounds again with this version (list model; the search is "
+        "not rerun; give the task input and budget the table was made with)",
+    )
     _add_search(p, TABLE_BUDGET)
     p.set_defaults(func=_tables)
 
@@ -252,9 +266,17 @@ def _tables(args: argparse.Namespace) -> int:
     _check_inputs(args)
     tasks = _tasks(args)
     workers = args.workers or list(range(1, len(tasks) + 1))
-    table = build_table(
-        tasks, workers, args.model, args.budget, args.seed, _command_line(args, workers), jobs=args.jobs
-    )
+    if args.reprove:
+        table = OrderingTable.load(args.reprove)
+        if set(tasks.names) != set(table.chromosomes):
+            raise ChromoschedError(f"{args.reprove}: its chromosomes are not those of the task input given")
+        table.rows = [r for r in table.rows if r.workers in set(workers)]
+        note = f"chromosched tables --reprove {args.reprove} --budget {args.budget} (orders as searched by the command)"
+        table = reprove_table(table, tasks, args.budget, note, jobs=args.jobs)
+    else:
+        table = build_table(
+            tasks, workers, args.model, args.budget, args.seed, _command_line(args, workers), jobs=args.jobs
+        )
     if args.out:
         table.write(args.out)
         print(f"chromosched: wrote {args.out} ({len(table.rows)} rows, model {args.model})", file=sys.stderr)
