@@ -233,18 +233,14 @@ static int relaxation_allows(Search *s, mask_t left, ll t) {
     double scale = 0;
     for (int a = 0; a < c; a++) scale += im[a] * id[a];
     s->cut_need = need - 1e-9 * scale;
-    if (s->tie < 0) { /* no two workers ever become free together: the strict form always holds */
-        s->strict = 1;
-        s->cut_budget = -1;
-        return cut_search(s, 0, forced_gain, forced_mem, forced, c);
-    }
     /* Case A: no two workers become free together at tau. Then the K running after the last start
        hold T: strict form. Case B: two do. Then tau >= tie, so the window's K*(tau - t) >= K*(tie - t)
        worker time bounds what the cut set can remove (relaxed form otherwise). The node survives when
-       either case does. */
+       either case does; with tie < 0 (never) only case A exists. */
     s->strict = 1;
     s->cut_budget = -1;
     if (cut_search(s, 0, forced_gain, forced_mem, forced, c)) return 1;
+    if (s->tie < 0) return 0;
     /* Case B needs two workers whose whole chains end together at tau: their chains so far must lie
        inside a pair of disjoint task sets with equal total duration. */
     if (s->npairs >= 0) {

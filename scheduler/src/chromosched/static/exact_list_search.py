@@ -136,30 +136,28 @@ def tie_pairs(duration_ticks: tuple[int, ...], workers: int) -> tuple[int, tuple
     at most total work / K long) and every pair of disjoint task sets (bit masks over the tasks, both
     orders) whose durations add up to the same instant within the window, or None when there are
     too many tasks to enumerate (then 0 is the instant: ties anywhere) or more than MAX_TIE_PAIRS."""
-    from .peak_lower_bound import MAX_TIE_TASKS
+    from .peak_lower_bound import MAX_TIE_TASKS, subset_sums
 
     n, total = len(duration_ticks), sum(duration_ticks)
     if n > MAX_TIE_TASKS:
         return 0, None
     import numpy as np
 
-    sums = np.zeros(1, dtype=np.int64)
-    for d in duration_ticks:
-        sums = np.concatenate([sums, sums + d])  # index = the subset's bit mask
+    sums = subset_sums(duration_ticks)  # index = the subset's bit mask
     order = np.argsort(sums, kind="stable")
     ordered = sums[order]
+    equal = ordered[1:] == ordered[:-1]
     within = ordered * workers <= total
-    starts = np.flatnonzero((ordered[1:] == ordered[:-1]) & within[1:])
+    # The first index of each run of equal sums within the window.
+    starts = np.flatnonzero(equal & within[1:] & ~np.concatenate([[False], equal[:-1]]))
     if len(starts) == 0:
         return -1, ()
     pairs: set[tuple[int, int]] = set()
-    for i in starts:  # each run of equal sums: every disjoint pair of its subsets
-        j, end = i, i + 1
-        while j > 0 and ordered[j - 1] == ordered[i]:
-            j -= 1
+    for i in starts:  # each run of equal sums once: every disjoint pair of its subsets
+        end = i + 1
         while end < len(ordered) and ordered[end] == ordered[i]:
             end += 1
-        group = [int(order[x]) for x in range(j, end)]
+        group = [int(order[x]) for x in range(i, end)]
         for a in group:
             for b in group:
                 if a != b and not a & b:

@@ -78,13 +78,22 @@ def _on_grid(values: Sequence[float]) -> list[float]:
     return [t / GRID for t in _to_ticks(values)]
 
 
-@lru_cache(maxsize=32)
-def _earliest_tie_ticks(durations: tuple[int, ...]) -> int | None:
+def subset_sums(durations: Sequence[int]):
+    """The total of every subset of the integer ``durations`` as a numpy array indexed by the subset's
+    bit mask (2^n entries: callers keep n <= MAX_TIE_TASKS)."""
     import numpy as np
 
     sums = np.zeros(1, dtype=np.int64)
     for d in durations:
         sums = np.concatenate([sums, sums + d])
+    return sums
+
+
+@lru_cache(maxsize=32)
+def _earliest_tie_ticks(durations: tuple[int, ...]) -> int | None:
+    import numpy as np
+
+    sums = subset_sums(durations)
     sums.sort()
     dup = np.flatnonzero(sums[1:] == sums[:-1])
     return int(sums[dup[0]]) if len(dup) else None
