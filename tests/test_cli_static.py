@@ -123,6 +123,29 @@ def test_tables_reprove_keeps_orders_and_proves_again(capsys, tmp_path):
     assert code == 2 and "are not those of the task input" in capsys.readouterr().err
 
 
+def test_tables_start_from_a_table_is_never_worse_than_it(capsys, tmp_path):
+    fai = tmp_path / "ref.fa.fai"
+    lengths = [249, 243, 198, 191, 181, 171, 159, 146, 141, 135, 90, 81]
+    fai.write_text("".join(f"chr{i + 1}\t{v * 1_000_000 + 7 * i}\t0\t60\t61\n" for i, v in enumerate(lengths)))
+    good, poor, started = tmp_path / "good.tsv", tmp_path / "poor.tsv", tmp_path / "started.tsv"
+    base = ["tables", "--lengths", str(fai), "--workers", "2-6"]
+    assert run(capsys, *base, "--budget", "200000", "--out", str(good))[0] == 0
+    assert run(capsys, *base, "--budget", "3", "--seed", "1", "--out", str(poor))[0] == 0
+    code, _, _ = run(capsys, *base, "--budget", "3", "--seed", "1", "--start-from", str(good), "--out", str(started))
+    assert code == 0
+    g, p, s = (OrderingTable.load(x) for x in (good, poor, started))
+    assert all(b.peak <= a.peak for a, b in zip(g.rows, s.rows))  # the good table's orders are the starts
+    assert any(b.peak < c.peak for b, c in zip(s.rows, p.rows))  # ...which 3 evaluations alone do not reach
+    assert f"--start-from {started.parent / 'good.tsv'}" in s.metadata["command"]
+    assert "starts from" in s.metadata["search"]
+    other = tmp_path / "other.fa.fai"
+    other.write_text("chrA\t1000\t0\t60\t61\nchrB\t900\t0\t60\t61\nchrC\t800\t0\t60\t61\n")
+    assert main(["tables", "--lengths", str(other), "--workers", "2", "--start-from", str(good)]) == 2
+    assert "are not those of" in capsys.readouterr().err
+    assert main([*base, "--reprove", str(good), "--start-from", str(good)]) == 2
+    assert "give one of them" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

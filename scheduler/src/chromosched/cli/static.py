@@ -17,6 +17,7 @@ import shlex
 import sys
 
 from ..errors import ChromoschedError
+from ..static.multistart_annealing import available as multistart_available
 from ..static.optimiser import (
     DEFAULT_BUDGET,
     TABLE_BUDGET,
@@ -172,6 +173,12 @@ def register(commands, simulate) -> None:
         help="keep TABLE's orders and prove their bounds again with this version (list model; the search is "
         "not rerun; give the task input and budget the table was made with)",
     )
+    p.add_argument(
+        "--start-from",
+        metavar="TABLE",
+        help="start each K's search from TABLE's order instead of the sequential one (same model and "
+        "chromosomes), so no row comes out worse than TABLE's",
+    )
     _add_search(p, TABLE_BUDGET)
     p.set_defaults(func=_tables)
 
@@ -221,7 +228,10 @@ def _order(args: argparse.Namespace) -> int:
 
 
 def _format_rows(results: list[StaticResult], tasks: TaskSet, model: str, budget: int, seed: int) -> str:
-    ours = "portfolio (annealing + iterated local search)" if model == "list" else "annealing + branch and bound"
+    if model == "list":
+        ours = "multistart annealing" if multistart_available() else "portfolio (annealing + iterated local search)"
+    else:
+        ours = "annealing + branch and bound"
     head = (
         f"# {tasks.source}, model {model}, memory in {tasks.memory_unit}; {ours} vs hill climbing "
         f"(restarts {HILL_CLIMB_RESTARTS}, M_max {HILL_CLIMB_MAX_SWAPS}), {budget} peak evaluations each, seed {seed}"
@@ -266,6 +276,8 @@ def _tables(args: argparse.Namespace) -> int:
     _check_inputs(args)
     tasks = _tasks(args)
     workers = args.workers or list(range(1, len(tasks) + 1))
+    if args.reprove and args.start_from:
+        raise ChromoschedError("--reprove keeps a table's orders; --start-from searches again: give one of them")
     if args.reprove:
         table = OrderingTable.load(args.reprove)
         if set(tasks.names) != set(table.chromosomes):
@@ -274,8 +286,16 @@ def _tables(args: argparse.Namespace) -> int:
         note = f"chromosched tables --reprove {args.reprove} --budget {args.budget} (orders as searched by the command)"
         table = reprove_table(table, tasks, args.budget, note, jobs=args.jobs)
     else:
+        start = OrderingTable.load(args.start_from) if args.start_from else None
         table = build_table(
-            tasks, workers, args.model, args.budget, args.seed, _command_line(args, workers), jobs=args.jobs
+            tasks,
+            workers,
+            args.model,
+            args.budget,
+            args.seed,
+            _command_line(args, workers),
+            jobs=args.jobs,
+            start=start,
         )
     if args.out:
         table.write(args.out)
@@ -299,6 +319,8 @@ def _command_line(args: argparse.Namespace, workers: list[int]) -> str:
     lo, hi = workers[0], workers[-1]
     parts += ["--workers", f"{lo}-{hi}" if workers == list(range(lo, hi + 1)) else ",".join(map(str, workers))]
     parts += ["--model", args.model, "--budget", str(args.budget), "--seed", str(args.seed)]
+    if args.start_from:
+        parts += ["--start-from", args.start_from]
     if args.out:
         parts += ["--out", args.out]
     return " ".join(shlex.quote(p) for p in parts)

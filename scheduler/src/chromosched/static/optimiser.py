@@ -15,6 +15,8 @@ from ..errors import ChromoschedError
 from .configuration_bound import configuration_lower_bound
 from .exact_list_search import FIRST_PROBE_NODES, PROBE_NODES, TOTAL_NODES, exact_lower_bound
 from .exact_list_search import available as exact_search_available
+from .multistart_annealing import END_RATIO, EXCESS_SHARE, EXCESS_STEP, EXCESS_TEMPERATURES, RECIPES
+from .multistart_annealing import available as multistart_available
 from .ordering_table import OrderingRow, OrderingTable, ranges_text
 from .peak_lower_bound import lower_bound
 from .peak_memory import MODELS, PeakEvaluator
@@ -36,21 +38,45 @@ from .search import (
     PORTFOLIO_RUN,
     anneal,
     hill_climb,
-    portfolio,
+    list_default,
+    multistart,
 )
 from .task_model import TaskSet
 from .waves_partition import solve_waves
 
 DEFAULT_BUDGET = 200_000  # peak evaluations per K (about 1-1.5 s)
-TABLE_BUDGET = 10_000_000  # what the shipped tables use: the portfolio's independent runs and its elite search
+TABLE_BUDGET = 100_000_000  # what the shipped tables use (the multistart annealing: about 10-20 s per K)
+# Without a C compiler the list model falls back to the pure-Python portfolio (about 70,000
+# evaluations per second), which then spends at most this many (the previous tables' budget).
+PORTFOLIO_BUDGET_CAP = 10_000_000
 PROOF_NODES_PER_EVALUATION = 8  # the exact branch and bound's nodes per peak evaluation of the search budget
 
 
-def method_description(model: str, budget: int, seed: int) -> str:
-    """One line naming the search, its settings and budget, for table headers and reports."""
+def _multistart_text(budget: int, seed: int) -> str:
+    lengths = sorted({length for length, _ in RECIPES})
+    starts = sorted({start for _, start in RECIPES}, reverse=True)
+    return (
+        f"multistart annealing (chromosched.static.multistart_annealing, compiled C), {budget} peak evaluations "
+        f"per K, seed {seed}: independent annealing runs of {'/'.join(f'{v:,}' for v in lengths)} evaluations "
+        f"with start temperatures {'/'.join(f'{v:g}' for v in starts)} x the best peak in turn (falling to "
+        f"{END_RATIO:g} of it; swap or insertion moves), even runs from the initial order, odd runs from the best "
+        f"order so far; the last {EXCESS_SHARE:.0%} of each run anneals on the excess area above "
+        f"{1 - EXCESS_STEP:g} x the best peak (temperatures {EXCESS_TEMPERATURES[0]:g} -> {EXCESS_TEMPERATURES[1]:g}"
+        " x best peak x total duration / K); the best order"
+    )
+
+
+def method_description(model: str, budget: int, seed: int, start: str = "") -> str:
+    """One line naming the search, its settings and budget, for table headers and reports; ``start``
+    names where the initial orders came from when not the sequential order."""
+    origin = f"; every K's search starts from {start}'s order" if start else ""
+    if model == "list" and multistart_available():
+        return _multistart_text(budget, seed) + origin
     if model == "list":
         return (
-            f"portfolio (chromosched.static.search.portfolio), {budget} peak evaluations per K, seed {seed}: "
+            "(no C compiler: the pure-Python portfolio) "
+            f"portfolio (chromosched.static.search.portfolio), {min(budget, PORTFOLIO_BUDGET_CAP)} peak evaluations "
+            f"per K, seed {seed}: "
             f"independent runs of {PORTFOLIO_RUN} evaluations alternating simulated annealing and iterated local "
             f"search (descents over all insertions and swaps in batches of {ILS_CHUNK}, by (peak, "
             f"spread^{ILS_POWER}) for {ILS_SPREAD_SHARE:.0%} of a run, then by the excess area above "
@@ -73,10 +99,11 @@ def method_description(model: str, budget: int, seed: int) -> str:
                 else ""
             )
             + ", the best order"
+            + origin
         )
     return (
         f"simulated annealing (chromosched.static.search.anneal), {budget} peak evaluations per K, seed {seed}, "
-        f"then exact branch and bound (chromosched.static.waves_partition)"
+        f"then exact branch and bound (chromosched.static.waves_partition)" + origin
     )
 
 
@@ -151,11 +178,14 @@ def optimise(
     budget: int = DEFAULT_BUDGET,
     seed: int = 0,
     with_hill_climb: bool = False,
+    initial: Sequence[int] | None = None,
 ) -> StaticResult:
-    """Search the best order for ``workers`` (``budget`` peak evaluations, ``seed``): the iterated
-    local search under the list model, the annealing under waves.
+    """Search the best order for ``workers`` (``budget`` peak evaluations, ``seed``): the multistart
+    annealing under the list model (the portfolio without a C compiler, at most
+    ``PORTFOLIO_BUDGET_CAP`` evaluations), the annealing under waves.
 
-    The search starts from the sequential order, so the result is never worse than it. Under the
+    The search starts from ``initial`` (task indices; the sequential order by default), so the result
+    is never worse than it. Under the
     waves model the annealing's result then seeds an exact branch and bound
     (:mod:`chromosched.static.waves_partition`), which returns the proven optimum when it finishes within its
     node limit (method ``anneal+bnb``; its time is included in ``seconds``). With
@@ -174,7 +204,12 @@ def optimise(
         # Every order has the same peak (all at once, or one at a time): nothing to search.
         found_order, found_peak, seconds, method = tuple(tasks.sequential_order()), sequential, 0.0, "trivial"
     else:
-        result = portfolio(evaluator, budget, seed) if model == "list" else anneal(evaluator, budget, seed)
+        if model == "list":
+            method_fn = list_default(evaluator)
+            spend = budget if method_fn is multistart else min(budget, PORTFOLIO_BUDGET_CAP)
+            result = method_fn(evaluator, spend, seed, initial=initial)
+        else:
+            result = anneal(evaluator, budget, seed, initial=initial)
         found_order, found_peak, seconds, method = result.order, result.peak, result.seconds, result.method
         if model == "waves":
             exact = solve_waves(evaluator.mem, workers, incumbent=evaluator.peak_ticks(found_order))
@@ -222,9 +257,12 @@ def optimise_many(
     with_hill_climb: bool = False,
     progress: bool = True,
     jobs: int = 1,
+    initial: dict[int, Sequence[int]] | None = None,
 ) -> list[StaticResult]:
     """``optimise`` for several K, with a progress bar and one line per K on stderr; ``jobs`` > 1 runs
-    the K in that many processes (each K is independent and deterministic, so the results are the same)."""
+    the K in that many processes (each K is independent and deterministic, so the results are the same).
+    ``initial`` maps K to the order (task indices) its search starts from."""
+    starts = initial or {}
     from ..progress import ProgressBar
 
     ks = list(workers)
@@ -243,7 +281,9 @@ def optimise_many(
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(optimise, tasks, k, model, budget, seed, with_hill_climb) for k in ks]
+                futures = [
+                    pool.submit(optimise, tasks, k, model, budget, seed, with_hill_climb, starts.get(k)) for k in ks
+                ]
                 for fut in futures:
                     res = fut.result()
                     results.append(res)
@@ -251,7 +291,7 @@ def optimise_many(
             return results
         for k in ks:
             t0 = time.perf_counter()
-            res = optimise(tasks, k, model, budget, seed, with_hill_climb)
+            res = optimise(tasks, k, model, budget, seed, with_hill_climb, starts.get(k))
             results.append(res)
             report(res, time.perf_counter() - t0)
     return results
@@ -266,25 +306,37 @@ def build_table(
     command: str = "",
     progress: bool = True,
     jobs: int = 1,
+    start: OrderingTable | None = None,
 ) -> OrderingTable:
-    """An ``OrderingTable`` with one optimised row per K."""
+    """An ``OrderingTable`` with one optimised row per K; with ``start`` (a table of the same model and
+    chromosomes) each K's search starts from that table's order, so no row is worse than it."""
     ks = list(workers)
     too_many = [k for k in ks if k > len(tasks)]
     if too_many:
         raise ChromoschedError(f"K={too_many[0]} exceeds the {len(tasks)} chromosomes of {tasks.source or 'the input'}")
-    results = optimise_many(tasks, ks, model, budget, seed, progress=progress, jobs=jobs)
+    initial = _start_orders(start, tasks, ks, model) if start is not None else None
+    results = optimise_many(tasks, ks, model, budget, seed, progress=progress, jobs=jobs, initial=initial)
     metadata = {
         "command": command,
         "source": tasks.source,
         "model": model,
         "memory_unit": tasks.memory_unit,
         "duration_unit": tasks.duration_unit,
-        "search": method_description(model, budget, seed),
+        "search": method_description(model, budget, seed, str(start.path or "a table") if start is not None else ""),
         "bound": _bound_text(model),
         "proven_optimal_K": ranges_text([r.workers for r in results if r.peak <= r.lower_bound]) or "none",
         "largest_gap_to_bound": _largest_gap(results),
     }
     return OrderingTable([r.row() for r in results], {k: v for k, v in metadata.items() if v})
+
+
+def _start_orders(table: OrderingTable, tasks: TaskSet, workers: Sequence[int], model: str) -> dict[int, list[int]]:
+    name = table.path or "the start table"
+    if table.model != model:
+        raise ChromoschedError(f"{name}: its model is {table.model}, not {model}")
+    if sorted(table.chromosomes) != sorted(tasks.names):
+        raise ChromoschedError(f"{name}: its chromosomes are not those of {tasks.source or 'the task input'}")
+    return {k: tasks.order_indices(table.row(k).order) for k in workers}  # a missing K: the table's own error
 
 
 def _largest_gap(rows: Sequence[OrderingRow]) -> str:

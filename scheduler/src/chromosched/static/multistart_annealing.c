@@ -1,0 +1,215 @@
+/* Many independent simulated-annealing runs over list-scheduling orders (see multistart_annealing.py).
+
+   Values are integers on the 1e-6 grid of peak_memory.py, and the peak is computed exactly as
+   PeakEvaluator._list_peak does: the first K tasks start at t=0, each later task on the first worker
+   to become free (lowest index on ties), a level counts only once time has advanced past it, and
+   workers that finished at the last dispatch instant without new work are not running then. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef long long ll;
+#define MAXN 64
+
+typedef struct {
+    uint64_t s0, s1;
+} rng_t;
+
+static uint64_t splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t next(rng_t *r) { /* xoroshiro128+ */
+    uint64_t s0 = r->s0, s1 = r->s1, out = s0 + s1;
+    s1 ^= s0;
+    r->s0 = ((s0 << 24) | (s0 >> 40)) ^ s1 ^ (s1 << 16);
+    r->s1 = (s1 << 37) | (s1 >> 27);
+    return out;
+}
+
+static double uniform(rng_t *r) { return (double)(next(r) >> 11) * (1.0 / 9007199254740992.0); }
+
+static int below(rng_t *r, int n) { return (int)((next(r) >> 33) % (uint64_t)n); }
+
+/* The exact peak of order o; with excess != NULL also the excess area above target: the integral
+   over time of (memory in use - target) where positive, the tail after the last dispatch included. */
+static ll evaluate(const ll *mem, const ll *dur, int n, int k, const int *o, ll target, double *excess) {
+    ll wmem[MAXN], free_at[MAXN], cur = 0, peak, last = 0;
+    double area = 0.0;
+    int i, w, j;
+    if (k >= n) {
+        for (i = 0; i < n; i++) cur += mem[o[i]];
+        if (excess) *excess = cur > target ? (double)(cur - target) : 0.0;
+        return cur;
+    }
+    for (i = 0; i < k; i++) {
+        wmem[i] = mem[o[i]];
+        free_at[i] = dur[o[i]];
+        cur += wmem[i];
+    }
+    peak = cur;
+    for (i = k; i < n; i++) {
+        ll t = free_at[0];
+        w = 0;
+        for (j = 1; j < k; j++)
+            if (free_at[j] < t) {
+                t = free_at[j];
+                w = j;
+            }
+        if (t != last) { /* time advances: the level held on [last, t) is complete */
+            if (cur > peak) peak = cur;
+            if (excess && cur > target) area += (double)(cur - target) * (double)(t - last);
+            last = t;
+        }
+        cur += mem[o[i]] - wmem[w];
+        wmem[w] = mem[o[i]];
+        free_at[w] = t + dur[o[i]];
+    }
+    for (w = 0; w < k; w++)
+        if (free_at[w] <= last) {
+            cur -= wmem[w];
+            wmem[w] = 0;
+        }
+    if (cur > peak) peak = cur;
+    if (excess) { /* the tail: the remaining tasks end in order of their end times */
+        ll end[MAXN], drop[MAXN];
+        int m = 0;
+        for (w = 0; w < k; w++)
+            if (wmem[w] > 0) { /* insertion sort by end time */
+                for (j = m; j > 0 && end[j - 1] > free_at[w]; j--) {
+                    end[j] = end[j - 1];
+                    drop[j] = drop[j - 1];
+                }
+                end[j] = free_at[w];
+                drop[j] = wmem[w];
+                m++;
+            }
+        for (j = 0; j < m; j++) {
+            if (cur > target) area += (double)(cur - target) * (double)(end[j] - last);
+            last = end[j];
+            cur -= drop[j];
+        }
+        *excess = area;
+    }
+    return peak;
+}
+
+/* A random neighbour: swap two positions, or move one task to another position (insertion). */
+static void propose(rng_t *r, int *cand, const int *cur, int n) {
+    int a = below(r, n), b = below(r, n - 1), x;
+    memcpy(cand, cur, (size_t)n * sizeof(int));
+    if (b >= a) b++;
+    x = cand[a];
+    if (next(r) & 1) {
+        cand[a] = cand[b];
+        cand[b] = x;
+    } else if (a < b) {
+        memmove(cand + a, cand + a + 1, (size_t)(b - a) * sizeof(int));
+        cand[b] = x;
+    } else {
+        memmove(cand + b + 1, cand + b, (size_t)(a - b) * sizeof(int));
+        cand[b] = x;
+    }
+}
+
+static ll lowered(ll peak, double step) { return (ll)((double)peak * (1.0 - step)); }
+
+/* One run of `evals` evaluations from `initial`: annealing on the peak (temperature t_start ->
+   t_start * end_ratio, as fractions of the best peak) for all but the last `excess_share`, then
+   annealing on the excess area above (1 - excess_step) x the best peak, from the best order, with
+   temperatures excess_t[0] -> excess_t[1] as fractions of best peak x (total duration / K).
+   Returns the run's best peak and writes its order to best. */
+static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, uint64_t seed, ll evals,
+              double t_start, double end_ratio, double excess_share, double excess_step, const double *excess_t,
+              int *best) {
+    int cur[MAXN], cand[MAXN];
+    uint64_t x = seed;
+    rng_t r;
+    ll total = 0, best_peak, cur_peak, phase1, phase2, e, target;
+    double window, cur_excess, cand_excess, t_end = t_start * end_ratio;
+    int i;
+    r.s0 = splitmix(&x);
+    r.s1 = splitmix(&x);
+    for (i = 0; i < n; i++) total += dur[i];
+    window = (double)total / k;
+    memcpy(cur, initial, (size_t)n * sizeof(int));
+    memcpy(best, initial, (size_t)n * sizeof(int));
+    best_peak = cur_peak = evaluate(mem, dur, n, k, cur, 0, NULL);
+    evals -= 1;
+    phase2 = (ll)((double)evals * excess_share);
+    phase1 = evals - phase2;
+    for (e = 0; e < phase1; e++) {
+        double temp = t_start * pow(t_end / t_start, (double)e / (double)phase1), delta;
+        ll p;
+        propose(&r, cand, cur, n);
+        p = evaluate(mem, dur, n, k, cand, 0, NULL);
+        delta = (double)(p - cur_peak) / (double)best_peak;
+        if (delta <= 0 || uniform(&r) < exp(-delta / temp)) {
+            memcpy(cur, cand, (size_t)n * sizeof(int));
+            cur_peak = p;
+            if (p < best_peak) {
+                best_peak = p;
+                memcpy(best, cur, (size_t)n * sizeof(int));
+            }
+        }
+    }
+    if (phase2 <= 0) return best_peak;
+    memcpy(cur, best, (size_t)n * sizeof(int));
+    target = lowered(best_peak, excess_step);
+    evaluate(mem, dur, n, k, cur, target, &cur_excess); /* the same order again: not counted */
+    for (e = 0; e < phase2; e++) {
+        double temp = excess_t[0] * pow(excess_t[1] / excess_t[0], (double)e / (double)phase2), delta;
+        ll p;
+        propose(&r, cand, cur, n);
+        p = evaluate(mem, dur, n, k, cand, target, &cand_excess);
+        if (p < best_peak) { /* a new best: lower the target below it */
+            best_peak = p;
+            memcpy(best, cand, (size_t)n * sizeof(int));
+            memcpy(cur, cand, (size_t)n * sizeof(int));
+            target = lowered(best_peak, excess_step);
+            evaluate(mem, dur, n, k, cur, target, &cur_excess);
+            continue;
+        }
+        delta = (cand_excess - cur_excess) / ((double)best_peak * window);
+        if (delta <= 0 || uniform(&r) < exp(-delta / temp)) {
+            memcpy(cur, cand, (size_t)n * sizeof(int));
+            cur_excess = cand_excess;
+        }
+    }
+    return best_peak;
+}
+
+/* Runs until `budget` evaluations are spent: even runs from `initial`, odd runs from the best order
+   so far (a restart with the temperature raised again). Run r uses recipe r mod `recipes`
+   (run_length[], t_start[]); the last run gets what is left. The lowest peak wins (the earliest run
+   on ties). Returns the best peak; writes its order, the number of runs and the winning run, and,
+   where run_peaks/run_orders are not NULL, every run's best peak and order (room for all runs). */
+ll chromosched_multistart(int n, int k, const ll *mem, const ll *dur, const int *initial, uint64_t seed, ll budget,
+                          int recipes, const ll *run_length, const double *t_start, double end_ratio,
+                          double excess_share, double excess_step, const double *excess_t, int *best_order,
+                          ll *runs_done, ll *best_run, ll *run_peaks, int *run_orders) {
+    int order[MAXN];
+    ll spent = 0, best = -1, r = 0;
+    if (n > MAXN || n < 1 || k < 1 || budget < 1) return -1;
+    while (spent < budget) {
+        int recipe = (int)(r % recipes);
+        ll evals = run_length[recipe] < budget - spent ? run_length[recipe] : budget - spent;
+        uint64_t run_seed = seed * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)r * 0xD1B54A32D192ED03ULL);
+        ll p = run(mem, dur, n, k, r % 2 ? best_order : initial, run_seed, evals, t_start[recipe], end_ratio, excess_share,
+                   excess_step, excess_t, order);
+        if (run_peaks) run_peaks[r] = p;
+        if (run_orders) memcpy(run_orders + r * n, order, (size_t)n * sizeof(int));
+        if (best < 0 || p < best) {
+            best = p;
+            memcpy(best_order, order, (size_t)n * sizeof(int));
+            *best_run = r;
+        }
+        spent += evals;
+        r++;
+    }
+    *runs_done = r;
+    return best;
+}
