@@ -238,7 +238,7 @@ def exact_lower_bound(
         return ExactBound(hi / GRID, True, None, None, spent)
     if first.status == "feasible":
         take(first)
-    level = int(hi / (1 + TARGET_GAP))  # the first split: "is the peak within TARGET_GAP of optimal?"
+    level = -(-hi * 100 // int(round(100 * (1 + TARGET_GAP))))  # first split: the peak within TARGET_GAP of optimal?
     while hi - lo > max(1, int(RELATIVE_PRECISION * hi)) and spent < total_nodes:
         mid = level if lo < level < hi else (lo + hi) // 2
         level = 0
