@@ -13,6 +13,7 @@ from chromosched.static.exact_list_search import decide, exact_lower_bound
 from chromosched.static.optimiser import build_table, optimise
 from chromosched.static.peak_lower_bound import list_lower_bound
 from chromosched.static.peak_memory import GRID, PeakEvaluator
+from chromosched.static.search import search
 from chromosched.static.task_model import TaskSet, genome_taskset
 
 
@@ -123,3 +124,28 @@ def test_without_a_compiler_the_relaxation_stands(monkeypatch, tmp_path):
         assert "did not run (no C compiler)" in table.metadata["bound"]
     finally:
         exact_list_search._library.cache_clear()
+
+
+def test_the_gap_target_gets_its_own_probe_after_the_bisection(monkeypatch):
+    # A 12-task instance with the node limit so small that every probe comes back "unknown": the
+    # bisection proves nothing, and the last probe is the 3 % level, with nodes of its own.
+    rng = random.Random(8)
+    mem = tuple(round(rng.uniform(10, 250), 3) for _ in range(12))
+    ts = TaskSet(tuple(f"c{i}" for i in range(12)), mem, mem)
+    ev = PeakEvaluator(ts, 4)
+    good = search(ev, "multistart", 100_000, seed=0)  # a good order: no probe finds a better one in 100 nodes
+    probed = []
+    real = exact_list_search.decide
+
+    def recording(m, d, k, p, node_limit=exact_list_search.PROBE_NODES):
+        answer = real(m, d, k, p, node_limit)
+        probed.append((p, answer.status))
+        return answer
+
+    monkeypatch.setattr(exact_list_search, "decide", recording)
+    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=400)
+    level = -(-int(round(good.peak * GRID)) * 100 // 103)  # the ceiling of peak / 1.03
+    assert len(probed) > 2 and all(status == "unknown" for _, status in probed[:-1])
+    assert probed[-1][0] == level and result.nodes > 400  # beyond the 400 the others spent
+    assert result.order is None
+    assert result.bound == (level / GRID if probed[-1][1] == "infeasible" else None)
