@@ -8,7 +8,7 @@ import random
 import pytest
 
 from chromosched.errors import ChromoschedError
-from chromosched.static import multistart_annealing
+from chromosched.static import exact_list_search, multistart_annealing
 from chromosched.static.multistart_annealing import RECIPES, multistart, run_count
 from chromosched.static.optimiser import build_table, optimise
 from chromosched.static.peak_memory import PeakEvaluator
@@ -33,7 +33,6 @@ def _random_tasks(rng, n):
 
 def test_the_compiled_peak_is_the_evaluators_on_random_orders():
     rng = random.Random(3)
-    checked = 0
     for _ in range(400):
         n = rng.randint(1, 12)
         ts = _random_tasks(rng, n)
@@ -43,8 +42,13 @@ def test_the_compiled_peak_is_the_evaluators_on_random_orders():
         rng.shuffle(order)
         res = multistart(ev.mem, ev.dur, k, order, 1, seed=rng.randint(0, 99))  # one evaluation: the order itself
         assert res.order == tuple(order) and res.peak_ticks == ev.peak_ticks(order)
-        checked += 1
-    assert checked == 400
+
+
+def test_one_task_or_all_at_once_has_nothing_to_search():
+    for n, k in ((1, 1), (3, 3), (3, 5)):
+        mem = [7_000_000 * (i + 1) for i in range(n)]
+        res = multistart(mem, mem, k, list(range(n)), 120_000, seed=0)  # more than one run: no move to make
+        assert res.order == tuple(range(n)) and res.peak_ticks == (mem[0] if k == 1 else sum(mem))
 
 
 def test_every_runs_result_is_priced_exactly_and_the_budget_is_spent(grch37):
@@ -114,6 +118,7 @@ def test_without_a_compiler_the_portfolio_searches(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", "/bin/false")
     multistart_annealing._function.cache_clear()
+    exact_list_search._library.cache_clear()  # no branch and bound either
     try:
         assert not multistart_annealing.available()
         ts = genome_taskset("GRCh37")
@@ -124,3 +129,4 @@ def test_without_a_compiler_the_portfolio_searches(monkeypatch, tmp_path):
             search(PeakEvaluator(ts, 4), "multistart", 100)
     finally:
         multistart_annealing._function.cache_clear()
+        exact_list_search._library.cache_clear()

@@ -17,6 +17,7 @@ import shlex
 import sys
 
 from ..errors import ChromoschedError
+from ..static.multistart_annealing import MAX_TASKS as MULTISTART_MAX_TASKS
 from ..static.multistart_annealing import available as multistart_available
 from ..static.optimiser import (
     DEFAULT_BUDGET,
@@ -229,7 +230,8 @@ def _order(args: argparse.Namespace) -> int:
 
 def _format_rows(results: list[StaticResult], tasks: TaskSet, model: str, budget: int, seed: int) -> str:
     if model == "list":
-        ours = "multistart annealing" if multistart_available() else "portfolio (annealing + iterated local search)"
+        compiled = multistart_available() and len(tasks) <= MULTISTART_MAX_TASKS
+        ours = "multistart annealing" if compiled else "portfolio (annealing + iterated local search)"
     else:
         ours = "annealing + branch and bound"
     head = (

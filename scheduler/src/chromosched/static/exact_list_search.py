@@ -23,8 +23,9 @@ the whole tree was searched, so P is then a proven lower bound (every order's pe
 
 ``exact_lower_bound`` first tries one grid tick below the reached peak; an "infeasible" there
 proves the reached peak optimal. Otherwise it bisects between the analytic bound and the reached
-peak, each probe with its own node limit, so the result is deterministic: it does not depend on
-the machine's speed.
+peak, each probe with its own node limit, and where the gap is still above ``TARGET_GAP`` it probes
+the peak / (1 + ``TARGET_GAP``) once more, with a probe's nodes beyond the total. Node limits, not
+time, make the result deterministic: it does not depend on the machine's speed.
 
 The search is C (``exact_list_search.c`` beside this file), compiled on first use (:mod:`native_library`) with the
 system's C compiler (``$CC``, else ``cc``) into ``$XDG_CACHE_HOME/chromosched`` and loaded with
@@ -46,7 +47,7 @@ from .peak_memory import GRID
 
 SOURCE = Path(__file__).with_suffix(".c")
 MAX_TASKS = 63
-TOTAL_NODES = 80_000_000  # node limit of one bound, all probes together (about 40 s on one core)
+TOTAL_NODES = 80_000_000  # node limit of one bound, all probes but the 3 % one together (about 40 s on one core)
 PROBE_NODES = 20_000_000  # at most this many in one decision (a quarter of the total)...
 FIRST_PROBE_NODES = 2_000_000  # ...and in the proof of optimality one tick below the reached peak (a 40th)
 RELATIVE_PRECISION = 1e-4  # stop bisecting when the interval is this fraction of the peak
@@ -210,8 +211,9 @@ def exact_lower_bound(
     """Bisect P between ``known_bound`` and ``reached_peak`` with ``decide`` (see the module docstring).
 
     ``peak_of(order)`` is the evaluator's exact peak of an order (in task units); it prices an order
-    a probe finds, which then becomes the new upper end. ``total_nodes`` limits all probes together;
-    one probe gets at most a quarter of it (``PROBE_NODES`` at most), the first a 40th.
+    a probe finds, which then becomes the new upper end. ``total_nodes`` limits the other probes
+    together; one probe gets at most a quarter of it (``PROBE_NODES`` at most), the first a 40th; the final
+    probe at the ``TARGET_GAP`` level gets a quarter more, beyond ``total_nodes``.
     """
     probe_nodes = max(1, min(PROBE_NODES, total_nodes // 4))
     first_probe_nodes = max(1, min(FIRST_PROBE_NODES, total_nodes // 40))

@@ -138,6 +138,7 @@ static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, ui
     memcpy(cur, initial, (size_t)n * sizeof(int));
     memcpy(best, initial, (size_t)n * sizeof(int));
     best_peak = cur_peak = evaluate(mem, dur, n, k, cur, 0, NULL);
+    if (n < 2) return best_peak; /* one task: no other order (and no move to propose) */
     evals -= 1;
     phase2 = (ll)((double)evals * excess_share);
     phase1 = evals - phase2;

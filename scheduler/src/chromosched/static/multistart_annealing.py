@@ -4,16 +4,17 @@ The list model's peak has a rugged landscape: single runs of any method fall int
 funnels (GRCh37, K=3: 456.52 from most starts), and the better orders are reached by a few percent
 of short runs (453.26 at K=3 from 3 of 80 annealing runs of 200,000 evaluations). What pays is the
 number of runs, so this search makes them cheap: the whole loop is C (``multistart_annealing.c``,
-compiled on first use by :mod:`native_library`), about 3-8 million peak evaluations per second on
+compiled on first use by :mod:`native_library`), about 5-8 million peak evaluations per second on
 one core for 22 chromosomes, against about 70,000 for the numpy-batched Python searches.
 
-Every run starts from the initial order and has its own random stream (from the seed and the run's
+Even runs start from the initial order, odd runs from the best order so far (a restart with the
+temperature raised again); every run has its own random stream (from the seed and the run's
 number), so the result is deterministic per seed. A run:
 
 1. anneals on the peak for the first ``1 - EXCESS_SHARE`` of its evaluations, a move being a random
    swap of two positions or a random insertion (one task moved to another position), accepted by
    Metropolis with a temperature falling geometrically from its recipe's start (a fraction of the
-   best peak) to 1/``END_RATIO`` of it;
+   best peak) to ``END_RATIO`` times that start;
 2. from its best order, anneals on the excess area: the integral over time of (memory in use -
    target) where positive, with the target ``EXCESS_STEP`` below the best peak so far. It falls
    with every moment above the target that gets lower, not only the highest one, so the search
@@ -104,9 +105,9 @@ def multistart(
     budget: int,
     seed: int,
 ) -> MultistartResult | None:
-    """Runs of ``RECIPES`` in turn from ``initial`` until exactly ``budget`` peak evaluations are spent
-    (the first of each run is ``initial`` itself). None when the C code is not available or there are
-    more than ``MAX_TASKS`` tasks."""
+    """Runs of ``RECIPES`` in turn until exactly ``budget`` peak evaluations are spent, even runs from
+    ``initial``, odd runs from the best order so far (the first evaluation of each run is its start
+    order). None when the C code is not available or there are more than ``MAX_TASKS`` tasks."""
     fn = _function()
     n = len(mem_ticks)
     if fn is None or n > MAX_TASKS:

@@ -16,6 +16,7 @@ from .configuration_bound import configuration_lower_bound
 from .exact_list_search import FIRST_PROBE_NODES, PROBE_NODES, TARGET_GAP, TOTAL_NODES, exact_lower_bound
 from .exact_list_search import available as exact_search_available
 from .multistart_annealing import END_RATIO, EXCESS_SHARE, EXCESS_STEP, EXCESS_TEMPERATURES, RECIPES
+from .multistart_annealing import MAX_TASKS as MULTISTART_MAX_TASKS
 from .multistart_annealing import available as multistart_available
 from .ordering_table import OrderingRow, OrderingTable, ranges_text
 from .peak_lower_bound import lower_bound
@@ -66,16 +67,20 @@ def _multistart_text(budget: int, seed: int) -> str:
     )
 
 
-def method_description(model: str, budget: int, seed: int, start: str = "") -> str:
+def method_description(model: str, budget: int, seed: int, start: str = "", tasks: int | None = None) -> str:
     """One line naming the search, its settings and budget, for table headers and reports; ``start``
-    names where the initial orders came from when not the sequential order."""
+    names where the initial orders came from when not the sequential order; ``tasks``, how many
+    tasks (the compiled search takes at most ``MAX_TASKS``)."""
     origin = f"; every K's search starts from {start}'s order" if start else ""
-    if model == "list" and multistart_available():
+    too_many = tasks is not None and tasks > MULTISTART_MAX_TASKS
+    if model == "list" and multistart_available() and not too_many:
         return _multistart_text(budget, seed) + origin
     if model == "list":
+        why = f"more than {MULTISTART_MAX_TASKS} tasks" if too_many else "no C compiler"
+        budget = min(budget, PORTFOLIO_BUDGET_CAP)
         return (
-            "(no C compiler: the pure-Python portfolio) "
-            f"portfolio (chromosched.static.search.portfolio), {min(budget, PORTFOLIO_BUDGET_CAP)} peak evaluations "
+            f"({why}: the pure-Python portfolio) "
+            f"portfolio (chromosched.static.search.portfolio), {budget} peak evaluations "
             f"per K, seed {seed}: "
             f"independent runs of {PORTFOLIO_RUN} evaluations alternating simulated annealing and iterated local "
             f"search (descents over all insertions and swaps in batches of {ILS_CHUNK}, by (peak, "
@@ -201,6 +206,7 @@ def optimise(
     evaluator = PeakEvaluator(tasks, workers, model)
     sequential = evaluator.peak(tasks.sequential_order())
     bound = min(lower_bound(tasks, workers, model), sequential)
+    spend = budget  # the search's evaluations (the portfolio fallback's are capped)
     if workers >= len(tasks) or workers == 1:
         # Every order has the same peak (all at once, or one at a time): nothing to search.
         found_order, found_peak, seconds, method = tuple(tasks.sequential_order()), sequential, 0.0, "trivial"
@@ -232,7 +238,7 @@ def optimise(
         if method == "trivial":
             hc_peak, hc_seconds = found_peak, 0.0
         else:
-            hc = hill_climb(PeakEvaluator(tasks, workers, model), budget, seed)
+            hc = hill_climb(PeakEvaluator(tasks, workers, model), spend, seed)  # the same evaluations as ours
             hc_peak, hc_seconds = hc.peak, hc.seconds
     return StaticResult(
         workers,
@@ -242,7 +248,7 @@ def optimise(
         bound,
         method,
         seed,
-        budget,
+        spend,
         seconds,
         hc_peak,
         hc_seconds,
@@ -323,7 +329,9 @@ def build_table(
         "model": model,
         "memory_unit": tasks.memory_unit,
         "duration_unit": tasks.duration_unit,
-        "search": method_description(model, budget, seed, str(start.path or "a table") if start is not None else ""),
+        "search": method_description(
+            model, budget, seed, str(start.path or "a table") if start is not None else "", len(tasks)
+        ),
         "bound": _bound_text(model),
         "proven_optimal_K": ranges_text([r.workers for r in results if r.peak <= r.lower_bound]) or "none",
         "largest_gap_to_bound": _largest_gap(results),
