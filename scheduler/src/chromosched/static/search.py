@@ -56,7 +56,7 @@
 * ``multistart`` (the list model's default where a C compiler exists, fifth round of issue #17):
   many short annealing runs in compiled code (:mod:`chromosched.static.multistart_annealing`),
   about 100 times the evaluations per second of the numpy searches. The better orders are reached
-  by few runs in a thousand (GRCh37 K=6: 842.17 from 1 of 1,000 runs of 200,000), so the number of
+  by few runs in a thousand or fewer (GRCh37 K=6: 842.17 from 1 of 2,000 runs of 200,000), so the number of
   runs is what pays; odd runs restart from the best order so far.
 
 * ``portfolio`` (the list model's default without a C compiler): its first 8,500,000 evaluations are independent runs of
