@@ -44,6 +44,27 @@ def test_the_compiled_peak_is_the_evaluators_on_random_orders():
         assert res.order == tuple(order) and res.peak_ticks == ev.peak_ticks(order)
 
 
+def test_the_compiled_excess_area_is_numpys():
+    # The energy of a run's second phase, tail after the last dispatch included, on instances full of ties.
+    import numpy as np
+
+    rng = random.Random(6)
+    assert multistart_annealing.excess_area([5, 3, 4], [5, 3, 4], 2, [0, 1, 2], 2) == (9, 36.0)  # by hand
+    for _ in range(300):
+        n = rng.randint(2, 12)
+        ts = _random_tasks(rng, n)
+        k = rng.randint(1, n - 1)
+        ev = PeakEvaluator(ts, k)
+        order = list(range(n))
+        rng.shuffle(order)
+        peak = ev.peak_ticks(order)
+        target = int(peak * rng.uniform(0.3, 1.05))
+        peaks, area = ev.batch_peaks(np.array([order]), threshold=target)
+        got = multistart_annealing.excess_area(ev.mem, ev.dur, k, order, target)
+        assert got[0] == peak == int(peaks[0])
+        assert got[1] == pytest.approx(float(area[0]), rel=1e-12, abs=1e-3)
+
+
 def test_one_task_or_all_at_once_has_nothing_to_search():
     for n, k in ((1, 1), (3, 3), (3, 5)):
         mem = [7_000_000 * (i + 1) for i in range(n)]

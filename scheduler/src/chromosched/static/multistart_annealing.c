@@ -214,3 +214,10 @@ ll chromosched_multistart(int n, int k, const ll *mem, const ll *dur, const int 
     *runs_done = r;
     return best;
 }
+
+/* The exact peak of one order and its excess area above `target` (what the runs' second phase
+   minimises), for the tests to compare with PeakEvaluator.batch_peaks(threshold=target). */
+ll chromosched_excess_area(int n, int k, const ll *mem, const ll *dur, const int *order, ll target, double *excess) {
+    if (n > MAXN || n < 1 || k < 1) return -1;
+    return evaluate(mem, dur, n, k, order, target, excess);
+}

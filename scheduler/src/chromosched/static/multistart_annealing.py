@@ -89,6 +89,10 @@ def _function():
         ctypes.POINTER(ctypes.c_int),
     ]
     fn.restype = ll
+    area = lib.chromosched_excess_area
+    area.argtypes = [ctypes.c_int, ctypes.c_int, ll_p, ll_p, ctypes.POINTER(ctypes.c_int), ll, d_p]
+    area.restype = ll
+    fn.excess_area = area
     return fn
 
 
@@ -156,3 +160,20 @@ def run_count(budget: int) -> int:
             break
         runs, left = runs + 1, left - length
     return runs
+
+
+def excess_area(
+    mem_ticks: Sequence[int], dur_ticks: Sequence[int], workers: int, order: Sequence[int], target: int
+) -> tuple[int, float] | None:
+    """The C evaluator on one order: (peak ticks, excess area above ``target`` in ticks squared), the
+    energy of a run's second phase; None when the C code is not available."""
+    fn = _function()
+    n = len(mem_ticks)
+    if fn is None or n > MAX_TASKS:
+        return None
+    arr = ctypes.c_longlong * n
+    area = ctypes.c_double(0.0)
+    peak = fn.excess_area(
+        n, workers, arr(*mem_ticks), arr(*dur_ticks), (ctypes.c_int * n)(*order), int(target), ctypes.byref(area)
+    )
+    return int(peak), area.value
