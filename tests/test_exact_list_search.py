@@ -116,7 +116,7 @@ def test_without_a_compiler_the_relaxation_stands(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", "/bin/false")
     exact_list_search._library.cache_clear()
-    multistart_annealing._function.cache_clear()  # the search without a compiler too: the portfolio
+    multistart_annealing._library.cache_clear()  # the search without a compiler too: the portfolio
     try:
         assert not exact_list_search.available()
         ts = genome_taskset("GRCh37")
@@ -125,7 +125,7 @@ def test_without_a_compiler_the_relaxation_stands(monkeypatch, tmp_path):
         assert "did not run (no C compiler)" in table.metadata["bound"]
     finally:
         exact_list_search._library.cache_clear()
-        multistart_annealing._function.cache_clear()
+        multistart_annealing._library.cache_clear()
 
 
 def test_the_gap_target_gets_its_own_probe_after_the_bisection(monkeypatch):

@@ -138,7 +138,7 @@ def test_optimise_uses_it_and_starts_where_told(grch37):
 def test_without_a_compiler_the_portfolio_searches(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", "/bin/false")
-    multistart_annealing._function.cache_clear()
+    multistart_annealing._library.cache_clear()
     exact_list_search._library.cache_clear()  # no branch and bound either
     try:
         assert not multistart_annealing.available()
@@ -149,5 +149,5 @@ def test_without_a_compiler_the_portfolio_searches(monkeypatch, tmp_path):
         with pytest.raises(ChromoschedError, match="needs a C compiler"):
             search(PeakEvaluator(ts, 4), "multistart", 100)
     finally:
-        multistart_annealing._function.cache_clear()
+        multistart_annealing._library.cache_clear()
         exact_list_search._library.cache_clear()

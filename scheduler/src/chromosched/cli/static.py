@@ -17,13 +17,13 @@ import shlex
 import sys
 
 from ..errors import ChromoschedError
-from ..static.multistart_annealing import MAX_TASKS as MULTISTART_MAX_TASKS
-from ..static.multistart_annealing import available as multistart_available
+from ..static.multistart_annealing import applies as multistart_applies
 from ..static.optimiser import (
     DEFAULT_BUDGET,
     TABLE_BUDGET,
     StaticResult,
     build_table,
+    check_table_matches,
     optimise,
     optimise_many,
     reprove_table,
@@ -230,7 +230,7 @@ def _order(args: argparse.Namespace) -> int:
 
 def _format_rows(results: list[StaticResult], tasks: TaskSet, model: str, budget: int, seed: int) -> str:
     if model == "list":
-        compiled = multistart_available() and len(tasks) <= MULTISTART_MAX_TASKS
+        compiled = multistart_applies(len(tasks))
         ours = "multistart annealing" if compiled else "portfolio (annealing + iterated local search)"
     else:
         ours = "annealing + branch and bound"
@@ -282,8 +282,7 @@ def _tables(args: argparse.Namespace) -> int:
         raise ChromoschedError("--reprove keeps a table's orders; --start-from searches again: give one of them")
     if args.reprove:
         table = OrderingTable.load(args.reprove)
-        if set(tasks.names) != set(table.chromosomes):
-            raise ChromoschedError(f"{args.reprove}: its chromosomes are not those of the task input given")
+        check_table_matches(table, tasks)
         table.rows = [r for r in table.rows if r.workers in set(workers)]
         note = f"chromosched tables --reprove {args.reprove} --budget {args.budget} (orders as searched by the command)"
         table = reprove_table(table, tasks, args.budget, note, jobs=args.jobs)

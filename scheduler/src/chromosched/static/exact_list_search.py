@@ -261,7 +261,7 @@ def exact_lower_bound(
             return ExactBound(target / GRID, True, best_order, best_peak, spent)
     # The gap target: the ceiling of peak / (1 + TARGET_GAP), so "infeasible" there proves a gap <= TARGET_GAP.
     level = -(-target * 100 // int(round(100 * (1 + TARGET_GAP))))
-    if level > lo and level > (proven or 0):
+    if level > lo:  # lo is the proven bound (or the known one)
         total_nodes += probe_nodes  # this probe's own allowance
         d = probe(level, probe_nodes)
         if d.status == "infeasible":

@@ -60,45 +60,52 @@ class MultistartResult:
     run_results: tuple[tuple[int, tuple[int, ...]], ...]
 
 
+class _Library:
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        ll, ll_p, d_p = ctypes.c_longlong, ctypes.POINTER(ctypes.c_longlong), ctypes.POINTER(ctypes.c_double)
+        ints = ctypes.POINTER(ctypes.c_int)
+        self.multistart = lib.chromosched_multistart
+        self.multistart.argtypes = [
+            ctypes.c_int,
+            ctypes.c_int,
+            ll_p,
+            ll_p,
+            ints,
+            ctypes.c_uint64,
+            ll,
+            ctypes.c_int,
+            ll_p,
+            d_p,
+            ctypes.c_double,
+            ctypes.c_double,
+            ctypes.c_double,
+            d_p,
+            ints,
+            ll_p,
+            ll_p,
+            ll_p,
+            ints,
+        ]
+        self.multistart.restype = ll
+        self.excess_area = lib.chromosched_excess_area
+        self.excess_area.argtypes = [ctypes.c_int, ctypes.c_int, ll_p, ll_p, ints, ll, d_p]
+        self.excess_area.restype = ll
+
+
 @lru_cache(maxsize=1)
-def _function():
+def _library() -> _Library | None:
     lib = native_library.load(SOURCE)
-    if lib is None:
-        return None
-    fn = lib.chromosched_multistart
-    ll, ll_p, d_p = ctypes.c_longlong, ctypes.POINTER(ctypes.c_longlong), ctypes.POINTER(ctypes.c_double)
-    fn.argtypes = [
-        ctypes.c_int,
-        ctypes.c_int,
-        ll_p,
-        ll_p,
-        ctypes.POINTER(ctypes.c_int),
-        ctypes.c_uint64,
-        ll,
-        ctypes.c_int,
-        ll_p,
-        d_p,
-        ctypes.c_double,
-        ctypes.c_double,
-        ctypes.c_double,
-        d_p,
-        ctypes.POINTER(ctypes.c_int),
-        ll_p,
-        ll_p,
-        ll_p,
-        ctypes.POINTER(ctypes.c_int),
-    ]
-    fn.restype = ll
-    area = lib.chromosched_excess_area
-    area.argtypes = [ctypes.c_int, ctypes.c_int, ll_p, ll_p, ctypes.POINTER(ctypes.c_int), ll, d_p]
-    area.restype = ll
-    fn.excess_area = area
-    return fn
+    return None if lib is None else _Library(lib)
 
 
 def available() -> bool:
     """True when the compiled search could be built and loaded here."""
-    return _function() is not None
+    return _library() is not None
+
+
+def applies(tasks: int) -> bool:
+    """True when the compiled search runs here for this many tasks (built, and at most ``MAX_TASKS``)."""
+    return tasks <= MAX_TASKS and available()
 
 
 def multistart(
@@ -112,9 +119,8 @@ def multistart(
     """Runs of ``RECIPES`` in turn until exactly ``budget`` peak evaluations are spent, even runs from
     ``initial``, odd runs from the best order so far (the first evaluation of each run is its start
     order). None when the C code is not available or there are more than ``MAX_TASKS`` tasks."""
-    fn = _function()
     n = len(mem_ticks)
-    if fn is None or n > MAX_TASKS:
+    if not applies(n):
         return None
     arr, ints, reals = ctypes.c_longlong * n, ctypes.c_int * n, ctypes.c_double * len(RECIPES)
     order = ints()
@@ -123,7 +129,7 @@ def multistart(
     run_orders = (ctypes.c_int * (n_runs * n))()
     runs, best_run = ctypes.c_longlong(0), ctypes.c_longlong(0)
     t0 = time.perf_counter()
-    peak = fn(
+    peak = _library().multistart(
         n,
         workers,
         arr(*mem_ticks),
@@ -167,13 +173,12 @@ def excess_area(
 ) -> tuple[int, float] | None:
     """The C evaluator on one order: (peak ticks, excess area above ``target`` in ticks squared), the
     energy of a run's second phase; None when the C code is not available."""
-    fn = _function()
     n = len(mem_ticks)
-    if fn is None or n > MAX_TASKS:
+    if not applies(n):
         return None
     arr = ctypes.c_longlong * n
     area = ctypes.c_double(0.0)
-    peak = fn.excess_area(
+    peak = _library().excess_area(
         n, workers, arr(*mem_ticks), arr(*dur_ticks), (ctypes.c_int * n)(*order), int(target), ctypes.byref(area)
     )
     return int(peak), area.value

@@ -17,6 +17,7 @@ from .exact_list_search import FIRST_PROBE_NODES, PROBE_NODES, TARGET_GAP, TOTAL
 from .exact_list_search import available as exact_search_available
 from .multistart_annealing import END_RATIO, EXCESS_SHARE, EXCESS_STEP, EXCESS_TEMPERATURES, RECIPES
 from .multistart_annealing import MAX_TASKS as MULTISTART_MAX_TASKS
+from .multistart_annealing import applies as multistart_applies
 from .multistart_annealing import available as multistart_available
 from .ordering_table import OrderingRow, OrderingTable, ranges_text
 from .peak_lower_bound import lower_bound
@@ -72,11 +73,10 @@ def method_description(model: str, budget: int, seed: int, start: str = "", task
     names where the initial orders came from when not the sequential order; ``tasks``, how many
     tasks (the compiled search takes at most ``MAX_TASKS``)."""
     origin = f"; every K's search starts from {start}'s order" if start else ""
-    too_many = tasks is not None and tasks > MULTISTART_MAX_TASKS
-    if model == "list" and multistart_available() and not too_many:
+    if model == "list" and multistart_applies(tasks if tasks is not None else 0):
         return _multistart_text(budget, seed) + origin
     if model == "list":
-        why = f"more than {MULTISTART_MAX_TASKS} tasks" if too_many else "no C compiler"
+        why = "no C compiler" if not multistart_available() else f"more than {MULTISTART_MAX_TASKS} tasks"
         budget = min(budget, PORTFOLIO_BUDGET_CAP)
         return (
             f"({why}: the pure-Python portfolio) "
@@ -134,11 +134,6 @@ class StaticResult(OrderingRow):
     seconds: float
     hill_climb_peak: float | None = None
     hill_climb_seconds: float | None = None
-
-    @property
-    def gap(self) -> float:
-        """Relative distance of the peak above the lower bound (0 = proven optimal)."""
-        return self.peak / self.lower_bound - 1.0 if self.lower_bound > 0 else 0.0
 
     def row(self) -> OrderingRow:
         return OrderingRow(
@@ -339,21 +334,22 @@ def build_table(
     return OrderingTable([r.row() for r in results], {k: v for k, v in metadata.items() if v})
 
 
+def check_table_matches(table: OrderingTable, tasks: TaskSet) -> None:
+    """A table used with a task input (``--start-from``, ``--reprove``) must have its chromosomes."""
+    if set(table.chromosomes) != set(tasks.names):
+        raise ChromoschedError(f"{table.path or 'the table'}: its chromosomes are not those of the task input given")
+
+
 def _start_orders(table: OrderingTable, tasks: TaskSet, workers: Sequence[int], model: str) -> dict[int, list[int]]:
-    name = table.path or "the start table"
     if table.model != model:
-        raise ChromoschedError(f"{name}: its model is {table.model}, not {model}")
-    if sorted(table.chromosomes) != sorted(tasks.names):
-        raise ChromoschedError(f"{name}: its chromosomes are not those of {tasks.source or 'the task input'}")
+        raise ChromoschedError(f"{table.path or 'the start table'}: its model is {table.model}, not {model}")
+    check_table_matches(table, tasks)
     return {k: tasks.order_indices(table.row(k).order) for k in workers}  # a missing K: the table's own error
 
 
 def _largest_gap(rows: Sequence[OrderingRow]) -> str:
-    def gap(r: OrderingRow) -> float:
-        return r.peak / r.lower_bound - 1.0 if r.lower_bound > 0 else 0.0
-
-    worst = max(rows, key=gap)
-    return f"{100 * gap(worst):.2f}% (K={worst.workers})"
+    worst = max(rows, key=lambda r: r.gap)
+    return f"{100 * worst.gap:.2f}% (K={worst.workers})"
 
 
 def _bound_text(model: str) -> str:

@@ -57,6 +57,11 @@ class OrderingRow:
     method: str
     seed: int
 
+    @property
+    def gap(self) -> float:
+        """Relative distance of the peak above the lower bound (0 = proven optimal)."""
+        return self.peak / self.lower_bound - 1.0 if self.lower_bound > 0 else 0.0
+
 
 @dataclass
 class OrderingTable:

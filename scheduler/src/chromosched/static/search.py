@@ -797,9 +797,7 @@ def multistart(
 def list_default(evaluator: PeakEvaluator) -> Callable[..., SearchResult]:
     """The list model's default search: the multistart annealing where its C code builds and the task
     count allows, else the pure-Python portfolio."""
-    if multistart_annealing.available() and evaluator.n <= multistart_annealing.MAX_TASKS:
-        return multistart
-    return portfolio
+    return multistart if multistart_annealing.applies(evaluator.n) else portfolio
 
 
 def search(
