@@ -80,10 +80,7 @@ class _Library:
         self.feasible = fn
 
 
-@lru_cache(maxsize=1)
-def _library() -> _Library | None:
-    lib = native_library.load(SOURCE)
-    return None if lib is None else _Library(lib)
+_library = native_library.bind(SOURCE, _Library)
 
 
 def available() -> bool:

@@ -32,7 +32,6 @@ import ctypes
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from . import native_library
@@ -92,10 +91,7 @@ class _Library:
         self.excess_area.restype = ll
 
 
-@lru_cache(maxsize=1)
-def _library() -> _Library | None:
-    lib = native_library.load(SOURCE)
-    return None if lib is None else _Library(lib)
+_library = native_library.bind(SOURCE, _Library)
 
 
 def available() -> bool:

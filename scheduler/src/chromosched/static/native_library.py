@@ -15,7 +15,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def cache_dir() -> Path:
@@ -48,3 +53,15 @@ def load(source: Path) -> ctypes.CDLL | None:
         return ctypes.CDLL(str(target))
     except OSError:
         return None
+
+
+def bind(source: Path, wrap: Callable[[ctypes.CDLL], T]) -> Callable[[], T | None]:
+    """A cached loader for ``source``: ``wrap`` of the loaded library (its functions typed), or None
+    where it cannot be built; ``.cache_clear()`` forgets the answer (the tests without a compiler)."""
+
+    @lru_cache(maxsize=1)
+    def library() -> T | None:
+        lib = load(source)
+        return None if lib is None else wrap(lib)
+
+    return library
