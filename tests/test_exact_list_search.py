@@ -128,26 +128,53 @@ def test_without_a_compiler_the_relaxation_stands(monkeypatch, tmp_path):
         multistart_annealing._library.cache_clear()
 
 
-def test_the_gap_target_gets_its_own_probe_after_the_bisection(monkeypatch):
-    # A 12-task instance with the node limit so small that every probe comes back "unknown": the
-    # bisection proves nothing, and the last probe is the 3 % level, with nodes of its own.
-    rng = random.Random(8)
-    mem = tuple(round(rng.uniform(10, 250), 3) for _ in range(12))
-    ts = TaskSet(tuple(f"c{i}" for i in range(12)), mem, mem)
-    ev = PeakEvaluator(ts, 4)
-    good = search(ev, "multistart", 100_000, seed=0)  # a good order: no probe finds a better one in 100 nodes
+def _recorded_probes(monkeypatch):
     probed = []
     real = exact_list_search.decide
 
     def recording(m, d, k, p, node_limit=exact_list_search.PROBE_NODES):
         answer = real(m, d, k, p, node_limit)
-        probed.append((p, answer.status))
+        probed.append((p, answer.status, node_limit))
         return answer
 
     monkeypatch.setattr(exact_list_search, "decide", recording)
+    return probed
+
+
+def _twelve_tasks():
+    rng = random.Random(8)
+    mem = tuple(round(rng.uniform(10, 250), 3) for _ in range(12))
+    ts = TaskSet(tuple(f"c{i}" for i in range(12)), mem, mem)
+    ev = PeakEvaluator(ts, 4)
+    good = search(ev, "multistart", 100_000, seed=0)  # a good order: no probe finds a better one in 100 nodes
+    return mem, ev, good
+
+
+def test_the_gap_target_gets_its_own_probe_before_the_bisection(monkeypatch):
+    # A 12-task instance with the node limit so small that every probe comes back "unknown": the
+    # second probe (after the one a tick below the peak) is the 3 % level, with 5x the total of its own.
+    mem, ev, good = _twelve_tasks()
+    probed = _recorded_probes(monkeypatch)
     result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=400)
-    level = -(-int(round(good.peak * GRID)) * 100 // 103)  # the ceiling of peak / 1.03
-    assert len(probed) > 2 and all(status == "unknown" for _, status in probed[:-1])
-    assert probed[-1][0] == level and result.nodes > 400  # beyond the 400 the others spent
-    assert result.order is None
-    assert result.bound == (level / GRID if probed[-1][1] == "infeasible" else None)
+    peak = int(round(good.peak * GRID))
+    level = -(-peak * 100 // 103)  # the ceiling of peak / 1.03
+    assert probed[0][0] == peak - 1
+    assert probed[1][0] == level and probed[1][2] == 5 * 400  # its own allowance
+    assert len(probed) > 3 and all(status == "unknown" for _, status, _ in probed)
+    known = int(list_lower_bound(mem, mem, 4) * GRID)
+    assert all(known < p < peak for p, _, _ in probed[2:])  # the bisection: unproven level, from the known bound
+    assert result.nodes > 400  # the gap probe's nodes come beyond the 400 of the others
+    assert result.order is None and result.bound is None
+
+
+def test_a_proven_gap_level_is_where_the_bisection_starts(monkeypatch):
+    # With nodes enough, the 3 % level is proven infeasible first; every later probe is above it, and
+    # the bound is at least the level.
+    mem, ev, good = _twelve_tasks()
+    probed = _recorded_probes(monkeypatch)
+    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=200_000)
+    peak = int(round(good.peak * GRID))
+    level = -(-peak * 100 // 103)
+    assert probed[1][:2] == (level, "infeasible")
+    assert all(p > level for p, _, _ in probed[2:]) and len(probed) > 2
+    assert result.optimal or result.bound >= level / GRID

@@ -133,32 +133,47 @@ static int cut_search(Search *s, int pos, double gain, double memsum, int count,
 }
 
 /* The relaxation on what is left after instant t: 0 when no completion has peak <= P. */
+/* The first index j in [lo, hi) with cum[j + 1] - off >= x (cum ascending); hi when none. */
+static int first_reaching(const double *cum, int lo, int hi, double off, double x) {
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (cum[mid + 1] - off >= x) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+
 static int relaxation_allows(Search *s, mask_t left, ll t) {
     double im[2 * MAX_TASKS], id[2 * MAX_TASKS], gain[2 * MAX_TASKS];
+    double cum_d[2 * MAX_TASKS + 1], cum_a[2 * MAX_TASKS + 1], cum_m[2 * MAX_TASKS + 1];
     int c = 0, k = s->k;
     double P = (double)s->peak * s->slack;
-    for (int w = 0; w < k; w++)
-        if (s->run_end[w] > t) {
-            im[c] = (double)s->mem[s->run_task[w]];
-            id[c] = (double)(s->run_end[w] - t);
-            c++;
-        }
-    for (int i = 0; i < s->n; i++)
+    /* Items by memory, ascending: the tasks left come largest first by index, so from the last index
+       down they are in order; the running ones (at most K) are inserted. */
+    for (int i = s->n - 1; i >= 0; i--)
         if (left >> i & 1) {
             im[c] = (double)s->mem[i];
             id[c] = (double)s->dur[i];
             c++;
         }
-    for (int a = 1; a < c; a++) { /* by memory, ascending */
-        double x = im[a], y = id[a];
-        int b = a - 1;
-        while (b >= 0 && im[b] > x) {
-            im[b + 1] = im[b];
-            id[b + 1] = id[b];
-            b--;
+    for (int w = 0; w < k; w++)
+        if (s->run_end[w] > t) {
+            double x = (double)s->mem[s->run_task[w]], y = (double)(s->run_end[w] - t);
+            int b = c - 1;
+            while (b >= 0 && im[b] > x) {
+                im[b + 1] = im[b];
+                id[b + 1] = id[b];
+                b--;
+            }
+            im[b + 1] = x;
+            id[b + 1] = y;
+            c++;
         }
-        im[b + 1] = x;
-        id[b + 1] = y;
+    cum_d[0] = cum_a[0] = cum_m[0] = 0;
+    for (int a = 0; a < c; a++) {
+        cum_d[a + 1] = cum_d[a] + id[a];
+        cum_a[a + 1] = cum_a[a] + im[a] * id[a];
+        cum_m[a + 1] = cum_m[a] + im[a];
     }
     double need = 0, forced_mem = 0, forced_gain = 0;
     int forced = 0;
@@ -167,44 +182,43 @@ static int relaxation_allows(Search *s, mask_t left, ll t) {
         double v = (im[a] - s->lam) * id[a];
         need += v;
         gain[a] = v > 0 ? v : 0;
-        /* Chain facts: inside the window, K-1 other workers are busy during all of this item. */
-        double fill = (k - 1) * id[a], area = 0, theta = 0;
-        int filled = 0, must_cut = 0;
-        for (int b = 0; b < c && fill > 0; b++)
-            if (b != a) {
-                double take = id[b] < fill ? id[b] : fill;
-                area += take * im[b];
-                fill -= take;
-                if (fill <= 0) {
-                    theta = im[b];
-                    filled = 1;
-                }
-            }
-        if (k > 1 && !filled) must_cut = 1;
-        else if (k > 1 && im[a] + area / id[a] > P) must_cut = 1;
-        else if (k > 1) {
-            /* least K-1 distinct other memories that include one >= theta */
-            double sum = 0, largest = 0;
-            int taken = 0, has = 0;
-            for (int b = 0; b < c && taken < k - 1; b++)
-                if (b != a) {
-                    sum += im[b];
-                    largest = im[b];
-                    taken++;
-                    if (im[b] >= theta) has = 1;
-                }
-            if (!has) {
-                double above = -1;
-                int seen = 0;
-                for (int b = 0; b < c; b++)
-                    if (b != a && ++seen > k - 1 && im[b] >= theta) {
-                        above = im[b];
-                        break;
+        if (k == 1) continue;
+        /* Chain facts: inside the window, K-1 other workers are busy during all of this item. The
+           cheapest fill takes the other items by memory, ascending: the item j where it completes
+           (before a, or after a with a's duration left out), the memory-time up to j, and theta = im[j]. */
+        double fill = (k - 1) * id[a], area, theta;
+        int j = first_reaching(cum_d, 0, a, 0, fill), must_cut = 0;
+        if (j < a) area = cum_a[j] + im[j] * (fill - cum_d[j]);
+        else {
+            j = first_reaching(cum_d, a + 1, c, id[a], fill);
+            if (j == c) must_cut = 1; /* the others cannot fill it: it is cut */
+            area = j < c ? cum_a[j] - im[a] * id[a] + im[j] * (fill - (cum_d[j] - id[a])) : 0;
+        }
+        if (!must_cut) {
+            theta = im[j];
+            if (im[a] + area / id[a] > P) must_cut = 1;
+        }
+        if (!must_cut) {
+            /* least K-1 distinct other memories that include one >= theta: the K-1 smallest others,
+               their largest swapped for the first other beyond them with memory >= theta if needed */
+            int last = a < k - 1 ? k - 1 : k - 2; /* index of the (K-1)-th smallest other */
+            if (last >= c) { /* fewer than K-1 others: all of them, theta's item among them */
+                if (im[a] + cum_m[c] - im[a] > P) must_cut = 1;
+            } else {
+                double sum = cum_m[last + 1] - (a <= last ? im[a] : 0);
+                if (im[last] < theta) {
+                    int lo = last + 1, hi = c;
+                    while (lo < hi) { /* first index > last with im >= theta */
+                        int mid = (lo + hi) / 2;
+                        if (im[mid] >= theta) hi = mid;
+                        else lo = mid + 1;
                     }
-                if (above < 0) must_cut = 1;
-                else sum += above - largest;
+                    if (lo == a) lo++;
+                    if (lo >= c) must_cut = 1;
+                    else sum += im[lo] - im[last];
+                }
+                if (!must_cut && im[a] + sum > P) must_cut = 1;
             }
-            if (!must_cut && im[a] + sum > P) must_cut = 1;
         }
         if (must_cut) {
             s->cut_in[a] = 1;

@@ -22,9 +22,10 @@ the whole tree was searched, so P is then a proven lower bound (every order's pe
 "feasible" comes with an order that reaches at most P. "unknown" means the node limit was hit.
 
 ``exact_lower_bound`` first tries one grid tick below the reached peak; an "infeasible" there
-proves the reached peak optimal. Otherwise it bisects between the analytic bound and the reached
-peak, each probe with its own node limit, and where the gap is still above ``TARGET_GAP`` it probes
-the peak / (1 + ``TARGET_GAP``) once more, with a probe's nodes beyond the total. Node limits, not
+proves the reached peak optimal. Where the known bound leaves a gap above ``TARGET_GAP`` (3 %), it
+then probes the ceiling of peak / (1 + ``TARGET_GAP``), the hardest probe a bound needs, with its
+own, larger node allowance. Then it bisects between the bound proven so far and the reached peak,
+each probe with its own node limit. Node limits, not
 time, make the result deterministic: it does not depend on the machine's speed.
 
 The search is C (``exact_list_search.c`` beside this file), compiled on first use (:mod:`native_library`) with the
@@ -47,15 +48,18 @@ from .peak_memory import GRID
 
 SOURCE = Path(__file__).with_suffix(".c")
 MAX_TASKS = 63
-TOTAL_NODES = 80_000_000  # node limit of one bound, all probes but the 3 % one together (about 40 s on one core)
-PROBE_NODES = 20_000_000  # at most this many in one decision (a quarter of the total)...
+TOTAL_NODES = 80_000_000  # node limit of one bound's bisection, all its probes together (about 35 s on one core)
+PROBE_NODES = 20_000_000  # at most this many in one decision of the bisection (a quarter of the total)...
 FIRST_PROBE_NODES = 2_000_000  # ...and in the proof of optimality one tick below the reached peak (a 40th)
 RELATIVE_PRECISION = 1e-4  # stop bisecting when the interval is this fraction of the peak
-# After the bisection, when the bound it proved leaves a larger gap than this, one more probe at the
-# peak / (1 + this) (the level that shows the order within 3 % of optimal, issue #17's target), with
-# up to PROBE_NODES of its own beyond the total: bisection steps that came back "unknown" may have
-# skipped it (GRCh37 K=9: the bisection proved 1222.65, the probe at 1222.80 is infeasible in 19.5 M nodes).
+# Before the bisection, where the known bound leaves a larger gap than this, one probe at the ceiling of
+# peak / (1 + TARGET_GAP): "infeasible" there shows the order within 3 % of optimal (issue #17's target).
+# It is the hardest probe a bound needs, so it gets its own allowance beyond the total, GAP_PROBE_SHARE
+# times it (GAP_PROBE_NODES at most). Measured with the C search: GRCh37 K=5, 7, 8 need 145 M, 218 M and
+# 103 M nodes there, GRCh38 K=5, 7, 8 46 M, 254 M and 69 M.
 TARGET_GAP = 0.03
+GAP_PROBE_SHARE = 5
+GAP_PROBE_NODES = 400_000_000
 
 
 class _Library:
@@ -205,20 +209,24 @@ def exact_lower_bound(
     peak_of: Callable[[tuple[int, ...]], float],
     total_nodes: int = TOTAL_NODES,
 ) -> ExactBound:
-    """Bisect P between ``known_bound`` and ``reached_peak`` with ``decide`` (see the module docstring).
+    """Probe P between ``known_bound`` and ``reached_peak`` with ``decide`` (see the module docstring).
 
     ``peak_of(order)`` is the evaluator's exact peak of an order (in task units); it prices an order
-    a probe finds, which then becomes the new upper end. ``total_nodes`` limits the other probes
-    together; one probe gets at most a quarter of it (``PROBE_NODES`` at most), the first a 40th; the final
-    probe at the ``TARGET_GAP`` level gets a quarter more, beyond ``total_nodes``.
+    a probe finds, which then becomes the new upper end. In turn: one probe one tick below the peak
+    (a 40th of ``total_nodes``, ``FIRST_PROBE_NODES`` at most: a proof of optimality); where the gap is
+    above ``TARGET_GAP``, the gap probe at peak / (1 + ``TARGET_GAP``), with its own allowance of
+    ``GAP_PROBE_SHARE`` x ``total_nodes`` (``GAP_PROBE_NODES`` at most) beyond the total; then the
+    bisection, a quarter of ``total_nodes`` (``PROBE_NODES`` at most) per probe, until the total is
+    spent; last, one more probe one tick below the best order when the bisection came that close.
     """
     probe_nodes = max(1, min(PROBE_NODES, total_nodes // 4))
     first_probe_nodes = max(1, min(FIRST_PROBE_NODES, total_nodes // 40))
+    gap_nodes = max(1, min(GAP_PROBE_NODES, GAP_PROBE_SHARE * total_nodes))
     mem = [int(round(v * GRID)) for v in memory]
     dur = [int(round(v * GRID)) for v in duration]
     lo = int(math.floor(known_bound * GRID))  # no order's peak is below the known bound...
     hi = int(round(reached_peak * GRID))  # ...and some order reaches hi
-    spent, proven, best_order, best_peak = 0, None, None, None
+    spent, extra, proven, best_order, best_peak = 0, 0, None, None, None
     if lo >= hi or not available():
         return ExactBound(None, lo >= hi, None, None, 0)
 
@@ -239,6 +247,20 @@ def exact_lower_bound(
         return ExactBound(hi / GRID, True, None, None, spent)
     if first.status == "feasible":
         take(first)
+    # The gap target: the ceiling of peak / (1 + TARGET_GAP), so "infeasible" there proves a gap <= TARGET_GAP.
+    # Its nodes come from its own allowance; an order it finds lowers the peak, and the level with it.
+    while extra < gap_nodes:
+        level = -(-hi * 100 // int(round(100 * (1 + TARGET_GAP))))
+        if level <= lo:  # lo is the proven bound (or the known one)
+            break
+        d = decide(mem, dur, workers, level, gap_nodes - extra)
+        extra += d.nodes
+        if d.status == "infeasible":
+            lo = proven = level
+        elif d.status == "feasible":
+            take(d)
+            continue
+        break
     while hi - lo > max(1, int(RELATIVE_PRECISION * hi)) and spent < total_nodes:
         mid = (lo + hi) // 2
         d = probe(mid, probe_nodes)
@@ -255,14 +277,5 @@ def exact_lower_bound(
     if (best_order is not None or close) and spent < total_nodes:
         last = probe(target - 1, probe_nodes)
         if last.status == "infeasible":
-            return ExactBound(target / GRID, True, best_order, best_peak, spent)
-    # The gap target: the ceiling of peak / (1 + TARGET_GAP), so "infeasible" there proves a gap <= TARGET_GAP.
-    level = -(-target * 100 // int(round(100 * (1 + TARGET_GAP))))
-    if level > lo:  # lo is the proven bound (or the known one)
-        total_nodes += probe_nodes  # this probe's own allowance
-        d = probe(level, probe_nodes)
-        if d.status == "infeasible":
-            proven = level
-        elif d.status == "feasible":
-            take(d)
-    return ExactBound(None if proven is None else proven / GRID, False, best_order, best_peak, spent)
+            return ExactBound(target / GRID, True, best_order, best_peak, spent + extra)
+    return ExactBound(None if proven is None else proven / GRID, False, best_order, best_peak, spent + extra)

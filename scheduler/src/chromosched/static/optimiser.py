@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 from ..errors import ChromoschedError
 from .configuration_bound import configuration_lower_bound
-from .exact_list_search import FIRST_PROBE_NODES, PROBE_NODES, TARGET_GAP, TOTAL_NODES, exact_lower_bound
+from .exact_list_search import (
+    FIRST_PROBE_NODES,
+    GAP_PROBE_NODES,
+    GAP_PROBE_SHARE,
+    PROBE_NODES,
+    TARGET_GAP,
+    TOTAL_NODES,
+    exact_lower_bound,
+)
 from .exact_list_search import available as exact_search_available
 from .multistart_annealing import END_RATIO, EXCESS_SHARE, EXCESS_STEP, EXCESS_TEMPERATURES, RECIPES
 from .multistart_annealing import MAX_TASKS as MULTISTART_MAX_TASKS
@@ -116,8 +124,9 @@ BOUND_DESCRIPTION = {
     "list": "proven lower bound: the largest of the cut-set/area/chain relaxation (chromosched.static.peak_lower_bound), "
     "the exact branch and bound over orders (chromosched.static.exact_list_search: "
     f"{PROOF_NODES_PER_EVALUATION} nodes per peak evaluation of the budget, at most {TOTAL_NODES} per K; one probe one "
-    f"tick below the peak (at most {FIRST_PROBE_NODES} nodes), then bisection (at most {PROBE_NODES} per probe), then, "
-    f"where the gap is still above {TARGET_GAP:.0%}, one probe at peak / {1 + TARGET_GAP:g} (at most {PROBE_NODES} more); a P "
+    f"tick below the peak (at most {FIRST_PROBE_NODES} nodes), then, where the gap is above {TARGET_GAP:.0%}, one probe "
+    f"at peak / {1 + TARGET_GAP:g} (at most {GAP_PROBE_SHARE} x the K's nodes, {GAP_PROBE_NODES} more), then "
+    f"bisection (at most {PROBE_NODES} per probe); a P "
     "counts only where the whole tree below it was searched) and, where there are at "
     "most 8000 K-subsets, the configuration MILP (chromosched.static.configuration_bound, strict form where no tie can "
     "end the window); proven optimal where peak = lower_bound",
