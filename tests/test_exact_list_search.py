@@ -172,9 +172,24 @@ def test_a_proven_gap_level_is_where_the_bisection_starts(monkeypatch):
     # the bound is at least the level.
     mem, ev, good = _twelve_tasks()
     probed = _recorded_probes(monkeypatch)
-    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=200_000)
+    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=20_000)
     peak = int(round(good.peak * GRID))
     level = -(-peak * 100 // 103)
     assert probed[1][:2] == (level, "infeasible")
     assert all(p > level for p, _, _ in probed[2:]) and len(probed) > 2
     assert result.optimal or result.bound >= level / GRID
+
+
+def test_within_reach_the_last_probe_gets_its_own_allowance(monkeypatch):
+    # The same instance: the first probe (6,000 nodes, a tenth of the total) cannot decide the tick
+    # below the peak, which needs about 14,000; the bisection then proves a bound within 1.25 % of
+    # the peak, and its last probe (8,411 nodes left) cannot decide the next step; the probe one tick
+    # below the peak then gets 1.25 x the total of its own and proves the peak optimal.
+    mem, ev, good = _twelve_tasks()
+    probed = _recorded_probes(monkeypatch)
+    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=60_000)
+    peak = int(round(good.peak * GRID))
+    assert probed[0] == (peak - 1, "unknown", 6_000)
+    assert probed[-2][1] == "unknown" and peak - probed[-2][0] <= 0.0125 * peak
+    assert probed[-1] == (peak - 1, "infeasible", 75_000)
+    assert result.optimal and result.bound == peak / GRID and result.nodes > 60_000

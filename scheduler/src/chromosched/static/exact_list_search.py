@@ -50,7 +50,7 @@ SOURCE = Path(__file__).with_suffix(".c")
 MAX_TASKS = 63
 TOTAL_NODES = 80_000_000  # node limit of one bound's bisection, all its probes together (about 35 s on one core)
 PROBE_NODES = 20_000_000  # at most this many in one decision of the bisection (a quarter of the total)...
-FIRST_PROBE_NODES = 2_000_000  # ...and in the proof of optimality one tick below the reached peak (a 40th)
+FIRST_PROBE_NODES = 8_000_000  # ...and in the proof of optimality one tick below the reached peak (a tenth)
 RELATIVE_PRECISION = 1e-4  # stop bisecting when the interval is this fraction of the peak
 # Before the bisection, where the known bound leaves a larger gap than this, one probe at the ceiling of
 # peak / (1 + TARGET_GAP): "infeasible" there shows the order within 3 % of optimal (issue #17's target).
@@ -60,6 +60,13 @@ RELATIVE_PRECISION = 1e-4  # stop bisecting when the interval is this fraction o
 TARGET_GAP = 0.03
 GAP_PROBE_SHARE = 5
 GAP_PROBE_NODES = 400_000_000
+# After the bisection, where the bound proven is within this of the peak, the last probe one tick
+# below the peak (a proof of optimality) gets its own allowance too, OPTIMALITY_PROBE_SHARE times the
+# total (OPTIMALITY_PROBE_NODES at most): GRCh37 K=10 and K=11 are optimal, proven in 50 M and 69 M
+# nodes, with bisection gaps of 0.37 % and 1.10 %; at K=3 (1.38 %) 150 M nodes do not decide it.
+OPTIMALITY_REACH = 0.0125
+OPTIMALITY_PROBE_SHARE = 1.25
+OPTIMALITY_PROBE_NODES = 100_000_000
 
 
 class _Library:
@@ -213,15 +220,18 @@ def exact_lower_bound(
 
     ``peak_of(order)`` is the evaluator's exact peak of an order (in task units); it prices an order
     a probe finds, which then becomes the new upper end. In turn: one probe one tick below the peak
-    (a 40th of ``total_nodes``, ``FIRST_PROBE_NODES`` at most: a proof of optimality); where the gap is
+    (a tenth of ``total_nodes``, ``FIRST_PROBE_NODES`` at most: a proof of optimality); where the gap is
     above ``TARGET_GAP``, the gap probe at peak / (1 + ``TARGET_GAP``), with its own allowance of
     ``GAP_PROBE_SHARE`` x ``total_nodes`` (``GAP_PROBE_NODES`` at most) beyond the total; then the
     bisection, a quarter of ``total_nodes`` (``PROBE_NODES`` at most) per probe, until the total is
-    spent; last, one more probe one tick below the best order when the bisection came that close.
+    spent; last, one more probe one tick below the best order when the bisection came that close, or,
+    where the bound proven is within ``OPTIMALITY_REACH`` of the peak, with its own allowance of
+    ``OPTIMALITY_PROBE_SHARE`` x ``total_nodes`` (``OPTIMALITY_PROBE_NODES`` at most) beyond the total.
     """
     probe_nodes = max(1, min(PROBE_NODES, total_nodes // 4))
-    first_probe_nodes = max(1, min(FIRST_PROBE_NODES, total_nodes // 40))
+    first_probe_nodes = max(1, min(FIRST_PROBE_NODES, total_nodes // 10))
     gap_nodes = max(1, min(GAP_PROBE_NODES, GAP_PROBE_SHARE * total_nodes))
+    optimality_nodes = max(1, min(OPTIMALITY_PROBE_NODES, int(OPTIMALITY_PROBE_SHARE * total_nodes)))
     mem = [int(round(v * GRID)) for v in memory]
     dur = [int(round(v * GRID)) for v in duration]
     lo = int(math.floor(known_bound * GRID))  # no order's peak is below the known bound...
@@ -274,8 +284,12 @@ def exact_lower_bound(
     # try one tick below it, with up to a probe's nodes.
     target = int(round((best_peak if best_order is not None else reached_peak) * GRID))
     close = proven is not None and target - proven <= max(1, int(RELATIVE_PRECISION * target))
-    if (best_order is not None or close) and spent < total_nodes:
+    last = None
+    if target - lo <= OPTIMALITY_REACH * target:  # within reach: a probe with nodes of its own
+        last = decide(mem, dur, workers, target - 1, optimality_nodes)
+        extra += last.nodes
+    elif (best_order is not None or close) and spent < total_nodes:
         last = probe(target - 1, probe_nodes)
-        if last.status == "infeasible":
-            return ExactBound(target / GRID, True, best_order, best_peak, spent + extra)
+    if last is not None and last.status == "infeasible":
+        return ExactBound(target / GRID, True, best_order, best_peak, spent + extra)
     return ExactBound(None if proven is None else proven / GRID, False, best_order, best_peak, spent + extra)

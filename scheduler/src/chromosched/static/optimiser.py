@@ -17,6 +17,9 @@ from .exact_list_search import (
     FIRST_PROBE_NODES,
     GAP_PROBE_NODES,
     GAP_PROBE_SHARE,
+    OPTIMALITY_PROBE_NODES,
+    OPTIMALITY_PROBE_SHARE,
+    OPTIMALITY_REACH,
     PROBE_NODES,
     TARGET_GAP,
     TOTAL_NODES,
@@ -126,7 +129,9 @@ BOUND_DESCRIPTION = {
     f"{PROOF_NODES_PER_EVALUATION} nodes per peak evaluation of the budget, at most {TOTAL_NODES} per K; one probe one "
     f"tick below the peak (at most {FIRST_PROBE_NODES} nodes), then, where the gap is above {TARGET_GAP:.0%}, one probe "
     f"at peak / {1 + TARGET_GAP:g} (at most {GAP_PROBE_SHARE} x the K's nodes, {GAP_PROBE_NODES} more), then "
-    f"bisection (at most {PROBE_NODES} per probe); a P "
+    f"bisection (at most {PROBE_NODES} per probe), then one more probe one tick below the peak where the bisection "
+    f"came within {OPTIMALITY_REACH:.2%} of it (at most {OPTIMALITY_PROBE_SHARE:g} x the K's nodes, "
+    f"{OPTIMALITY_PROBE_NODES} more); a P "
     "counts only where the whole tree below it was searched) and, where there are at "
     "most 8000 K-subsets, the configuration MILP (chromosched.static.configuration_bound, strict form where no tie can "
     "end the window); proven optimal where peak = lower_bound",
