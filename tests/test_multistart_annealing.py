@@ -104,6 +104,63 @@ def test_deterministic_per_seed_and_exact_budget_through_search(grch37):
         search(PeakEvaluator(grch37, 3, "waves"), "multistart", 10)
 
 
+def test_pausing_at_checkpoints_changes_no_run(grch37):
+    # Pauses that never stop give exactly the runs of one call; a stop ends after the run that
+    # crossed the checkpoint, with the best of the runs done and their evaluations.
+    ev = PeakEvaluator(grch37, 5)
+    budget = 3_000_000
+    whole = multistart(ev.mem, ev.dur, 5, list(range(22)), budget, seed=4)
+    asked = []
+
+    def never(order, peak):
+        asked.append((order, peak))
+        assert ev.peak_ticks(order) == peak  # the best so far, priced
+        return False
+
+    paused = multistart(
+        ev.mem, ev.dur, 5, list(range(22)), budget, seed=4, stop=never, checkpoints=(100_000, 1_300_000)
+    )
+    assert len(asked) == 2 and paused.run_results == whole.run_results
+    assert (paused.order, paused.peak_ticks, paused.best_run, paused.evaluations) == (
+        whole.order,
+        whole.peak_ticks,
+        whole.best_run,
+        budget,
+    )
+    stopped = multistart(
+        ev.mem, ev.dur, 5, list(range(22)), budget, seed=4, stop=lambda o, p: True, checkpoints=(1_300_000,)
+    )
+    lengths = [RECIPES[r % len(RECIPES)][0] for r in range(len(whole.run_results))]
+    done = next(r + 1 for r in range(len(lengths)) if sum(lengths[: r + 1]) >= 1_300_000)
+    assert stopped.runs == done and stopped.run_results == whole.run_results[:done]
+    assert stopped.evaluations == sum(lengths[:done]) < budget
+    assert stopped.peak_ticks == min(p for p, _ in whole.run_results[:done])
+
+
+def test_optimise_stops_the_search_where_a_probe_proves_the_order_optimal(grch37, monkeypatch):
+    # GRCh37 K=20: at 10 % of the budget the probe one tick below the best peak is infeasible (a few
+    # hundred nodes), so the search ends there and the peak is the bound. K=6 is not proven there and
+    # spends the whole budget.
+    from chromosched.static import optimiser
+    from chromosched.static import search as search_module
+
+    spent = []
+    real = search_module.multistart
+
+    def recording(*args, **kwargs):
+        result = real(*args, **kwargs)
+        spent.append(result.evaluations)
+        return result
+
+    monkeypatch.setattr(search_module, "multistart", recording)
+    monkeypatch.setattr(optimiser, "multistart", recording)
+    proven = optimise(grch37, 20, budget=2_000_000, seed=0)
+    assert proven.lower_bound == proven.peak and spent[-1] < 2_000_000
+    assert proven.peak == PeakEvaluator(grch37, 20).peak(grch37.order_indices(proven.order))
+    unproven = optimise(grch37, 6, budget=200_000, seed=0)
+    assert spent[-1] == 200_000 and unproven.lower_bound < unproven.peak
+
+
 def _brute_force(ts, k):
     ev = PeakEvaluator(ts, k)
     return min(ev.peak_ticks(p) for p in itertools.permutations(range(len(ts))))

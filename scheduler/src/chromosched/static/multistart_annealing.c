@@ -187,15 +187,20 @@ static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, ui
    so far (a restart with the temperature raised again). Run r uses recipe r mod `recipes`
    (run_length[], t_start[]); the last run gets what is left. The lowest peak wins (the earliest run
    on ties). Returns the best peak; writes its order, the number of runs and the winning run, and,
-   where run_peaks/run_orders are not NULL, every run's best peak and order (room for all runs). */
+   where run_peaks/run_orders are not NULL, every run's best peak and order (room for all runs).
+   Pausing: the call returns after the first run that ends at or beyond `pause_at` evaluations, with
+   *spent the evaluations spent so far; called again with the same arguments and *runs_done, *spent,
+   *best_run, best_order and the returned peak (`best_so_far`; -1 on the first call) it resumes, and
+   the runs are exactly those of one call without a pause. */
 ll chromosched_multistart(int n, int k, const ll *mem, const ll *dur, const int *initial, uint64_t seed, ll budget,
                           int recipes, const ll *run_length, const double *t_start, double end_ratio,
                           double excess_share, double excess_step, const double *excess_t, int *best_order,
-                          ll *runs_done, ll *best_run, ll *run_peaks, int *run_orders) {
+                          ll *runs_done, ll *best_run, ll *run_peaks, int *run_orders, ll pause_at, ll *spent_io,
+                          ll best_so_far) {
     int order[MAXN];
-    ll spent = 0, best = -1, r = 0;
+    ll spent = *spent_io, best = best_so_far, r = *runs_done;
     if (n > MAXN || n < 1 || k < 1 || budget < 1) return -1;
-    while (spent < budget) {
+    while (spent < budget && spent < pause_at) {
         int recipe = (int)(r % recipes);
         ll evals = run_length[recipe] < budget - spent ? run_length[recipe] : budget - spent;
         uint64_t run_seed = seed * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)r * 0xD1B54A32D192ED03ULL);
@@ -212,6 +217,7 @@ ll chromosched_multistart(int n, int k, const ll *mem, const ll *dur, const int 
         r++;
     }
     *runs_done = r;
+    *spent_io = spent;
     return best;
 }
 

@@ -24,13 +24,18 @@ number), so the result is deterministic per seed. A run:
 Runs cycle through ``RECIPES`` (run length x start temperature): the best temperature differs from
 K to K (GRCh37, K=4: 587.73 is reached from 0.3 %, not from 1-3 %), and long runs cool the funnels
 short runs only visit. The lowest peak of all runs wins.
+
+``stop`` with ``checkpoints``: the loop pauses at the end of the first run at or beyond each
+checkpoint (a count of evaluations) and asks ``stop(best order, best peak)``; True ends the search
+there (the optimiser asks whether the best order is proven optimal). Otherwise it resumes where it
+paused, so the runs are exactly those of a search without pauses.
 """
 
 from __future__ import annotations
 
 import ctypes
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +54,8 @@ EXCESS_TEMPERATURES = (0.001, 0.00001)  # fractions of best peak x (total durati
 @dataclass(frozen=True)
 class MultistartResult:
     """The best order (task indices) and its peak in grid ticks; how many runs, and which one won;
-    every run's best (peak ticks, order), in run order."""
+    every run's best (peak ticks, order), in run order; the evaluations spent (less than the budget
+    where ``stop`` ended the search)."""
 
     order: tuple[int, ...]
     peak_ticks: int
@@ -57,6 +63,7 @@ class MultistartResult:
     best_run: int
     seconds: float
     run_results: tuple[tuple[int, tuple[int, ...]], ...]
+    evaluations: int
 
 
 class _Library:
@@ -84,6 +91,9 @@ class _Library:
             ll_p,
             ll_p,
             ints,
+            ll,
+            ll_p,
+            ll,
         ]
         self.multistart.restype = ll
         self.excess_area = lib.chromosched_excess_area
@@ -111,10 +121,13 @@ def multistart(
     initial: Sequence[int],
     budget: int,
     seed: int,
+    stop: Callable[[tuple[int, ...], int], bool] | None = None,
+    checkpoints: Sequence[int] = (),
 ) -> MultistartResult | None:
     """Runs of ``RECIPES`` in turn until exactly ``budget`` peak evaluations are spent, even runs from
     ``initial``, odd runs from the best order so far (the first evaluation of each run is its start
-    order). None when the C code is not available or there are more than ``MAX_TASKS`` tasks."""
+    order), or until ``stop`` says so at a checkpoint (see the module docstring). None when the C
+    code is not available or there are more than ``MAX_TASKS`` tasks."""
     n = len(mem_ticks)
     if not applies(n):
         return None
@@ -123,9 +136,9 @@ def multistart(
     n_runs = run_count(budget)
     run_peaks = (ctypes.c_longlong * n_runs)()
     run_orders = (ctypes.c_int * (n_runs * n))()
-    runs, best_run = ctypes.c_longlong(0), ctypes.c_longlong(0)
-    t0 = time.perf_counter()
-    peak = _library().multistart(
+    runs, best_run, spent = ctypes.c_longlong(0), ctypes.c_longlong(0), ctypes.c_longlong(0)
+    pauses = sorted({c for c in checkpoints if 0 < c < budget} if stop is not None else set()) + [budget]
+    args = (
         n,
         workers,
         arr(*mem_ticks),
@@ -146,11 +159,20 @@ def multistart(
         run_peaks,
         run_orders,
     )
-    if peak < 0:
-        return None
-    assert runs.value == n_runs
-    results = tuple((int(run_peaks[r]), tuple(run_orders[r * n : (r + 1) * n])) for r in range(n_runs))
-    return MultistartResult(tuple(order), int(peak), n_runs, best_run.value, time.perf_counter() - t0, results)
+    t0 = time.perf_counter()
+    peak = -1
+    for pause in pauses:
+        peak = _library().multistart(*args, pause, ctypes.byref(spent), peak)
+        if peak < 0:
+            return None
+        if spent.value >= budget or (stop is not None and stop(tuple(order), int(peak))):
+            break
+    done = runs.value
+    assert done == n_runs or spent.value < budget
+    results = tuple((int(run_peaks[r]), tuple(run_orders[r * n : (r + 1) * n])) for r in range(done))
+    return MultistartResult(
+        tuple(order), int(peak), done, best_run.value, time.perf_counter() - t0, results, spent.value
+    )
 
 
 def run_count(budget: int) -> int:

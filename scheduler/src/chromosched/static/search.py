@@ -776,22 +776,31 @@ def portfolio(
 
 
 def multistart(
-    evaluator: PeakEvaluator, budget: int, seed: int = 0, initial: Sequence[int] | None = None
+    evaluator: PeakEvaluator,
+    budget: int,
+    seed: int = 0,
+    initial: Sequence[int] | None = None,
+    stop: Callable[[tuple[int, ...], int], bool] | None = None,
+    checkpoints: Sequence[int] = (),
 ) -> SearchResult:
     """Many short annealing runs in compiled code (:mod:`chromosched.static.multistart_annealing`),
-    exactly ``budget`` evaluations, list model; raises when the C code cannot be built here."""
+    exactly ``budget`` evaluations, list model; raises when the C code cannot be built here. With
+    ``stop`` (best order, best peak in ticks -> end here?), asked at each of ``checkpoints``
+    (evaluation counts), it may end sooner; the result then counts the evaluations spent."""
     _check_budget(budget)
     if evaluator.model != "list":
         raise ChromoschedError("the multistart search is for the list model (waves: anneal)")
     start = _start(evaluator, initial)
-    res = multistart_annealing.multistart(evaluator.mem, evaluator.dur, evaluator.workers, start, budget, seed)
+    res = multistart_annealing.multistart(
+        evaluator.mem, evaluator.dur, evaluator.workers, start, budget, seed, stop=stop, checkpoints=checkpoints
+    )
     if res is None:
         raise ChromoschedError(
             "the multistart search needs a C compiler (cc or $CC) or has too many tasks "
             f"(at most {multistart_annealing.MAX_TASKS}); use the portfolio"
         )
-    evaluator.evaluations += budget
-    return SearchResult(res.order, evaluator.to_units(res.peak_ticks), budget, res.seconds, "multistart", seed)
+    evaluator.evaluations += res.evaluations
+    return SearchResult(res.order, evaluator.to_units(res.peak_ticks), res.evaluations, res.seconds, "multistart", seed)
 
 
 def list_default(evaluator: PeakEvaluator) -> Callable[..., SearchResult]:
