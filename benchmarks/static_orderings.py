@@ -111,6 +111,9 @@ def measure(genome: str, model: str, workers: int, budget: int, seeds: list[int]
         "optimised_seconds": results[0].seconds,
         "hill_climb_seconds": results[0].hill_climb_seconds,
         "evaluations": budget,
+        # fewer than the budget where a probe proved the order optimal during the search (then the
+        # hill climbing gets as many as ours spent)
+        "evaluations_spent_by_seed": [r.budget for r in results],
         "seeds": seeds,
         "optimised_peaks_by_seed": ours,
         "hill_climb_peaks_by_seed": hc,

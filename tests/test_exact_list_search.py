@@ -2,6 +2,7 @@
 instance (feasible at the optimum with an order that reaches it, infeasible one tick below), proves
 bounds on GRCh37 that the analytic relaxation cannot, and degrades to "no proof" without a compiler."""
 
+import ctypes
 import itertools
 import random
 
@@ -193,3 +194,33 @@ def test_within_reach_the_last_probe_gets_its_own_allowance(monkeypatch):
     assert probed[-2][1] == "unknown" and peak - probed[-2][0] <= 0.0125 * peak
     assert probed[-1] == (peak - 1, "infeasible", 75_000)
     assert result.optimal and result.bound == peak / GRID and result.nodes > 60_000
+
+
+def test_the_c_search_refuses_tasks_not_sorted_by_memory():
+    # The relaxation builds its items in memory order from the task numbers: decide() sorts them,
+    # and the C side checks it (bad arguments: no answer rather than a wrong one).
+    mem = [5_000_000, 9_000_000, 7_000_000, 3_000_000]
+    lib = exact_list_search._library()
+    n = len(mem)
+    arr = ctypes.c_longlong * n
+    order, nodes = (ctypes.c_int * n)(), ctypes.c_longlong(0)
+    pairs = (ctypes.c_uint64 * 1)()
+    args = (n, 2, arr(*mem), arr(*mem), 14_000_000, -1, 0, pairs, pairs, 1000, order, ctypes.byref(nodes))
+    assert lib.feasible(*args) == -2
+    ordered = sorted(mem, reverse=True)
+    args = (n, 2, arr(*ordered), arr(*ordered), 14_000_000, -1, 0, pairs, pairs, 1000, order, ctypes.byref(nodes))
+    assert lib.feasible(*args) in (0, 1)
+    assert decide(mem, mem, 2, 14_000_000).status in ("feasible", "infeasible")
+
+
+def test_a_probe_already_undecided_is_not_repeated(monkeypatch):
+    mem, ev, good = _twelve_tasks()
+    peak = int(round(good.peak * GRID))
+    probed = _recorded_probes(monkeypatch)
+    exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=400)
+    assert probed[0][0] == peak - 1
+    probed.clear()
+    exact_lower_bound(
+        mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=400, undecided_below=peak
+    )
+    assert probed[0][0] != peak - 1 and probed[0][2] == 5 * 400  # straight to the gap probe

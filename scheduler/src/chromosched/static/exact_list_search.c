@@ -132,7 +132,6 @@ static int cut_search(Search *s, int pos, double gain, double memsum, int count,
     return cut_search(s, pos + 1, gain, memsum, count, items);
 }
 
-/* The relaxation on what is left after instant t: 0 when no completion has peak <= P. */
 /* The first index j in [lo, hi) with cum[j + 1] - off >= x (cum ascending); hi when none. */
 static int first_reaching(const double *cum, int lo, int hi, double off, double x) {
     while (lo < hi) {
@@ -143,6 +142,7 @@ static int first_reaching(const double *cum, int lo, int hi, double off, double 
     return lo;
 }
 
+/* The relaxation on what is left after instant t: 0 when no completion has peak <= P. */
 static int relaxation_allows(Search *s, mask_t left, ll t) {
     double im[2 * MAX_TASKS], id[2 * MAX_TASKS], gain[2 * MAX_TASKS];
     double cum_d[2 * MAX_TASKS + 1], cum_a[2 * MAX_TASKS + 1], cum_m[2 * MAX_TASKS + 1];
@@ -187,6 +187,13 @@ static int relaxation_allows(Search *s, mask_t left, ll t) {
            cheapest fill takes the other items by memory, ascending: the item j where it completes
            (before a, or after a with a's duration left out), the memory-time up to j, and theta = im[j]. */
         double fill = (k - 1) * id[a], area, theta;
+        if (fill <= 0) { /* a task of no duration: nothing to fill, counted as cut (as before the prefix sums) */
+            s->cut_in[a] = 1;
+            forced++;
+            forced_mem += im[a];
+            forced_gain += gain[a];
+            continue;
+        }
         int j = first_reaching(cum_d, 0, a, 0, fill), must_cut = 0;
         if (j < a) area = cum_a[j] + im[j] * (fill - cum_d[j]);
         else {
@@ -334,11 +341,14 @@ static int next_instant(Search *s, mask_t left) {
 /* 1: an order with peak <= peak exists (written to order_out); 0: none exists; -1: node limit hit;
  * -2: bad arguments. tie: the earliest instant two workers can become free together (ticks), -1 if never;
  * pair_a[q], pair_b[q] (q < npairs): every pair of disjoint task sets whose durations add up to the same
- * instant at or after tie, up to the end of the window (both orders listed); npairs = -1 when not known. Tasks should come sorted by memory, largest first (faster, not required). */
+ * instant at or after tie, up to the end of the window (both orders listed); npairs = -1 when not known. Tasks must come sorted by memory, largest first: the relaxation builds its items in memory order from
+ * the task numbers (-2 otherwise). */
 int chromosched_list_feasible(int n, int k, const ll *mem, const ll *dur, ll peak, ll tie, int npairs,
                               const mask_t *pair_a, const mask_t *pair_b, ll node_limit, int *order_out,
                               ll *nodes_out) {
     if (n < 1 || n > MAX_TASKS || k < 1 || k > n) return -2;
+    for (int i = 1; i < n; i++)
+        if (mem[i] > mem[i - 1]) return -2; /* not sorted by memory, largest first */
     Search *s = calloc(1, sizeof(Search));
     if (!s) return -2;
     s->n = n;

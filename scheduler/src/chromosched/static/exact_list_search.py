@@ -215,6 +215,7 @@ def exact_lower_bound(
     reached_peak: float,
     peak_of: Callable[[tuple[int, ...]], float],
     total_nodes: int = TOTAL_NODES,
+    undecided_below: int | None = None,
 ) -> ExactBound:
     """Probe P between ``known_bound`` and ``reached_peak`` with ``decide`` (see the module docstring).
 
@@ -225,8 +226,10 @@ def exact_lower_bound(
     ``GAP_PROBE_SHARE`` x ``total_nodes`` (``GAP_PROBE_NODES`` at most) beyond the total; then the
     bisection, a quarter of ``total_nodes`` (``PROBE_NODES`` at most) per probe, until the total is
     spent; last, one more probe one tick below the best order when the bisection came that close, or,
-    where the bound proven is within ``OPTIMALITY_REACH`` of the peak, with its own allowance of
-    ``OPTIMALITY_PROBE_SHARE`` x ``total_nodes`` (``OPTIMALITY_PROBE_NODES`` at most) beyond the total.
+    where the bound known or proven is within ``OPTIMALITY_REACH`` of the peak, with its own
+    allowance of ``OPTIMALITY_PROBE_SHARE`` x ``total_nodes`` (``OPTIMALITY_PROBE_NODES`` at most)
+    beyond the total. ``undecided_below``: a peak (ticks) whose probe one tick below already came
+    back "unknown" with the first probe's allowance; at that peak the first probe is skipped.
     """
     probe_nodes = max(1, min(PROBE_NODES, total_nodes // 4))
     first_probe_nodes = max(1, min(FIRST_PROBE_NODES, total_nodes // 10))
@@ -252,11 +255,12 @@ def exact_lower_bound(
         best_order, best_peak = d.order, peak
         hi = int(round(peak * GRID))
 
-    first = probe(hi - 1, first_probe_nodes)  # a proof of optimality, or a better order
-    if first.status == "infeasible":
-        return ExactBound(hi / GRID, True, None, None, spent)
-    if first.status == "feasible":
-        take(first)
+    if hi != undecided_below:  # (the caller's own probe there, with this allowance, was undecided)
+        first = probe(hi - 1, first_probe_nodes)  # a proof of optimality, or a better order
+        if first.status == "infeasible":
+            return ExactBound(hi / GRID, True, None, None, spent)
+        if first.status == "feasible":
+            take(first)
     # The gap target: the ceiling of peak / (1 + TARGET_GAP), so "infeasible" there proves a gap <= TARGET_GAP.
     # Its nodes come from its own allowance; an order it finds lowers the peak, and the level with it.
     while extra < gap_nodes:

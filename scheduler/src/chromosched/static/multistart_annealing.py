@@ -28,7 +28,8 @@ short runs only visit. The lowest peak of all runs wins.
 ``stop`` with ``checkpoints``: the loop pauses at the end of the first run at or beyond each
 checkpoint (a count of evaluations) and asks ``stop(best order, best peak)``; True ends the search
 there (the optimiser asks whether the best order is proven optimal). Otherwise it resumes where it
-paused, so the runs are exactly those of a search without pauses.
+paused, so the runs are exactly those of a search without pauses. The result's ``seconds`` include
+the time ``stop`` took.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from .multistart_annealing import applies as multistart_applies
 from .multistart_annealing import available as multistart_available
 from .ordering_table import OrderingRow, OrderingTable, ranges_text
 from .peak_lower_bound import lower_bound
-from .peak_memory import MODELS, PeakEvaluator
+from .peak_memory import GRID, MODELS, PeakEvaluator
 from .search import (
     ELITE_RELINK_SHARE,
     ELITE_RUIN,
@@ -136,12 +136,14 @@ def method_description(model: str, budget: int, seed: int, start: str = "", task
 BOUND_DESCRIPTION = {
     "list": "proven lower bound: the largest of the cut-set/area/chain relaxation (chromosched.static.peak_lower_bound), "
     "the exact branch and bound over orders (chromosched.static.exact_list_search: "
-    f"{PROOF_NODES_PER_EVALUATION} nodes per peak evaluation of the budget, at most {TOTAL_NODES} per K; one probe one "
-    f"tick below the peak (at most {FIRST_PROBE_NODES} nodes), then, where the gap is above {TARGET_GAP:.0%}, one probe "
-    f"at peak / {1 + TARGET_GAP:g} (at most {GAP_PROBE_SHARE} x the K's nodes, {GAP_PROBE_NODES} more), then "
-    f"bisection (at most {PROBE_NODES} per probe), then one more probe one tick below the peak where the bisection "
-    f"came within {OPTIMALITY_REACH:.2%} of it (at most {OPTIMALITY_PROBE_SHARE:g} x the K's nodes, "
-    f"{OPTIMALITY_PROBE_NODES} more); a P "
+    f"{PROOF_NODES_PER_EVALUATION} nodes per peak evaluation of the budget, at most {TOTAL_NODES} per K (the K's "
+    f"nodes); one probe one tick below the peak (a tenth of the K's nodes, at most {FIRST_PROBE_NODES}; also made "
+    f"once during the search, after {SEARCH_CHECKPOINT_SHARE:.0%} of its budget, which ends it where the order is "
+    f"proven optimal), then, where the gap is above {TARGET_GAP:.0%}, one probe at peak / {1 + TARGET_GAP:g} (its own "
+    f"allowance beyond the K's nodes: {GAP_PROBE_SHARE} x them, at most {GAP_PROBE_NODES}), then bisection (at most "
+    f"{PROBE_NODES} per probe), then one more probe one tick below the peak where the bound known or proven is "
+    f"within {OPTIMALITY_REACH:.2%} of it (its own allowance: {OPTIMALITY_PROBE_SHARE:g} x the K's nodes, at most "
+    f"{OPTIMALITY_PROBE_NODES}); a P "
     "counts only where the whole tree below it was searched) and, where there are at "
     "most 8000 K-subsets, the configuration MILP (chromosched.static.configuration_bound, strict form where no tie can "
     "end the window); proven optimal where peak = lower_bound",
@@ -154,7 +156,7 @@ class StaticResult(OrderingRow):
     """Everything measured for one K (peaks in the task set's memory unit): an ordering table's
     row plus what the search cost and the hill-climbing baseline's result."""
 
-    budget: int
+    budget: int  # the evaluations the search spent (fewer where the portfolio's cap or a proof ended it)
     seconds: float
     hill_climb_peak: float | None = None
     hill_climb_seconds: float | None = None
@@ -173,15 +175,20 @@ def prove_list(
     peak: float,
     method: str,
     bound: float,
+    undecided_below: int | None = None,
 ) -> tuple[tuple[int, ...], float, str, float]:
     """The list model's proofs after the search: the exact branch and bound (a proof of optimality,
     a higher bound or a better order; its node limit scales with ``budget``), then the configuration
-    MILP where it is small enough. Returns (order, peak, method, bound)."""
+    MILP where it is small enough. ``undecided_below``: the peak in ticks whose probe one tick below
+    already came back undecided (the search's checkpoint), not run again. Returns (order, peak,
+    method, bound)."""
     order = tuple(order)
     if peak > bound:
         evaluator = PeakEvaluator(tasks, workers, "list")
         nodes = proof_nodes(budget)
-        exact = exact_lower_bound(tasks.memory, tasks.duration, workers, bound, peak, evaluator.peak, nodes)
+        exact = exact_lower_bound(
+            tasks.memory, tasks.duration, workers, bound, peak, evaluator.peak, nodes, undecided_below
+        )
         if exact.order is not None and exact.peak is not None and exact.peak < peak:
             order, peak, method = tuple(exact.order), exact.peak, f"{method}+bnb"
         if exact.optimal:
@@ -196,17 +203,21 @@ def prove_list(
     return order, peak, method, bound
 
 
-def _optimal_below(evaluator: PeakEvaluator, budget: int):
-    """The multistart's stop test: is the best order proven optimal (one tick below it infeasible)?"""
-    if not exact_search_available():
-        return None
-    nodes = max(1, min(FIRST_PROBE_NODES, proof_nodes(budget) // 10))
+class _CheckpointProbe:
+    """The multistart's stop test: is the best order proven optimal (one tick below it infeasible,
+    with the proof's first-probe allowance)? Remembers the peak where that probe was undecided, so
+    the proof does not run the same decision again."""
 
-    def optimal(order: tuple[int, ...], peak_ticks: int) -> bool:
-        below = decide(evaluator.mem, evaluator.dur, evaluator.workers, peak_ticks - 1, nodes)
+    def __init__(self, evaluator: PeakEvaluator, budget: int) -> None:
+        self.evaluator = evaluator
+        self.nodes = max(1, min(FIRST_PROBE_NODES, proof_nodes(budget) // 10))
+        self.undecided: int | None = None
+
+    def __call__(self, order: tuple[int, ...], peak_ticks: int) -> bool:
+        ev = self.evaluator
+        below = decide(ev.mem, ev.dur, ev.workers, peak_ticks - 1, self.nodes)
+        self.undecided = peak_ticks if below.status == "unknown" else None
         return below.status == "infeasible"
-
-    return optimal
 
 
 def optimise(
@@ -239,6 +250,7 @@ def optimise(
     sequential = evaluator.peak(tasks.sequential_order())
     bound = min(lower_bound(tasks, workers, model), sequential)
     spend = budget  # the search's evaluations (the portfolio fallback's are capped)
+    undecided_below = None  # the peak (ticks) whose probe one tick below the checkpoint left undecided
     if workers >= len(tasks) or workers == 1:
         # Every order has the same peak (all at once, or one at a time): nothing to search.
         found_order, found_peak, seconds, method = tuple(tasks.sequential_order()), sequential, 0.0, "trivial"
@@ -247,16 +259,19 @@ def optimise(
             method_fn = list_default(evaluator)
             spend = budget if method_fn is multistart else min(budget, PORTFOLIO_BUDGET_CAP)
             if method_fn is multistart:
+                checkpoint = _CheckpointProbe(evaluator, budget) if exact_search_available() else None
                 result = multistart(
                     evaluator,
                     spend,
                     seed,
                     initial=initial,
-                    stop=_optimal_below(evaluator, budget),
+                    stop=checkpoint,
                     checkpoints=(int(SEARCH_CHECKPOINT_SHARE * spend),),
                 )
                 if result.evaluations < spend:  # stopped: the probe proved the best order optimal
-                    bound = result.peak
+                    bound, spend = result.peak, result.evaluations
+                elif checkpoint is not None and checkpoint.undecided == int(round(result.peak * GRID)):
+                    undecided_below = checkpoint.undecided
             else:
                 result = method_fn(evaluator, spend, seed, initial=initial)
         else:
@@ -273,7 +288,7 @@ def optimise(
                 method = "anneal+bnb"
     if model == "list":
         found_order, found_peak, method, bound = prove_list(
-            tasks, workers, budget, found_order, found_peak, method, bound
+            tasks, workers, budget, found_order, found_peak, method, bound, undecided_below
         )
     if found_peak <= bound * (1 + 1e-12):
         bound = found_peak  # proven optimal: report the bound as the peak (no rounding artefacts)
