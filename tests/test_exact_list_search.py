@@ -214,13 +214,16 @@ def test_the_c_search_refuses_tasks_not_sorted_by_memory():
 
 
 def test_a_probe_already_undecided_is_not_repeated(monkeypatch):
+    # Skipping the first probe (the caller's checkpoint made it, undecided) changes nothing else: the
+    # same later probes with the same allowances, the same result.
     mem, ev, good = _twelve_tasks()
     peak = int(round(good.peak * GRID))
     probed = _recorded_probes(monkeypatch)
-    exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=400)
-    assert probed[0][0] == peak - 1
+    known = list_lower_bound(mem, mem, 4)
+    whole = exact_lower_bound(mem, mem, 4, known, good.peak, ev.peak, total_nodes=400)
+    assert probed[0][:2] == (peak - 1, "unknown")
+    first, rest = probed[0], probed[1:]
     probed.clear()
-    exact_lower_bound(
-        mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=400, undecided_below=peak
-    )
-    assert probed[0][0] != peak - 1 and probed[0][2] == 5 * 400  # straight to the gap probe
+    skipped = exact_lower_bound(mem, mem, 4, known, good.peak, ev.peak, total_nodes=400, undecided_below=peak)
+    assert probed == rest and first not in probed and len(rest) > 2
+    assert skipped == whole

@@ -257,7 +257,11 @@ def exact_lower_bound(
         best_order, best_peak = d.order, peak
         hi = int(round(peak * GRID))
 
-    if hi != undecided_below:  # (the caller's own probe there, with this allowance, was undecided)
+    if hi == undecided_below:
+        # The caller's own probe there, with this allowance, was undecided: the same decision again
+        # would be too. Its nodes count as spent, so the rest goes exactly as without the skip.
+        spent = first_probe_nodes + 1  # what an undecided probe reports (the limit, plus the node that hit it)
+    else:
         first = probe(hi - 1, first_probe_nodes)  # a proof of optimality, or a better order
         if first.status == "infeasible":
             return ExactBound(hi / GRID, True, None, None, spent)

@@ -21,6 +21,7 @@ from .exact_list_search import (
     OPTIMALITY_PROBE_SHARE,
     OPTIMALITY_REACH,
     PROBE_NODES,
+    RELATIVE_PRECISION,
     TARGET_GAP,
     TOTAL_NODES,
     decide,
@@ -139,11 +140,12 @@ BOUND_DESCRIPTION = {
     f"{PROOF_NODES_PER_EVALUATION} nodes per peak evaluation of the budget, at most {TOTAL_NODES} per K (the K's "
     f"nodes); one probe one tick below the peak (a tenth of the K's nodes, at most {FIRST_PROBE_NODES}; also made "
     f"once during the search, after {SEARCH_CHECKPOINT_SHARE:.0%} of its budget, which ends it where the order is "
-    f"proven optimal), then, where the gap is above {TARGET_GAP:.0%}, one probe at peak / {1 + TARGET_GAP:g} (its own "
-    f"allowance beyond the K's nodes: {GAP_PROBE_SHARE} x them, at most {GAP_PROBE_NODES}), then bisection (at most "
-    f"{PROBE_NODES} per probe), then one more probe one tick below the peak where the bound known or proven is "
-    f"within {OPTIMALITY_REACH:.2%} of it (its own allowance: {OPTIMALITY_PROBE_SHARE:g} x the K's nodes, at most "
-    f"{OPTIMALITY_PROBE_NODES}); a P "
+    f"proven optimal), then, where the gap is above {TARGET_GAP:.0%}, one probe at the ceiling of peak / "
+    f"{1 + TARGET_GAP:g} (again after a better order it finds; its own allowance beyond the K's nodes: "
+    f"{GAP_PROBE_SHARE} x them, at most {GAP_PROBE_NODES}), then bisection (at most {PROBE_NODES} per probe), then "
+    f"one more probe one tick below the peak: with its own allowance where the bound known or proven is within "
+    f"{OPTIMALITY_REACH:.2%} of it ({OPTIMALITY_PROBE_SHARE:g} x the K's nodes, at most {OPTIMALITY_PROBE_NODES}), "
+    f"else from the K's nodes where the bisection came within {RELATIVE_PRECISION:g} of it or found a better order; a P "
     "counts only where the whole tree below it was searched) and, where there are at "
     "most 8000 K-subsets, the configuration MILP (chromosched.static.configuration_bound, strict form where no tie can "
     "end the window); proven optimal where peak = lower_bound",
