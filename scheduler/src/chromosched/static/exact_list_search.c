@@ -132,11 +132,11 @@ static int cut_search(Search *s, int pos, double gain, double memsum, int count,
     return cut_search(s, pos + 1, gain, memsum, count, items);
 }
 
-/* The first index j in [lo, hi) with cum[j + 1] - off >= x (cum ascending); hi when none. */
-static int first_reaching(const double *cum, int lo, int hi, double off, double x) {
+/* The first index j in [lo, hi) with v[j] >= x (v ascending); hi when none. */
+static int first_at_least(const double *v, int lo, int hi, double x) {
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (cum[mid + 1] - off >= x) hi = mid;
+        if (v[mid] >= x) hi = mid;
         else lo = mid + 1;
     }
     return lo;
@@ -186,20 +186,18 @@ static int relaxation_allows(Search *s, mask_t left, ll t) {
         /* Chain facts: inside the window, K-1 other workers are busy during all of this item. The
            cheapest fill takes the other items by memory, ascending: the item j where it completes
            (before a, or after a with a's duration left out), the memory-time up to j, and theta = im[j]. */
-        double fill = (k - 1) * id[a], area, theta;
-        if (fill <= 0) { /* a task of no duration: nothing to fill, counted as cut (as before the prefix sums) */
-            s->cut_in[a] = 1;
-            forced++;
-            forced_mem += im[a];
-            forced_gain += gain[a];
-            continue;
-        }
-        int j = first_reaching(cum_d, 0, a, 0, fill), must_cut = 0;
-        if (j < a) area = cum_a[j] + im[j] * (fill - cum_d[j]);
-        else {
-            j = first_reaching(cum_d, a + 1, c, id[a], fill);
-            if (j == c) must_cut = 1; /* the others cannot fill it: it is cut */
-            area = j < c ? cum_a[j] - im[a] * id[a] + im[j] * (fill - (cum_d[j] - id[a])) : 0;
+        double fill = (k - 1) * id[a], area = 0, theta = 0;
+        int must_cut = fill <= 0, j = 0; /* a task of no duration: nothing to fill, counted as cut */
+        if (!must_cut) {
+            /* cum_d + 1: the duration up to and including an index. Durations are whole ticks, so
+               these sums and comparisons are exact. */
+            j = first_at_least(cum_d + 1, 0, a, fill);
+            if (j < a) area = cum_a[j] + im[j] * (fill - cum_d[j]);
+            else {
+                j = first_at_least(cum_d + 1, a + 1, c, fill + id[a]);
+                if (j == c) must_cut = 1; /* the others cannot fill it: it is cut */
+                else area = cum_a[j] - im[a] * id[a] + im[j] * (fill - (cum_d[j] - id[a]));
+            }
         }
         if (!must_cut) {
             theta = im[j];
@@ -214,12 +212,7 @@ static int relaxation_allows(Search *s, mask_t left, ll t) {
             } else {
                 double sum = cum_m[last + 1] - (a <= last ? im[a] : 0);
                 if (im[last] < theta) {
-                    int lo = last + 1, hi = c;
-                    while (lo < hi) { /* first index > last with im >= theta */
-                        int mid = (lo + hi) / 2;
-                        if (im[mid] >= theta) hi = mid;
-                        else lo = mid + 1;
-                    }
+                    int lo = first_at_least(im, last + 1, c, theta);
                     if (lo == a) lo++;
                     if (lo >= c) must_cut = 1;
                     else sum += im[lo] - im[last];
