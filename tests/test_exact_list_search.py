@@ -218,12 +218,20 @@ def test_a_probe_already_undecided_is_not_repeated(monkeypatch):
     # same later probes with the same allowances, the same result.
     mem, ev, good = _twelve_tasks()
     peak = int(round(good.peak * GRID))
+    ticks = _ticks(mem)
+    allowance = exact_list_search.first_probe_nodes(400)
+    checkpoint = decide(ticks, ticks, 4, peak - 1, allowance)  # the caller's probe, before the recording
+    assert checkpoint.status == "unknown"
     probed = _recorded_probes(monkeypatch)
     known = list_lower_bound(mem, mem, 4)
     whole = exact_lower_bound(mem, mem, 4, known, good.peak, ev.peak, total_nodes=400)
-    assert probed[0][:2] == (peak - 1, "unknown")
+    assert probed[0] == (peak - 1, "unknown", allowance)
     first, rest = probed[0], probed[1:]
     probed.clear()
-    skipped = exact_lower_bound(mem, mem, 4, known, good.peak, ev.peak, total_nodes=400, undecided_below=peak)
+    undecided = (peak, checkpoint.nodes)
+    skipped = exact_lower_bound(mem, mem, 4, known, good.peak, ev.peak, total_nodes=400, undecided_below=undecided)
     assert probed == rest and first not in probed and len(rest) > 2
     assert skipped == whole
+    probed.clear()  # at another peak the caller's probe says nothing: the first probe runs
+    exact_lower_bound(mem, mem, 4, known, good.peak, ev.peak, total_nodes=400, undecided_below=(peak + 1, 41))
+    assert probed[0] == first

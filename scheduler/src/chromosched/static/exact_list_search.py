@@ -71,6 +71,12 @@ OPTIMALITY_PROBE_SHARE = 1.25
 OPTIMALITY_PROBE_NODES = 100_000_000
 
 
+def first_probe_nodes(total_nodes: int) -> int:
+    """The allowance of the probe one tick below the peak, for a bound of ``total_nodes``: a tenth,
+    ``FIRST_PROBE_NODES`` at most (the optimiser's checkpoint makes the same probe with it)."""
+    return max(1, min(FIRST_PROBE_NODES, total_nodes // 10))
+
+
 class _Library:
     def __init__(self, lib: ctypes.CDLL) -> None:
         fn = lib.chromosched_list_feasible
@@ -217,7 +223,7 @@ def exact_lower_bound(
     reached_peak: float,
     peak_of: Callable[[tuple[int, ...]], float],
     total_nodes: int = TOTAL_NODES,
-    undecided_below: int | None = None,
+    undecided_below: tuple[int, int] | None = None,
 ) -> ExactBound:
     """Probe P between ``known_bound`` and ``reached_peak`` with ``decide`` (see the module docstring).
 
@@ -230,11 +236,11 @@ def exact_lower_bound(
     spent; last, one more probe one tick below the best order when the bisection came that close, or,
     where the bound known or proven is within ``OPTIMALITY_REACH`` of the peak, with its own
     allowance of ``OPTIMALITY_PROBE_SHARE`` x ``total_nodes`` (``OPTIMALITY_PROBE_NODES`` at most)
-    beyond the total. ``undecided_below``: a peak (ticks) whose probe one tick below already came
-    back "unknown" with the first probe's allowance; at that peak the first probe is skipped.
+    beyond the total. ``undecided_below``: (a peak in ticks, nodes) where the caller's probe one tick
+    below that peak, with ``first_probe_nodes(total_nodes)``, came back "unknown" after those nodes;
+    at that peak the first probe is skipped and its nodes count as spent.
     """
     probe_nodes = max(1, min(PROBE_NODES, total_nodes // 4))
-    first_probe_nodes = max(1, min(FIRST_PROBE_NODES, total_nodes // 10))
     gap_nodes = max(1, min(GAP_PROBE_NODES, GAP_PROBE_SHARE * total_nodes))
     optimality_nodes = max(1, min(OPTIMALITY_PROBE_NODES, int(OPTIMALITY_PROBE_SHARE * total_nodes)))
     mem = [int(round(v * GRID)) for v in memory]
@@ -251,18 +257,24 @@ def exact_lower_bound(
         spent += d.nodes
         return d
 
+    def beyond(p: int, limit: int) -> Decision:  # a probe with its own allowance, beyond the total
+        nonlocal extra
+        d = decide(mem, dur, workers, p, limit)
+        extra += d.nodes
+        return d
+
     def take(d: Decision) -> None:
         nonlocal hi, best_order, best_peak
         peak = peak_of(d.order)
         best_order, best_peak = d.order, peak
         hi = int(round(peak * GRID))
 
-    if hi == undecided_below:
+    if undecided_below is not None and undecided_below[0] == hi:
         # The caller's own probe there, with this allowance, was undecided: the same decision again
         # would be too. Its nodes count as spent, so the rest goes exactly as without the skip.
-        spent = first_probe_nodes + 1  # what an undecided probe reports (the limit, plus the node that hit it)
+        spent = undecided_below[1]
     else:
-        first = probe(hi - 1, first_probe_nodes)  # a proof of optimality, or a better order
+        first = probe(hi - 1, first_probe_nodes(total_nodes))  # a proof of optimality, or a better order
         if first.status == "infeasible":
             return ExactBound(hi / GRID, True, None, None, spent)
         if first.status == "feasible":
@@ -273,8 +285,7 @@ def exact_lower_bound(
         level = -(-hi * 100 // int(round(100 * (1 + TARGET_GAP))))
         if level <= lo:  # lo is the proven bound (or the known one)
             break
-        d = decide(mem, dur, workers, level, gap_nodes - extra)
-        extra += d.nodes
+        d = beyond(level, gap_nodes - extra)
         if d.status == "infeasible":
             lo = proven = level
         elif d.status == "feasible":
@@ -296,8 +307,7 @@ def exact_lower_bound(
     close = proven is not None and target - proven <= max(1, int(RELATIVE_PRECISION * target))
     last = None
     if target - lo <= OPTIMALITY_REACH * target:  # within reach: a probe with nodes of its own
-        last = decide(mem, dur, workers, target - 1, optimality_nodes)
-        extra += last.nodes
+        last = beyond(target - 1, optimality_nodes)
     elif (best_order is not None or close) and spent < total_nodes:
         last = probe(target - 1, probe_nodes)
     if last is not None and last.status == "infeasible":

@@ -26,6 +26,7 @@ from .exact_list_search import (
     TOTAL_NODES,
     decide,
     exact_lower_bound,
+    first_probe_nodes,
 )
 from .exact_list_search import available as exact_search_available
 from .multistart_annealing import END_RATIO, EXCESS_SHARE, EXCESS_STEP, EXCESS_TEMPERATURES, RECIPES
@@ -34,7 +35,7 @@ from .multistart_annealing import applies as multistart_applies
 from .multistart_annealing import available as multistart_available
 from .ordering_table import OrderingRow, OrderingTable, ranges_text
 from .peak_lower_bound import lower_bound
-from .peak_memory import GRID, MODELS, PeakEvaluator
+from .peak_memory import MODELS, PeakEvaluator
 from .search import (
     ELITE_RELINK_SHARE,
     ELITE_RUIN,
@@ -181,9 +182,9 @@ def prove_list(
 ) -> tuple[tuple[int, ...], float, str, float]:
     """The list model's proofs after the search: the exact branch and bound (a proof of optimality,
     a higher bound or a better order; its node limit scales with ``budget``), then the configuration
-    MILP where it is small enough. ``undecided_below``: the peak in ticks whose probe one tick below
-    already came back undecided (the search's checkpoint), not run again. Returns (order, peak,
-    method, bound)."""
+    MILP where it is small enough. ``undecided_below``: (peak ticks, nodes) where the search's
+    checkpoint probe one tick below came back undecided, not run again at that peak. Returns (order,
+    peak, method, bound)."""
     order = tuple(order)
     if peak > bound:
         evaluator = PeakEvaluator(tasks, workers, "list")
@@ -212,13 +213,13 @@ class _CheckpointProbe:
 
     def __init__(self, evaluator: PeakEvaluator, budget: int) -> None:
         self.evaluator = evaluator
-        self.nodes = max(1, min(FIRST_PROBE_NODES, proof_nodes(budget) // 10))
-        self.undecided: int | None = None
+        self.nodes = first_probe_nodes(proof_nodes(budget))
+        self.undecided: tuple[int, int] | None = None  # (peak ticks, nodes spent) of an undecided probe
 
     def __call__(self, order: tuple[int, ...], peak_ticks: int) -> bool:
         ev = self.evaluator
         below = decide(ev.mem, ev.dur, ev.workers, peak_ticks - 1, self.nodes)
-        self.undecided = peak_ticks if below.status == "unknown" else None
+        self.undecided = (peak_ticks, below.nodes) if below.status == "unknown" else None
         return below.status == "infeasible"
 
 
@@ -252,7 +253,7 @@ def optimise(
     sequential = evaluator.peak(tasks.sequential_order())
     bound = min(lower_bound(tasks, workers, model), sequential)
     spend = budget  # the search's evaluations (the portfolio fallback's are capped)
-    undecided_below = None  # the peak (ticks) whose probe one tick below the checkpoint left undecided
+    undecided_below = None  # (peak ticks, nodes) where the checkpoint's probe one tick below was undecided
     if workers >= len(tasks) or workers == 1:
         # Every order has the same peak (all at once, or one at a time): nothing to search.
         found_order, found_peak, seconds, method = tuple(tasks.sequential_order()), sequential, 0.0, "trivial"
@@ -272,8 +273,8 @@ def optimise(
                 )
                 if result.evaluations < spend:  # stopped: the probe proved the best order optimal
                     bound, spend = result.peak, result.evaluations
-                elif checkpoint is not None and checkpoint.undecided == int(round(result.peak * GRID)):
-                    undecided_below = checkpoint.undecided
+                elif checkpoint is not None:
+                    undecided_below = checkpoint.undecided  # skipped by the proof only at this same peak
             else:
                 result = method_fn(evaluator, spend, seed, initial=initial)
         else:
