@@ -169,16 +169,43 @@ def test_the_gap_target_gets_its_own_probe_before_the_bisection(monkeypatch):
 
 
 def test_a_proven_gap_level_is_where_the_bisection_starts(monkeypatch):
-    # With nodes enough, the 3 % level is proven infeasible first; every later probe is above it, and
-    # the bound is at least the level.
+    # With nodes enough, the 3 % level is proven infeasible first (in about 9,400 nodes); every later
+    # probe (15,000 nodes each) is above it, and the bound is at least the level.
     mem, ev, good = _twelve_tasks()
     probed = _recorded_probes(monkeypatch)
-    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=20_000)
+    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=60_000)
     peak = int(round(good.peak * GRID))
     level = -(-peak * 100 // 103)
     assert probed[1][:2] == (level, "infeasible")
     assert all(p > level for p, _, _ in probed[2:]) and len(probed) > 2
     assert result.optimal or result.bound >= level / GRID
+
+
+def test_a_gap_level_harder_than_a_probe_skips_the_bisection(monkeypatch):
+    # The same proof with probes of 5,000 nodes: proving the 3 % level took more than that, and every
+    # level above it is harder still (the bisection of the test above needs 10,700-11,900 nodes a probe),
+    # so no bisection probe is made and the bound is the level.
+    mem, ev, good = _twelve_tasks()
+    probed = _recorded_probes(monkeypatch)
+    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=20_000)
+    peak = int(round(good.peak * GRID))
+    level = -(-peak * 100 // 103)
+    assert [p[:2] for p in probed] == [(peak - 1, "unknown"), (level, "infeasible")]
+    assert result.bound == level / GRID and not result.optimal
+    # ...while the level itself, given more than 5,000 nodes, decides what a bisection probe cannot
+    assert decide(_ticks(mem), _ticks(mem), 4, level, 5_000).status == "unknown"
+
+
+def test_within_reach_the_proof_of_optimality_comes_before_the_bisection(monkeypatch):
+    # A known bound within 1.25 % of the peak (581.088264 is proven by the bisection of the test below):
+    # after the first probe, the probe one tick below the peak with its own allowance proves the
+    # peak optimal, and no bisection probe is made.
+    mem, ev, good = _twelve_tasks()
+    probed = _recorded_probes(monkeypatch)
+    result = exact_lower_bound(mem, mem, 4, 581.088264, good.peak, ev.peak, total_nodes=60_000)
+    peak = int(round(good.peak * GRID))
+    assert probed == [(peak - 1, "unknown", 6_000), (peak - 1, "infeasible", 75_000)]
+    assert result.optimal and result.bound == peak / GRID
 
 
 def test_within_reach_the_last_probe_gets_its_own_allowance(monkeypatch):

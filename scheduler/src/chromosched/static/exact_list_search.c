@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 typedef long long ll;
 typedef uint64_t mask_t;
@@ -65,14 +66,21 @@ static uint64_t memo_hash(const Search *s, mask_t left, mask_t running, const ll
 
 /* The state after the instant t: tasks left, running tasks and their remaining time (by task index). */
 static void memo_key(const Search *s, ll t, mask_t *running, ll *res) {
+    int task[MEMO_MAX_K], c = 0;
     *running = 0;
     for (int w = 0; w < s->k; w++)
-        if (s->run_end[w] > t) *running |= (mask_t)1 << s->run_task[w];
-    int c = 0;
-    for (int i = 0; i < s->n; i++)
-        if (*running >> i & 1)
-            for (int w = 0; w < s->k; w++)
-                if (s->run_task[w] == i && s->run_end[w] > t) res[c++] = s->run_end[w] - t;
+        if (s->run_end[w] > t) { /* insert by task index, ascending */
+            int i = s->run_task[w], b = c++;
+            ll r = s->run_end[w] - t;
+            *running |= (mask_t)1 << i;
+            while (b > 0 && task[b - 1] > i) {
+                task[b] = task[b - 1];
+                res[b] = res[b - 1];
+                b--;
+            }
+            task[b] = i;
+            res[b] = r;
+        }
     for (; c < MEMO_MAX_K; c++) res[c] = 0;
 }
 
@@ -201,7 +209,7 @@ static int relaxation_allows(Search *s, mask_t left, ll t) {
         }
         if (!must_cut) {
             theta = im[j];
-            if (im[a] + area / id[a] > P) must_cut = 1;
+            if (area > (P - im[a]) * id[a]) must_cut = 1; /* im[a] + area / id[a] > P, without a division */
         }
         if (!must_cut) {
             /* least K-1 distinct other memories that include one >= theta: the K-1 smallest others,
@@ -358,7 +366,17 @@ int chromosched_list_feasible(int n, int k, const ll *mem, const ll *dur, ll pea
         s->mem[i] = mem[i];
         s->dur[i] = dur[i];
     }
-    if (k <= MEMO_MAX_K) s->memo = calloc((size_t)1 << MEMO_BITS, sizeof(MemoEntry));
+    /* The memo (150 MB) is read at random: huge pages, where the kernel gives them, spare a TLB miss a node. */
+    size_t memo_bytes = ((size_t)1 << MEMO_BITS) * sizeof(MemoEntry);
+    if (k <= MEMO_MAX_K) {
+        void *m = mmap(NULL, memo_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+#ifdef MADV_HUGEPAGE
+            madvise(m, memo_bytes, MADV_HUGEPAGE);
+#endif
+            s->memo = m;
+        }
+    }
     int free_w[MAX_TASKS];
     for (int w = 0; w < k; w++) {
         free_w[w] = w;
@@ -371,7 +389,7 @@ int chromosched_list_feasible(int n, int k, const ll *mem, const ll *dur, ll pea
     if (ok)
         for (int i = 0; i < n; i++) order_out[i] = s->seq[i];
     if (nodes_out) *nodes_out = s->nodes;
-    free(s->memo);
+    if (s->memo) munmap(s->memo, memo_bytes);
     free(s);
     return status;
 }

@@ -24,8 +24,11 @@ the whole tree was searched, so P is then a proven lower bound (every order's pe
 ``exact_lower_bound`` first tries one grid tick below the reached peak; an "infeasible" there
 proves the reached peak optimal. Where the known bound leaves a gap above ``TARGET_GAP`` (3 %), it
 then probes the ceiling of peak / (1 + ``TARGET_GAP``), the hardest probe a bound needs, with its
-own, larger node allowance. Then it bisects between the bound proven so far and the reached peak,
-each probe with its own node limit. Node limits, not
+own, larger node allowance. Where the bound is within ``OPTIMALITY_REACH`` of the peak, it tries the
+proof of optimality next, with an allowance of its own too. Then it bisects between the bound proven so
+far and the reached peak, each probe with its own node limit; a level above one whose proof took more
+than a probe's limit is harder still, so where the gap probe took more, there is no bisection. Node
+limits, not
 time, make the result deterministic: it does not depend on the machine's speed.
 
 The search is C (``exact_list_search.c`` beside this file), compiled on first use (:mod:`native_library`) with the
@@ -62,10 +65,11 @@ RELATIVE_PRECISION = 1e-4  # stop bisecting when the interval is this fraction o
 TARGET_GAP = 0.03
 GAP_PROBE_SHARE = 5
 GAP_PROBE_NODES = 400_000_000
-# After the bisection, where the bound known or proven is within this of the peak, the last probe one tick
-# below the peak (a proof of optimality) gets its own allowance too, OPTIMALITY_PROBE_SHARE times the
-# total (OPTIMALITY_PROBE_NODES at most): GRCh37 K=10 and K=11 are optimal, proven in 50 M and 69 M
-# nodes, with bisection gaps of 0.37 % and 1.10 %; at K=3 (1.38 %) 150 M nodes do not decide it.
+# Where the bound known or proven is within this of the peak, the probe one tick below the peak (a proof
+# of optimality) gets its own allowance too, OPTIMALITY_PROBE_SHARE times the total (OPTIMALITY_PROBE_NODES
+# at most), before the bisection (and after it, at a better peak it found): GRCh37 K=10 and K=11 are
+# optimal, proven in 50 M and 69 M nodes, with the relaxation's gaps of 0.33 % and 1.19 %; at K=3
+# (1.38 %) 150 M nodes do not decide it.
 OPTIMALITY_REACH = 0.0125
 OPTIMALITY_PROBE_SHARE = 1.25
 OPTIMALITY_PROBE_NODES = 100_000_000
@@ -231,12 +235,14 @@ def exact_lower_bound(
     a probe finds, which then becomes the new upper end. In turn: one probe one tick below the peak
     (a tenth of ``total_nodes``, ``FIRST_PROBE_NODES`` at most: a proof of optimality); where the gap is
     above ``TARGET_GAP``, the gap probe at peak / (1 + ``TARGET_GAP``), with its own allowance of
-    ``GAP_PROBE_SHARE`` x ``total_nodes`` (``GAP_PROBE_NODES`` at most) beyond the total; then the
-    bisection, a quarter of ``total_nodes`` (``PROBE_NODES`` at most) per probe, until the total is
-    spent; last, one more probe one tick below the best order when the bisection came that close, or,
-    where the bound known or proven is within ``OPTIMALITY_REACH`` of the peak, with its own
-    allowance of ``OPTIMALITY_PROBE_SHARE`` x ``total_nodes`` (``OPTIMALITY_PROBE_NODES`` at most)
-    beyond the total. ``undecided_below``: (a peak in ticks, nodes) where the caller's probe one tick
+    ``GAP_PROBE_SHARE`` x ``total_nodes`` (``GAP_PROBE_NODES`` at most) beyond the total; where the
+    bound known or proven is within ``OPTIMALITY_REACH`` of the peak, the probe one tick below it with
+    its own allowance of ``OPTIMALITY_PROBE_SHARE`` x ``total_nodes`` (``OPTIMALITY_PROBE_NODES`` at
+    most) beyond the total; then the bisection, a quarter of ``total_nodes`` (``PROBE_NODES`` at most)
+    per probe, until the total is spent (none where the gap probe's proof took more than a probe's
+    nodes: every level above it is harder); last, one more probe one tick below the best order when
+    the bisection came that close, or, within reach of a peak not probed yet, with its own allowance.
+    ``undecided_below``: (a peak in ticks, nodes) where the caller's probe one tick
     below that peak, with ``first_probe_nodes(total_nodes)``, came back "unknown" after those nodes;
     at that peak the first probe is skipped and its nodes count as spent.
     """
@@ -281,6 +287,7 @@ def exact_lower_bound(
             take(first)
     # The gap target: the ceiling of peak / (1 + TARGET_GAP), so "infeasible" there proves a gap <= TARGET_GAP.
     # Its nodes come from its own allowance; an order it finds lowers the peak, and the level with it.
+    lo_nodes = 0  # what proving lo took (0: the known bound)
     while extra < gap_nodes:
         level = -(-hi * 100 // int(round(100 * (1 + TARGET_GAP))))
         if level <= lo:  # lo is the proven bound (or the known one)
@@ -288,11 +295,24 @@ def exact_lower_bound(
         d = beyond(level, gap_nodes - extra)
         if d.status == "infeasible":
             lo = proven = level
+            lo_nodes = d.nodes
         elif d.status == "feasible":
             take(d)
             continue
         break
-    while hi - lo > max(1, int(RELATIVE_PRECISION * hi)) and spent < total_nodes:
+    # Within reach of the peak, the proof of optimality comes before the bisection: where it succeeds,
+    # the bisection has nothing left to do.
+    tried_optimality = None
+    if hi - lo <= OPTIMALITY_REACH * hi:
+        tried_optimality = hi
+        d = beyond(hi - 1, optimality_nodes)
+        if d.status == "infeasible":
+            return ExactBound(hi / GRID, True, best_order, best_peak, spent + extra)
+        if d.status == "feasible":
+            take(d)
+    # The bisection probes above lo, which are harder than lo itself: where proving lo took more than a
+    # probe's nodes, none of them can be decided, and the bisection is skipped.
+    while hi - lo > max(1, int(RELATIVE_PRECISION * hi)) and spent < total_nodes and lo_nodes <= probe_nodes:
         mid = (lo + hi) // 2
         d = probe(mid, probe_nodes)
         if d.status == "infeasible":
@@ -306,7 +326,9 @@ def exact_lower_bound(
     target = int(round((best_peak if best_order is not None else reached_peak) * GRID))
     close = proven is not None and target - proven <= max(1, int(RELATIVE_PRECISION * target))
     last = None
-    if target - lo <= OPTIMALITY_REACH * target:  # within reach: a probe with nodes of its own
+    if target == tried_optimality:
+        pass  # made before the bisection, with the same allowance: the same answer again
+    elif target - lo <= OPTIMALITY_REACH * target:  # within reach: a probe with nodes of its own
         last = beyond(target - 1, optimality_nodes)
     elif (best_order is not None or close) and spent < total_nodes:
         last = probe(target - 1, probe_nodes)
