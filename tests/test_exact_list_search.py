@@ -169,11 +169,11 @@ def test_the_gap_target_gets_its_own_probe_before_the_bisection(monkeypatch):
 
 
 def test_a_proven_gap_level_is_where_the_bisection_starts(monkeypatch):
-    # With nodes enough, the 3 % level is proven infeasible first (in about 9,400 nodes); every later
-    # probe (15,000 nodes each) is above it, and the bound is at least the level.
+    # With nodes enough, the 3 % level is proven infeasible first (in about 9,400 nodes, under half of a
+    # bisection probe's 20,000); every later probe is above it, and the bound is at least the level.
     mem, ev, good = _twelve_tasks()
     probed = _recorded_probes(monkeypatch)
-    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=60_000)
+    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=80_000)
     peak = int(round(good.peak * GRID))
     level = -(-peak * 100 // 103)
     assert probed[1][:2] == (level, "infeasible")
@@ -182,9 +182,9 @@ def test_a_proven_gap_level_is_where_the_bisection_starts(monkeypatch):
 
 
 def test_a_gap_level_harder_than_a_probe_skips_the_bisection(monkeypatch):
-    # The same proof with probes of 5,000 nodes: proving the 3 % level took more than that, and every
-    # level above it is harder still (the bisection of the test above needs 10,700-11,900 nodes a probe),
-    # so no bisection probe is made and the bound is the level.
+    # The same proof with probes of 5,000 nodes: proving the 3 % level took more than half of that, and
+    # every level above it is harder still (the bisection of the test above needs 10,700-11,200 nodes a
+    # probe), so no bisection probe is made and the bound is the level.
     mem, ev, good = _twelve_tasks()
     probed = _recorded_probes(monkeypatch)
     result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=20_000)
@@ -208,19 +208,35 @@ def test_within_reach_the_proof_of_optimality_comes_before_the_bisection(monkeyp
     assert result.optimal and result.bound == peak / GRID
 
 
-def test_within_reach_the_last_probe_gets_its_own_allowance(monkeypatch):
-    # The same instance: the first probe (6,000 nodes, a tenth of the total) cannot decide the tick
-    # below the peak, which needs about 14,000; the bisection then proves a bound within 1.25 % of
-    # the peak, and its last probe (8,411 nodes left) cannot decide the next step; the probe one tick
-    # below the peak then gets 1.25 x the total of its own and proves the peak optimal.
+def test_within_reach_the_proof_of_optimality_interrupts_the_bisection(monkeypatch):
+    # The same instance: the first probe (8,000 nodes, a tenth of the total) cannot decide the tick
+    # below the peak, which needs about 14,000. The bisection proves 577.91 (0.73 % below the peak):
+    # within 1.25 % of it, so the probe one tick below the peak comes next, with 1.25 x the total of
+    # its own, and proves the peak optimal; the bisection's probes above 577.91 (580.03, 581.09, ...,
+    # 11,700 nodes and more each) are not made.
     mem, ev, good = _twelve_tasks()
     probed = _recorded_probes(monkeypatch)
-    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=60_000)
+    result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=80_000)
     peak = int(round(good.peak * GRID))
-    assert probed[0] == (peak - 1, "unknown", 6_000)
-    assert probed[-2][1] == "unknown" and peak - probed[-2][0] <= 0.0125 * peak
-    assert probed[-1] == (peak - 1, "infeasible", 75_000)
-    assert result.optimal and result.bound == peak / GRID and result.nodes > 60_000
+    assert probed[0] == (peak - 1, "unknown", 8_000)
+    assert probed[-2][1] == "infeasible" and peak - probed[-2][0] <= 0.0125 * peak
+    assert all(peak - p > 0.0125 * peak for p, _, _ in probed[1:-2])  # none within reach before
+    assert probed[-1] == (peak - 1, "infeasible", 100_000)
+    assert result.optimal and result.bound == peak / GRID and result.nodes < 60_000  # 53,376
+
+
+def test_an_undecided_proof_of_optimality_lets_the_bisection_go_on(monkeypatch):
+    # A total of 8,000 nodes: the probe one tick below the peak gets 10,000 of its own, fewer than the
+    # 14,000 it needs. Within reach from the start (580.03 is proven), it comes first, undecided; the
+    # bisection then spends the total as it would have, and that probe is not made again at the end.
+    mem, ev, good = _twelve_tasks()
+    probed = _recorded_probes(monkeypatch)
+    result = exact_lower_bound(mem, mem, 4, 580.028529, good.peak, ev.peak, total_nodes=8_000)
+    peak = int(round(good.peak * GRID))
+    assert probed[:2] == [(peak - 1, "unknown", 800), (peak - 1, "unknown", 10_000)]
+    bisection = probed[2:]
+    assert bisection and all(580_028_529 < p < peak - 1 and limit <= 2_000 for p, _, limit in bisection)
+    assert not result.optimal and result.nodes >= 8_000 + 10_000
 
 
 def test_the_c_search_refuses_tasks_not_sorted_by_memory():

@@ -24,10 +24,11 @@ the whole tree was searched, so P is then a proven lower bound (every order's pe
 ``exact_lower_bound`` first tries one grid tick below the reached peak; an "infeasible" there
 proves the reached peak optimal. Where the known bound leaves a gap above ``TARGET_GAP`` (3 %), it
 then probes the ceiling of peak / (1 + ``TARGET_GAP``), the hardest probe a bound needs, with its
-own, larger node allowance. Where the bound is within ``OPTIMALITY_REACH`` of the peak, it tries the
-proof of optimality next, with an allowance of its own too. Then it bisects between the bound proven so
-far and the reached peak, each probe with its own node limit; a level above one whose proof took more
-than a probe's limit is harder still, so where the gap probe took more, there is no bisection. Node
+own, larger node allowance. Then it bisects between the bound proven so far and the reached peak,
+each probe with its own node limit; a level above one whose proof took many nodes is harder still, so
+where the gap probe took more than half a probe's limit, there is no bisection. As soon as the bound is within
+``OPTIMALITY_REACH`` of the peak, before or during the bisection, it tries the proof of optimality, with
+an allowance of its own too; the bisection goes on only where that proof does not succeed. Node
 limits, not
 time, make the result deterministic: it does not depend on the machine's speed.
 
@@ -65,11 +66,16 @@ RELATIVE_PRECISION = 1e-4  # stop bisecting when the interval is this fraction o
 TARGET_GAP = 0.03
 GAP_PROBE_SHARE = 5
 GAP_PROBE_NODES = 400_000_000
-# Where the bound known or proven is within this of the peak, the probe one tick below the peak (a proof
-# of optimality) gets its own allowance too, OPTIMALITY_PROBE_SHARE times the total (OPTIMALITY_PROBE_NODES
-# at most), before the bisection (and after it, at a better peak it found): GRCh37 K=10 and K=11 are
-# optimal, proven in 50 M and 69 M nodes, with the relaxation's gaps of 0.33 % and 1.19 %; at K=3
-# (1.38 %) 150 M nodes do not decide it.
+# As soon as the bound known or proven is within this of the peak, the probe one tick below the peak (a
+# proof of optimality) gets its own allowance too, OPTIMALITY_PROBE_SHARE times the total
+# (OPTIMALITY_PROBE_NODES at most), before the bisection goes on: GRCh37 K=10 and K=11 are optimal,
+# proven in 50 M and 69 M nodes once the bisection reached gaps of 0.36 % and 1.09 %; at K=3 (1.38 %)
+# 150 M nodes do not decide it.
+# No bisection where proving the gap level took more than this share of a probe's nodes: every level above
+# it is harder (halfway to the peak, GRCh37 K=10, 3, 11 and 6 needed 4, 44, 27 and over 20 times the gap
+# level's nodes). The three bisections this skips in the shipped tables (GRCh37 K=9, GRCh38 K=9, mm10 K=7:
+# gap levels of 19.5 M, 19.9 M and 12.7 M nodes) spent 62-72 M nodes each and proved nothing.
+GAP_PROOF_SHARE_OF_A_PROBE = 0.5
 OPTIMALITY_REACH = 0.0125
 OPTIMALITY_PROBE_SHARE = 1.25
 OPTIMALITY_PROBE_NODES = 100_000_000
@@ -235,16 +241,18 @@ def exact_lower_bound(
     a probe finds, which then becomes the new upper end. In turn: one probe one tick below the peak
     (a tenth of ``total_nodes``, ``FIRST_PROBE_NODES`` at most: a proof of optimality); where the gap is
     above ``TARGET_GAP``, the gap probe at peak / (1 + ``TARGET_GAP``), with its own allowance of
-    ``GAP_PROBE_SHARE`` x ``total_nodes`` (``GAP_PROBE_NODES`` at most) beyond the total; where the
-    bound known or proven is within ``OPTIMALITY_REACH`` of the peak, the probe one tick below it with
-    its own allowance of ``OPTIMALITY_PROBE_SHARE`` x ``total_nodes`` (``OPTIMALITY_PROBE_NODES`` at
-    most) beyond the total; then the bisection, a quarter of ``total_nodes`` (``PROBE_NODES`` at most)
-    per probe, until the total is spent (none where the gap probe's proof took more than a probe's
-    nodes: every level above it is harder); last, one more probe one tick below the best order when
-    the bisection came that close, or, within reach of a peak not probed yet, with its own allowance.
-    ``undecided_below``: (a peak in ticks, nodes) where the caller's probe one tick
-    below that peak, with ``first_probe_nodes(total_nodes)``, came back "unknown" after those nodes;
-    at that peak the first probe is skipped and its nodes count as spent.
+    ``GAP_PROBE_SHARE`` x ``total_nodes`` (``GAP_PROBE_NODES`` at most) beyond the total; then the
+    bisection, a quarter of ``total_nodes`` (``PROBE_NODES`` at most) per probe, until the total is
+    spent (none where the gap probe's proof took more than ``GAP_PROOF_SHARE_OF_A_PROBE`` of a probe's
+    nodes: every level above it is harder). As soon as the bound known or proven is within
+    ``OPTIMALITY_REACH`` of the peak (before the bisection's first probe or after any), the probe one
+    tick below the peak with its own allowance of ``OPTIMALITY_PROBE_SHARE`` x ``total_nodes``
+    (``OPTIMALITY_PROBE_NODES`` at most) beyond the total: "infeasible" ends it, else the bisection
+    goes on. Last, one more probe one tick below the best order when the bisection came that close,
+    or, within reach of a peak not probed yet, with its own allowance. ``undecided_below``: (a peak in
+    ticks, nodes) where the caller's probe one tick below that peak, with
+    ``first_probe_nodes(total_nodes)``, came back "unknown" after those nodes; at that peak the first
+    probe is skipped and its nodes count as spent.
     """
     probe_nodes = max(1, min(PROBE_NODES, total_nodes // 4))
     gap_nodes = max(1, min(GAP_PROBE_NODES, GAP_PROBE_SHARE * total_nodes))
@@ -254,6 +262,7 @@ def exact_lower_bound(
     lo = int(math.floor(known_bound * GRID))  # no order's peak is below the known bound...
     hi = int(round(reached_peak * GRID))  # ...and some order reaches hi
     spent, extra, proven, best_order, best_peak = 0, 0, None, None, None
+    peak_ticks = hi  # the best order's peak; hi is the bisection's upper end, which an undecided probe lowers
     if lo >= hi or not available():
         return ExactBound(None, lo >= hi, None, None, 0)
 
@@ -270,10 +279,11 @@ def exact_lower_bound(
         return d
 
     def take(d: Decision) -> None:
-        nonlocal hi, best_order, best_peak
+        nonlocal hi, best_order, best_peak, peak_ticks
         peak = peak_of(d.order)
         best_order, best_peak = d.order, peak
-        hi = int(round(peak * GRID))
+        peak_ticks = int(round(peak * GRID))
+        hi = min(hi, peak_ticks)  # the bisection may have come below it already (an undecided probe)
 
     if undecided_below is not None and undecided_below[0] == hi:
         # The caller's own probe there, with this allowance, was undecided: the same decision again
@@ -300,19 +310,21 @@ def exact_lower_bound(
             take(d)
             continue
         break
-    # Within reach of the peak, the proof of optimality comes before the bisection: where it succeeds,
-    # the bisection has nothing left to do.
+    # The bisection probes above lo, which are harder than lo itself: where proving lo took more than half
+    # a probe's nodes, none of them is likely to be decided, and the bisection is skipped. Once the bound is within
+    # reach of the peak, the proof of optimality comes first: where it succeeds, the rest of the
+    # bisection has nothing left to do; where it does not, the bisection goes on as it would have.
     tried_optimality = None
-    if hi - lo <= OPTIMALITY_REACH * hi:
-        tried_optimality = hi
-        d = beyond(hi - 1, optimality_nodes)
-        if d.status == "infeasible":
-            return ExactBound(hi / GRID, True, best_order, best_peak, spent + extra)
-        if d.status == "feasible":
-            take(d)
-    # The bisection probes above lo, which are harder than lo itself: where proving lo took more than a
-    # probe's nodes, none of them can be decided, and the bisection is skipped.
-    while hi - lo > max(1, int(RELATIVE_PRECISION * hi)) and spent < total_nodes and lo_nodes <= probe_nodes:
+    harder_than_a_probe = lo_nodes > GAP_PROOF_SHARE_OF_A_PROBE * probe_nodes
+    while hi - lo > max(1, int(RELATIVE_PRECISION * hi)) and spent < total_nodes and not harder_than_a_probe:
+        if peak_ticks != tried_optimality and peak_ticks - lo <= OPTIMALITY_REACH * peak_ticks:
+            tried_optimality = peak_ticks
+            d = beyond(peak_ticks - 1, optimality_nodes)
+            if d.status == "infeasible":
+                return ExactBound(peak_ticks / GRID, True, best_order, best_peak, spent + extra)
+            if d.status == "feasible":
+                take(d)
+            continue
         mid = (lo + hi) // 2
         d = probe(mid, probe_nodes)
         if d.status == "infeasible":
@@ -327,7 +339,7 @@ def exact_lower_bound(
     close = proven is not None and target - proven <= max(1, int(RELATIVE_PRECISION * target))
     last = None
     if target == tried_optimality:
-        pass  # made before the bisection, with the same allowance: the same answer again
+        pass  # made during the bisection, with the same allowance: the same answer again
     elif target - lo <= OPTIMALITY_REACH * target:  # within reach: a probe with nodes of its own
         last = beyond(target - 1, optimality_nodes)
     elif (best_order is not None or close) and spent < total_nodes:

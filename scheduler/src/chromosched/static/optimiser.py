@@ -17,6 +17,7 @@ from .exact_list_search import (
     FIRST_PROBE_NODES,
     GAP_PROBE_NODES,
     GAP_PROBE_SHARE,
+    GAP_PROOF_SHARE_OF_A_PROBE,
     OPTIMALITY_PROBE_NODES,
     OPTIMALITY_PROBE_SHARE,
     OPTIMALITY_REACH,
@@ -143,13 +144,13 @@ BOUND_DESCRIPTION = {
     f"once during the search, after {SEARCH_CHECKPOINT_SHARE:.0%} of its budget, which ends it where the order is "
     f"proven optimal), then, where the gap is above {TARGET_GAP:.0%}, one probe at the ceiling of peak / "
     f"{1 + TARGET_GAP:g} (again after a better order it finds; its own allowance beyond the K's nodes: "
-    f"{GAP_PROBE_SHARE} x them, at most {GAP_PROBE_NODES}), then, where the bound known or proven is within "
-    f"{OPTIMALITY_REACH:.2%} of the peak, one probe one tick below it with its own allowance "
-    f"({OPTIMALITY_PROBE_SHARE:g} x the K's nodes, at most {OPTIMALITY_PROBE_NODES}), then bisection (at most "
-    f"{PROBE_NODES} per probe; none where proving the gap level took more than that), then one more probe one tick "
-    f"below the peak: with its own allowance where the bound is within {OPTIMALITY_REACH:.2%} of it and the peak "
-    f"is not the one just probed, else from the K's nodes where the bisection came within {RELATIVE_PRECISION:g} of "
-    "it or found a better order; a P "
+    f"{GAP_PROBE_SHARE} x them, at most {GAP_PROBE_NODES}), then bisection (at most {PROBE_NODES} per probe; none "
+    f"where proving the gap level took more than {GAP_PROOF_SHARE_OF_A_PROBE:g} x that), in which, as soon as the bound known or proven is within "
+    f"{OPTIMALITY_REACH:.2%} of the peak, one probe one tick below the peak comes first, with its own allowance "
+    f"({OPTIMALITY_PROBE_SHARE:g} x the K's nodes, at most {OPTIMALITY_PROBE_NODES}), then one more probe one tick "
+    f"below the peak: with its own allowance where the bound is within {OPTIMALITY_REACH:.2%} of it and that peak "
+    f"was not probed so before, else from the K's nodes where the bisection came within {RELATIVE_PRECISION:g} of it "
+    "or found a better order; a P "
     "counts only where the whole tree below it was searched) and, where there are at "
     "most 8000 K-subsets, the configuration MILP (chromosched.static.configuration_bound, strict form where no tie can "
     "end the window); proven optimal where peak = lower_bound",
