@@ -35,8 +35,12 @@ static double uniform(rng_t *r) { return (double)(next(r) >> 11) * (1.0 / 900719
 static int below(rng_t *r, int n) { return (int)((next(r) >> 33) % (uint64_t)n); }
 
 /* The exact peak of order o; with excess != NULL also the excess area above target: the integral
-   over time of (memory in use - target) where positive, the tail after the last dispatch included. */
-static ll evaluate(const ll *mem, const ll *dur, int n, int k, const int *o, ll target, double *excess) {
+   over time of (memory in use - target) where positive, the tail after the last dispatch included.
+   Early rejection: with peak_cap >= 0 it stops as soon as the peak so far is above peak_cap and (with
+   excess, area_cap >= 0) the area so far above area_cap, and returns that peak (and area) so far, which
+   are then above the caps too. peak_cap = -1: the whole order. */
+static ll evaluate_within(const ll *mem, const ll *dur, int n, int k, const int *o, ll target, double *excess,
+                          ll peak_cap, double area_cap) {
     ll wmem[MAXN], free_at[MAXN], cur = 0, peak, last = 0;
     double area = 0.0;
     int i, w, j;
@@ -63,6 +67,13 @@ static ll evaluate(const ll *mem, const ll *dur, int n, int k, const int *o, ll 
             if (cur > peak) peak = cur;
             if (excess && cur > target) area += (double)(cur - target) * (double)(t - last);
             last = t;
+            if (peak_cap >= 0 && peak > peak_cap) { /* the peak and the area only grow from here */
+                if (!excess) return peak;
+                if (area > area_cap) {
+                    *excess = area;
+                    return peak;
+                }
+            }
         }
         cur += mem[o[i]] - wmem[w];
         wmem[w] = mem[o[i]];
@@ -95,6 +106,17 @@ static ll evaluate(const ll *mem, const ll *dur, int n, int k, const int *o, ll 
         *excess = area;
     }
     return peak;
+}
+
+static ll evaluate(const ll *mem, const ll *dur, int n, int k, const int *o, ll target, double *excess) {
+    return evaluate_within(mem, dur, n, k, o, target, excess, -1, 0.0);
+}
+
+/* Metropolis with the uniform drawn first: a move worse by delta is taken iff u < exp(-delta / temp),
+   that is iff delta < temp * -ln(u), so the evaluation may stop once the order is that much worse. */
+static double acceptable_worsening(rng_t *r, double temp) {
+    double u = uniform(r);
+    return u > 0 ? temp * -log(u) : HUGE_VAL;
 }
 
 /* A random neighbour: swap two positions, or move one task to another position (insertion). */
@@ -143,12 +165,15 @@ static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, ui
     phase2 = (ll)((double)evals * excess_share);
     phase1 = evals - phase2;
     for (e = 0; e < phase1; e++) {
-        double temp = t_start * pow(t_end / t_start, (double)e / (double)phase1), delta;
-        ll p;
+        double temp = t_start * pow(t_end / t_start, (double)e / (double)phase1);
+        ll p, cap;
         propose(&r, cand, cur, n);
-        p = evaluate(mem, dur, n, k, cand, 0, NULL);
-        delta = (double)(p - cur_peak) / (double)best_peak;
-        if (delta <= 0 || uniform(&r) < exp(-delta / temp)) {
+        /* taken iff p <= cur_peak or p - cur_peak < best_peak * worsening: p <= cap */
+        double room = (double)best_peak * acceptable_worsening(&r, temp);
+        cap = room >= 1e18 ? (ll)1e18 : cur_peak + (ll)ceil(room) - 1;
+        if (cap < cur_peak) cap = cur_peak;
+        p = evaluate_within(mem, dur, n, k, cand, 0, NULL, cap, 0.0);
+        if (p <= cap) {
             memcpy(cur, cand, (size_t)n * sizeof(int));
             cur_peak = p;
             if (p < best_peak) {
@@ -162,10 +187,12 @@ static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, ui
     target = lowered(best_peak, excess_step);
     evaluate(mem, dur, n, k, cur, target, &cur_excess); /* the same order again: not counted */
     for (e = 0; e < phase2; e++) {
-        double temp = excess_t[0] * pow(excess_t[1] / excess_t[0], (double)e / (double)phase2), delta;
+        double temp = excess_t[0] * pow(excess_t[1] / excess_t[0], (double)e / (double)phase2);
         ll p;
         propose(&r, cand, cur, n);
-        p = evaluate(mem, dur, n, k, cand, target, &cand_excess);
+        /* taken iff a new best peak or cand_excess < area_cap; stopped early only where neither can be */
+        double area_cap = cur_excess + (double)best_peak * window * acceptable_worsening(&r, temp);
+        p = evaluate_within(mem, dur, n, k, cand, target, &cand_excess, best_peak - 1, area_cap);
         if (p < best_peak) { /* a new best: lower the target below it */
             best_peak = p;
             memcpy(best, cand, (size_t)n * sizeof(int));
@@ -174,8 +201,7 @@ static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, ui
             evaluate(mem, dur, n, k, cur, target, &cur_excess);
             continue;
         }
-        delta = (cand_excess - cur_excess) / ((double)best_peak * window);
-        if (delta <= 0 || uniform(&r) < exp(-delta / temp)) {
+        if (cand_excess <= cur_excess || cand_excess < area_cap) {
             memcpy(cur, cand, (size_t)n * sizeof(int));
             cur_excess = cand_excess;
         }

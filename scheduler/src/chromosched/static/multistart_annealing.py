@@ -4,8 +4,16 @@ The list model's peak has a rugged landscape: single runs of any method fall int
 funnels (GRCh37, K=3: 456.52 from most starts), and the better orders are reached by a few percent
 of short runs (453.26 at K=3 from 3 of 80 annealing runs of 200,000 evaluations). What pays is the
 number of runs, so this search makes them cheap: the whole loop is C (``multistart_annealing.c``,
-compiled on first use by :mod:`native_library`), about 5-8 million peak evaluations per second on
+compiled on first use by :mod:`native_library`), about 7-12 million peak evaluations per second on
 one core for 22 chromosomes, against about 70,000 for the numpy-batched Python searches.
+
+Moves are accepted by Metropolis with the uniform drawn before the move is evaluated: a move worse by
+delta is taken iff delta < temperature x -ln(u), so the evaluation stops as soon as the order's peak so
+far (in the second phase: its peak and its excess area so far) is beyond what would be taken. Most moves
+are rejected, many of them early in the order: GRCh37, K=3..11, 100,000,000 evaluations, seeds 0 and 1,
+took 1.42 times less time than evaluating every move to its end, with the same peaks at 16 of the 18
+(K, seed) pairs, a lower one at K=3 seed 1 (453.26 against 453.49) and a higher one at K=6 seed 0
+(842.60 against 842.59).
 
 Even runs start from the initial order, odd runs from the best order so far (a restart with the
 temperature raised again); every run has its own random stream (from the seed and the run's
