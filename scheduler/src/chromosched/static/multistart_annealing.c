@@ -112,12 +112,18 @@ static ll evaluate(const ll *mem, const ll *dur, int n, int k, const int *o, ll 
     return evaluate_within(mem, dur, n, k, o, target, excess, -1, 0.0);
 }
 
-/* Metropolis with the uniform drawn first: a move worse by delta is taken iff u < exp(-delta / temp),
-   that is iff delta < temp * -ln(u), so the evaluation may stop once the order is that much worse. */
-static double acceptable_worsening(rng_t *r, double temp) {
-    double u = uniform(r);
-    return u > 0 ? temp * -log(u) : HUGE_VAL;
+/* The uniform the next draw will give, without drawing it. */
+static double peek_uniform(const rng_t *r) {
+    rng_t copy = *r;
+    return uniform(&copy);
 }
+
+/* Early rejection. Metropolis takes a move worse by delta iff u < exp(-delta / temp), that is iff
+   delta < temp * -ln(u); with u peeked before the move is evaluated, the evaluation can stop once the
+   move is surely worse than that. The margin (relative 1e-9, plus an absolute one) keeps the rounding
+   of exp and log on the side of going on, so a stopped move is one the full evaluation would have
+   rejected too, and the draws and decisions are exactly those without early rejection. */
+static double surely_rejected_beyond(double room) { return room * (1.0 + 1e-9) + 2.0; }
 
 /* A random neighbour: swap two positions, or move one task to another position (insertion). */
 static void propose(rng_t *r, int *cand, const int *cur, int n) {
@@ -146,7 +152,7 @@ static ll lowered(ll peak, double step) { return (ll)((double)peak * (1.0 - step
    Returns the run's best peak and writes its order to best. */
 static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, uint64_t seed, ll evals,
               double t_start, double end_ratio, double excess_share, double excess_step, const double *excess_t,
-              int *best) {
+              int early, int *best) {
     int cur[MAXN], cand[MAXN];
     uint64_t x = seed;
     rng_t r;
@@ -165,15 +171,16 @@ static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, ui
     phase2 = (ll)((double)evals * excess_share);
     phase1 = evals - phase2;
     for (e = 0; e < phase1; e++) {
-        double temp = t_start * pow(t_end / t_start, (double)e / (double)phase1);
-        ll p, cap;
+        double temp = t_start * pow(t_end / t_start, (double)e / (double)phase1), delta;
+        ll p, cap = -1; /* -1: evaluate to the end */
         propose(&r, cand, cur, n);
-        /* taken iff p <= cur_peak or p - cur_peak < best_peak * worsening: p <= cap */
-        double room = (double)best_peak * acceptable_worsening(&r, temp);
-        cap = room >= 1e18 ? (ll)1e18 : cur_peak + (ll)ceil(room) - 1;
-        if (cap < cur_peak) cap = cur_peak;
+        if (early) { /* taken only if p - cur_peak < best_peak * temp * -ln(u) */
+            double u = peek_uniform(&r), beyond = u > 0 ? surely_rejected_beyond((double)best_peak * temp * -log(u)) : 1e300;
+            if (beyond < 1e18) cap = cur_peak + (ll)beyond;
+        }
         p = evaluate_within(mem, dur, n, k, cand, 0, NULL, cap, 0.0);
-        if (p <= cap) {
+        delta = (double)(p - cur_peak) / (double)best_peak;
+        if (delta <= 0 || uniform(&r) < exp(-delta / temp)) {
             memcpy(cur, cand, (size_t)n * sizeof(int));
             cur_peak = p;
             if (p < best_peak) {
@@ -187,12 +194,18 @@ static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, ui
     target = lowered(best_peak, excess_step);
     evaluate(mem, dur, n, k, cur, target, &cur_excess); /* the same order again: not counted */
     for (e = 0; e < phase2; e++) {
-        double temp = excess_t[0] * pow(excess_t[1] / excess_t[0], (double)e / (double)phase2);
-        ll p;
+        double temp = excess_t[0] * pow(excess_t[1] / excess_t[0], (double)e / (double)phase2), delta;
+        double area_cap = 0.0;
+        ll p, cap = -1;
         propose(&r, cand, cur, n);
-        /* taken iff a new best peak or cand_excess < area_cap; stopped early only where neither can be */
-        double area_cap = cur_excess + (double)best_peak * window * acceptable_worsening(&r, temp);
-        p = evaluate_within(mem, dur, n, k, cand, target, &cand_excess, best_peak - 1, area_cap);
+        if (early) { /* stopped only where it can be neither a new best peak nor a taken move */
+            double u = peek_uniform(&r), room = u > 0 ? (double)best_peak * window * temp * -log(u) : 1e300;
+            if (room < 1e300) {
+                cap = best_peak - 1;
+                area_cap = cur_excess + surely_rejected_beyond(room) + 1e-9 * cur_excess;
+            }
+        }
+        p = evaluate_within(mem, dur, n, k, cand, target, &cand_excess, cap, area_cap);
         if (p < best_peak) { /* a new best: lower the target below it */
             best_peak = p;
             memcpy(best, cand, (size_t)n * sizeof(int));
@@ -201,7 +214,8 @@ static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, ui
             evaluate(mem, dur, n, k, cur, target, &cur_excess);
             continue;
         }
-        if (cand_excess <= cur_excess || cand_excess < area_cap) {
+        delta = (cand_excess - cur_excess) / ((double)best_peak * window);
+        if (delta <= 0 || uniform(&r) < exp(-delta / temp)) {
             memcpy(cur, cand, (size_t)n * sizeof(int));
             cur_excess = cand_excess;
         }
@@ -222,7 +236,7 @@ ll chromosched_multistart(int n, int k, const ll *mem, const ll *dur, const int 
                           int recipes, const ll *run_length, const double *t_start, double end_ratio,
                           double excess_share, double excess_step, const double *excess_t, int *best_order,
                           ll *runs_done, ll *best_run, ll *run_peaks, int *run_orders, ll pause_at, ll *spent_io,
-                          ll best_so_far) {
+                          ll best_so_far, int early) {
     int order[MAXN];
     ll spent = *spent_io, best = best_so_far, r = *runs_done;
     if (n > MAXN || n < 1 || k < 1 || budget < 1) return -1;
@@ -231,7 +245,7 @@ ll chromosched_multistart(int n, int k, const ll *mem, const ll *dur, const int 
         ll evals = run_length[recipe] < budget - spent ? run_length[recipe] : budget - spent;
         uint64_t run_seed = seed * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)r * 0xD1B54A32D192ED03ULL);
         ll p = run(mem, dur, n, k, r % 2 ? best_order : initial, run_seed, evals, t_start[recipe], end_ratio, excess_share,
-                   excess_step, excess_t, order);
+                   excess_step, excess_t, early, order);
         if (run_peaks) run_peaks[r] = p;
         if (run_orders) memcpy(run_orders + r * n, order, (size_t)n * sizeof(int));
         if (best < 0 || p < best) {

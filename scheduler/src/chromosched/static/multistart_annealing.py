@@ -7,13 +7,12 @@ number of runs, so this search makes them cheap: the whole loop is C (``multista
 compiled on first use by :mod:`native_library`), about 7-12 million peak evaluations per second on
 one core for 22 chromosomes, against about 70,000 for the numpy-batched Python searches.
 
-Moves are accepted by Metropolis with the uniform drawn before the move is evaluated: a move worse by
-delta is taken iff delta < temperature x -ln(u), so the evaluation stops as soon as the order's peak so
-far (in the second phase: its peak and its excess area so far) is beyond what would be taken. Most moves
-are rejected, many of them early in the order: GRCh37, K=3..11, 100,000,000 evaluations, seeds 0 and 1,
-took 1.42 times less time than evaluating every move to its end, with the same peaks at 16 of the 18
-(K, seed) pairs, a lower one at K=3 seed 1 (453.26 against 453.49) and a higher one at K=6 seed 0
-(842.60 against 842.59).
+Early rejection: Metropolis takes a move worse by delta iff u < exp(-delta / temperature), that is iff
+delta < temperature x -ln(u). The C peeks at the uniform u before it evaluates the move, and stops
+the evaluation as soon as the order's peak so far (in the second phase: its peak and its excess area
+so far) is surely beyond that; u is then drawn as before. The draws and decisions are exactly those of
+evaluating every move to its end (tested run by run), in less time: most moves are rejected, many of
+them early in the order.
 
 Even runs start from the initial order, odd runs from the best order so far (a restart with the
 temperature raised again); every run has its own random stream (from the seed and the run's
@@ -103,6 +102,7 @@ class _Library:
             ll,
             ll_p,
             ll,
+            ctypes.c_int,
         ]
         self.multistart.restype = ll
         self.excess_area = lib.chromosched_excess_area
@@ -132,11 +132,13 @@ def multistart(
     seed: int,
     stop: Callable[[tuple[int, ...], int], bool] | None = None,
     checkpoints: Sequence[int] = (),
+    early_rejection: bool = True,
 ) -> MultistartResult | None:
     """Runs of ``RECIPES`` in turn until exactly ``budget`` peak evaluations are spent, even runs from
     ``initial``, odd runs from the best order so far (the first evaluation of each run is its start
     order), or until ``stop`` says so at a checkpoint (see the module docstring). None when the C
-    code is not available or there are more than ``MAX_TASKS`` tasks."""
+    code is not available or there are more than ``MAX_TASKS`` tasks. ``early_rejection=False``
+    evaluates every move to its end: the same runs, slower (the tests compare the two)."""
     n = len(mem_ticks)
     if not applies(n):
         return None
@@ -171,7 +173,7 @@ def multistart(
     t0 = time.perf_counter()
     peak = -1
     for pause in pauses:
-        peak = _library().multistart(*args, pause, ctypes.byref(spent), peak)
+        peak = _library().multistart(*args, pause, ctypes.byref(spent), peak, int(early_rejection))
         if peak < 0:
             return None
         if spent.value >= budget or (stop is not None and stop(tuple(order), int(peak))):
