@@ -192,6 +192,9 @@ def test_a_gap_level_harder_than_a_probe_skips_the_bisection(monkeypatch):
     level = -(-peak * 100 // 103)
     assert [p[:2] for p in probed] == [(peak - 1, "unknown"), (level, "infeasible")]
     assert result.bound == level / GRID and not result.optimal
+    probed.clear()  # probes of 12,000 nodes: the level's 9,400 are between half a probe and a whole one
+    exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=48_000)
+    assert [p[:2] for p in probed] == [(peak - 1, "unknown"), (level, "infeasible")]
     # ...while the level itself, given more than 5,000 nodes, decides what a bisection probe cannot
     assert decide(_ticks(mem), _ticks(mem), 4, level, 5_000).status == "unknown"
 

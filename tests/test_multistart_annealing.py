@@ -1,6 +1,7 @@
 """The compiled multistart annealing: its peak is the evaluator's (ties included), it spends exactly its
-budget, it is deterministic per seed, its early rejection changes no run, it finds brute-force optima on small instances and the best
-known GRCh37 order at K=3, and the list model falls back to the Python portfolio without a compiler."""
+budget, it is deterministic per seed, its early rejection changes no run, it finds brute-force optima
+on small instances and the best known GRCh37 order at K=3, and the list model falls back to the Python
+portfolio without a compiler."""
 
 import itertools
 import random
@@ -146,14 +147,18 @@ def test_early_rejection_changes_no_run(grch37):
         early = multistart(ev.mem, ev.dur, k, list(range(22)), 4_000_000, seed=seed)
         full = multistart(ev.mem, ev.dur, k, list(range(22)), 4_000_000, seed=seed, early_rejection=False)
         assert early.run_results == full.run_results and len(early.run_results) == run_count(4_000_000) == 13
-    rng = random.Random(3)
+        assert early.early_stops > 400_000 and full.early_stops == 0  # it did stop evaluations early
+    rng, stops = random.Random(3), 0
     for _ in range(20):
         n = rng.randint(5, 12)
         ts = _random_tasks(rng, n)
         k = rng.randint(2, n - 1)
         ev = PeakEvaluator(ts, k)
         args = (ev.mem, ev.dur, k, list(range(n)), 300_000)
-        assert multistart(*args, seed=1).run_results == multistart(*args, seed=1, early_rejection=False).run_results
+        early = multistart(*args, seed=1)
+        assert early.run_results == multistart(*args, seed=1, early_rejection=False).run_results
+        stops += early.early_stops
+    assert stops > 300_000
 
 
 def test_optimise_stops_the_search_where_a_probe_proves_the_order_optimal(grch37, monkeypatch):

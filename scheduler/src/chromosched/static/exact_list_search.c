@@ -366,13 +366,14 @@ int chromosched_list_feasible(int n, int k, const ll *mem, const ll *dur, ll pea
         s->mem[i] = mem[i];
         s->dur[i] = dur[i];
     }
-    /* The memo (150 MB) is read at random: huge pages, where the kernel gives them, spare a TLB miss a node. */
+    /* The memo (160 MB) is read at random: huge pages, where the kernel gives them, spare a TLB miss a node
+       (a long search only: a short one touches few entries, and a huge page is zeroed whole). */
     size_t memo_bytes = ((size_t)1 << MEMO_BITS) * sizeof(MemoEntry);
     if (k <= MEMO_MAX_K) {
         void *m = mmap(NULL, memo_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m != MAP_FAILED) {
 #ifdef MADV_HUGEPAGE
-            madvise(m, memo_bytes, MADV_HUGEPAGE);
+            if (node_limit >= 1000000) madvise(m, memo_bytes, MADV_HUGEPAGE);
 #endif
             s->memo = m;
         }

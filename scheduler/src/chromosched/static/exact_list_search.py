@@ -248,8 +248,9 @@ def exact_lower_bound(
     ``OPTIMALITY_REACH`` of the peak (before the bisection's first probe or after any), the probe one
     tick below the peak with its own allowance of ``OPTIMALITY_PROBE_SHARE`` x ``total_nodes``
     (``OPTIMALITY_PROBE_NODES`` at most) beyond the total: "infeasible" ends it, else the bisection
-    goes on. Last, one more probe one tick below the best order when the bisection came that close,
-    or, within reach of a peak not probed yet, with its own allowance. ``undecided_below``: (a peak in
+    goes on; every such probe draws on the one allowance. Last, one more probe one tick below the best
+    order: within reach, from that allowance (not again at a peak it was made at), else with up to a
+    probe's nodes where the bisection came within its precision or found a better order. ``undecided_below``: (a peak in
     ticks, nodes) where the caller's probe one tick below that peak, with
     ``first_probe_nodes(total_nodes)``, came back "unknown" after those nodes; at that peak the first
     probe is skipped and its nodes count as spent.
@@ -276,6 +277,19 @@ def exact_lower_bound(
         nonlocal extra
         d = decide(mem, dur, workers, p, limit)
         extra += d.nodes
+        return d
+
+    optimality_spent, tried_optimality = 0, None
+
+    def prove_optimal() -> Decision | None:
+        """The probe one tick below the best peak, from the one allowance of its own that all its tries
+        share; None where it was made at this peak already (the same answer again) or nothing is left."""
+        nonlocal optimality_spent, tried_optimality
+        if peak_ticks == tried_optimality or optimality_spent >= optimality_nodes:
+            return None
+        tried_optimality = peak_ticks
+        d = beyond(peak_ticks - 1, optimality_nodes - optimality_spent)
+        optimality_spent += d.nodes
         return d
 
     def take(d: Decision) -> None:
@@ -311,15 +325,14 @@ def exact_lower_bound(
             continue
         break
     # The bisection probes above lo, which are harder than lo itself: where proving lo took more than half
-    # a probe's nodes, none of them is likely to be decided, and the bisection is skipped. Once the bound is within
-    # reach of the peak, the proof of optimality comes first: where it succeeds, the rest of the
+    # a probe's nodes, none of them is likely to be decided, and the bisection is skipped. Once the bound
+    # is within reach of the peak, the proof of optimality comes first: where it succeeds, the rest of the
     # bisection has nothing left to do; where it does not, the bisection goes on as it would have.
-    tried_optimality = None
     harder_than_a_probe = lo_nodes > GAP_PROOF_SHARE_OF_A_PROBE * probe_nodes
     while hi - lo > max(1, int(RELATIVE_PRECISION * hi)) and spent < total_nodes and not harder_than_a_probe:
-        if peak_ticks != tried_optimality and peak_ticks - lo <= OPTIMALITY_REACH * peak_ticks:
-            tried_optimality = peak_ticks
-            d = beyond(peak_ticks - 1, optimality_nodes)
+        within_reach = peak_ticks - lo <= OPTIMALITY_REACH * peak_ticks
+        d = prove_optimal() if within_reach else None
+        if d is not None:
             if d.status == "infeasible":
                 return ExactBound(peak_ticks / GRID, True, best_order, best_peak, spent + extra)
             if d.status == "feasible":
@@ -333,17 +346,15 @@ def exact_lower_bound(
             take(d)
         else:
             hi = mid  # too hard at mid: look lower for what can be proven
-    # Proven up to the bisection's precision below the best order (or a better order found): one more
-    # try one tick below it, with up to a probe's nodes.
-    target = int(round((best_peak if best_order is not None else reached_peak) * GRID))
-    close = proven is not None and target - proven <= max(1, int(RELATIVE_PRECISION * target))
+    # Last, one more try one tick below the best peak: within reach, from the allowance of its own (not
+    # again at a peak it was made at); else with up to a probe's nodes, where the bisection came within
+    # its precision of the peak or found a better order.
+    close = proven is not None and peak_ticks - proven <= max(1, int(RELATIVE_PRECISION * peak_ticks))
     last = None
-    if target == tried_optimality:
-        pass  # made during the bisection, with the same allowance: the same answer again
-    elif target - lo <= OPTIMALITY_REACH * target:  # within reach: a probe with nodes of its own
-        last = beyond(target - 1, optimality_nodes)
+    if peak_ticks - lo <= OPTIMALITY_REACH * peak_ticks:
+        last = prove_optimal()
     elif (best_order is not None or close) and spent < total_nodes:
-        last = probe(target - 1, probe_nodes)
+        last = probe(peak_ticks - 1, probe_nodes)
     if last is not None and last.status == "infeasible":
-        return ExactBound(target / GRID, True, best_order, best_peak, spent + extra)
+        return ExactBound(peak_ticks / GRID, True, best_order, best_peak, spent + extra)
     return ExactBound(None if proven is None else proven / GRID, False, best_order, best_peak, spent + extra)

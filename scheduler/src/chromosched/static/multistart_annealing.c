@@ -36,11 +36,11 @@ static int below(rng_t *r, int n) { return (int)((next(r) >> 33) % (uint64_t)n);
 
 /* The exact peak of order o; with excess != NULL also the excess area above target: the integral
    over time of (memory in use - target) where positive, the tail after the last dispatch included.
-   Early rejection: with peak_cap >= 0 it stops as soon as the peak so far is above peak_cap and (with
-   excess, area_cap >= 0) the area so far above area_cap, and returns that peak (and area) so far, which
-   are then above the caps too. peak_cap = -1: the whole order. */
+   Early rejection: with peak_cap >= 0 it stops as soon as the peak so far is above peak_cap (with
+   excess: and the area so far above area_cap), counts the stop in *stops, and returns that peak (and
+   area) so far, which are then above the caps too. peak_cap = -1: the whole order. */
 static ll evaluate_within(const ll *mem, const ll *dur, int n, int k, const int *o, ll target, double *excess,
-                          ll peak_cap, double area_cap) {
+                          ll peak_cap, double area_cap, ll *stops) {
     ll wmem[MAXN], free_at[MAXN], cur = 0, peak, last = 0;
     double area = 0.0;
     int i, w, j;
@@ -68,8 +68,12 @@ static ll evaluate_within(const ll *mem, const ll *dur, int n, int k, const int 
             if (excess && cur > target) area += (double)(cur - target) * (double)(t - last);
             last = t;
             if (peak_cap >= 0 && peak > peak_cap) { /* the peak and the area only grow from here */
-                if (!excess) return peak;
+                if (!excess) {
+                    ++*stops;
+                    return peak;
+                }
                 if (area > area_cap) {
+                    ++*stops;
                     *excess = area;
                     return peak;
                 }
@@ -109,7 +113,7 @@ static ll evaluate_within(const ll *mem, const ll *dur, int n, int k, const int 
 }
 
 static ll evaluate(const ll *mem, const ll *dur, int n, int k, const int *o, ll target, double *excess) {
-    return evaluate_within(mem, dur, n, k, o, target, excess, -1, 0.0);
+    return evaluate_within(mem, dur, n, k, o, target, excess, -1, 0.0, NULL);
 }
 
 /* The uniform the next draw will give, without drawing it. */
@@ -119,11 +123,15 @@ static double peek_uniform(const rng_t *r) {
 }
 
 /* Early rejection. Metropolis takes a move worse by delta iff u < exp(-delta / temp), that is iff
-   delta < temp * -ln(u); with u peeked before the move is evaluated, the evaluation can stop once the
-   move is surely worse than that. The margin (relative 1e-9, plus an absolute one) keeps the rounding
-   of exp and log on the side of going on, so a stopped move is one the full evaluation would have
-   rejected too, and the draws and decisions are exactly those without early rejection. */
-static double surely_rejected_beyond(double room) { return room * (1.0 + 1e-9) + 2.0; }
+   delta / temp < -ln(u); with u peeked before the move is evaluated, the evaluation can stop once the
+   move is surely worse than that. Here `scale` x temp is what one unit of delta / temp is worth (ticks,
+   or tick area), and the margin asks delta / temp to pass -ln(u) by a relative and an absolute 1e-9
+   (1e7 times the rounding of exp, log and u near 1, at any scale) plus two units of the value, so a
+   stopped move is one the full evaluation would have rejected too, and the draws and decisions are
+   exactly those without early rejection. */
+static double surely_rejected_beyond(double scale, double temp, double neg_log_u) {
+    return scale * temp * (neg_log_u * (1.0 + 1e-9) + 1e-9) + 2.0;
+}
 
 /* A random neighbour: swap two positions, or move one task to another position (insertion). */
 static void propose(rng_t *r, int *cand, const int *cur, int n) {
@@ -152,7 +160,7 @@ static ll lowered(ll peak, double step) { return (ll)((double)peak * (1.0 - step
    Returns the run's best peak and writes its order to best. */
 static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, uint64_t seed, ll evals,
               double t_start, double end_ratio, double excess_share, double excess_step, const double *excess_t,
-              int early, int *best) {
+              int early, ll *stops, int *best) {
     int cur[MAXN], cand[MAXN];
     uint64_t x = seed;
     rng_t r;
@@ -175,10 +183,11 @@ static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, ui
         ll p, cap = -1; /* -1: evaluate to the end */
         propose(&r, cand, cur, n);
         if (early) { /* taken only if p - cur_peak < best_peak * temp * -ln(u) */
-            double u = peek_uniform(&r), beyond = u > 0 ? surely_rejected_beyond((double)best_peak * temp * -log(u)) : 1e300;
+            double u = peek_uniform(&r);
+            double beyond = u > 0 ? surely_rejected_beyond((double)best_peak, temp, -log(u)) : 1e300;
             if (beyond < 1e18) cap = cur_peak + (ll)beyond;
         }
-        p = evaluate_within(mem, dur, n, k, cand, 0, NULL, cap, 0.0);
+        p = evaluate_within(mem, dur, n, k, cand, 0, NULL, cap, 0.0, stops);
         delta = (double)(p - cur_peak) / (double)best_peak;
         if (delta <= 0 || uniform(&r) < exp(-delta / temp)) {
             memcpy(cur, cand, (size_t)n * sizeof(int));
@@ -199,13 +208,13 @@ static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, ui
         ll p, cap = -1;
         propose(&r, cand, cur, n);
         if (early) { /* stopped only where it can be neither a new best peak nor a taken move */
-            double u = peek_uniform(&r), room = u > 0 ? (double)best_peak * window * temp * -log(u) : 1e300;
-            if (room < 1e300) {
+            double u = peek_uniform(&r);
+            if (u > 0) { /* the relative 1e-9 of cur_excess covers the rounding of cand_excess - cur_excess */
                 cap = best_peak - 1;
-                area_cap = cur_excess + surely_rejected_beyond(room) + 1e-9 * cur_excess;
+                area_cap = cur_excess * (1.0 + 1e-9) + surely_rejected_beyond((double)best_peak * window, temp, -log(u));
             }
         }
-        p = evaluate_within(mem, dur, n, k, cand, target, &cand_excess, cap, area_cap);
+        p = evaluate_within(mem, dur, n, k, cand, target, &cand_excess, cap, area_cap, stops);
         if (p < best_peak) { /* a new best: lower the target below it */
             best_peak = p;
             memcpy(best, cand, (size_t)n * sizeof(int));
@@ -231,12 +240,13 @@ static ll run(const ll *mem, const ll *dur, int n, int k, const int *initial, ui
    Pausing: the call returns after the first run that ends at or beyond `pause_at` evaluations, with
    *spent the evaluations spent so far; called again with the same arguments and *runs_done, *spent,
    *best_run, best_order and the returned peak (`best_so_far`; -1 on the first call) it resumes, and
-   the runs are exactly those of one call without a pause. */
+   the runs are exactly those of one call without a pause. early: stop evaluating surely rejected moves
+   (the same runs); *stops counts those stops (added to, over pauses). */
 ll chromosched_multistart(int n, int k, const ll *mem, const ll *dur, const int *initial, uint64_t seed, ll budget,
                           int recipes, const ll *run_length, const double *t_start, double end_ratio,
                           double excess_share, double excess_step, const double *excess_t, int *best_order,
                           ll *runs_done, ll *best_run, ll *run_peaks, int *run_orders, ll pause_at, ll *spent_io,
-                          ll best_so_far, int early) {
+                          ll best_so_far, int early, ll *stops) {
     int order[MAXN];
     ll spent = *spent_io, best = best_so_far, r = *runs_done;
     if (n > MAXN || n < 1 || k < 1 || budget < 1) return -1;
@@ -245,7 +255,7 @@ ll chromosched_multistart(int n, int k, const ll *mem, const ll *dur, const int 
         ll evals = run_length[recipe] < budget - spent ? run_length[recipe] : budget - spent;
         uint64_t run_seed = seed * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)r * 0xD1B54A32D192ED03ULL);
         ll p = run(mem, dur, n, k, r % 2 ? best_order : initial, run_seed, evals, t_start[recipe], end_ratio, excess_share,
-                   excess_step, excess_t, early, order);
+                   excess_step, excess_t, early, stops, order);
         if (run_peaks) run_peaks[r] = p;
         if (run_orders) memcpy(run_orders + r * n, order, (size_t)n * sizeof(int));
         if (best < 0 || p < best) {
