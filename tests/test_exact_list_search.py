@@ -152,20 +152,19 @@ def _twelve_tasks():
 
 
 def _gap_proof(monkeypatch, total_nodes):
-    """The twelve tasks' proof from the analytic bound: the probes made, the result, the peak and the
-    3 % level (the ceiling of peak / 1.03) in ticks."""
+    """The twelve tasks' proof from the analytic bound: their memories, the probes made, the result, the
+    peak and the 3 % level (the ceiling of peak / 1.03) in ticks."""
     mem, ev, good = _twelve_tasks()
     probed = _recorded_probes(monkeypatch)
     result = exact_lower_bound(mem, mem, 4, list_lower_bound(mem, mem, 4), good.peak, ev.peak, total_nodes=total_nodes)
     peak = int(round(good.peak * GRID))
-    return probed, result, peak, -(-peak * 100 // 103)
+    return mem, probed, result, peak, -(-peak * 100 // 103)
 
 
 def test_the_gap_target_gets_its_own_probe_before_the_bisection(monkeypatch):
     # A 12-task instance with the node limit so small that every probe comes back "unknown": the
     # second probe (after the one a tick below the peak) is the 3 % level, with 5x the total of its own.
-    probed, result, peak, level = _gap_proof(monkeypatch, 400)
-    mem = _twelve_tasks()[0]
+    mem, probed, result, peak, level = _gap_proof(monkeypatch, 400)
     assert probed[0][0] == peak - 1
     assert probed[1][0] == level and probed[1][2] == 5 * 400  # its own allowance
     assert len(probed) > 3 and all(status == "unknown" for _, status, _ in probed)
@@ -178,7 +177,7 @@ def test_the_gap_target_gets_its_own_probe_before_the_bisection(monkeypatch):
 def test_a_proven_gap_level_is_where_the_bisection_starts(monkeypatch):
     # With nodes enough, the 3 % level is proven infeasible first (in about 9,400 nodes, under half of a
     # bisection probe's 20,000); every later probe is above it, and the bound is at least the level.
-    probed, result, peak, level = _gap_proof(monkeypatch, 80_000)
+    _, probed, result, peak, level = _gap_proof(monkeypatch, 80_000)
     assert probed[1][:2] == (level, "infeasible")
     assert all(p > level for p, _, _ in probed[2:]) and len(probed) > 2
     assert result.optimal or result.bound >= level / GRID
@@ -188,14 +187,13 @@ def test_a_gap_level_harder_than_a_probe_skips_the_bisection(monkeypatch):
     # The same proof with probes of 5,000 nodes: proving the 3 % level took more than half of that, and
     # every level above it is harder still (the bisection of the test above needs 10,700-11,200 nodes a
     # probe), so no bisection probe is made and the bound is the level.
-    probed, result, peak, level = _gap_proof(monkeypatch, 20_000)
+    mem, probed, result, peak, level = _gap_proof(monkeypatch, 20_000)
     assert [p[:2] for p in probed] == [(peak - 1, "unknown"), (level, "infeasible")]
     assert result.bound == level / GRID and not result.optimal
     # probes of 12,000 nodes: the level's 9,400 are between half a probe and a whole one
-    probed, result, peak, level = _gap_proof(monkeypatch, 48_000)
+    _, probed, result, peak, level = _gap_proof(monkeypatch, 48_000)
     assert [p[:2] for p in probed] == [(peak - 1, "unknown"), (level, "infeasible")]
     # ...while the level itself, given more than 5,000 nodes, decides what a bisection probe cannot
-    mem = _twelve_tasks()[0]
     assert decide(_ticks(mem), _ticks(mem), 4, level, 5_000).status == "unknown"
 
 

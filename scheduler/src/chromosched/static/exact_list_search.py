@@ -25,12 +25,12 @@ the whole tree was searched, so P is then a proven lower bound (every order's pe
 proves the reached peak optimal. Where the known bound leaves a gap above ``TARGET_GAP`` (3 %), it
 then probes the ceiling of peak / (1 + ``TARGET_GAP``), the hardest probe a bound needs, with its
 own, larger node allowance. Then it bisects between the bound proven so far and the reached peak,
-each probe with its own node limit; a level above one whose proof took many nodes is harder still, so
-where the gap probe took more than half a probe's limit, there is no bisection. As soon as the bound is within
-``OPTIMALITY_REACH`` of the peak, before or during the bisection, it tries the proof of optimality, with
-an allowance of its own too; the bisection goes on only where that proof does not succeed. Node
-limits, not
-time, make the result deterministic: it does not depend on the machine's speed.
+each probe with its own node limit; a level above one whose proof took many nodes is harder still,
+so where the gap probe took more than half a probe's limit, there is no bisection. As soon as the
+bound is within ``OPTIMALITY_REACH`` of the peak, before or during the bisection, it tries the proof
+of optimality, with an allowance of its own too; the bisection goes on only where that proof does
+not succeed. Node limits, not time, make the result deterministic: it does not depend on the
+machine's speed.
 
 The search is C (``exact_list_search.c`` beside this file), compiled on first use (:mod:`native_library`) with the
 system's C compiler (``$CC``, else ``cc``) into ``$XDG_CACHE_HOME/chromosched`` and loaded with
@@ -250,10 +250,10 @@ def exact_lower_bound(
     (``OPTIMALITY_PROBE_NODES`` at most) beyond the total: "infeasible" ends it, else the bisection
     goes on; every such probe draws on the one allowance. Last, one more probe one tick below the best
     order: within reach, from that allowance (not again at a peak it was made at), else with up to a
-    probe's nodes where the bisection came within its precision or found a better order. ``undecided_below``: (a peak in
-    ticks, nodes) where the caller's probe one tick below that peak, with
-    ``first_probe_nodes(total_nodes)``, came back "unknown" after those nodes; at that peak the first
-    probe is skipped and its nodes count as spent.
+    probe's nodes where the bisection came within its precision or found a better order.
+    ``undecided_below``: (a peak in ticks, nodes) where the caller's probe one tick below that peak,
+    with ``first_probe_nodes(total_nodes)``, came back "unknown" after those nodes; at that peak the
+    first probe is skipped and its nodes count as spent.
     """
     probe_nodes = max(1, min(PROBE_NODES, total_nodes // 4))
     gap_nodes = max(1, min(GAP_PROBE_NODES, GAP_PROBE_SHARE * total_nodes))
@@ -291,6 +291,9 @@ def exact_lower_bound(
         d = beyond(peak_ticks - 1, optimality_nodes - optimality_spent)
         optimality_spent += d.nodes
         return d
+
+    def within_reach() -> bool:  # the bound known or proven is close enough for a proof of optimality
+        return peak_ticks - lo <= OPTIMALITY_REACH * peak_ticks
 
     def take(d: Decision) -> None:
         nonlocal hi, best_order, best_peak, peak_ticks
@@ -330,8 +333,7 @@ def exact_lower_bound(
     # bisection has nothing left to do; where it does not, the bisection goes on as it would have.
     harder_than_a_probe = lo_nodes > GAP_PROOF_SHARE_OF_A_PROBE * probe_nodes
     while hi - lo > max(1, int(RELATIVE_PRECISION * hi)) and spent < total_nodes and not harder_than_a_probe:
-        within_reach = peak_ticks - lo <= OPTIMALITY_REACH * peak_ticks
-        d = prove_optimal() if within_reach else None
+        d = prove_optimal() if within_reach() else None
         if d is not None:
             if d.status == "infeasible":
                 return ExactBound(peak_ticks / GRID, True, best_order, best_peak, spent + extra)
@@ -351,7 +353,7 @@ def exact_lower_bound(
     # its precision of the peak or found a better order.
     close = proven is not None and peak_ticks - proven <= max(1, int(RELATIVE_PRECISION * peak_ticks))
     last = None
-    if peak_ticks - lo <= OPTIMALITY_REACH * peak_ticks:
+    if within_reach():
         last = prove_optimal()
     elif (best_order is not None or close) and spent < total_nodes:
         last = probe(peak_ticks - 1, probe_nodes)

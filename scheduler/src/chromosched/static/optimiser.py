@@ -183,7 +183,7 @@ def prove_list(
     peak: float,
     method: str,
     bound: float,
-    undecided_below: int | None = None,
+    undecided_below: tuple[int, int] | None = None,
 ) -> tuple[tuple[int, ...], float, str, float]:
     """The list model's proofs after the search: the exact branch and bound (a proof of optimality,
     a higher bound or a better order; its node limit scales with ``budget``), then the configuration
